@@ -1,0 +1,196 @@
+// Package config holds dais's configuration: the Posit Connect compatible
+// gcfg schema, its defaults, the file + migration file + environment overlay,
+// validation, provenance of each value, and which keys reload on HUP.
+package config
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// DefaultPath is where the image and the systemd unit keep the main file.
+const DefaultPath = "/etc/rstudio-connect/rstudio-connect.gcfg"
+
+// DefaultDataDir is Posit Connect's default data directory. dais-init refuses
+// it inside a container, where it is on the container's writable layer.
+const DefaultDataDir = "/var/lib/rstudio-connect"
+
+// Config is the whole configuration. Section and key names follow Posit
+// Connect; gcfg matches them case-insensitively.
+type Config struct {
+	Server         Server
+	HTTP           HTTP
+	Database       Database
+	SQLite         SQLite
+	Postgres       Postgres
+	Authentication Authentication
+	Licensing      Licensing
+	Python         Runtime
+	R              Runtime
+	Quarto         Runtime
+	Applications   Applications
+	Scheduler      Scheduler
+	Logging        Logging
+	// RPackageRepository holds named repositories, [RPackageRepository "CRAN"].
+	RPackageRepository map[string]*RPackageRepository
+}
+
+// Server is the [Server] section.
+type Server struct {
+	// DataDir holds bundles, renders, logs and (by default) the database.
+	// Default /var/lib/rstudio-connect; the image sets /data.
+	DataDir string
+	// Address is the public URL of the server, used in links given to clients.
+	// Default empty (derived from the request).
+	Address string
+	// SenderEmail is the From address of mail. Default empty.
+	SenderEmail string
+	// PublicWarning is an HTML snippet shown on every page, logged in or not. Reloadable.
+	PublicWarning string
+	// LoggedInWarning is an HTML snippet shown on the dashboard. Reloadable.
+	LoggedInWarning string
+	// StopTimeout bounds graceful shutdown: in-flight requests, app processes
+	// and renders together. Default 60s; keep below compose's stop_grace_period.
+	StopTimeout Duration
+}
+
+// HTTP is the [HTTP] section.
+type HTTP struct {
+	// Listen is the address the HTTP server binds. Default ":3939".
+	Listen string
+}
+
+// Database is the [Database] section.
+type Database struct {
+	// Provider is "sqlite" (default) or "postgres".
+	Provider string
+}
+
+// SQLite is the [SQLite] section.
+type SQLite struct {
+	// Dir holds the SQLite database. Default "<Server.DataDir>/db".
+	Dir string
+}
+
+// Postgres is the [Postgres] section.
+type Postgres struct {
+	// URL is a libpq-style postgres:// URL. Required when Provider = postgres.
+	URL string
+	// Password, when set, replaces the URL's password. Secret: redacted in
+	// `config print`; also read from CONNECT_POSTGRES_PASSWORD.
+	Password string
+}
+
+// Authentication is the [Authentication] section.
+type Authentication struct {
+	// Provider is "password" (default), the only one dais has.
+	Provider string
+}
+
+// Licensing is the [Licensing] section.
+type Licensing struct {
+	// LicenseType is "none" (default) or "remote" (a floating lease).
+	LicenseType string
+	// LicenseServer is the floating license server, host:port or a URL.
+	// Also read from RSC_LICENSE_SERVER for compatibility.
+	LicenseServer string
+}
+
+// Runtime is the [R], [Python] and [Quarto] sections.
+type Runtime struct {
+	// Enabled turns the runtime on. Default true.
+	Enabled bool
+	// Executable lists installations (multi-valued); /opt/<lang>/* is scanned too.
+	Executable []string
+}
+
+// Applications is the [Applications] section.
+type Applications struct {
+	// RunAs is the user content processes run as. Default "rstudio-connect".
+	RunAs string
+}
+
+// Scheduler is the [Scheduler] section: process pool defaults per content.
+// All reloadable; they apply to processes started after the reload.
+type Scheduler struct {
+	// MinProcesses kept running per content. Default 0.
+	MinProcesses int
+	// MaxProcesses per content. Default 3.
+	MaxProcesses int
+	// IdleTimeout before an idle process above MinProcesses stops. Default 120s.
+	IdleTimeout Duration
+	// InitTimeout for a new process to accept connections. Default 60s.
+	InitTimeout Duration
+}
+
+// Logging is the [Logging] section. Reloadable.
+type Logging struct {
+	// ServiceLogLevel is DEBUG, INFO (default), WARN or ERROR.
+	ServiceLogLevel string
+	// ServiceLogFormat is TEXT (default) or JSON.
+	ServiceLogFormat string
+	// AccessLog turns the access log on. Default true.
+	AccessLog bool
+}
+
+// RPackageRepository is a named [RPackageRepository "NAME"] section.
+type RPackageRepository struct {
+	// URL of the CRAN-like repository.
+	URL string
+}
+
+// Defaults returns the configuration before any file is read.
+func Defaults() *Config {
+	return &Config{
+		Server:         Server{DataDir: DefaultDataDir, StopTimeout: Duration(60 * time.Second)},
+		HTTP:           HTTP{Listen: ":3939"},
+		Database:       Database{Provider: "sqlite"},
+		Authentication: Authentication{Provider: "password"},
+		Licensing:      Licensing{LicenseType: "none"},
+		Python:         Runtime{Enabled: true},
+		R:              Runtime{Enabled: true},
+		Quarto:         Runtime{Enabled: true},
+		Applications:   Applications{RunAs: "rstudio-connect"},
+		Scheduler: Scheduler{
+			MaxProcesses: 3,
+			IdleTimeout:  Duration(120 * time.Second),
+			InitTimeout:  Duration(60 * time.Second),
+		},
+		Logging: Logging{ServiceLogLevel: "INFO", ServiceLogFormat: "TEXT", AccessLog: true},
+	}
+}
+
+// SQLiteDir is SQLite.Dir, or <DataDir>/db when unset.
+func (c *Config) SQLiteDir() string {
+	if c.SQLite.Dir != "" {
+		return c.SQLite.Dir
+	}
+	return c.Server.DataDir + "/db"
+}
+
+// Duration is a time.Duration written as Go or Connect write it: "90s", "5m", "1h30m".
+// A bare number is seconds, as in Connect's files.
+type Duration time.Duration
+
+// Std returns d as a time.Duration.
+func (d Duration) Std() time.Duration { return time.Duration(d) }
+
+// String formats d like time.Duration.
+func (d Duration) String() string { return time.Duration(d).String() }
+
+// UnmarshalText lets gcfg read durations.
+func (d *Duration) UnmarshalText(b []byte) error {
+	s := strings.TrimSpace(string(b))
+	if n, err := strconv.ParseInt(s, 10, 64); err == nil {
+		*d = Duration(time.Duration(n) * time.Second)
+		return nil
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("invalid duration %q: want a number of seconds or a value like 90s, 5m, 1h", s)
+	}
+	*d = Duration(v)
+	return nil
+}

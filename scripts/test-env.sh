@@ -1,0 +1,56 @@
+#!/bin/bash
+# Prepare this machine for `make test`: install what the suite needs from
+# Debian (when root and missing), start a PostgreSQL for the store tests, and
+# write .tmp/test.env for the Go tests to read. Idempotent; safe to rerun.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+mkdir -p .tmp
+
+# Debian packages the tests drive for real:
+#   debootstrap: make base-image; postgresql: the store conformance suite;
+#   tini, dumb-init, bubblewrap, wrk, hyperfine: peers measured by make bench
+#   and used by tests; r-cran-rsconnect + R + Python: the real clients;
+#   systemd: systemd-analyze verify of dais.service; util-linux: unshare.
+pkgs=(debootstrap postgresql tini dumb-init bubblewrap wrk hyperfine util-linux
+	r-base-core r-cran-rsconnect r-cran-shiny r-cran-plumber r-cran-rmarkdown pandoc
+	python3 python3-venv python3-flask python3-fastapi python3-uvicorn python3-websockets
+	systemd curl ca-certificates sqlite3 procps)
+missing=()
+for p in "${pkgs[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+	if [[ $(id -u) != 0 ]]; then
+		echo "test-env: missing Debian packages: ${missing[*]} (run as root, or apt-get install them)" >&2
+		exit 1
+	fi
+	echo "test-env: installing ${missing[*]}"
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if ! docker info >/dev/null 2>&1; then
+	echo "test-env: the Docker engine is not reachable (docker info failed); the suite drives real containers" >&2
+	exit 1
+fi
+
+# PostgreSQL: use DAIS_TEST_POSTGRES_URL when given, else Debian's cluster.
+if [[ -z ${DAIS_TEST_POSTGRES_URL:-} ]]; then
+	ver=$(ls /usr/lib/postgresql | sort -V | tail -1)
+	if ! pg_lsclusters -h | awk '{print $1"/"$2}' | grep -qx "$ver/main"; then
+		pg_createcluster "$ver" main >/dev/null
+	fi
+	pg_ctlcluster "$ver" main start 2>/dev/null || pg_lsclusters -h | grep -q online
+	port=$(pg_lsclusters -h | awk -v v="$ver" '$1==v && $2=="main"{print $3}')
+	su postgres -c "psql -p $port -qtAc \"SELECT 1 FROM pg_roles WHERE rolname='dais'\"" | grep -q 1 ||
+		su postgres -c "psql -p $port -qc \"CREATE ROLE dais LOGIN SUPERUSER PASSWORD 'dais-test'\""
+	su postgres -c "psql -p $port -qtAc \"SELECT 1 FROM pg_database WHERE datname='dais_test'\"" | grep -q 1 ||
+		su postgres -c "createdb -p $port -O dais dais_test"
+	DAIS_TEST_POSTGRES_URL="postgres://dais:dais-test@127.0.0.1:$port/dais_test?sslmode=disable"
+fi
+
+cat >.tmp/test.env <<ENV
+export DAIS_TEST_POSTGRES_URL='$DAIS_TEST_POSTGRES_URL'
+export DAIS_BIN_DIR='$PWD/bin'
+ENV
+echo "test-env: ready (PostgreSQL at ${DAIS_TEST_POSTGRES_URL%%@*}@...)"

@@ -1,0 +1,196 @@
+package config
+
+import (
+	"fmt"
+	"reflect"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Type is the value type of a key, as the reference documents it.
+type Type string
+
+// The key types.
+const (
+	TypeString   Type = "string"
+	TypeBool     Type = "bool"
+	TypeInt      Type = "integer"
+	TypeDuration Type = "duration"
+	TypeList     Type = "list of strings"
+)
+
+// Key describes one configuration key. The Keys table drives loading
+// (environment variable names), `dais config print`, redaction, reload
+// classes and docs/configuration.md.
+type Key struct {
+	// Section and Name are the canonical spellings, e.g. "Server", "DataDir".
+	Section, Name string
+	Type          Type
+	// Named is set for keys of named subsections, [RPackageRepository "NAME"].
+	Named bool
+	// Reloadable keys take effect on SIGHUP; all others need a restart.
+	Reloadable bool
+	// Secret values are redacted in `dais config print`.
+	Secret bool
+	// Doc says what the key does, in one or two sentences.
+	Doc string
+}
+
+// String is "Section.Name".
+func (k Key) String() string { return k.Section + "." + k.Name }
+
+// EnvVar is the environment variable that sets the key. For named
+// subsections the subsection name sits between section and key:
+// CONNECT_RPACKAGEREPOSITORY_<NAME>_URL.
+func (k Key) EnvVar() string {
+	if k.Named {
+		return EnvPrefix + strings.ToUpper(k.Section) + "_<NAME>_" + strings.ToUpper(k.Name)
+	}
+	return EnvPrefix + strings.ToUpper(k.Section) + "_" + strings.ToUpper(k.Name)
+}
+
+// Default is the key's default value, formatted as `config print` shows it.
+func (k Key) Default() string {
+	if k.Named {
+		return ""
+	}
+	return formatValue(k.field(Defaults()))
+}
+
+// field is the key's value in c. It must not be called for named keys.
+func (k Key) field(c *Config) reflect.Value {
+	return reflect.ValueOf(c).Elem().FieldByName(k.Section).FieldByName(k.Name)
+}
+
+// EnvPrefix starts every configuration environment variable.
+const EnvPrefix = "CONNECT_"
+
+// Keys is every key dais knows, in the order of the reference.
+var Keys = []Key{
+	{Section: "Server", Name: "DataDir", Type: TypeString,
+		Doc: "Directory for bundles, rendered output, logs and (by default) the SQLite database. " +
+			"Must be an absolute path on a persistent volume; the image sets `/data`."},
+	{Section: "Server", Name: "Address", Type: TypeString,
+		Doc: "Public URL of the server (`https://connect.example.com/`), used in links given to clients. Empty: derived from each request."},
+	{Section: "Server", Name: "SenderEmail", Type: TypeString,
+		Doc: "From address of mail the server sends. Empty: no mail."},
+	{Section: "Server", Name: "PublicWarning", Type: TypeString, Reloadable: true,
+		Doc: "HTML snippet shown on every page, logged in or not."},
+	{Section: "Server", Name: "LoggedInWarning", Type: TypeString, Reloadable: true,
+		Doc: "HTML snippet shown on the dashboard to logged-in users."},
+	{Section: "Server", Name: "StopTimeout", Type: TypeDuration, Reloadable: true,
+		Doc: "Bound on a graceful stop: in-flight requests, app processes and renders together. " +
+			"Keep it below the container runtime's stop grace period."},
+	{Section: "HTTP", Name: "Listen", Type: TypeString,
+		Doc: "Address the HTTP server binds, `host:port` or `:port`."},
+	{Section: "Database", Name: "Provider", Type: TypeString,
+		Doc: "`sqlite` (embedded, one server) or `postgres` (needs `Postgres.URL`; required for several servers)."},
+	{Section: "SQLite", Name: "Dir", Type: TypeString,
+		Doc: "Directory of the SQLite database. Empty: `<Server.DataDir>/db`. Must be on a local filesystem."},
+	{Section: "Postgres", Name: "URL", Type: TypeString, Secret: true,
+		Doc: "PostgreSQL connection URL, `postgres://user@host:5432/db?sslmode=...`. Required when `Database.Provider = postgres`. " +
+			"A password in the URL is redacted by `dais config print`."},
+	{Section: "Postgres", Name: "Password", Type: TypeString, Secret: true,
+		Doc: "PostgreSQL password; replaces the one in the URL. Prefer the environment variable to writing it in a file."},
+	{Section: "Authentication", Name: "Provider", Type: TypeString,
+		Doc: "How users log in. dais has `password` only."},
+	{Section: "Licensing", Name: "LicenseType", Type: TypeString,
+		Doc: "`none`, or `remote` to hold a floating license lease from a license server while running."},
+	{Section: "Licensing", Name: "LicenseServer", Type: TypeString,
+		Doc: "Floating license server, `host:port` or a URL. Also read from `RSC_LICENSE_SERVER`, as Posit Connect's images do."},
+	{Section: "Python", Name: "Enabled", Type: TypeBool, Doc: "Run Python content."},
+	{Section: "Python", Name: "Executable", Type: TypeList,
+		Doc: "Python installations (absolute paths, one per line; several allowed). `/opt/python/*` is scanned too."},
+	{Section: "R", Name: "Enabled", Type: TypeBool, Doc: "Run R content."},
+	{Section: "R", Name: "Executable", Type: TypeList,
+		Doc: "R installations (absolute paths, one per line; several allowed). `/opt/R/*` is scanned too."},
+	{Section: "Quarto", Name: "Enabled", Type: TypeBool, Doc: "Render Quarto content."},
+	{Section: "Quarto", Name: "Executable", Type: TypeList,
+		Doc: "Quarto installations (absolute paths, one per line; several allowed). `/opt/quarto/*` is scanned too."},
+	{Section: "Applications", Name: "RunAs", Type: TypeString,
+		Doc: "Unix user that content processes run as."},
+	{Section: "Scheduler", Name: "MinProcesses", Type: TypeInt, Reloadable: true,
+		Doc: "Processes kept running per app or API, even when idle. Applies to processes started after a reload."},
+	{Section: "Scheduler", Name: "MaxProcesses", Type: TypeInt, Reloadable: true,
+		Doc: "Most processes per app or API. Applies to processes started after a reload."},
+	{Section: "Scheduler", Name: "IdleTimeout", Type: TypeDuration, Reloadable: true,
+		Doc: "How long an idle process above `MinProcesses` lives before it is stopped."},
+	{Section: "Scheduler", Name: "InitTimeout", Type: TypeDuration, Reloadable: true,
+		Doc: "How long a new process has to accept connections before it counts as failed."},
+	{Section: "Logging", Name: "ServiceLogLevel", Type: TypeString, Reloadable: true,
+		Doc: "Server log level: `DEBUG`, `INFO`, `WARN` or `ERROR`."},
+	{Section: "Logging", Name: "ServiceLogFormat", Type: TypeString, Reloadable: true,
+		Doc: "Server log format: `TEXT` or `JSON`."},
+	{Section: "Logging", Name: "AccessLog", Type: TypeBool, Reloadable: true,
+		Doc: "Log one line per HTTP request."},
+	{Section: "RPackageRepository", Name: "URL", Type: TypeString, Named: true,
+		Doc: "URL of a CRAN-like repository used when restoring R packages, in `[RPackageRepository \"NAME\"]`."},
+}
+
+// LookupKey finds a key by section and name, case-insensitively as gcfg
+// matches them.
+func LookupKey(section, name string) (Key, bool) {
+	for _, k := range Keys {
+		if strings.EqualFold(k.Section, section) && strings.EqualFold(k.Name, name) {
+			return k, true
+		}
+	}
+	return Key{}, false
+}
+
+// lookupSection returns the canonical spelling of a section and whether its
+// keys live in named subsections.
+func lookupSection(section string) (canonical string, named, ok bool) {
+	for _, k := range Keys {
+		if strings.EqualFold(k.Section, section) {
+			return k.Section, k.Named, true
+		}
+	}
+	return "", false, false
+}
+
+// Reloadable reports whether the key named "Section.Key" (or
+// "Section.NAME.Key" for named subsections) takes effect on SIGHUP. Unknown
+// keys are not reloadable.
+func Reloadable(name string) bool {
+	parts := strings.Split(name, ".")
+	if len(parts) < 2 {
+		return false
+	}
+	k, ok := LookupKey(parts[0], parts[len(parts)-1])
+	return ok && k.Reloadable
+}
+
+// formatValue renders a value the way `config print` and the reference show it.
+func formatValue(v reflect.Value) string {
+	switch x := v.Interface().(type) {
+	case string:
+		return x
+	case bool:
+		return strconv.FormatBool(x)
+	case int:
+		return strconv.Itoa(x)
+	case Duration:
+		return formatDuration(x.Std())
+	case []string:
+		return strings.Join(x, ", ")
+	}
+	panic(fmt.Sprintf("config: no format for %s", v.Type()))
+}
+
+// formatDuration writes whole hours, minutes or seconds without the zero
+// parts time.Duration.String adds ("2m" rather than "2m0s").
+func formatDuration(d time.Duration) string {
+	switch {
+	case d == 0:
+		return "0s"
+	case d%time.Hour == 0:
+		return strconv.FormatInt(int64(d/time.Hour), 10) + "h"
+	case d%time.Minute == 0:
+		return strconv.FormatInt(int64(d/time.Minute), 10) + "m"
+	case d%time.Second == 0:
+		return strconv.FormatInt(int64(d/time.Second), 10) + "s"
+	}
+	return d.String()
+}

@@ -1,0 +1,244 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/mail"
+	"net/url"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Validate checks c as Load does, normalising the spelling of enumerated
+// values (Database.Provider = Postgres -> postgres). It is for
+// configurations built in code; Load already validates what it returns.
+func (c *Config) Validate() error {
+	problems, _ := validate(c, nil)
+	if len(problems) > 0 {
+		return &ProblemsError{Problems: problems}
+	}
+	return nil
+}
+
+// minTimeout is the shortest timeout that is not a mistake: a bare number in
+// a duration is nanoseconds, as in Posit Connect.
+const minTimeout = time.Second
+
+var userName = regexp.MustCompile(`^[a-z_][a-z0-9_.-]*\$?$`)
+
+// validate checks values that parsed but are not usable. origins (may be nil)
+// names where each value came from, so messages point at the line to fix.
+func validate(c *Config, origins map[string]string) (problems, warnings []string) {
+	bad := func(key string, value any, format string, args ...any) {
+		where := origins[originKey(key)]
+		if where == "" {
+			where = "default"
+		}
+		problems = append(problems, fmt.Sprintf("%s: %s = %s: %s", where, key, display(key, value), fmt.Sprintf(format, args...)))
+	}
+	oneOf := func(key string, v *string, upper bool, allowed ...string) {
+		norm := strings.ToLower(*v)
+		if upper {
+			norm = strings.ToUpper(*v)
+		}
+		for _, a := range allowed {
+			if norm == a {
+				*v = norm
+				return
+			}
+		}
+		bad(key, *v, "must be one of %s", strings.Join(allowed, ", "))
+	}
+
+	if !absPath(c.Server.DataDir) {
+		bad("Server.DataDir", c.Server.DataDir, "must be an absolute path, like /data")
+	}
+	if c.Server.Address != "" {
+		if u, err := url.Parse(c.Server.Address); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			bad("Server.Address", c.Server.Address, "must be an http:// or https:// URL, like https://connect.example.com/, or empty")
+		}
+	}
+	if c.Server.SenderEmail != "" {
+		if _, err := mail.ParseAddress(c.Server.SenderEmail); err != nil {
+			bad("Server.SenderEmail", c.Server.SenderEmail, "not a mail address (%v); write one like connect@example.com, or leave it empty", err)
+		}
+	}
+	if c.Server.StopTimeout.Std() < minTimeout {
+		bad("Server.StopTimeout", c.Server.StopTimeout, "must be at least 1s; write a unit, like 60s (a bare number is nanoseconds)")
+	}
+
+	if err := checkListen(c.HTTP.Listen); err != nil {
+		bad("HTTP.Listen", c.HTTP.Listen, "%v; write host:port or :port, like :3939", err)
+	}
+
+	oneOf("Database.Provider", &c.Database.Provider, false, "sqlite", "postgres")
+	if c.SQLite.Dir != "" && !absPath(c.SQLite.Dir) {
+		bad("SQLite.Dir", c.SQLite.Dir, "must be an absolute path, or empty for <Server.DataDir>/db")
+	}
+	if c.Postgres.URL != "" {
+		if u, err := url.Parse(c.Postgres.URL); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+			bad("Postgres.URL", c.Postgres.URL, "must be a postgres:// URL, like postgres://connect@db.example.com:5432/connect?sslmode=require")
+		}
+	} else if c.Database.Provider == "postgres" {
+		bad("Postgres.URL", c.Postgres.URL, "required when Database.Provider = postgres; set it in [Postgres] or with %s", EnvPrefix+"POSTGRES_URL")
+	}
+
+	oneOf("Authentication.Provider", &c.Authentication.Provider, false, "password")
+
+	oneOf("Licensing.LicenseType", &c.Licensing.LicenseType, false, "none", "remote")
+	if c.Licensing.LicenseType == "remote" && c.Licensing.LicenseServer == "" {
+		// Posit Connect's files say "remote" and leave the server to the
+		// environment; a check of the file alone is not an error.
+		warnings = append(warnings, fmt.Sprintf("%s: Licensing.LicenseType = remote but no license server is set: dais serve will not start until %s or Licensing.LicenseServer names one",
+			where(origins, "Licensing.LicenseType"), RSCLicenseServer))
+	}
+
+	for _, r := range []struct {
+		name string
+		rt   *Runtime
+	}{{"Python", &c.Python}, {"R", &c.R}, {"Quarto", &c.Quarto}} {
+		for _, x := range r.rt.Executable {
+			if !absPath(x) {
+				bad(r.name+".Executable", x, "must be an absolute path, like /opt/%s/bin/%s", strings.ToLower(r.name), strings.ToLower(r.name))
+			}
+		}
+	}
+
+	if !userName.MatchString(c.Applications.RunAs) {
+		bad("Applications.RunAs", c.Applications.RunAs, "must be a Unix user name, like rstudio-connect")
+	}
+
+	s := &c.Scheduler
+	if s.MinProcesses < 0 {
+		bad("Scheduler.MinProcesses", s.MinProcesses, "must be 0 or more")
+	}
+	if s.MaxProcesses < 1 {
+		bad("Scheduler.MaxProcesses", s.MaxProcesses, "must be 1 or more")
+	} else if s.MinProcesses > s.MaxProcesses {
+		bad("Scheduler.MinProcesses", s.MinProcesses, "must not exceed Scheduler.MaxProcesses = %d (%s)", s.MaxProcesses, where(origins, "Scheduler.MaxProcesses"))
+	}
+	if s.IdleTimeout.Std() < minTimeout {
+		bad("Scheduler.IdleTimeout", s.IdleTimeout, "must be at least 1s; write a unit, like 120s (a bare number is nanoseconds)")
+	}
+	if s.InitTimeout.Std() < minTimeout {
+		bad("Scheduler.InitTimeout", s.InitTimeout, "must be at least 1s; write a unit, like 60s (a bare number is nanoseconds)")
+	}
+
+	if c.Logging.ServiceLogLevel != "" && strings.EqualFold(c.Logging.ServiceLogLevel, "WARNING") {
+		c.Logging.ServiceLogLevel = "WARN"
+	}
+	oneOf("Logging.ServiceLogLevel", &c.Logging.ServiceLogLevel, true, "DEBUG", "INFO", "WARN", "ERROR")
+	oneOf("Logging.ServiceLogFormat", &c.Logging.ServiceLogFormat, true, "TEXT", "JSON")
+
+	names := make([]string, 0, len(c.RPackageRepository))
+	for n := range c.RPackageRepository {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		key := "RPackageRepository." + n + ".URL"
+		r := c.RPackageRepository[n]
+		if r == nil {
+			continue
+		}
+		if u, err := url.Parse(r.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			if where(origins, key) == "default" {
+				// never set: point at the section header instead
+				problems = append(problems, fmt.Sprintf("[RPackageRepository %q]: URL is missing: add URL = https://... to the section", n))
+				continue
+			}
+			bad(key, r.URL, "must be an http:// or https:// URL, like https://cloud.r-project.org")
+		}
+	}
+	return problems, warnings
+}
+
+func where(origins map[string]string, key string) string {
+	if w := origins[originKey(key)]; w != "" {
+		return w
+	}
+	return "default"
+}
+
+// display quotes a value for a message, and hides secrets.
+func display(key string, v any) string {
+	s := fmt.Sprint(v)
+	if d, ok := v.(Duration); ok {
+		s = formatDuration(d.Std())
+	}
+	switch key {
+	case "Postgres.Password":
+		return redacted
+	case "Postgres.URL":
+		s = RedactURL(s)
+	}
+	return strconv.Quote(s)
+}
+
+func checkListen(s string) error {
+	host, port, err := net.SplitHostPort(s)
+	if err != nil {
+		return errors.New("not host:port")
+	}
+	if strings.ContainsAny(host, " /") {
+		return fmt.Errorf("bad host %q", host)
+	}
+	n, err := strconv.Atoi(port)
+	if err != nil || n < 0 || n > 65535 {
+		return fmt.Errorf("bad port %q: want a number from 0 to 65535", port)
+	}
+	return nil
+}
+
+// Level is ServiceLogLevel as a slog.Level (INFO when unset or unknown).
+func (l Logging) Level() slog.Level {
+	switch strings.ToUpper(l.ServiceLogLevel) {
+	case "DEBUG":
+		return slog.LevelDebug
+	case "WARN", "WARNING":
+		return slog.LevelWarn
+	case "ERROR":
+		return slog.LevelError
+	}
+	return slog.LevelInfo
+}
+
+// ConnString is URL with Password, when set, put in as the password.
+func (p Postgres) ConnString() (string, error) {
+	if p.Password == "" {
+		return p.URL, nil
+	}
+	u, err := url.Parse(p.URL)
+	if err != nil {
+		return "", fmt.Errorf("parse Postgres.URL: %w", err)
+	}
+	name := ""
+	if u.User != nil {
+		name = u.User.Username()
+	}
+	u.User = url.UserPassword(name, p.Password)
+	return u.String(), nil
+}
+
+const redacted = "(redacted)"
+
+// RedactURL replaces the password of a URL, if it has one.
+func RedactURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil {
+		if strings.Contains(s, "@") {
+			return redacted // unparsable, and may hold a password
+		}
+		return s
+	}
+	if _, has := u.User.Password(); has {
+		u.User = url.UserPassword(u.User.Username(), "xxxxx")
+		return u.String()
+	}
+	return s
+}

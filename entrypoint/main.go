@@ -1,9 +1,9 @@
 // Command dais-init is PID 1 of the dais container: it runs the preflight
-// checks, renders the configuration, and supervises one child.
+// checks, renders the configuration, and supervises one child. It also runs
+// any other command the way tini does. See docs/init.md.
 package main
 
 import (
-	"fmt"
 	"os"
 )
 
@@ -11,6 +11,5 @@ import (
 var version = "dev"
 
 func main() {
-	fmt.Fprintln(os.Stderr, "dais-init: not implemented yet")
-	os.Exit(1)
+	os.Exit(run(os.Args, os.Environ(), os.Stdout, os.Stderr))
 }

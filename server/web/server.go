@@ -1,0 +1,226 @@
+// Package web is dais's HTTP side: the server with its middleware (metrics,
+// access log, authentication, the JSON-only rule of /__api__, the licensing
+// gate), the pages (welcome, login, dashboard) and the account endpoints of
+// the API. Other packages add their routes with Server.Handle.
+package web
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync/atomic"
+
+	"github.com/dais-dev/dais/server/config"
+	"github.com/dais-dev/dais/server/store"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Log attribute keys.
+const (
+	logKeyErr    = "err"
+	logKeyMethod = "method"
+	logKeyPath   = "path"
+	logKeyUser   = "user"
+)
+
+// Options configure a Server.
+type Options struct {
+	// Config is the running configuration; SetConfig replaces it on reload.
+	Config *config.Config
+	Store  store.Store
+	Logger *slog.Logger
+	// AccessLog receives one Combined Log Format line per request when
+	// Config.Logging.AccessLog is on; nil turns it off.
+	AccessLog io.Writer
+	// Version is shown in the dashboard and /__api__/server_settings.
+	Version string
+	// Registry collects the HTTP metrics and is served on /metrics; nil
+	// makes a new one with the Go and process collectors.
+	Registry *prometheus.Registry
+	// TestEndpoints adds /__test__/ routes used by the black-box tests
+	// (dais serve turns them on with DAIS_TEST_ENDPOINTS=1).
+	TestEndpoints bool
+}
+
+// Gate says whether the server may serve content (licensing); reason is
+// shown to users when it may not.
+type Gate func() (ok bool, reason string)
+
+// Server is dais's HTTP handler. It is safe for concurrent use; SetConfig
+// and SetGate may be called while it serves.
+type Server struct {
+	mux      *http.ServeMux
+	handler  http.Handler
+	cfg      atomic.Pointer[config.Config]
+	gate     atomic.Pointer[Gate]
+	store    store.Store
+	log      *slog.Logger
+	access   io.Writer
+	version  string
+	registry *prometheus.Registry
+	metrics  *httpMetrics
+	pages    *pages
+}
+
+// New builds the server with its own routes: pages, /__ping__, /metrics and
+// the account endpoints of the API.
+func New(o Options) (*Server, error) {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Registry == nil {
+		o.Registry = NewRegistry()
+	}
+	s := &Server{
+		mux:      http.NewServeMux(),
+		store:    o.Store,
+		log:      o.Logger,
+		access:   o.AccessLog,
+		version:  o.Version,
+		registry: o.Registry,
+	}
+	s.cfg.Store(o.Config)
+	m, err := newHTTPMetrics(o.Registry)
+	if err != nil {
+		return nil, err
+	}
+	s.metrics = m
+	p, err := newPages()
+	if err != nil {
+		return nil, err
+	}
+	s.pages = p
+	s.routes()
+	if o.TestEndpoints {
+		s.testRoutes()
+	}
+	s.handler = s.observe(s.recoverPanic(s.authenticate(s.apiRules(recordRoute(s.mux)))))
+	return s, nil
+}
+
+// Handle registers h for a Go 1.22 ServeMux pattern, such as
+// "POST /__api__/v1/content" or "/content/{guid}/". Every route gets the
+// server's middleware: metrics, access log, authentication (UserFrom), and
+// under /__api__ the JSON-only rule and the refusal of anonymous writes.
+func (s *Server) Handle(pattern string, h http.Handler) { s.mux.Handle(pattern, h) }
+
+// HandleFunc is Handle for a function.
+func (s *Server) HandleFunc(pattern string, f func(http.ResponseWriter, *http.Request)) {
+	s.mux.HandleFunc(pattern, f)
+}
+
+// ServeHTTP runs a request through the middleware and the routes.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
+
+// Config is the running configuration.
+func (s *Server) Config() *config.Config { return s.cfg.Load() }
+
+// SetConfig replaces the running configuration (on HUP). The caller has
+// already kept the old values of keys that need a restart.
+func (s *Server) SetConfig(c *config.Config) { s.cfg.Store(c) }
+
+// SetGate installs the licensing gate: while it says no, /__ping__ answers
+// 402 with the reason, /content/ answers 402, and the dashboard shows the
+// reason. nil removes it.
+func (s *Server) SetGate(g func() (ok bool, reason string)) {
+	if g == nil {
+		s.gate.Store(nil)
+		return
+	}
+	gg := Gate(g)
+	s.gate.Store(&gg)
+}
+
+// gateState asks the gate, if any.
+func (s *Server) gateState() (bool, string) {
+	g := s.gate.Load()
+	if g == nil {
+		return true, ""
+	}
+	return (*g)()
+}
+
+// Registry is where the HTTP metrics live; other packages may register theirs.
+func (s *Server) Registry() *prometheus.Registry { return s.registry }
+
+// Logger is the server's logger.
+func (s *Server) Logger() *slog.Logger { return s.log }
+
+// Version is the dais version the server shows.
+func (s *Server) Version() string { return s.version }
+
+func (s *Server) routes() {
+	s.mux.HandleFunc("GET /__ping__", s.handlePing)
+	s.mux.Handle("GET /metrics", s.metricsHandler())
+
+	// Pages.
+	s.mux.HandleFunc("GET /{$}", s.handleWelcome)
+	s.mux.HandleFunc("GET /__login__", s.handleLoginForm)
+	s.mux.HandleFunc("POST /__login__", s.handleLogin)
+	s.mux.HandleFunc("GET /connect/login", s.handleLoginForm)
+	s.mux.HandleFunc("POST /connect/login", s.handleLogin)
+	s.mux.HandleFunc("POST /__logout__", s.handleLogout)
+	s.mux.HandleFunc("POST /connect/logout", s.handleLogout)
+	s.mux.HandleFunc("GET /connect", func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, "/connect/", http.StatusFound)
+	})
+	s.mux.HandleFunc("GET /connect/{$}", s.handleDashboard)
+	s.mux.HandleFunc("GET /__static__/dais.css", s.handleCSS)
+	s.mux.HandleFunc("/content/", s.handleContentGate)
+
+	// API: accounts and settings. Everything else under /__api__ that no
+	// package registered is a JSON 404.
+	s.mux.HandleFunc("GET /__api__/server_settings", s.handleServerSettings)
+	s.mux.HandleFunc("GET /__api__/me", s.handleMe)
+	s.mux.HandleFunc("GET /__api__/users/current", s.handleMe)
+	s.mux.HandleFunc("GET /__api__/v1/user", s.handleMe)
+	s.mux.Handle("GET /__api__/v1/users", RequireRole(store.RoleViewer)(http.HandlerFunc(s.handleListUsers)))
+	s.mux.Handle("GET /__api__/v1/users/{guid}", RequireRole(store.RoleViewer)(http.HandlerFunc(s.handleGetUser)))
+	s.mux.HandleFunc("/__api__/", func(w http.ResponseWriter, r *http.Request) {
+		WriteError(w, http.StatusNotFound, "no API endpoint "+r.Method+" "+r.URL.Path)
+	})
+	s.mux.HandleFunc("/__api__", func(w http.ResponseWriter, r *http.Request) {
+		WriteError(w, http.StatusNotFound, "no API endpoint "+r.Method+" "+r.URL.Path)
+	})
+}
+
+func (s *Server) handlePing(w http.ResponseWriter, r *http.Request) {
+	if ok, reason := s.gateState(); !ok {
+		WriteError(w, http.StatusPaymentRequired, reason)
+		return
+	}
+	WriteJSON(w, http.StatusOK, struct{}{})
+}
+
+// handleContentGate answers /content/ when no package registered a more
+// specific route: 402 while the gate is closed, else 404.
+func (s *Server) handleContentGate(w http.ResponseWriter, r *http.Request) {
+	if ok, reason := s.gateState(); !ok {
+		http.Error(w, "dais cannot serve content: "+reason, http.StatusPaymentRequired)
+		return
+	}
+	http.NotFound(w, r)
+}
+
+// isAPI tells whether a path is under /__api__.
+func isAPI(path string) bool {
+	return path == "/__api__" || strings.HasPrefix(path, "/__api__/")
+}
+
+// contextKey keys values dais puts in a request context.
+type contextKey int
+
+const userKey contextKey = 0
+
+// UserFrom returns the authenticated user of a request context.
+func UserFrom(ctx context.Context) (*store.User, bool) {
+	u, ok := ctx.Value(userKey).(*store.User)
+	return u, ok && u != nil
+}
+
+// WithUser returns ctx carrying u; for tests and internal calls.
+func WithUser(ctx context.Context, u *store.User) context.Context {
+	return context.WithValue(ctx, userKey, u)
+}

@@ -1,0 +1,136 @@
+package serve
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/dais-dev/dais/server/config"
+	"github.com/dais-dev/dais/server/store"
+	"github.com/dais-dev/dais/server/web"
+)
+
+// Component is a part of the server with a start-up and a shutdown: content
+// processes, the render queue, the license lease. dais serve starts the
+// components in order after the store is open and before it reports ready,
+// and on TERM stops them in reverse order after the HTTP listener has
+// stopped accepting and in-flight requests have finished. All of it is
+// bounded by Server.StopTimeout: Stop's ctx carries that deadline, and a
+// component must give up (kill what is left) when it passes.
+type Component interface {
+	Name() string
+	// Start returns once the component is ready; work that goes on runs in
+	// goroutines the component owns and Stop ends.
+	Start(ctx context.Context) error
+	Stop(ctx context.Context) error
+}
+
+// Reloader is a Component that takes reloadable settings on HUP. cfg is the
+// new running configuration: restart-required keys keep their old values.
+type Reloader interface {
+	Reload(ctx context.Context, cfg *config.Config) error
+}
+
+// Deps is what components are built from.
+type Deps struct {
+	// Config is the configuration at start; Web.Config() is the running one.
+	Config     *config.Config
+	ConfigPath string
+	Store      store.Store
+	// Web is the HTTP server, not yet listening: register routes on it.
+	Web     *web.Server
+	Logger  *slog.Logger
+	Version string
+	// Node names this server among several sharing one PostgreSQL (the hostname).
+	Node string
+	// Stopping is cancelled when the server starts to stop, before the
+	// listener closes: long polls can answer early.
+	Stopping context.Context
+}
+
+// components lists the server's components in start order (they stop in
+// reverse). ADD NEW COMPONENTS HERE, each built from d; a component that
+// needs another's service takes it as an argument, so the order is plain.
+func components(d Deps) ([]Component, error) {
+	cs := []Component{
+		newSessionJanitor(d.Store, d.Logger),
+		// content processes, the render queue, the license lease: append here.
+	}
+	return cs, nil
+}
+
+// Funcs makes a Component out of functions; nil ones do nothing.
+type Funcs struct {
+	ComponentName string
+	StartFunc     func(ctx context.Context) error
+	StopFunc      func(ctx context.Context) error
+	ReloadFunc    func(ctx context.Context, cfg *config.Config) error
+}
+
+func (f *Funcs) Name() string { return f.ComponentName }
+
+func (f *Funcs) Start(ctx context.Context) error {
+	if f.StartFunc == nil {
+		return nil
+	}
+	return f.StartFunc(ctx)
+}
+
+func (f *Funcs) Stop(ctx context.Context) error {
+	if f.StopFunc == nil {
+		return nil
+	}
+	return f.StopFunc(ctx)
+}
+
+func (f *Funcs) Reload(ctx context.Context, cfg *config.Config) error {
+	if f.ReloadFunc == nil {
+		return nil
+	}
+	return f.ReloadFunc(ctx, cfg)
+}
+
+// sessionJanitor deletes expired login sessions every hour.
+type sessionJanitor struct {
+	store  store.Store
+	log    *slog.Logger
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+func newSessionJanitor(st store.Store, log *slog.Logger) *sessionJanitor {
+	return &sessionJanitor{store: st, log: log}
+}
+
+func (j *sessionJanitor) Name() string { return "sessions" }
+
+func (j *sessionJanitor) Start(context.Context) error {
+	ctx, cancel := context.WithCancel(context.Background())
+	j.cancel = cancel
+	j.wg.Go(func() {
+		t := time.NewTicker(time.Hour)
+		defer t.Stop()
+		for {
+			n, err := j.store.DeleteExpiredSessions(ctx, time.Now())
+			switch {
+			case err != nil && ctx.Err() == nil:
+				j.log.Warn("delete expired sessions", logKeyErr, err)
+			case n > 0:
+				j.log.Debug("deleted expired sessions", "count", n)
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+		}
+	})
+	return nil
+}
+
+func (j *sessionJanitor) Stop(context.Context) error {
+	j.cancel()
+	j.wg.Wait()
+	return nil
+}

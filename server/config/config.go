@@ -170,8 +170,10 @@ func (c *Config) SQLiteDir() string {
 	return c.Server.DataDir + "/db"
 }
 
-// Duration is a time.Duration written as Go or Connect write it: "90s", "5m", "1h30m".
-// A bare number is seconds, as in Connect's files.
+// Duration is a time.Duration written as Go and Posit Connect write it:
+// "90s", "5m", "1h30m", "500ms". A bare integer is nanoseconds, as in
+// Connect's files (1000000000 is one second); validation refuses timeouts
+// under a second, which catches a forgotten unit.
 type Duration time.Duration
 
 // Std returns d as a time.Duration.
@@ -184,12 +186,12 @@ func (d Duration) String() string { return time.Duration(d).String() }
 func (d *Duration) UnmarshalText(b []byte) error {
 	s := strings.TrimSpace(string(b))
 	if n, err := strconv.ParseInt(s, 10, 64); err == nil {
-		*d = Duration(time.Duration(n) * time.Second)
+		*d = Duration(time.Duration(n))
 		return nil
 	}
 	v, err := time.ParseDuration(s)
 	if err != nil {
-		return fmt.Errorf("invalid duration %q: want a number of seconds or a value like 90s, 5m, 1h", s)
+		return fmt.Errorf("invalid duration %q: want a value with a unit, like 90s, 5m or 1h30m", s)
 	}
 	*d = Duration(v)
 	return nil

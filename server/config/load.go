@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"sort"
 	"strings"
 
@@ -169,7 +170,7 @@ func (ld *loader) apply(entries []entry) {
 		}
 		okey := originKey(k.String())
 		if k.Named {
-			okey = originKey(k.Section) + "." + e.sub + "." + strings.ToLower(k.Name)
+			okey = namedOriginKey(k.Section, e.sub, k.Name)
 		}
 		if k.Type == TypeList && !k.Named && !listSet[okey] {
 			listSet[okey] = true
@@ -200,8 +201,11 @@ func (ld *loader) header(e entry) bool {
 	}
 	if named {
 		if err := ld.gcfgSet(canon, &e.sub, "", false, ""); err != nil {
-			ld.problem(e.origin, "[%s %q]: %s", canon, e.sub, err)
+			ld.problem(e.origin, "[%s %s]: %s", canon, quoteSubsection(e.sub), err)
 			return false
+		}
+		if _, seen := ld.l.Origins[namedOriginKey(canon, e.sub, "")]; !seen {
+			ld.l.Origins[namedOriginKey(canon, e.sub, "")] = e.origin
 		}
 	}
 	return true
@@ -237,19 +241,18 @@ func gcfgMessage(err error) string {
 	if i := strings.LastIndex(msg, " at section \""); i >= 0 {
 		msg = msg[:i]
 	}
-	if strings.HasPrefix(msg, "1:") { // a scanner error in the text we built: position is meaningless
-		if _, rest, ok := strings.Cut(msg, ": "); ok {
-			msg = rest
-		}
-	}
+	// A scanner error in the text we built: its line:col means nothing to the user.
+	msg = scannerPos.ReplaceAllString(msg, "")
 	switch {
 	case strings.Contains(msg, "blank value not supported"):
 		return "needs a value: write Key = value"
-	case strings.HasPrefix(msg, "failed to parse"):
-		return msg + ": want an integer"
+	case strings.HasPrefix(msg, "failed to parse bool"):
+		return msg + ": write true or false (yes/no, on/off, 1/0)"
 	}
 	return msg
 }
+
+var scannerPos = regexp.MustCompile(`^\d+:\d+: `)
 
 func (ld *loader) warn(origin, format string, args ...any) {
 	ld.l.Warnings = append(ld.l.Warnings, origin+": "+fmt.Sprintf(format, args...))
@@ -303,6 +306,15 @@ func closeTo(a, b string) bool {
 
 func originKey(key string) string { return strings.ToLower(key) }
 
+// namedOriginKey is the Origins key of a named subsection's key,
+// "section.NAME.key", or with name "" of its first header, "section.NAME".
+func namedOriginKey(section, sub, name string) string {
+	if name == "" {
+		return strings.ToLower(section) + "." + sub
+	}
+	return strings.ToLower(section) + "." + sub + "." + strings.ToLower(name)
+}
+
 var utf8BOM = []byte("\ufeff")
 
 // scanSource turns a gcfg file into entries with gcfg's own scanner, keeping
@@ -336,6 +348,10 @@ func scanSource(name string, src []byte) ([]entry, []string) {
 		}
 		for _, e := range errs {
 			problems = append(problems, fmt.Sprintf("%s:%d: %s", e.Pos.Filename, e.Pos.Line, e.Msg))
+			if e.Msg == "string not terminated" && tok == token.STRING {
+				// The scanner ate the newline: the line is over.
+				tok = token.EOL
+			}
 		}
 		errs.Reset()
 		return false

@@ -88,7 +88,11 @@ func validate(c *Config, origins map[string]string) (problems, warnings []string
 		bad("Postgres.URL", c.Postgres.URL, "required when Database.Provider = postgres; set it in [Postgres] or with %s", EnvPrefix+"POSTGRES_URL")
 	}
 
-	oneOf("Authentication.Provider", &c.Authentication.Provider, false, "password")
+	if !strings.EqualFold(c.Authentication.Provider, "password") {
+		bad("Authentication.Provider", c.Authentication.Provider, "dais has password authentication only; set Provider = password or remove the key")
+	} else {
+		c.Authentication.Provider = "password"
+	}
 
 	oneOf("Licensing.LicenseType", &c.Licensing.LicenseType, false, "none", "remote")
 	if c.Licensing.LicenseType == "remote" && c.Licensing.LicenseServer == "" {
@@ -99,12 +103,16 @@ func validate(c *Config, origins map[string]string) (problems, warnings []string
 	}
 
 	for _, r := range []struct {
-		name string
-		rt   *Runtime
-	}{{"Python", &c.Python}, {"R", &c.R}, {"Quarto", &c.Quarto}} {
+		name, example string
+		rt            *Runtime
+	}{
+		{"Python", "/opt/python/3.12.4/bin/python3", &c.Python},
+		{"R", "/opt/R/4.4.1/bin/R", &c.R},
+		{"Quarto", "/opt/quarto/1.5.57/bin/quarto", &c.Quarto},
+	} {
 		for _, x := range r.rt.Executable {
 			if !absPath(x) {
-				bad(r.name+".Executable", x, "must be an absolute path, like /opt/%s/bin/%s", strings.ToLower(r.name), strings.ToLower(r.name))
+				bad(r.name+".Executable", x, "must be an absolute path, like %s", r.example)
 			}
 		}
 	}
@@ -147,12 +155,17 @@ func validate(c *Config, origins map[string]string) (problems, warnings []string
 			continue
 		}
 		if u, err := url.Parse(r.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			if where(origins, key) == "default" {
-				// never set: point at the section header instead
-				problems = append(problems, fmt.Sprintf("[RPackageRepository %q]: URL is missing: add URL = https://... to the section", n))
+			w := origins[namedOriginKey("RPackageRepository", n, "URL")]
+			if w == "" {
+				// Never set: point at the section header.
+				w = origins[namedOriginKey("RPackageRepository", n, "")]
+				if w == "" {
+					w = "default"
+				}
+				problems = append(problems, fmt.Sprintf("%s: [RPackageRepository %s] has no URL: add URL = https://... to the section", w, quoteSubsection(n)))
 				continue
 			}
-			bad(key, r.URL, "must be an http:// or https:// URL, like https://cloud.r-project.org")
+			problems = append(problems, fmt.Sprintf("%s: %s = %s: must be an http:// or https:// URL, like https://cloud.r-project.org", w, key, strconv.Quote(r.URL)))
 		}
 	}
 	return problems, warnings
@@ -167,9 +180,14 @@ func where(origins map[string]string, key string) string {
 
 // display quotes a value for a message, and hides secrets.
 func display(key string, v any) string {
-	s := fmt.Sprint(v)
-	if d, ok := v.(Duration); ok {
-		s = formatDuration(d.Std())
+	var s string
+	switch x := v.(type) {
+	case Duration:
+		return formatDuration(x.Std())
+	case int:
+		return strconv.Itoa(x)
+	default:
+		s = fmt.Sprint(v)
 	}
 	switch key {
 	case "Postgres.Password":

@@ -134,3 +134,125 @@ func (s *Server) handleGetUser(w http.ResponseWriter, r *http.Request) {
 	}
 	WriteJSON(w, http.StatusOK, NewUserJSON(u))
 }
+
+// userRequest is the body of POST /__api__/v1/users and PATCH
+// /__api__/v1/users/{guid}; absent fields are left as they are.
+type userRequest struct {
+	Username  *string `json:"username"`
+	Password  *string `json:"password"`
+	FirstName *string `json:"first_name"`
+	LastName  *string `json:"last_name"`
+	Email     *string `json:"email"`
+	UserRole  *string `json:"user_role"`
+	Locked    *bool   `json:"locked"`
+}
+
+// apply copies the request's fields onto u, checking them.
+func (req *userRequest) apply(u *store.User) error {
+	if req.Username != nil {
+		u.Username = *req.Username
+	}
+	if req.FirstName != nil {
+		u.FirstName = *req.FirstName
+	}
+	if req.LastName != nil {
+		u.LastName = *req.LastName
+	}
+	if req.Email != nil {
+		u.Email = *req.Email
+	}
+	if req.UserRole != nil {
+		if !ValidRole(*req.UserRole) {
+			return &RequestError{http.StatusBadRequest, "user_role must be viewer, publisher or administrator"}
+		}
+		u.Role = *req.UserRole
+	}
+	if req.Locked != nil {
+		u.Locked = *req.Locked
+	}
+	if req.Password != nil {
+		if len(*req.Password) < 8 {
+			return &RequestError{http.StatusBadRequest, "password must have at least 8 characters"}
+		}
+		h, err := HashPassword(*req.Password)
+		if err != nil {
+			return err
+		}
+		u.PasswordHash = h
+	}
+	return nil
+}
+
+// handleCreateUser is POST /__api__/v1/users (administrators):
+// {username, password, first_name, last_name, email, user_role}.
+func (s *Server) handleCreateUser(w http.ResponseWriter, r *http.Request) {
+	var req userRequest
+	if err := DecodeJSON(r, &req); err != nil {
+		WriteRequestError(w, err)
+		return
+	}
+	if req.Username == nil || *req.Username == "" {
+		WriteError(w, http.StatusBadRequest, "username is required")
+		return
+	}
+	u := &store.User{Role: store.RoleViewer}
+	if err := req.apply(u); err != nil {
+		WriteRequestError(w, err)
+		return
+	}
+	if err := s.store.CreateUser(r.Context(), u); err != nil {
+		if errors.Is(err, store.ErrConflict) {
+			WriteError(w, http.StatusConflict, "user "+u.Username+" already exists")
+			return
+		}
+		s.log.Error("create user", logKeyUser, u.Username, logKeyErr, err)
+		WriteError(w, http.StatusInternalServerError, "cannot create the user now")
+		return
+	}
+	WriteJSON(w, http.StatusOK, NewUserJSON(u))
+}
+
+// handleUpdateUser is PATCH /__api__/v1/users/{guid}: administrators change
+// anything; users change their own names, e-mail and password.
+func (s *Server) handleUpdateUser(w http.ResponseWriter, r *http.Request) {
+	me, _ := UserFrom(r.Context())
+	var req userRequest
+	if err := DecodeJSON(r, &req); err != nil {
+		WriteRequestError(w, err)
+		return
+	}
+	u, err := s.store.UserByGUID(r.Context(), r.PathValue("guid"))
+	if errors.Is(err, store.ErrNotFound) {
+		WriteError(w, http.StatusNotFound, "no user with guid "+r.PathValue("guid"))
+		return
+	}
+	if err != nil {
+		s.log.Error("get user", logKeyErr, err)
+		WriteError(w, http.StatusInternalServerError, "cannot read the user now")
+		return
+	}
+	if !HasRole(me, store.RoleAdministrator) {
+		if u.ID != me.ID {
+			WriteError(w, http.StatusForbidden, "only administrators may change other users")
+			return
+		}
+		if req.UserRole != nil || req.Locked != nil || req.Username != nil {
+			WriteError(w, http.StatusForbidden, "only administrators may change usernames, roles and locks")
+			return
+		}
+	}
+	if err := req.apply(u); err != nil {
+		WriteRequestError(w, err)
+		return
+	}
+	if err := s.store.UpdateUser(r.Context(), u); err != nil {
+		if errors.Is(err, store.ErrConflict) {
+			WriteError(w, http.StatusConflict, "user "+u.Username+" already exists")
+			return
+		}
+		s.log.Error("update user", logKeyUser, u.Username, logKeyErr, err)
+		WriteError(w, http.StatusInternalServerError, "cannot update the user now")
+		return
+	}
+	WriteJSON(w, http.StatusOK, NewUserJSON(u))
+}

@@ -1,6 +1,7 @@
 package web
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -23,10 +24,13 @@ type ErrorBody struct {
 
 // WriteJSON answers with v as JSON and the given status.
 func WriteJSON(w http.ResponseWriter, status int, v any) {
-	b, err := json.Marshal(v)
-	if err != nil {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false) // answers are JSON, never HTML: keep <key> readable
+	if err := enc.Encode(v); err != nil {
 		status = http.StatusInternalServerError
-		b, _ = json.Marshal(ErrorBody{Error: "encode response: " + err.Error(), Code: status})
+		buf.Reset()
+		_ = enc.Encode(ErrorBody{Error: "encode response: " + err.Error(), Code: status})
 	}
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
@@ -34,7 +38,7 @@ func WriteJSON(w http.ResponseWriter, status int, v any) {
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Del("Content-Length")
 	w.WriteHeader(status)
-	_, _ = w.Write(append(b, '\n'))
+	_, _ = w.Write(buf.Bytes())
 }
 
 // WriteError answers {"error": msg, "code": status} with that status.

@@ -178,6 +178,8 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("GET /__api__/v1/user", s.handleMe)
 	s.mux.Handle("GET /__api__/v1/users", RequireRole(store.RoleViewer)(http.HandlerFunc(s.handleListUsers)))
 	s.mux.Handle("GET /__api__/v1/users/{guid}", RequireRole(store.RoleViewer)(http.HandlerFunc(s.handleGetUser)))
+	s.mux.Handle("POST /__api__/v1/users", RequireRole(store.RoleAdministrator)(http.HandlerFunc(s.handleCreateUser)))
+	s.mux.Handle("PATCH /__api__/v1/users/{guid}", RequireRole(store.RoleViewer)(http.HandlerFunc(s.handleUpdateUser)))
 	s.mux.HandleFunc("/__api__/", func(w http.ResponseWriter, r *http.Request) {
 		WriteError(w, http.StatusNotFound, "no API endpoint "+r.Method+" "+r.URL.Path)
 	})

@@ -27,3 +27,9 @@ func Main(stderr io.Writer) int {
 	io.WriteString(stderr, ErrUnsupported.Error()+"\n")
 	return ExitSetup
 }
+
+// CLI is `dais sandbox ...`; off Linux it fails.
+func CLI(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	io.WriteString(stderr, ErrUnsupported.Error()+"\n")
+	return 1
+}

@@ -1,10 +1,486 @@
 package sandbox
 
-import "io"
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"github.com/moby/sys/capability"
+	"github.com/moby/sys/mountinfo"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+)
+
+// stepError is a failed step of sandbox-exec.
+type stepError struct {
+	step string
+	err  error
+}
+
+func (e *stepError) Error() string { return e.step + ": " + e.err.Error() }
+
+func fail(step string, err error) error { return &stepError{step, err} }
 
 // Main is `dais sandbox-exec`: it reads the spec from fd 3, builds the
-// sandbox and execs the content. It returns only on failure, with ExitSetup.
+// sandbox and execs the content (or, with a PID namespace, runs it under a
+// small init and exits with its status). On failure it writes the step and
+// the reason to stderr and to the error pipe, and returns ExitSetup.
+//
+// It must run in a process started by Command: the namespaces exist already
+// (clone flags), so the Go runtime's threads are all inside them.
 func Main(stderr io.Writer) int {
-	io.WriteString(stderr, "sandbox: not implemented yet\n")
+	// Capabilities, no_new_privs and the parent-death signal are per thread:
+	// everything below happens on this one, which then execs or forks.
+	runtime.LockOSThread()
+	code, err := run()
+	if err == nil {
+		return code
+	}
+	step, msg := "sandbox-exec", err.Error()
+	var se *stepError
+	if errors.As(err, &se) {
+		step, msg = se.step, se.err.Error()+hint(se.err)
+	}
+	if f := os.NewFile(fdError, "sandbox-error"); f != nil {
+		f.Write([]byte(step + "\x00" + msg))
+	}
+	fmt.Fprintf(stderr, "dais sandbox: %s: %s\n", step, msg)
 	return ExitSetup
+}
+
+func hint(err error) string {
+	switch {
+	case errors.Is(err, syscall.EPERM), errors.Is(err, syscall.EACCES):
+		return " (needs CAP_SYS_ADMIN: run the container with --cap-add SYS_ADMIN or --privileged; under AppArmor or a custom seccomp profile also --security-opt apparmor=unconfined / seccomp=...)"
+	case errors.Is(err, syscall.ENOENT):
+		return " (the path does not exist: check the content's directories and the runtime installation)"
+	}
+	return ""
+}
+
+func readSpec() (*specs.Spec, error) {
+	f := os.NewFile(fdSpec, "sandbox-spec")
+	if f == nil {
+		return nil, errors.New("no spec on fd 3: sandbox-exec is started by dais itself, not by hand (see `dais sandbox spec`)")
+	}
+	defer f.Close()
+	var s specs.Spec
+	if err := json.NewDecoder(f).Decode(&s); err != nil {
+		return nil, fmt.Errorf("decode: %w", err)
+	}
+	if s.Process == nil || len(s.Process.Args) == 0 {
+		return nil, errors.New("spec without a process")
+	}
+	if s.Root != nil && s.Root.Path != "" && s.Root.Path != "/" {
+		return nil, fmt.Errorf("root %q: only the host's / is supported", s.Root.Path)
+	}
+	return &s, nil
+}
+
+func run() (int, error) {
+	ppid := os.Getppid()
+	s, err := readSpec()
+	if err != nil {
+		return 0, fail("read spec", err)
+	}
+	// No descriptor of the server reaches the content: every one from 3 up
+	// is closed on exec (the error pipe and the alive pipe included).
+	if err := cloexecFrom(3); err != nil {
+		return 0, fail("close inherited file descriptors", err)
+	}
+	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
+		return 0, fail("make / rprivate", fmt.Errorf("mount: %w", err))
+	}
+	if err := mountAll(s.Mounts); err != nil {
+		return 0, err
+	}
+	if err := setRlimits(s.Process.Rlimits); err != nil {
+		return 0, err
+	}
+	if err := dropPrivileges(s.Process); err != nil {
+		return 0, err
+	}
+	// After the change of uid, which clears it.
+	if err := unix.Prctl(unix.PR_SET_PDEATHSIG, uintptr(unix.SIGKILL), 0, 0, 0); err != nil {
+		return 0, fail("set parent-death signal", err)
+	}
+	if serverGone(ppid) {
+		return 0, fail("check server", errors.New("the server exited while the sandbox was being built"))
+	}
+	if err := unix.Chdir(s.Process.Cwd); err != nil {
+		return 0, fail("chdir "+s.Process.Cwd, err)
+	}
+	prog, err := lookPath(s.Process.Args[0], s.Process.Env)
+	if err != nil {
+		return 0, fail("find "+s.Process.Args[0], err)
+	}
+	if os.Getpid() != 1 {
+		err := unix.Exec(prog, s.Process.Args, s.Process.Env)
+		return 0, fail("exec "+prog, err)
+	}
+	return initLoop(prog, s.Process.Args, s.Process.Env)
+}
+
+// serverGone tells whether the server died before the parent-death signal
+// was set: the alive pipe is at EOF (hung up) once it has.
+func serverGone(ppid int) bool {
+	if os.Getpid() != 1 && os.Getppid() != ppid {
+		return true
+	}
+	fds := []unix.PollFd{{Fd: fdAlive, Events: unix.POLLIN}}
+	n, err := unix.Poll(fds, 0)
+	return err == nil && n > 0 && fds[0].Revents&(unix.POLLHUP|unix.POLLIN) != 0
+}
+
+func cloexecFrom(low int) error {
+	err := unix.CloseRange(uint(low), ^uint(0), unix.CLOSE_RANGE_CLOEXEC)
+	if err == nil {
+		return nil
+	}
+	// Kernels before 5.11.
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return err
+	}
+	for _, e := range ents {
+		fd, err := strconv.Atoi(e.Name())
+		if err != nil || fd < low {
+			continue
+		}
+		unix.CloseOnExec(fd)
+	}
+	return nil
+}
+
+// mountOpts splits OCI mount options into flags, tmpfs data and ours.
+type mountOpts struct {
+	flags    uintptr
+	data     []string
+	ro       bool
+	mkdir    bool
+	optional bool
+}
+
+func parseOpts(opts []string) mountOpts {
+	var m mountOpts
+	for _, o := range opts {
+		switch o {
+		case "ro":
+			m.ro = true
+		case "rw":
+			m.ro = false
+		case "nosuid":
+			m.flags |= unix.MS_NOSUID
+		case "nodev":
+			m.flags |= unix.MS_NODEV
+		case "noexec":
+			m.flags |= unix.MS_NOEXEC
+		case "bind":
+			m.flags |= unix.MS_BIND
+		case "rbind":
+			m.flags |= unix.MS_BIND | unix.MS_REC
+		case optMkdir:
+			m.mkdir = true
+		case optOptional:
+			m.optional = true
+		default:
+			m.data = append(m.data, o)
+		}
+	}
+	return m
+}
+
+func mountAll(ms []specs.Mount) error {
+	// Bind sources are opened first: a mask may hide them (the code
+	// directory lies under the masked DataDir). Binding /proc/self/fd/N
+	// binds what the descriptor refers to.
+	src := make([]*os.File, len(ms))
+	defer func() {
+		for _, f := range src {
+			if f != nil {
+				f.Close()
+			}
+		}
+	}()
+	for i, m := range ms {
+		if m.Type != "bind" {
+			continue
+		}
+		f, err := os.OpenFile(m.Source, unix.O_PATH|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return fail("open "+m.Source, err)
+		}
+		src[i] = f
+	}
+	var readOnlyLater []string // masks are made read-only after mountpoints were made in them
+	for i, m := range ms {
+		o := parseOpts(m.Options)
+		dst := m.Destination
+		if o.mkdir {
+			if err := os.MkdirAll(dst, 0o755); err != nil {
+				return fail("mount "+dst, fmt.Errorf("make mountpoint: %w", err))
+			}
+		}
+		switch m.Type {
+		case "tmpfs":
+			step := "mask " + dst
+			if dst == "/tmp" {
+				step = "private /tmp"
+			}
+			if err := unix.Mount("tmpfs", dst, "tmpfs", o.flags, strings.Join(o.data, ",")); err != nil {
+				return fail(step, fmt.Errorf("mount tmpfs: %w", err))
+			}
+			if o.ro {
+				readOnlyLater = append(readOnlyLater, dst)
+			}
+		case "proc":
+			if err := unix.Mount("proc", dst, "proc", o.flags, ""); err != nil {
+				if o.optional {
+					continue // keep the inherited /proc (documented)
+				}
+				return fail("mount proc", err)
+			}
+		case "bind":
+			step := "bind " + dst
+			if m.Source == "/dev/null" {
+				step = "mask " + dst
+			}
+			if o.flags&unix.MS_BIND == 0 {
+				o.flags |= unix.MS_BIND
+			}
+			from := "/proc/self/fd/" + strconv.Itoa(int(src[i].Fd()))
+			if err := unix.Mount(from, dst, "", o.flags&(unix.MS_BIND|unix.MS_REC), ""); err != nil {
+				return fail(step, fmt.Errorf("mount bind: %w", err))
+			}
+			extra := o.flags &^ (unix.MS_BIND | unix.MS_REC)
+			if o.ro {
+				extra |= unix.MS_RDONLY
+			}
+			if err := remountTree(dst, extra, o.flags&unix.MS_REC != 0); err != nil {
+				return fail(step, err)
+			}
+		default:
+			return fail("mount "+dst, fmt.Errorf("mount type %q is not supported", m.Type))
+		}
+	}
+	for _, dst := range readOnlyLater {
+		if err := remount(dst, unix.MS_RDONLY); err != nil {
+			return fail("mask "+dst, err)
+		}
+	}
+	return nil
+}
+
+// remountTree applies flags to the mount at dst and, when recursive, to
+// every mount under it: a bind remount changes one mount only.
+func remountTree(dst string, flags uintptr, recursive bool) error {
+	if !recursive {
+		return remount(dst, flags)
+	}
+	ms, err := mountinfo.GetMounts(mountinfo.PrefixFilter(dst))
+	if err != nil {
+		return fmt.Errorf("read mountinfo: %w", err)
+	}
+	points := []string{dst}
+	for _, m := range ms {
+		if m.Mountpoint != dst {
+			points = append(points, m.Mountpoint)
+		}
+	}
+	slices.Sort(points) // parents before children
+	points = slices.Compact(points)
+	for _, p := range points {
+		if err := remount(p, flags); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// remount adds flags to the mount at p, keeping the flags it has: in a user
+// namespace the flags of inherited mounts are locked, and a remount that
+// would clear one fails with EPERM.
+func remount(p string, flags uintptr) error {
+	var st unix.Statfs_t
+	if err := unix.Statfs(p, &st); err != nil {
+		return fmt.Errorf("statfs %s: %w", p, err)
+	}
+	keep := uintptr(0)
+	for _, f := range []struct{ st, ms uintptr }{
+		{unix.ST_RDONLY, unix.MS_RDONLY},
+		{unix.ST_NOSUID, unix.MS_NOSUID},
+		{unix.ST_NODEV, unix.MS_NODEV},
+		{unix.ST_NOEXEC, unix.MS_NOEXEC},
+		{unix.ST_NOATIME, unix.MS_NOATIME},
+		{unix.ST_NODIRATIME, unix.MS_NODIRATIME},
+		{unix.ST_RELATIME, unix.MS_RELATIME},
+	} {
+		if uintptr(st.Flags)&f.st != 0 {
+			keep |= f.ms
+		}
+	}
+	if err := unix.Mount("", p, "", unix.MS_BIND|unix.MS_REMOUNT|keep|flags, ""); err != nil {
+		return fmt.Errorf("remount %s: %w", p, err)
+	}
+	return nil
+}
+
+var rlimitNames = map[string]int{
+	"RLIMIT_AS": unix.RLIMIT_AS, "RLIMIT_CORE": unix.RLIMIT_CORE, "RLIMIT_CPU": unix.RLIMIT_CPU,
+	"RLIMIT_DATA": unix.RLIMIT_DATA, "RLIMIT_FSIZE": unix.RLIMIT_FSIZE, "RLIMIT_LOCKS": unix.RLIMIT_LOCKS,
+	"RLIMIT_MEMLOCK": unix.RLIMIT_MEMLOCK, "RLIMIT_MSGQUEUE": unix.RLIMIT_MSGQUEUE, "RLIMIT_NICE": unix.RLIMIT_NICE,
+	"RLIMIT_NOFILE": unix.RLIMIT_NOFILE, "RLIMIT_NPROC": unix.RLIMIT_NPROC, "RLIMIT_RSS": unix.RLIMIT_RSS,
+	"RLIMIT_RTPRIO": unix.RLIMIT_RTPRIO, "RLIMIT_RTTIME": unix.RLIMIT_RTTIME, "RLIMIT_SIGPENDING": unix.RLIMIT_SIGPENDING,
+	"RLIMIT_STACK": unix.RLIMIT_STACK,
+}
+
+func setRlimits(rl []specs.POSIXRlimit) error {
+	for _, r := range rl {
+		res, ok := rlimitNames[r.Type]
+		if !ok {
+			return fail("set rlimit "+r.Type, errors.New("unknown limit"))
+		}
+		if err := unix.Prlimit(0, res, &unix.Rlimit{Cur: r.Soft, Max: r.Hard}, nil); err != nil {
+			return fail("set rlimit "+r.Type, err)
+		}
+	}
+	return nil
+}
+
+// dropPrivileges: bounding, ambient and inheritable sets first (dropping the
+// bounding set needs CAP_SETPCAP, gone after the uid change), then groups,
+// gid, uid (which clears the effective and permitted sets), then checks
+// that every set is empty and sets no_new_privs.
+func dropPrivileges(p *specs.Process) error {
+	c, err := capability.NewPid2(0)
+	if err == nil {
+		err = c.Load()
+	}
+	if err != nil {
+		return fail("drop capabilities", fmt.Errorf("read: %w", err))
+	}
+	c.Clear(capability.BOUNDS | capability.AMBS | capability.INHERITABLE)
+	if err := c.Apply(capability.BOUNDS | capability.AMBS | capability.CAPS); err != nil {
+		return fail("drop capabilities", fmt.Errorf("bounding/ambient/inheritable: %w", err))
+	}
+	gids := make([]int, len(p.User.AdditionalGids))
+	for i, g := range p.User.AdditionalGids {
+		gids[i] = int(g)
+	}
+	if err := syscall.Setgroups(gids); err != nil {
+		return fail("set groups", err)
+	}
+	if err := syscall.Setgid(int(p.User.GID)); err != nil {
+		return fail("set gid "+strconv.Itoa(int(p.User.GID)), err)
+	}
+	if err := syscall.Setuid(int(p.User.UID)); err != nil {
+		return fail("set uid "+strconv.Itoa(int(p.User.UID)), err)
+	}
+	c, err = capability.NewPid2(0)
+	if err == nil {
+		c.Clear(capability.CAPS | capability.AMBS)
+		err = c.Apply(capability.CAPS | capability.AMBS)
+	}
+	if err != nil {
+		return fail("drop capabilities", err)
+	}
+	// Check this thread's sets (the thread that execs): /proc/self/status
+	// would show the main thread's, which may be another one.
+	c, err = capability.NewPid2(unix.Gettid())
+	if err == nil {
+		err = c.Load()
+	}
+	if err != nil {
+		return fail("drop capabilities", fmt.Errorf("check: %w", err))
+	}
+	for _, w := range []capability.CapType{capability.EFFECTIVE, capability.PERMITTED, capability.INHERITABLE, capability.BOUNDING, capability.AMBIENT} {
+		if !c.Empty(w) {
+			return fail("drop capabilities", fmt.Errorf("%s set still holds %s", w, c.StringCap(w)))
+		}
+	}
+	if p.NoNewPrivileges {
+		if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
+			return fail("set no_new_privs", err)
+		}
+	}
+	return nil
+}
+
+// lookPath finds prog in the sandbox's PATH (not the server's).
+func lookPath(prog string, env []string) (string, error) {
+	if strings.Contains(prog, "/") {
+		return prog, nil
+	}
+	path := DefaultPath
+	for _, kv := range env {
+		if v, ok := strings.CutPrefix(kv, "PATH="); ok {
+			path = v
+		}
+	}
+	for _, dir := range filepath.SplitList(path) {
+		if dir == "" {
+			continue
+		}
+		p := filepath.Join(dir, prog)
+		if unix.Access(p, unix.X_OK) == nil {
+			if fi, err := os.Stat(p); err == nil && !fi.IsDir() {
+				return p, nil
+			}
+		}
+	}
+	return "", fmt.Errorf("not found in PATH %s", path)
+}
+
+// initLoop is PID 1 of the sandbox's PID namespace: it starts the content
+// in its own process group, forwards signals to it, reaps orphans, and
+// exits with the content's status (128+n when killed by signal n). When it
+// exits, or the server dies (parent-death signal), the kernel kills every
+// process left in the namespace.
+func initLoop(prog string, args, env []string) (int, error) {
+	sigs := make(chan os.Signal, 32)
+	signal.Notify(sigs)
+	pid, err := syscall.ForkExec(prog, args, &syscall.ProcAttr{
+		Env:   env,
+		Files: []uintptr{0, 1, 2},
+		Sys:   &syscall.SysProcAttr{Setpgid: true},
+	})
+	if err != nil {
+		return 0, fail("exec "+prog, err)
+	}
+	// The init holds nothing the content could use.
+	for _, fd := range []int{fdError, fdAlive} {
+		unix.Close(fd)
+	}
+	for sig := range sigs {
+		switch sig {
+		case unix.SIGCHLD:
+			for {
+				var ws unix.WaitStatus
+				p, err := unix.Wait4(-1, &ws, unix.WNOHANG, nil)
+				if err != nil || p <= 0 {
+					break
+				}
+				if p == pid {
+					if ws.Signaled() {
+						return 128 + int(ws.Signal()), nil
+					}
+					return ws.ExitStatus(), nil
+				}
+			}
+		case unix.SIGURG, unix.SIGPIPE:
+			// Go's preemption signal; a closed pipe of our own.
+		default:
+			unix.Kill(pid, sig.(syscall.Signal))
+		}
+	}
+	return 0, nil
 }

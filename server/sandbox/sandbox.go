@@ -295,6 +295,7 @@ func mountList(o Options) ([]specs.Mount, error) {
 		tmpOpts = append(tmpOpts, "size="+strconv.FormatInt(o.TmpSize, 10))
 	}
 	ms = append(ms, specs.Mount{Destination: "/tmp", Type: "tmpfs", Source: "tmpfs", Options: tmpOpts})
+	masked = append(masked, "/tmp") // binds under /tmp land in the fresh tmpfs
 
 	bind := func(what, p string, ro bool) error {
 		if !filepath.IsAbs(p) {

@@ -1,0 +1,223 @@
+package sandbox
+
+import (
+	"bufio"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/moby/sys/capability"
+	"golang.org/x/sys/unix"
+)
+
+// Probe is `dais sandbox probe`: run INSIDE a sandbox, it tries what content
+// must not be able to do (and what it must), one line per check:
+// "ok <check>" or "FAIL <check>: <detail>". It returns the number of failures.
+// SelfTest runs it; it can be run by hand through any sandbox.
+func Probe(args []string, w io.Writer) int {
+	fs := flag.NewFlagSet("probe", flag.ContinueOnError)
+	fs.SetOutput(w)
+	var hidden, readOnly, writable, absent, masks, envAbsent list
+	fs.Var(&hidden, "hidden", "a `file` that must be unreadable (repeatable)")
+	fs.Var(&readOnly, "readonly", "a `dir` where creating a file must fail (repeatable)")
+	fs.Var(&writable, "writable", "a `dir` where creating a file must work (repeatable)")
+	fs.Var(&absent, "absent", "a `path` that must not exist (repeatable)")
+	fs.Var(&masks, "mask", "a masked `dir` that must not be unmounted or remounted (repeatable)")
+	fs.Var(&envAbsent, "env-absent", "an environment `variable` that must be unset (repeatable)")
+	uid := fs.Int("uid", -1, "expected uid")
+	gid := fs.Int("gid", -1, "expected gid")
+	serverPid := fs.Int("server-pid", 0, "host `pid` of the server, which must not be signalled or traced")
+	marker := fs.String("marker", "probe", "`name` of the files written in writable dirs")
+	sleep := fs.Duration("sleep", 0, "after the checks, start a child that sleeps, then sleep this long (for the parent-death test)")
+	if err := fs.Parse(args); err != nil {
+		return 1
+	}
+	failures := 0
+	check := func(name string, err error) {
+		if err != nil {
+			failures++
+			fmt.Fprintf(w, "FAIL %s: %v\n", name, err)
+			return
+		}
+		fmt.Fprintf(w, "ok %s\n", name)
+	}
+
+	for _, p := range hidden {
+		_, err := os.ReadFile(p)
+		check("hidden "+p, wantErr(err, "read it"))
+	}
+	for _, p := range absent {
+		_, err := os.Lstat(p)
+		if err == nil {
+			err = errors.New("it exists")
+		} else if errors.Is(err, os.ErrNotExist) {
+			err = nil
+		}
+		check("absent "+p, err)
+	}
+	for _, d := range readOnly {
+		f := filepath.Join(d, "."+*marker+"-write-test")
+		err := os.WriteFile(f, []byte("x"), 0o644)
+		check("read-only "+d, wantErr(err, "created "+f))
+	}
+	for _, d := range writable {
+		f := filepath.Join(d, *marker)
+		check("writable "+d, os.WriteFile(f, []byte(*marker), 0o644))
+	}
+	for _, m := range masks {
+		check("umount "+m, wantErr(unix.Unmount(m, unix.MNT_DETACH), "unmounted it"))
+		check("remount rw "+m, wantErr(unix.Mount("", m, "", unix.MS_REMOUNT|unix.MS_BIND, ""), "remounted it"))
+	}
+	check("mount tmpfs", wantErr(unix.Mount("tmpfs", "/tmp", "tmpfs", 0, ""), "mounted a tmpfs"))
+	if *uid >= 0 {
+		check("uid", equal(os.Getuid(), *uid, "uid"))
+		check("euid", equal(os.Geteuid(), *uid, "euid"))
+	}
+	if *gid >= 0 {
+		check("gid", equal(os.Getgid(), *gid, "gid"))
+		groups, err := os.Getgroups()
+		if err == nil {
+			for _, g := range groups {
+				if g == 0 {
+					err = errors.New("member of group 0")
+				}
+			}
+		}
+		check("groups", err)
+	}
+	// Raw syscalls on this thread: Go's syscall.Setuid would ask every thread.
+	_, _, e := unix.RawSyscall(unix.SYS_SETUID, 0, 0, 0)
+	check("setuid(0)", wantErr(errnoErr(e), "became root"))
+	_, _, e = unix.RawSyscall(unix.SYS_SETGID, 0, 0, 0)
+	check("setgid(0)", wantErr(errnoErr(e), "became group 0"))
+	check("regain a capability", regainCap())
+	status, err := os.ReadFile("/proc/self/status")
+	check("read /proc/self/status", err)
+	for _, k := range []string{"CapInh", "CapEff", "CapPrm", "CapBnd", "CapAmb"} {
+		check(k+" is 0", statusField(string(status), k, "0000000000000000"))
+	}
+	check("NoNewPrivs is 1", statusField(string(status), "NoNewPrivs", "1"))
+	for _, k := range envAbsent {
+		_, set := os.LookupEnv(k)
+		var err error
+		if set {
+			err = fmt.Errorf("%s is set", k)
+		}
+		check("env "+k+" absent", err)
+	}
+	check("no inherited fds", openFds())
+	if *serverPid > 0 {
+		check("signal the server", wantErr(unix.Kill(*serverPid, 0), "could signal it"))
+		err := unix.PtraceAttach(*serverPid)
+		if err == nil {
+			unix.PtraceDetach(*serverPid)
+		}
+		check("ptrace the server", wantErr(err, "attached"))
+	}
+	if *sleep > 0 {
+		// A grandchild that outlives nothing: it must die with the server.
+		self, _ := os.Executable()
+		p, err := os.StartProcess(self, []string{self, "sandbox", "probe", "--sleep-child"}, &os.ProcAttr{Files: []*os.File{nil, nil, os.Stderr}})
+		check("start a child", err)
+		if p != nil {
+			fmt.Fprintf(w, "child %d\n", p.Pid)
+		}
+		fmt.Fprintln(w, "sleeping")
+		time.Sleep(*sleep)
+	}
+	return failures
+}
+
+// ProbeSleepChild is the grandchild Probe --sleep starts.
+func ProbeSleepChild() { time.Sleep(time.Hour) }
+
+type list []string
+
+func (l *list) String() string     { return strings.Join(*l, ",") }
+func (l *list) Set(v string) error { *l = append(*l, v); return nil }
+
+func wantErr(err error, what string) error {
+	if err == nil {
+		return errors.New("allowed: " + what)
+	}
+	return nil
+}
+
+func errnoErr(e syscall.Errno) error {
+	if e == 0 {
+		return nil
+	}
+	return e
+}
+
+func equal(got, want int, what string) error {
+	if got != want {
+		return fmt.Errorf("%s is %d, want %d", what, got, want)
+	}
+	return nil
+}
+
+func statusField(status, key, want string) error {
+	sc := bufio.NewScanner(strings.NewReader(status))
+	for sc.Scan() {
+		k, v, ok := strings.Cut(sc.Text(), ":")
+		if ok && k == key {
+			if v = strings.TrimSpace(v); v != want {
+				return fmt.Errorf("%s is %s, want %s", key, v, want)
+			}
+			return nil
+		}
+	}
+	return fmt.Errorf("%s not in /proc/self/status", key)
+}
+
+// regainCap tries to raise CAP_SYS_ADMIN, CAP_SETUID and CAP_DAC_OVERRIDE.
+func regainCap() error {
+	c, err := capability.NewPid2(0)
+	if err != nil {
+		return fmt.Errorf("read capabilities: %w", err)
+	}
+	c.Set(capability.CAPS, capability.CAP_SYS_ADMIN, capability.CAP_SETUID, capability.CAP_DAC_OVERRIDE)
+	if err := c.Apply(capability.CAPS); err == nil {
+		return errors.New("allowed: capset raised capabilities")
+	}
+	if err := capability.SetAmbient(true, capability.CAP_SYS_ADMIN); err == nil {
+		return errors.New("allowed: raised an ambient capability")
+	}
+	return nil
+}
+
+func openFds() error {
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return err
+	}
+	var extra []string
+	for _, e := range ents {
+		fd, _ := strconv.Atoi(e.Name())
+		if fd <= 2 {
+			continue
+		}
+		target, err := os.Readlink("/proc/self/fd/" + e.Name())
+		if err != nil {
+			continue // ReadDir's own, closed by now
+		}
+		// Descriptors this program opened itself (ReadDir's, the Go
+		// runtime's) are close-on-exec; an inherited one cannot be.
+		if flags, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0); err == nil && flags&unix.FD_CLOEXEC != 0 {
+			continue
+		}
+		extra = append(extra, e.Name()+" -> "+target)
+	}
+	if len(extra) > 0 {
+		return fmt.Errorf("open: %s", strings.Join(extra, ", "))
+	}
+	return nil
+}

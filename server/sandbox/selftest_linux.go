@@ -1,0 +1,425 @@
+package sandbox
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/moby/sys/mountinfo"
+	"golang.org/x/sys/unix"
+)
+
+// SelfTestOptions configures SelfTest.
+type SelfTestOptions struct {
+	// DaisPath is the dais binary: it runs sandbox-exec, and a copy of it
+	// runs the probe inside. Default: this executable.
+	DaisPath string
+	// DataDir is masked; the test content is made under it, in a
+	// .dais-selftest-* directory removed afterwards.
+	DataDir string
+	// Masks are the masked paths (DefaultMasks of the config); DataDir is added.
+	Masks []string
+	// Secrets are files that content must not read: the gcfg, the database.
+	Secrets []string
+	// RunAs is the content user. Default DefaultRunAs.
+	RunAs string
+	// NoUserNamespace and NoPIDNamespace are passed to every sandbox.
+	NoUserNamespace, NoPIDNamespace bool
+}
+
+// selftestSecretEnv is set in the server's environment during SelfTest and
+// must not reach the content.
+const selftestSecretEnv = "DAIS_SELFTEST_SECRET"
+
+// SelfTest builds sandboxes as the server would and checks, from inside
+// (with Probe) and from outside, everything the sandbox promises. It must run
+// as root. Each check is one line on w; the error counts the failures.
+func SelfTest(ctx context.Context, o SelfTestOptions, w io.Writer) error {
+	if o.DaisPath == "" {
+		p, err := os.Executable()
+		if err != nil {
+			return err
+		}
+		o.DaisPath = p
+	}
+	if o.RunAs == "" {
+		o.RunAs = DefaultRunAs
+	}
+	u, err := lookupUser(o.RunAs)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(o.DataDir, 0o755); err != nil {
+		return fmt.Errorf("selftest: data dir: %w", err)
+	}
+	base, err := os.MkdirTemp(o.DataDir, ".dais-selftest-")
+	if err != nil {
+		return fmt.Errorf("selftest: %w", err)
+	}
+	defer os.RemoveAll(base)
+	os.Chmod(base, 0o755)
+	failures := 0
+	report := func(name string, err error) {
+		if err != nil {
+			failures++
+			fmt.Fprintf(w, "FAIL %s: %v\n", name, err)
+			return
+		}
+		fmt.Fprintf(w, "ok %s\n", name)
+	}
+
+	// Two contents, each with code (read-only) and work (writable) dirs.
+	mk := func(p string, mode os.FileMode) string {
+		if err == nil {
+			err = os.MkdirAll(p, mode)
+		}
+		if err == nil {
+			err = os.Chmod(p, mode)
+		}
+		return p
+	}
+	codeA, workA := mk(filepath.Join(base, "a/code"), 0o755), mk(filepath.Join(base, "a/work"), 0o755)
+	codeB, workB := mk(filepath.Join(base, "b/code"), 0o755), mk(filepath.Join(base, "b/work"), 0o755)
+	runtimeDir, libDir := mk(filepath.Join(base, "runtime/bin"), 0o755), mk(filepath.Join(base, "runtime/lib"), 0o755)
+	runtimeDir = filepath.Dir(runtimeDir)
+	if err != nil {
+		return fmt.Errorf("selftest: %w", err)
+	}
+	for _, d := range []string{workA, workB} {
+		if err := os.Chown(d, int(u.UID), int(u.GID)); err != nil {
+			return fmt.Errorf("selftest: chown %s: %w", d, err)
+		}
+	}
+	for _, d := range []string{codeA, codeB} {
+		if err := os.WriteFile(filepath.Join(d, "app.R"), []byte("secret code\n"), 0o644); err != nil {
+			return fmt.Errorf("selftest: %w", err)
+		}
+	}
+	probe := filepath.Join(runtimeDir, "bin/dais")
+	if err := copyFile(o.DaisPath, probe, 0o755); err != nil {
+		return fmt.Errorf("selftest: copy the probe: %w", err)
+	}
+	// A submount under the read-only runtime dir: it must be read-only too.
+	if err := unix.Mount("tmpfs", libDir, "tmpfs", 0, "mode=0777"); err != nil {
+		return fmt.Errorf("selftest: mount a tmpfs on %s (needs root): %w", libDir, err)
+	}
+	defer unix.Unmount(libDir, unix.MNT_DETACH)
+
+	// Files content must not see: planted world-readable, so that only
+	// the masks hide them.
+	tag := strconv.Itoa(os.Getpid())
+	planted := []string{filepath.Join(base, "secret"), "/tmp/dais-selftest-" + tag, "/var/tmp/dais-selftest-" + tag}
+	if fi, err := os.Stat("/home"); err == nil && fi.IsDir() {
+		planted = append(planted, "/home/dais-selftest-"+tag)
+	}
+	for _, p := range planted {
+		if err := os.WriteFile(p, []byte("secret\n"), 0o644); err != nil {
+			return fmt.Errorf("selftest: plant %s: %w", p, err)
+		}
+		defer os.Remove(p)
+	}
+	os.Setenv(selftestSecretEnv, "do-not-leak")
+	defer os.Unsetenv(selftestSecretEnv)
+
+	masks := append([]string{o.DataDir}, o.Masks...)
+	opts := func(code, work string) Options {
+		return Options{
+			CodeDir: code, WorkDir: work, ReadOnly: []string{runtimeDir}, Masks: masks,
+			RunAs: o.RunAs, NoUserNamespace: o.NoUserNamespace, NoPIDNamespace: o.NoPIDNamespace,
+			PathDirs: []string{filepath.Join(runtimeDir, "bin")},
+		}
+	}
+	hidden := append(append([]string{}, planted...), o.Secrets...)
+	common := []string{"--uid", fmt.Sprint(u.UID), "--gid", fmt.Sprint(u.GID),
+		"--server-pid", strconv.Itoa(os.Getpid()), "--env-absent", selftestSecretEnv,
+		"--readonly", runtimeDir, "--readonly", libDir}
+	for _, h := range hidden {
+		common = append(common, "--hidden", h)
+	}
+	for _, m := range masks {
+		if fi, err := os.Stat(m); err == nil && fi.IsDir() {
+			common = append(common, "--mask", m)
+		}
+	}
+
+	// Content A writes its markers and, while it sleeps, the host looks.
+	argsA := append([]string{probe, "sandbox", "probe", "--marker", "marker-a",
+		"--readonly", codeA, "--writable", workA, "--writable", "/tmp",
+		"--hidden", filepath.Join(codeB, "app.R"), "--sleep", "1s"}, common...)
+	outA, err := runProbe(ctx, o.DaisPath, opts(codeA, workA), argsA, func() {
+		report("host: the sandbox's mounts are not visible outside", noMountAt(o.DataDir))
+		report("host: /tmp marker not in the host's /tmp", absentOnHost("/tmp/marker-a"))
+	})
+	if err != nil {
+		return err
+	}
+	failures += relay(w, "a", outA)
+	_, err = os.Stat(filepath.Join(workA, "marker-a"))
+	report("host: the work dir write is visible outside", err)
+
+	// Content B must not see A's /tmp nor A's work dir.
+	argsB := append([]string{probe, "sandbox", "probe", "--marker", "marker-b",
+		"--readonly", codeB, "--writable", workB, "--writable", "/tmp",
+		"--absent", "/tmp/marker-a", "--hidden", filepath.Join(workA, "marker-a"),
+		"--hidden", filepath.Join(codeA, "app.R")}, common...)
+	outB, err := runProbe(ctx, o.DaisPath, opts(codeB, workB), argsB, nil)
+	if err != nil {
+		return err
+	}
+	failures += relay(w, "b", outB)
+
+	// The server dies: the content and its children die too.
+	if !o.NoPIDNamespace {
+		report("server SIGKILLed: content and its children die", parentDeath(ctx, o.DaisPath, opts(codeA, workA), probe))
+	}
+
+	// A sandbox that cannot be built says which step failed.
+	bad := opts(codeA, workA)
+	bad.Args = []string{"/nonexistent/program"}
+	report("setup error names the step", setupErrorNamed(ctx, o.DaisPath, bad))
+
+	if failures > 0 {
+		return fmt.Errorf("selftest: %d checks failed", failures)
+	}
+	return nil
+}
+
+// runProbe runs args in a sandbox built from o; during, if set, runs once the
+// probe says "sleeping". It returns the probe's output.
+func runProbe(ctx context.Context, dais string, o Options, args []string, during func()) (string, error) {
+	o.Args = args
+	spec, err := Spec(o)
+	if err != nil {
+		return "", err
+	}
+	cmd, err := Command(ctx, dais, spec)
+	if err != nil {
+		return "", err
+	}
+	pr, pw := io.Pipe()
+	cmd.Stdout = pw
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		return "", err
+	}
+	var out strings.Builder
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		sc := bufio.NewScanner(pr)
+		for sc.Scan() {
+			out.WriteString(sc.Text() + "\n")
+			if sc.Text() == "sleeping" && during != nil {
+				during()
+			}
+		}
+	}()
+	err = cmd.Wait()
+	pw.Close()
+	<-done
+	var se *SetupError
+	if errors.As(err, &se) {
+		return "", fmt.Errorf("selftest: %w", err)
+	}
+	var ee *exec.ExitError
+	if err != nil && !errors.As(err, &ee) {
+		return "", fmt.Errorf("selftest: run probe: %w (stderr: %s)", err, stderr.String())
+	}
+	if stderr.Len() > 0 {
+		out.WriteString("FAIL stderr: " + strings.TrimSpace(stderr.String()) + "\n")
+	}
+	return out.String(), nil
+}
+
+// relay copies the probe's lines, prefixed, and counts failures.
+func relay(w io.Writer, who, out string) int {
+	n := 0
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		if strings.HasPrefix(line, "FAIL") {
+			n++
+			fmt.Fprintf(w, "FAIL %s: %s\n", who, strings.TrimPrefix(line, "FAIL "))
+		} else if s, ok := strings.CutPrefix(line, "ok "); ok {
+			fmt.Fprintf(w, "ok %s: %s\n", who, s)
+		}
+	}
+	if n == 0 && !strings.Contains(out, "ok ") {
+		fmt.Fprintf(w, "FAIL %s: the probe printed nothing: %q\n", who, out)
+		n++
+	}
+	return n
+}
+
+func noMountAt(dir string) error {
+	ms, err := mountinfo.GetMounts(mountinfo.SingleEntryFilter(dir))
+	if err != nil {
+		return err
+	}
+	for _, m := range ms {
+		if m.FSType == "tmpfs" {
+			return fmt.Errorf("a tmpfs is mounted at %s in the host's namespace", dir)
+		}
+	}
+	return nil
+}
+
+func absentOnHost(p string) error {
+	if _, err := os.Lstat(p); err == nil {
+		return fmt.Errorf("%s exists on the host", p)
+	}
+	return nil
+}
+
+// parentDeath starts `dais sandbox selftest-parent` (a stand-in for the
+// server) which starts a sandbox whose content starts a child; then SIGKILLs
+// the stand-in and checks that every process of the sandbox is gone.
+func parentDeath(ctx context.Context, dais string, o Options, probe string) error {
+	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	args := []string{"sandbox", "selftest-parent", "--code", o.CodeDir, "--work", o.WorkDir, "--run-as", o.RunAs,
+		"--", probe, "sandbox", "probe", "--sleep", "1h"}
+	for _, r := range o.ReadOnly {
+		args = append([]string{args[0], args[1], "--ro", r}, args[2:]...)
+	}
+	if o.NoUserNamespace {
+		args = append([]string{args[0], args[1], "--no-userns"}, args[2:]...)
+	}
+	parent := exec.CommandContext(ctx, dais, args...)
+	stdout, err := parent.StdoutPipe()
+	if err != nil {
+		return err
+	}
+	var stderr strings.Builder
+	parent.Stderr = &stderr
+	if err := parent.Start(); err != nil {
+		return err
+	}
+	defer parent.Wait()
+	defer parent.Process.Kill()
+	sc := bufio.NewScanner(stdout)
+	initPid := 0
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "sandbox "); ok {
+			initPid, _ = strconv.Atoi(v)
+		}
+		if sc.Text() == "sleeping" {
+			break
+		}
+	}
+	if initPid == 0 {
+		return fmt.Errorf("the stand-in server did not start a sandbox: %s", stderr.String())
+	}
+	ns, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/pid", initPid))
+	if err != nil {
+		return fmt.Errorf("read the sandbox's pid namespace: %w", err)
+	}
+	// The child starts right before "sleeping"; give it a moment to exist.
+	var pids []int
+	for i := 0; i < 100 && len(pids) < 3; i++ {
+		pids = pidsIn(ns)
+		time.Sleep(10 * time.Millisecond)
+	}
+	if len(pids) < 3 {
+		return fmt.Errorf("want init, content and its child in the sandbox, found pids %v", pids)
+	}
+	parent.Process.Signal(syscall.SIGKILL)
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		alive := 0
+		for _, p := range pids {
+			if running(p) {
+				alive++
+			}
+		}
+		if alive == 0 {
+			return nil
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return fmt.Errorf("processes %v still alive 5s after the server was killed", pids)
+}
+
+// pidsIn lists the live processes in the pid namespace ns ("pid:[N]").
+func pidsIn(ns string) []int {
+	ents, _ := os.ReadDir("/proc")
+	var pids []int
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if l, err := os.Readlink("/proc/" + e.Name() + "/ns/pid"); err == nil && l == ns && running(pid) {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
+
+// running: the process exists and is not a zombie.
+func running(pid int) bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return false
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 || i+2 >= len(s) {
+		return false
+	}
+	st := s[i+2]
+	return st != 'Z' && st != 'X'
+}
+
+func setupErrorNamed(ctx context.Context, dais string, o Options) error {
+	spec, err := Spec(o)
+	if err != nil {
+		return err
+	}
+	cmd, err := Command(ctx, dais, spec)
+	if err != nil {
+		return err
+	}
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	err = cmd.Run()
+	var se *SetupError
+	if !errors.As(err, &se) {
+		return fmt.Errorf("want a SetupError, got %v", err)
+	}
+	if se.Step != "find /nonexistent/program" && !strings.HasPrefix(se.Step, "exec ") {
+		return fmt.Errorf("step %q does not name the program", se.Step)
+	}
+	if cmd.ProcessState.ExitCode() != ExitSetup {
+		return fmt.Errorf("exit code %d, want %d", cmd.ProcessState.ExitCode(), ExitSetup)
+	}
+	if !strings.Contains(stderr.String(), se.Step) {
+		return fmt.Errorf("stderr %q does not name the step", stderr.String())
+	}
+	return nil
+}
+
+func copyFile(from, to string, mode os.FileMode) error {
+	in, err := os.Open(from)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(to, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, mode)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
+}

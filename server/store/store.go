@@ -352,7 +352,8 @@ type Store interface {
 	// next, LastRunAt to now and LastNode to node and returns true. Exactly
 	// one of several servers racing for the same run wins. The caller
 	// computes next as the first time after now (not after expected), so a
-	// schedule missed during downtime runs once, not once per missed slot.
+	// schedule missed during downtime runs once, not once per missed slot;
+	// next not after now is an error (the run could be claimed again).
 	ClaimSchedule(ctx context.Context, id int64, expected, next, now time.Time, node string) (bool, error)
 
 	// Jobs (processes).

@@ -1,0 +1,161 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"path"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/pressly/goose/v3"
+	"github.com/pressly/goose/v3/lock"
+)
+
+//go:embed migrations/sqlite/*.sql migrations/postgres/*.sql
+var migrationFS embed.FS
+
+// versionTable is goose's bookkeeping table.
+const versionTable = "goose_db_version"
+
+func migrations(dialect string) fs.FS {
+	sub, err := fs.Sub(migrationFS, path.Join("migrations", dialect))
+	if err != nil {
+		panic(err) // the embedded tree is fixed at build time
+	}
+	return sub
+}
+
+// SchemaVersion is the highest schema version this binary knows, the same
+// for both dialects.
+func SchemaVersion() int64 {
+	return maxMigration(DialectSQLite)
+}
+
+func maxMigration(dialect string) int64 {
+	entries, err := fs.ReadDir(migrations(dialect), ".")
+	if err != nil {
+		panic(err)
+	}
+	var versions []int64
+	for _, e := range entries {
+		num, _, ok := strings.Cut(e.Name(), "_")
+		if !ok {
+			continue
+		}
+		v, err := strconv.ParseInt(num, 10, 64)
+		if err == nil {
+			versions = append(versions, v)
+		}
+	}
+	sort.Slice(versions, func(i, j int) bool { return versions[i] < versions[j] })
+	if len(versions) == 0 {
+		return 0
+	}
+	return versions[len(versions)-1]
+}
+
+// SchemaTooNewError is returned (wrapping ErrSchemaTooNew) for a database
+// migrated by a newer dais.
+type SchemaTooNewError struct {
+	Database int64  // the database's schema version
+	Binary   int64  // this binary's
+	Where    string // the file or the redacted URL
+	Backups  string // directory of automatic backups, SQLite only
+}
+
+func (e *SchemaTooNewError) Error() string {
+	msg := fmt.Sprintf("database %s has schema version %d, newer than this dais (schema version %d): "+
+		"it was upgraded by a newer dais; run that newer dais, or restore a backup taken with this dais version (dais restore --from FILE)",
+		e.Where, e.Database, e.Binary)
+	if e.Backups != "" {
+		msg += "; automatic pre-upgrade backups of the database are in " + e.Backups
+	}
+	return msg
+}
+
+func (e *SchemaTooNewError) Unwrap() error { return ErrSchemaTooNew }
+
+// readVersion returns the schema version of db: 0 for a database goose never touched.
+func readVersion(ctx context.Context, db *sql.DB, dialect string) (int64, error) {
+	var exists bool
+	var err error
+	switch dialect {
+	case DialectSQLite:
+		var n int
+		err = db.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?`, versionTable).Scan(&n)
+		exists = n > 0
+	default:
+		err = db.QueryRowContext(ctx, `SELECT to_regclass($1) IS NOT NULL`, versionTable).Scan(&exists)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("read schema version: %w", err)
+	}
+	if !exists {
+		return 0, nil
+	}
+	var v sql.NullInt64
+	if err := db.QueryRowContext(ctx, `SELECT MAX(version_id) FROM `+versionTable+` WHERE is_applied`).Scan(&v); err != nil {
+		return 0, fmt.Errorf("read schema version: %w", err)
+	}
+	return v.Int64, nil
+}
+
+// migrate brings db up to this binary's schema. before, when not nil, runs
+// first when an existing database (version > 0) is about to be upgraded.
+func migrate(ctx context.Context, db *sql.DB, dialect, where, backups string, logger *slog.Logger, before func(old int64) error) error {
+	target := maxMigration(dialect)
+	current, err := readVersion(ctx, db, dialect)
+	if err != nil {
+		return err
+	}
+	if current > target {
+		return &SchemaTooNewError{Database: current, Binary: target, Where: where, Backups: backups}
+	}
+	if current == target {
+		return nil
+	}
+	if current > 0 && before != nil {
+		if err := before(current); err != nil {
+			return err
+		}
+	}
+	opts := []goose.ProviderOption{goose.WithDisableGlobalRegistry(true)}
+	gd := goose.DialectSQLite3
+	if dialect == DialectPostgres {
+		gd = goose.DialectPostgres
+		// Several servers may start at once on one PostgreSQL.
+		locker, err := lock.NewPostgresSessionLocker()
+		if err != nil {
+			return fmt.Errorf("migration lock: %w", err)
+		}
+		opts = append(opts, goose.WithSessionLocker(locker))
+	}
+	p, err := goose.NewProvider(gd, db, migrations(dialect), opts...)
+	if err != nil {
+		return fmt.Errorf("prepare migrations: %w", err)
+	}
+	results, err := p.Up(ctx)
+	if err != nil {
+		return fmt.Errorf("migrate database %s from schema version %d to %d: %w", where, current, target, err)
+	}
+	for _, r := range results {
+		logger.Info("database migrated", slog.String(logKeyDialect, dialect),
+			slog.Int64(logKeyVersion, r.Source.Version), slog.Duration(logKeyDuration, r.Duration))
+	}
+	return nil
+}
+
+// Log attribute keys.
+const (
+	logKeyDialect  = "dialect"
+	logKeyVersion  = "schema_version"
+	logKeyDuration = "duration"
+	logKeyPath     = "path"
+	logKeyFrom     = "from_version"
+	logKeyTo       = "to_version"
+)

@@ -1,0 +1,132 @@
+package store_test
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/dais-dev/dais/server/config"
+	"github.com/dais-dev/dais/server/store"
+	"github.com/dais-dev/dais/server/store/storetest"
+
+	_ "modernc.org/sqlite"
+)
+
+func openSQLite(t *testing.T) store.Store {
+	t.Helper()
+	s, err := store.OpenSQLite(context.Background(), filepath.Join(t.TempDir(), "dais.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func TestSQLiteConformance(t *testing.T) {
+	storetest.Run(t, openSQLite)
+}
+
+// Two Store instances on one SQLite file (two processes would be the same):
+// one winner per scheduled run.
+func TestSQLiteClaimRaceTwoInstances(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "dais.db")
+	var stores []store.Store
+	for range 2 {
+		s, err := store.OpenSQLite(context.Background(), path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		stores = append(stores, s)
+	}
+	storetest.RunClaimRace(t, stores)
+}
+
+func TestOpenFromConfig(t *testing.T) {
+	dir := t.TempDir()
+	cfg := config.Defaults()
+	cfg.Server.DataDir = dir
+	s, err := store.Open(context.Background(), cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if s.Dialect() != store.DialectSQLite {
+		t.Fatalf("dialect %q", s.Dialect())
+	}
+	if _, err := os.Stat(filepath.Join(dir, "db", "dais.db")); err != nil {
+		t.Fatalf("database not in <DataDir>/db: %v", err)
+	}
+	var journal string
+	sq := s.(store.SQLiteStore)
+	db, err := sql.Open("sqlite", sq.Path())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if err := db.QueryRow(`PRAGMA journal_mode`).Scan(&journal); err != nil {
+		t.Fatal(err)
+	}
+	if journal != "wal" {
+		t.Fatalf("journal_mode = %q, want wal", journal)
+	}
+
+	cfg.Database.Provider = "mysql"
+	if _, err := store.Open(context.Background(), cfg, nil); err == nil || !strings.Contains(err.Error(), "Database.Provider") {
+		t.Fatalf("unknown provider: err = %v, want one naming Database.Provider", err)
+	}
+}
+
+// stampVersion records version as applied in the goose table of the SQLite file.
+func stampVersion(t *testing.T, path string, version int64) {
+	t.Helper()
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec(`INSERT INTO goose_db_version (version_id, is_applied) VALUES (?, 1)`, version); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestSQLiteRefusesNewerSchema(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "dais.db")
+	s, err := store.OpenSQLite(context.Background(), path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	future := store.SchemaVersion() + 7
+	stampVersion(t, path, future)
+
+	_, err = store.OpenSQLite(context.Background(), path, nil)
+	if !errors.Is(err, store.ErrSchemaTooNew) {
+		t.Fatalf("err = %v, want ErrSchemaTooNew", err)
+	}
+	msg := err.Error()
+	for _, want := range []string{
+		fmt.Sprintf("schema version %d", future),
+		fmt.Sprintf("(schema version %d)", store.SchemaVersion()),
+		"dais restore --from",
+		path,
+		store.BackupsDir(path),
+	} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("message %q lacks %q", msg, want)
+		}
+	}
+	// Refusing did not change the database.
+	v, err := store.CheckSQLiteFile(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v != future {
+		t.Fatalf("version after refusal = %d, want %d", v, future)
+	}
+}

@@ -63,13 +63,14 @@ func DecodeJSON(r *http.Request, v any) error {
 	if r.Body == nil {
 		return &RequestError{http.StatusBadRequest, "request body is empty: send a JSON object"}
 	}
-	dec := json.NewDecoder(io.LimitReader(r.Body, MaxJSONBody+1))
+	body := &countingReader{r: io.LimitReader(r.Body, MaxJSONBody+1)}
+	dec := json.NewDecoder(body)
 	if err := dec.Decode(v); err != nil {
 		switch {
+		case body.n > MaxJSONBody:
+			return &RequestError{http.StatusRequestEntityTooLarge, fmt.Sprintf("request body is larger than %d bytes", MaxJSONBody)}
 		case errors.Is(err, io.EOF):
 			return &RequestError{http.StatusBadRequest, "request body is empty: send a JSON object"}
-		case dec.InputOffset() > MaxJSONBody:
-			return &RequestError{http.StatusRequestEntityTooLarge, fmt.Sprintf("request body is larger than %d bytes", MaxJSONBody)}
 		}
 		var te *json.UnmarshalTypeError
 		if errors.As(err, &te) {
@@ -113,4 +114,15 @@ func WriteRequestError(w http.ResponseWriter, err error) {
 		return
 	}
 	WriteError(w, http.StatusInternalServerError, "internal error")
+}
+
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
 }

@@ -144,7 +144,20 @@ func (c *Cmd) Start() error {
 
 // Wait waits for the content to exit. If the sandbox could not be built it
 // returns a *SetupError (exit status ExitSetup).
+//
+// Once the content's main process has exited, Wait SIGKILLs what is left of
+// its process group (children it left behind), then reaps it.
 func (c *Cmd) Wait() error {
+	if c.Process != nil {
+		var info unix.Siginfo
+		for {
+			err := unix.Waitid(unix.P_PID, c.Process.Pid, &info, unix.WEXITED|unix.WNOWAIT, nil)
+			if err != unix.EINTR {
+				break
+			}
+		}
+		syscall.Kill(-c.Process.Pid, syscall.SIGKILL)
+	}
 	err := c.Cmd.Wait()
 	defer c.errR.Close()
 	// sandbox-exec holds the write end close-on-exec, so it is closed by now;

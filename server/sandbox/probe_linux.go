@@ -35,7 +35,8 @@ func Probe(args []string, w io.Writer) int {
 	gid := fs.Int("gid", -1, "expected gid")
 	serverPid := fs.Int("server-pid", 0, "host `pid` of the server, which must not be signalled or traced")
 	marker := fs.String("marker", "probe", "`name` of the files written in writable dirs")
-	sleep := fs.Duration("sleep", 0, "after the checks, start a child that sleeps, then sleep this long (for the parent-death test)")
+	sleep := fs.Duration("sleep", 0, "after the checks, sleep this long")
+	child := fs.Bool("child", false, "before sleeping, start a child that sleeps an hour (for the parent-death test)")
 	if err := fs.Parse(args); err != nil {
 		return 1
 	}
@@ -121,7 +122,7 @@ func Probe(args []string, w io.Writer) int {
 		}
 		check("ptrace the server", wantErr(err, "attached"))
 	}
-	if *sleep > 0 {
+	if *child {
 		// A grandchild that outlives nothing: it must die with the server.
 		self, _ := os.Executable()
 		p, err := os.StartProcess(self, []string{self, "sandbox", "probe", "--sleep-child"}, &os.ProcAttr{Files: []*os.File{nil, nil, os.Stderr}})
@@ -129,6 +130,8 @@ func Probe(args []string, w io.Writer) int {
 		if p != nil {
 			fmt.Fprintf(w, "child %d\n", p.Pid)
 		}
+	}
+	if *sleep > 0 {
 		fmt.Fprintln(w, "sleeping")
 		time.Sleep(*sleep)
 	}

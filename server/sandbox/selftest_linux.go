@@ -286,7 +286,7 @@ func parentDeath(ctx context.Context, dais string, o Options, probe string) erro
 	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
 	args := []string{"sandbox", "selftest-parent", "--code", o.CodeDir, "--work", o.WorkDir, "--run-as", o.RunAs,
-		"--", probe, "sandbox", "probe", "--sleep", "1h"}
+		"--", probe, "sandbox", "probe", "--child", "--sleep", "1h"}
 	for _, r := range o.ReadOnly {
 		args = append([]string{args[0], args[1], "--ro", r}, args[2:]...)
 	}

@@ -1,0 +1,427 @@
+package sandbox
+
+import (
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/dais-dev/dais/server/config"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+// TestMain lets the test binary stand in for dais: it is re-executed as
+// `sandbox-exec` by Command and, copied into the sandbox, as `sandbox probe`.
+func TestMain(m *testing.M) {
+	if len(os.Args) > 1 {
+		switch os.Args[1] {
+		case "sandbox-exec":
+			os.Exit(Main(os.Stderr))
+		case "sandbox":
+			os.Exit(CLI(context.Background(), os.Args[2:], os.Stdout, os.Stderr))
+		}
+	}
+	os.Exit(m.Run())
+}
+
+// needRoot skips when not root, unless CI=true, where it fails.
+func needRoot(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() == 0 {
+		return
+	}
+	if os.Getenv("CI") == "true" {
+		t.Fatal("sandbox tests need root (CI=true: not skipping)")
+	}
+	t.Skip("sandbox tests need root")
+}
+
+// testUser is DAIS_TEST_RUN_AS, else rstudio-connect when it exists, else nobody.
+func testUser(t *testing.T) string {
+	t.Helper()
+	if u := os.Getenv("DAIS_TEST_RUN_AS"); u != "" {
+		return u
+	}
+	if _, err := user.Lookup(DefaultRunAs); err == nil {
+		return DefaultRunAs
+	}
+	return "nobody"
+}
+
+// dataDir is a directory outside /tmp (which every sandbox replaces), removed after the test.
+func dataDir(t *testing.T) string {
+	t.Helper()
+	d, err := os.MkdirTemp("/var/lib", "dais-sandbox-test-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(d, 0o755)
+	t.Cleanup(func() { os.RemoveAll(d) })
+	return d
+}
+
+func TestSpec(t *testing.T) {
+	d := t.TempDir()
+	data := filepath.Join(d, "data")
+	code := filepath.Join(data, "apps/1/code")
+	work := filepath.Join(data, "apps/1/work")
+	rt := filepath.Join(d, "opt/R/4.2.2")
+	for _, p := range []string{code, work, rt, filepath.Join(data, "db")} {
+		if err := os.MkdirAll(p, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfgFile := filepath.Join(d, "rstudio-connect.gcfg")
+	os.WriteFile(cfgFile, []byte("[Server]\n"), 0o600)
+	t.Setenv("DAIS_SERVER_SECRET", "leak")
+	t.Setenv("TZ", "Europe/Paris")
+	base := Options{Args: []string{"/bin/true"}, CodeDir: code, WorkDir: work, ReadOnly: []string{rt},
+		Masks: []string{data, filepath.Join(data, "db"), cfgFile, filepath.Join(d, "absent")}, RunAs: "nobody"}
+
+	dest := func(s *specs.Spec) []string {
+		var out []string
+		for _, m := range s.Mounts {
+			out = append(out, m.Type+" "+m.Destination)
+		}
+		return out
+	}
+	tests := []struct {
+		name    string
+		edit    func(*Options)
+		wantErr string
+		check   func(t *testing.T, s *specs.Spec)
+	}{
+		{name: "mounts in order, nested and absent masks skipped", check: func(t *testing.T, s *specs.Spec) {
+			want := []string{"tmpfs " + data, "bind " + cfgFile, "tmpfs /tmp", "bind " + rt, "bind " + code, "bind " + work, "proc /proc"}
+			if got := dest(s); !slices.Equal(got, want) {
+				t.Errorf("mounts\n got %q\nwant %q", got, want)
+			}
+			if s.Mounts[1].Source != "/dev/null" {
+				t.Errorf("file mask source %q, want /dev/null", s.Mounts[1].Source)
+			}
+			if !slices.Contains(s.Mounts[4].Options, "ro") || !slices.Contains(s.Mounts[4].Options, optMkdir) {
+				t.Errorf("code dir options %q, want ro and %s (it lies in a mask)", s.Mounts[4].Options, optMkdir)
+			}
+			if !slices.Contains(s.Mounts[3].Options, "ro") || !slices.Contains(s.Mounts[3].Options, "rbind") {
+				t.Errorf("runtime dir options %q, want ro and rbind (submounts too)", s.Mounts[3].Options)
+			}
+			if !slices.Contains(s.Mounts[5].Options, "rw") {
+				t.Errorf("work dir options %q, want rw", s.Mounts[5].Options)
+			}
+		}},
+		{name: "process", check: func(t *testing.T, s *specs.Spec) {
+			p := s.Process
+			if p.User.UID != 65534 || p.User.GID != 65534 || !p.NoNewPrivileges || p.Cwd != work {
+				t.Errorf("process %+v", p)
+			}
+			c := p.Capabilities
+			if c == nil || len(c.Bounding)+len(c.Effective)+len(c.Permitted)+len(c.Inheritable)+len(c.Ambient) != 0 {
+				t.Errorf("capabilities %+v, want all empty", c)
+			}
+			var ns []specs.LinuxNamespaceType
+			for _, n := range s.Linux.Namespaces {
+				ns = append(ns, n.Type)
+			}
+			if !slices.Equal(ns, []specs.LinuxNamespaceType{specs.MountNamespace, specs.UserNamespace, specs.PIDNamespace}) {
+				t.Errorf("namespaces %v", ns)
+			}
+			if len(s.Linux.UIDMappings) == 0 || s.Linux.UIDMappings[0].ContainerID != s.Linux.UIDMappings[0].HostID {
+				t.Errorf("uid map %+v, want an identity map", s.Linux.UIDMappings)
+			}
+			if s.Linux.RootfsPropagation != "rprivate" {
+				t.Errorf("propagation %q", s.Linux.RootfsPropagation)
+			}
+		}},
+		{name: "environment: allow-list and the content's own", edit: func(o *Options) {
+			o.Env = []string{"CONNECT_CONTENT_GUID=abc", "HOME=/custom"}
+			o.PathDirs = []string{"/opt/R/4.2.2/bin"}
+		}, check: func(t *testing.T, s *specs.Spec) {
+			want := []string{"PATH=/opt/R/4.2.2/bin:" + DefaultPath, "USER=nobody", "LOGNAME=nobody", "TMPDIR=/tmp",
+				"TZ=Europe/Paris", "LANG=C.UTF-8", "CONNECT_CONTENT_GUID=abc", "HOME=/custom"}
+			got := slices.Clone(s.Process.Env)
+			slices.Sort(got)
+			slices.Sort(want)
+			if os.Getenv("LANG") != "" || os.Getenv("LC_ALL") != "" || os.Getenv("LC_CTYPE") != "" {
+				t.Skip("LANG/LC_* set in the test environment")
+			}
+			if !slices.Equal(got, want) {
+				t.Errorf("env\n got %q\nwant %q", got, want)
+			}
+		}},
+		{name: "namespaces can be left out", edit: func(o *Options) { o.NoUserNamespace, o.NoPIDNamespace = true, true },
+			check: func(t *testing.T, s *specs.Spec) {
+				if len(s.Linux.Namespaces) != 1 || s.Linux.UIDMappings != nil || slices.Contains(dest(s), "proc /proc") {
+					t.Errorf("namespaces %v, uid map %v, mounts %v", s.Linux.Namespaces, s.Linux.UIDMappings, dest(s))
+				}
+			}},
+		{name: "bind that uncovers a mask", edit: func(o *Options) { o.ReadOnly = []string{d} }, wantErr: "would uncover the mask"},
+		{name: "absent code dir", edit: func(o *Options) { o.CodeDir = filepath.Join(d, "nope") }, wantErr: "code directory: stat"},
+		{name: "relative mask", edit: func(o *Options) { o.Masks = []string{"data"} }, wantErr: "not an absolute path"},
+		{name: "no program", edit: func(o *Options) { o.Args = nil }, wantErr: "Options.Args is empty"},
+		{name: "unknown user names the fix", edit: func(o *Options) { o.RunAs = "no-such-user-dais" }, wantErr: "Applications.RunAs"},
+		{name: "root refused", edit: func(o *Options) { o.RunAs = "root" }, wantErr: "is root"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			o := base
+			o.Masks = slices.Clone(base.Masks)
+			if tt.edit != nil {
+				tt.edit(&o)
+			}
+			s, err := Spec(o)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err = %v, want it to contain %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			tt.check(t, s)
+		})
+	}
+}
+
+func TestDefaultMasks(t *testing.T) {
+	tests := []struct {
+		name string
+		cfg  func(*config.Config)
+		want []string
+	}{
+		{"sqlite", func(c *config.Config) { c.Server.DataDir = "/data"; c.SQLite.Dir = "/db" },
+			[]string{"/data", "/db", "/etc/rstudio-connect", "/home", "/var/tmp", "/x"}},
+		{"postgres", func(c *config.Config) { c.Server.DataDir = "/data"; c.Database.Provider = "postgres" },
+			[]string{"/data", "/etc/rstudio-connect", "/home", "/var/tmp", "/x"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := config.Defaults()
+			tt.cfg(c)
+			if got := DefaultMasks(c, "/x"); !slices.Equal(got, tt.want) {
+				t.Errorf("got %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestSelfTest runs every check of `dais sandbox selftest` in each
+// namespace mode, and requires the checks the issue lists to be among them.
+func TestSelfTest(t *testing.T) {
+	needRoot(t)
+	required := []string{
+		"hidden /tmp/dais-selftest-", "hidden /home/dais-selftest-", "hidden /var/tmp/dais-selftest-",
+		"/secret", "/b/code/app.R", "/a/work/marker-a",
+		"read-only ", "/runtime/lib", "writable /tmp", "/a/work",
+		"absent /tmp/marker-a", "umount ", "remount rw ", "mount tmpfs",
+		"uid", "gid", "groups", "setuid(0)", "regain a capability",
+		"CapEff is 0", "CapPrm is 0", "CapBnd is 0", "CapAmb is 0", "CapInh is 0", "NoNewPrivs is 1",
+		"env " + selftestSecretEnv + " absent", "no inherited fds", "signal the server", "ptrace the server",
+		"host: the sandbox's mounts are not visible outside", "host: /tmp marker not in the host's /tmp",
+		"host: the work dir write is visible outside", "setup error names the step",
+	}
+	modes := []struct {
+		name           string
+		noUser, noPID  bool
+		wantParentKill bool
+	}{
+		{"userns+pidns", false, false, true},
+		{"pidns", true, false, true},
+		{"userns", false, true, false},
+		{"mountns only", true, true, false},
+	}
+	for _, m := range modes {
+		t.Run(m.name, func(t *testing.T) {
+			dd := dataDir(t)
+			secret := filepath.Join(dd, "rstudio-connect.gcfg")
+			os.WriteFile(secret, []byte("[Postgres]\nPassword = s3cret\n"), 0o644)
+			var out strings.Builder
+			err := SelfTest(context.Background(), SelfTestOptions{
+				DaisPath: os.Args[0], DataDir: dd, Masks: []string{"/home", "/var/tmp"}, Secrets: []string{secret},
+				RunAs: testUser(t), NoUserNamespace: m.noUser, NoPIDNamespace: m.noPID,
+			}, &out)
+			lines := strings.Split(out.String(), "\n")
+			for _, l := range lines {
+				if strings.HasPrefix(l, "FAIL") {
+					t.Error(l)
+				}
+			}
+			if err != nil {
+				t.Fatalf("SelfTest: %v\n%s", err, out.String())
+			}
+			want := required
+			if m.wantParentKill {
+				want = append(want, "server SIGKILLed: content and its children die")
+			}
+			want = append(want, "hidden "+secret)
+			for _, w := range want {
+				if !slices.ContainsFunc(lines, func(l string) bool { return strings.HasPrefix(l, "ok ") && strings.Contains(l, w) }) {
+					t.Errorf("no passing check mentions %q", w)
+				}
+			}
+		})
+	}
+}
+
+// run runs args in a sandbox and returns stdout and the error.
+func runSandbox(t *testing.T, ctx context.Context, o Options) (string, error) {
+	t.Helper()
+	s, err := Spec(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd, err := Command(ctx, os.Args[0], s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out, stderr strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &stderr
+	err = cmd.Run()
+	if stderr.Len() > 0 {
+		t.Logf("stderr: %s", stderr.String())
+	}
+	return out.String(), err
+}
+
+func TestRun(t *testing.T) {
+	needRoot(t)
+	dd := dataDir(t)
+	work := filepath.Join(dd, "work")
+	os.Mkdir(work, 0o777)
+	os.Chmod(work, 0o777)
+	t.Setenv("DAIS_SERVER_SECRET", "leak")
+	for _, mode := range []struct {
+		name          string
+		noUser, noPID bool
+	}{{"default", false, false}, {"no namespaces but mount", true, true}} {
+		tests := []struct {
+			name     string
+			args     []string
+			edit     func(*Options)
+			want     string
+			wantCode int
+		}{
+			{name: "exit code", args: []string{"/bin/sh", "-c", "exit 7"}, wantCode: 7},
+			{name: "killed by a signal", args: []string{"/bin/sh", "-c", "kill -9 $$"}, wantCode: 128 + 9},
+			{name: "environment is the spec's only", args: []string{"/usr/bin/env"},
+				edit: func(o *Options) { o.Env = []string{"CONNECT_CONTENT_GUID=g"} },
+				want: "CONNECT_CONTENT_GUID=g\nHOME=" + work + "\nLANG=C.UTF-8\nLOGNAME=nobody\nPATH=" + DefaultPath + "\nTMPDIR=/tmp\nUSER=nobody\n"},
+			{name: "rlimits", args: []string{"/bin/sh", "-c", "ulimit -n; ulimit -Hn"},
+				edit: func(o *Options) { o.Rlimits = []specs.POSIXRlimit{{Type: "RLIMIT_NOFILE", Soft: 123, Hard: 456}} },
+				want: "123\n456\n"},
+			{name: "cwd and PATH lookup", args: []string{"pwd"}, want: work + "\n"},
+			{name: "stdin is the caller's", args: []string{"/bin/sh", "-c", "test -t 0 || echo ok"}, want: "ok\n"},
+		}
+		for _, tt := range tests {
+			t.Run(mode.name+"/"+tt.name, func(t *testing.T) {
+				o := Options{Args: tt.args, WorkDir: work, Masks: []string{dd}, RunAs: "nobody",
+					NoUserNamespace: mode.noUser, NoPIDNamespace: mode.noPID}
+				if tt.edit != nil {
+					tt.edit(&o)
+				}
+				out, err := runSandbox(t, context.Background(), o)
+				var ee *exec.ExitError
+				code := 0
+				if errors.As(err, &ee) {
+					code = ee.ExitCode()
+					// Without a PID namespace's init, a signal is not an exit code.
+					if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+						code = 128 + int(ws.Signal())
+					}
+				} else if err != nil {
+					t.Fatal(err)
+				}
+				if code != tt.wantCode {
+					t.Errorf("exit code %d, want %d (err %v)", code, tt.wantCode, err)
+				}
+				if tt.name == "environment is the spec's only" {
+					lines := strings.Split(strings.TrimSpace(out), "\n")
+					slices.Sort(lines)
+					out = strings.Join(lines, "\n") + "\n"
+					if os.Getenv("LANG") != "" || os.Getenv("TZ") != "" || os.Getenv("LC_ALL") != "" {
+						t.Skip("LANG, LC_ALL or TZ set in the test environment")
+					}
+				}
+				if tt.want != "" && out != tt.want {
+					t.Errorf("output\n%q\nwant\n%q", out, tt.want)
+				}
+			})
+		}
+	}
+}
+
+// A sandbox that cannot be built reports the step, with ExitSetup.
+func TestSetupError(t *testing.T) {
+	needRoot(t)
+	dd := dataDir(t)
+	tests := []struct {
+		name     string
+		edit     func(*specs.Spec)
+		wantStep string
+		wantMsg  string
+	}{
+		{"absent bind source", func(s *specs.Spec) {
+			s.Mounts = append(s.Mounts, specs.Mount{Destination: dd, Type: "bind", Source: "/nonexistent-dais", Options: []string{"rbind"}})
+		}, "open /nonexistent-dais", "does not exist"},
+		{"unknown rlimit", func(s *specs.Spec) {
+			s.Process.Rlimits = []specs.POSIXRlimit{{Type: "RLIMIT_BOGUS"}}
+		}, "set rlimit RLIMIT_BOGUS", "unknown limit"},
+		{"bad mount type", func(s *specs.Spec) {
+			s.Mounts = append(s.Mounts, specs.Mount{Destination: dd, Type: "overlay"})
+		}, "mount " + dd, "not supported"},
+		{"missing cwd", func(s *specs.Spec) { s.Process.Cwd = "/nonexistent-dais" }, "chdir /nonexistent-dais", "no such file"},
+		{"program not found", func(s *specs.Spec) { s.Process.Args = []string{"no-such-program-dais"} }, "find no-such-program-dais", "not found in PATH"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, err := Spec(Options{Args: []string{"/bin/true"}, Masks: []string{dd}, RunAs: "nobody"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			tt.edit(s)
+			cmd, err := Command(context.Background(), os.Args[0], s)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var stderr strings.Builder
+			cmd.Stderr = &stderr
+			err = cmd.Run()
+			var se *SetupError
+			if !errors.As(err, &se) {
+				t.Fatalf("err = %v, want a *SetupError; stderr %s", err, stderr.String())
+			}
+			if se.Step != tt.wantStep || !strings.Contains(se.Err, tt.wantMsg) {
+				t.Errorf("step %q err %q, want step %q and %q", se.Step, se.Err, tt.wantStep, tt.wantMsg)
+			}
+			if c := cmd.ProcessState.ExitCode(); c != ExitSetup {
+				t.Errorf("exit code %d, want %d", c, ExitSetup)
+			}
+			if !strings.Contains(stderr.String(), "dais sandbox: "+tt.wantStep+": ") {
+				t.Errorf("stderr %q does not name the step", stderr.String())
+			}
+		})
+	}
+}
+
+// Cancelling the context kills the content and everything it started.
+func TestCancel(t *testing.T) {
+	needRoot(t)
+	dd := dataDir(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, err := runSandbox(t, ctx, Options{Args: []string{"/bin/sh", "-c", "sleep 60 & sleep 60"}, Masks: []string{dd}, RunAs: "nobody"})
+	if err == nil {
+		t.Fatal("want an error from a killed sandbox")
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("took %v: the content or its child survived the cancel", d)
+	}
+}

@@ -1095,6 +1095,33 @@ func (s *sqlDB) FinishJob(ctx context.Context, key string, exitCode int, at time
 	return nil
 }
 
+// ---- settings
+
+func (s *sqlDB) Setting(ctx context.Context, name string) (string, error) {
+	var v string
+	if err := s.queryRow(ctx, `SELECT value FROM settings WHERE name = ?`, name).Scan(&v); err != nil {
+		return "", fmt.Errorf("setting %s: %w", name, mapErr(err))
+	}
+	return v, nil
+}
+
+func (s *sqlDB) SetSetting(ctx context.Context, name, value string) error {
+	_, err := s.exec(ctx, `INSERT INTO settings (name, value, updated_at) VALUES (?, ?, ?)
+		ON CONFLICT (name) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`, name, value, tv(now()))
+	if err != nil {
+		return fmt.Errorf("set setting %s: %w", name, err)
+	}
+	return nil
+}
+
+func (s *sqlDB) SetSettingIfAbsent(ctx context.Context, name, value string) (string, error) {
+	_, err := s.exec(ctx, `INSERT INTO settings (name, value, updated_at) VALUES (?, ?, ?) ON CONFLICT (name) DO NOTHING`, name, value, tv(now()))
+	if err != nil {
+		return "", fmt.Errorf("set setting %s: %w", name, err)
+	}
+	return s.Setting(ctx, name)
+}
+
 // ---- misc
 
 func (s *sqlDB) DatabaseVersion(ctx context.Context) (int64, error) {

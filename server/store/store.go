@@ -364,6 +364,14 @@ type Store interface {
 	// FinishJob records the end of a job's process.
 	FinishJob(ctx context.Context, key string, exitCode int, at time.Time) error
 
+	// Server-wide settings (name -> value), shared by every node.
+	// Setting returns ErrNotFound for a name never set.
+	Setting(ctx context.Context, name string) (string, error)
+	SetSetting(ctx context.Context, name, value string) error
+	// SetSettingIfAbsent stores value unless name is set, and returns the
+	// stored value: the first of several racing nodes wins.
+	SetSettingIfAbsent(ctx context.Context, name, value string) (string, error)
+
 	// DatabaseVersion is the schema version the database is at.
 	DatabaseVersion(ctx context.Context) (int64, error)
 	// Dialect is "sqlite" or "postgres".

@@ -41,6 +41,7 @@ func Run(t *testing.T, open Opener) {
 		{"ClaimScheduleRace", func(t *testing.T, s store.Store) { testClaimRace(t, []store.Store{s, s}) }},
 		{"Jobs", testJobs},
 		{"DeleteCascades", testDeleteCascades},
+		{"Settings", testSettings},
 		{"Misc", testMisc},
 	}
 	for _, tc := range tests {
@@ -1073,4 +1074,24 @@ func testMisc(t *testing.T, s store.Store) {
 	if d := s.Dialect(); d != store.DialectSQLite && d != store.DialectPostgres {
 		t.Fatalf("Dialect() = %q", d)
 	}
+}
+
+func testSettings(t *testing.T, s store.Store) {
+	c := ctx(t)
+	_, err := s.Setting(c, "secret")
+	wantErr(t, err, store.ErrNotFound, "Setting(unset)")
+	got, err := s.SetSettingIfAbsent(c, "secret", "first")
+	must(t, err)
+	eq(t, "first SetSettingIfAbsent", got, "first")
+	got, err = s.SetSettingIfAbsent(c, "secret", "second")
+	must(t, err)
+	eq(t, "second SetSettingIfAbsent", got, "first")
+	must(t, s.SetSetting(c, "secret", "third"))
+	must(t, s.SetSetting(c, "other", ""))
+	got, err = s.Setting(c, "secret")
+	must(t, err)
+	eq(t, "after SetSetting", got, "third")
+	got, err = s.Setting(c, "other")
+	must(t, err)
+	eq(t, "empty value", got, "")
 }

@@ -419,6 +419,25 @@ func TestValidateInCode(t *testing.T) {
 	}
 }
 
+// TestShippedFiles checks the configuration files the repository ships (the
+// image's default file) load with no problem and no warning.
+func TestShippedFiles(t *testing.T) {
+	files, _ := filepath.Glob("../../docker/*.gcfg")
+	if len(files) == 0 {
+		t.Skip("no docker/*.gcfg in this checkout")
+	}
+	for _, f := range files {
+		l, err := Load(f, nil)
+		if err != nil {
+			t.Errorf("%s: %v", f, err)
+			continue
+		}
+		if len(l.Warnings) > 0 {
+			t.Errorf("%s: warnings %q", f, l.Warnings)
+		}
+	}
+}
+
 // TestReference keeps docs/configuration.md equal to what the key table says.
 func TestReference(t *testing.T) {
 	checkGolden(t, "../../docs/configuration.md", string(Reference()))

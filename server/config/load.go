@@ -24,8 +24,9 @@ type Loaded struct {
 	// environment variables), each naming its file:line or variable.
 	Warnings []string
 	// Origins maps "section.key" (lower case; "section.NAME.key" for named
-	// subsections, NAME as written) to where its value came from:
-	// "default", "FILE:LINE" (the main or the migration file) or "env VAR".
+	// subsections, NAME as written, and "section.NAME" for where the
+	// subsection first appeared) to where its value came from: "default",
+	// "FILE:LINE" (the main or the migration file) or "env VAR".
 	Origins map[string]string
 	// Files are the files that were read, main file first.
 	Files []string

@@ -1,0 +1,284 @@
+package process
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+)
+
+func proxyServer(t *testing.T, publicURL string) (*Proxy, *httptest.Server) {
+	t.Helper()
+	px := NewProxy(quietLogger(), publicURL)
+	srv := httptest.NewServer(px)
+	t.Cleanup(srv.Close)
+	return px, srv
+}
+
+func readyPool(t *testing.T, o Options) *Pool {
+	t.Helper()
+	if o.Launch == nil {
+		o.Launch = helperLauncher(t, "serve", nil)
+	}
+	if o.InitTimeout == 0 {
+		o.InitTimeout = 20 * time.Second
+	}
+	p := newPool(t, o)
+	if err := p.WaitReady(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestProxyRequests(t *testing.T) {
+	px, srv := proxyServer(t, "")
+	px.Set("abc", readyPool(t, Options{Min: 1}))
+	pxPublic, srvPublic := proxyServer(t, "https://connect.example.com/")
+	pxPublic.Set("abc", readyPool(t, Options{Min: 1}))
+	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+
+	type echo struct {
+		Path, Rawpath, Query, Host, Xff, Xfh, Xfp, Base, Rsc string
+	}
+	tests := []struct {
+		name     string
+		base     string
+		path     string
+		code     int
+		location string
+		check    func(t *testing.T, e echo)
+	}{
+		{"prefix stripped, query kept", srv.URL, "/content/abc/api/items?x=1&y=2", 200, "", func(t *testing.T, e echo) {
+			if e.Path != "/api/items" || e.Query != "x=1&y=2" {
+				t.Errorf("upstream saw %q ? %q", e.Path, e.Query)
+			}
+		}},
+		{"root", srv.URL, "/content/abc/", 200, "", func(t *testing.T, e echo) {
+			if e.Path != "/" {
+				t.Errorf("upstream path %q", e.Path)
+			}
+		}},
+		{"escaped path kept", srv.URL, "/content/abc/a%2Fb", 200, "", func(t *testing.T, e echo) {
+			if e.Rawpath != "/a%2Fb" {
+				t.Errorf("upstream raw path %q", e.Rawpath)
+			}
+		}},
+		{"forwarded headers", srv.URL, "/content/abc/x", 200, "", func(t *testing.T, e echo) {
+			host := strings.TrimPrefix(srv.URL, "http://")
+			if e.Xff != "127.0.0.1" || e.Xfh != host || e.Xfp != "http" || e.Host != host {
+				t.Errorf("X-Forwarded-For %q Host %q Proto %q, Host %q", e.Xff, e.Xfh, e.Xfp, e.Host)
+			}
+			if e.Base != srv.URL+"/content/abc/" {
+				t.Errorf("RStudio-Connect-App-Base-URL = %q", e.Base)
+			}
+			if e.Rsc != srv.URL+"/content/abc/x" {
+				t.Errorf("X-RSC-Request = %q", e.Rsc)
+			}
+		}},
+		{"public URL from Server.Address", srvPublic.URL, "/content/abc/x", 200, "", func(t *testing.T, e echo) {
+			if e.Base != "https://connect.example.com/content/abc/" {
+				t.Errorf("RStudio-Connect-App-Base-URL = %q", e.Base)
+			}
+		}},
+		{"no trailing slash redirects", srv.URL, "/content/abc?q=1", 301, "/content/abc/?q=1", nil},
+		{"unknown content", srv.URL, "/content/nope/", 404, "", nil},
+		{"outside the prefix", srv.URL, "/other", 404, "", nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			req, _ := http.NewRequest("GET", tt.base+tt.path, nil)
+			req.Header.Set("X-Forwarded-For", "6.6.6.6") // not trusted
+			resp, err := noRedirect.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			if resp.StatusCode != tt.code {
+				b, _ := io.ReadAll(resp.Body)
+				t.Fatalf("status %d (%s); want %d", resp.StatusCode, b, tt.code)
+			}
+			if tt.location != "" && resp.Header.Get("Location") != tt.location {
+				t.Errorf("Location %q; want %q", resp.Header.Get("Location"), tt.location)
+			}
+			if tt.check != nil {
+				var e echo
+				if err := json.NewDecoder(resp.Body).Decode(&e); err != nil {
+					t.Fatal(err)
+				}
+				tt.check(t, e)
+			}
+		})
+	}
+}
+
+func TestProxyWebSocket(t *testing.T) {
+	px, srv := proxyServer(t, "")
+	px.Set("ws", readyPool(t, Options{Min: 1}))
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	url := "ws" + strings.TrimPrefix(srv.URL, "http") + "/content/ws/ws"
+	const conns = 20
+	var wg sync.WaitGroup
+	errs := make(chan error, conns)
+	for i := range conns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c, _, err := websocket.Dial(ctx, url, nil)
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer c.CloseNow()
+			for j := range 5 {
+				msg := fmt.Sprintf("conn %d msg %d", i, j)
+				if err := c.Write(ctx, websocket.MessageText, []byte(msg)); err != nil {
+					errs <- err
+					return
+				}
+				_, b, err := c.Read(ctx)
+				if err != nil {
+					errs <- err
+					return
+				}
+				if string(b) != "echo: "+msg {
+					errs <- fmt.Errorf("got %q for %q", b, msg)
+					return
+				}
+			}
+			c.Close(websocket.StatusNormalClosure, "")
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	// Each open WebSocket counted as in flight, and released after.
+	eventually(t, 5*time.Second, "WebSocket leases released", func() bool {
+		for _, p := range px.Pool("ws").Stats().Processes {
+			if p.Active != 0 {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+func TestProxyStreams(t *testing.T) {
+	px, srv := proxyServer(t, "")
+	px.Set("s", readyPool(t, Options{Min: 1}))
+	start := time.Now()
+	resp, err := http.Get(srv.URL + "/content/s/stream")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	r := bufio.NewReader(resp.Body)
+	line, err := r.ReadString('\n')
+	if err != nil || line != "first\n" {
+		t.Fatalf("first line %q, %v", line, err)
+	}
+	if d := time.Since(start); d > 500*time.Millisecond {
+		t.Errorf("first chunk after %s; the proxy buffered the stream (the app waits 700ms before the second)", d)
+	}
+	if rest, _ := io.ReadAll(r); string(rest) != "second\n" {
+		t.Errorf("rest %q", rest)
+	}
+}
+
+func TestProxySwitchKeepsRequestsInFlight(t *testing.T) {
+	px, srv := proxyServer(t, "")
+	oldPool := readyPool(t, Options{Min: 1})
+	px.Set("app", oldPool)
+	pidOf := func() int {
+		var e struct{ Pid int }
+		resp, err := http.Get(srv.URL + "/content/app/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		json.NewDecoder(resp.Body).Decode(&e)
+		return e.Pid
+	}
+	oldPid := pidOf()
+
+	// A slow request in flight on the old pool, and a steady stream of
+	// requests during the switch: none may fail.
+	var wg sync.WaitGroup
+	var slowCode int
+	var slowBody string
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		slowCode, slowBody = get(t, srv.URL+"/content/app/slow?ms=1500")
+	}()
+	stop := make(chan struct{})
+	failures := make(chan string, 1000)
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				resp, err := http.Get(srv.URL + "/content/app/")
+				if err != nil {
+					failures <- err.Error()
+					continue
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != 200 {
+					failures <- resp.Status
+				}
+			}
+		}()
+	}
+	time.Sleep(200 * time.Millisecond)
+	newPool := newPool(t, Options{Launch: helperLauncher(t, "serve", nil), Min: 1, InitTimeout: 20 * time.Second})
+	start := time.Now()
+	if err := px.Switch(context.Background(), "app", newPool); err != nil {
+		t.Fatal(err)
+	}
+	switchTook := time.Since(start)
+	close(stop)
+	wg.Wait()
+	close(failures)
+	for f := range failures {
+		t.Errorf("request failed during the switch: %s", f)
+	}
+	if slowCode != 200 || !strings.Contains(slowBody, fmt.Sprint("pid ", oldPid)) {
+		t.Errorf("slow request on the old pool: %d %q", slowCode, slowBody)
+	}
+	if switchTook < 500*time.Millisecond {
+		t.Errorf("Switch returned after %s, before the old pool's request in flight finished", switchTook)
+	}
+	if newPid := pidOf(); newPid == oldPid || newPid == 0 {
+		t.Errorf("after the switch, pid %d answered; want the new pool's process", newPid)
+	}
+	if n := len(oldPool.Stats().Processes); n != 0 {
+		t.Errorf("old pool still has %d processes after the switch", n)
+	}
+}
+
+func TestProxyUnavailable(t *testing.T) {
+	px, srv := proxyServer(t, "")
+	px.Set("bad", newPool(t, Options{Launch: helperLauncher(t, "crash", nil), Max: 1, InitTimeout: 5 * time.Second, BackoffInitial: time.Minute}))
+	code, body := get(t, srv.URL+"/content/bad/")
+	if code != http.StatusServiceUnavailable || !strings.Contains(body, "exit status 3") {
+		t.Errorf("crashing app: %d %q; want 503 naming the exit", code, body)
+	}
+}

@@ -32,8 +32,8 @@ package env
 import (
 	"bufio"
 	"bytes"
-	_ "embed"
 	"context"
+	_ "embed"
 	"encoding/json"
 	"errors"
 	"fmt"

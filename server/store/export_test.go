@@ -47,3 +47,6 @@ func MigrateDBTo(ctx context.Context, db *sql.DB, dialect string, version int64)
 	}
 	return err
 }
+
+// SQLiteDSN is the connection string the store uses for path.
+var SQLiteDSN = sqliteDSN

@@ -21,7 +21,7 @@ import (
 
 // postgresURL is the test server, from DAIS_TEST_POSTGRES_URL. Without it
 // the test is skipped, unless CI=true, where it fails.
-func postgresURL(t *testing.T) string {
+func postgresURL(t testing.TB) string {
 	t.Helper()
 	u := os.Getenv("DAIS_TEST_POSTGRES_URL")
 	if u == "" {
@@ -35,7 +35,7 @@ func postgresURL(t *testing.T) string {
 
 // freshSchema creates an empty schema on the test server, dropped at the
 // end of the test, and returns a URL whose search_path selects it.
-func freshSchema(t *testing.T) string {
+func freshSchema(t testing.TB) string {
 	t.Helper()
 	base := postgresURL(t)
 	b := make([]byte, 6)

@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -27,6 +28,7 @@ const (
 type sqlDB struct {
 	db      *sql.DB
 	dialect string
+	stmts   sync.Map // rewritten query -> *sql.Stmt
 }
 
 // q rewrites ? placeholders for the dialect. Queries here never contain a
@@ -49,28 +51,64 @@ func (s *sqlDB) q(query string) string {
 	return b.String()
 }
 
+// prepared returns the cached prepared statement for query (already
+// rewritten). Preparing is most of the cost of a point query in SQLite.
+func (s *sqlDB) prepared(ctx context.Context, query string) (*sql.Stmt, error) {
+	if v, ok := s.stmts.Load(query); ok {
+		return v.(*sql.Stmt), nil
+	}
+	st, err := s.db.PrepareContext(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	if v, loaded := s.stmts.LoadOrStore(query, st); loaded {
+		st.Close()
+		return v.(*sql.Stmt), nil
+	}
+	return st, nil
+}
+
 func (s *sqlDB) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
-	res, err := s.db.ExecContext(ctx, s.q(query), args...)
+	q := s.q(query)
+	st, err := s.prepared(ctx, q)
+	if err != nil {
+		res, err := s.db.ExecContext(ctx, q, args...)
+		return res, mapErr(err)
+	}
+	res, err := st.ExecContext(ctx, args...)
 	return res, mapErr(err)
 }
 
 func (s *sqlDB) queryRow(ctx context.Context, query string, args ...any) *sql.Row {
-	return s.db.QueryRowContext(ctx, s.q(query), args...)
+	q := s.q(query)
+	st, err := s.prepared(ctx, q)
+	if err != nil {
+		return s.db.QueryRowContext(ctx, q, args...) // reports the same error on Scan
+	}
+	return st.QueryRowContext(ctx, args...)
 }
 
-// limit appends LIMIT/OFFSET for a page.
-func (s *sqlDB) limit(count, start int) string {
-	switch {
-	case count > 0 && start > 0:
-		return fmt.Sprintf(" LIMIT %d OFFSET %d", count, start)
-	case count > 0:
-		return fmt.Sprintf(" LIMIT %d", count)
-	case start > 0 && s.dialect == DialectPostgres:
-		return fmt.Sprintf(" OFFSET %d", start)
-	case start > 0:
-		return fmt.Sprintf(" LIMIT -1 OFFSET %d", start)
+func (s *sqlDB) query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	q := s.q(query)
+	st, err := s.prepared(ctx, q)
+	if err != nil {
+		return nil, err
 	}
-	return ""
+	return st.QueryContext(ctx, args...)
+}
+
+// limit returns the LIMIT/OFFSET clause of a page and its arguments, as
+// placeholders so that the statement cache holds one statement per shape.
+func (s *sqlDB) limit(count, start int) (string, []any) {
+	switch {
+	case count > 0:
+		return " LIMIT ? OFFSET ?", []any{count, max(start, 0)}
+	case start > 0 && s.dialect == DialectPostgres:
+		return " OFFSET ?", []any{start}
+	case start > 0:
+		return " LIMIT -1 OFFSET ?", []any{start}
+	}
+	return "", nil
 }
 
 // tx runs fn in a transaction, committing when fn returns nil.
@@ -296,7 +334,8 @@ func (s *sqlDB) ListUsers(ctx context.Context, f UserFilter) ([]User, int, error
 	if err := s.queryRow(ctx, `SELECT count(*) FROM users WHERE `+w, args...).Scan(&total); err != nil {
 		return nil, 0, fmt.Errorf("count users: %w", mapErr(err))
 	}
-	rows, err := s.db.QueryContext(ctx, s.q(`SELECT `+userCols+` FROM users WHERE `+w+` ORDER BY username`+s.limit(f.Count, f.Start)), args...)
+	lim, largs := s.limit(f.Count, f.Start)
+	rows, err := s.query(ctx, `SELECT `+userCols+` FROM users WHERE `+w+` ORDER BY username`+lim, append(args, largs...)...)
 	if err != nil {
 		return nil, 0, fmt.Errorf("list users: %w", mapErr(err))
 	}
@@ -367,7 +406,7 @@ func (s *sqlDB) APIKeyByHash(ctx context.Context, hash string) (*APIKey, error) 
 }
 
 func (s *sqlDB) ListAPIKeys(ctx context.Context, userID int64) ([]APIKey, error) {
-	rows, err := s.db.QueryContext(ctx, s.q(`SELECT `+keyCols+` FROM api_keys WHERE user_id = ? ORDER BY id`), userID)
+	rows, err := s.query(ctx, `SELECT `+keyCols+` FROM api_keys WHERE user_id = ? ORDER BY id`, userID)
 	if err != nil {
 		return nil, fmt.Errorf("list API keys: %w", mapErr(err))
 	}
@@ -521,7 +560,8 @@ func (s *sqlDB) ListContent(ctx context.Context, f ContentFilter) ([]Content, in
 	if err := s.queryRow(ctx, `SELECT count(*) FROM content WHERE `+w, args...).Scan(&total); err != nil {
 		return nil, 0, fmt.Errorf("count content: %w", mapErr(err))
 	}
-	rows, err := s.db.QueryContext(ctx, s.q(`SELECT `+contentCols+` FROM content WHERE `+w+` ORDER BY id`+s.limit(f.Count, f.Start)), args...)
+	lim, largs := s.limit(f.Count, f.Start)
+	rows, err := s.query(ctx, `SELECT `+contentCols+` FROM content WHERE `+w+` ORDER BY id`+lim, append(args, largs...)...)
 	if err != nil {
 		return nil, 0, fmt.Errorf("list content: %w", mapErr(err))
 	}
@@ -596,7 +636,7 @@ func (s *sqlDB) UpdateEnvironment(ctx context.Context, contentID int64, vars []E
 }
 
 func (s *sqlDB) Environment(ctx context.Context, contentID int64) (map[string]string, error) {
-	rows, err := s.db.QueryContext(ctx, s.q(`SELECT name, value FROM content_env WHERE content_id = ?`), contentID)
+	rows, err := s.query(ctx, `SELECT name, value FROM content_env WHERE content_id = ?`, contentID)
 	if err != nil {
 		return nil, fmt.Errorf("environment of content %d: %w", contentID, mapErr(err))
 	}
@@ -646,7 +686,7 @@ func (s *sqlDB) SetPermission(ctx context.Context, p *Permission) error {
 }
 
 func (s *sqlDB) Permissions(ctx context.Context, contentID int64) ([]Permission, error) {
-	rows, err := s.db.QueryContext(ctx, s.q(`SELECT id, content_id, user_id, role FROM permissions WHERE content_id = ? ORDER BY id`), contentID)
+	rows, err := s.query(ctx, `SELECT id, content_id, user_id, role FROM permissions WHERE content_id = ? ORDER BY id`, contentID)
 	if err != nil {
 		return nil, fmt.Errorf("permissions of content %d: %w", contentID, mapErr(err))
 	}
@@ -701,7 +741,7 @@ func (s *sqlDB) Bundle(ctx context.Context, id int64) (*Bundle, error) {
 }
 
 func (s *sqlDB) ListBundles(ctx context.Context, contentID int64) ([]Bundle, error) {
-	rows, err := s.db.QueryContext(ctx, s.q(`SELECT `+bundleCols+` FROM bundles WHERE content_id = ? ORDER BY id DESC`), contentID)
+	rows, err := s.query(ctx, `SELECT `+bundleCols+` FROM bundles WHERE content_id = ? ORDER BY id DESC`, contentID)
 	if err != nil {
 		return nil, fmt.Errorf("bundles of content %d: %w", contentID, mapErr(err))
 	}
@@ -785,8 +825,9 @@ func (s *sqlDB) ListTasks(ctx context.Context, f TaskFilter) ([]Task, error) {
 	if f.Unfinished {
 		where = append(where, "NOT finished")
 	}
-	rows, err := s.db.QueryContext(ctx, s.q(`SELECT `+taskCols+` FROM tasks WHERE `+strings.Join(where, " AND ")+
-		` ORDER BY created_at DESC, id`+s.limit(f.Count, 0)), args...)
+	lim, largs := s.limit(f.Count, 0)
+	rows, err := s.query(ctx, `SELECT `+taskCols+` FROM tasks WHERE `+strings.Join(where, " AND ")+
+		` ORDER BY created_at DESC, id`+lim, append(args, largs...)...)
 	if err != nil {
 		return nil, fmt.Errorf("list tasks: %w", mapErr(err))
 	}
@@ -795,6 +836,19 @@ func (s *sqlDB) ListTasks(ctx context.Context, f TaskFilter) ([]Task, error) {
 
 func (s *sqlDB) AppendTaskOutput(ctx context.Context, taskID string, lines ...string) error {
 	if len(lines) == 0 {
+		return nil
+	}
+	if s.dialect == DialectPostgres {
+		// One round trip: the counter update locks the task row, so
+		// concurrent appenders get distinct, gapless indexes.
+		res, err := s.db.ExecContext(ctx, `WITH c AS (
+				UPDATE tasks SET output_count = output_count + cardinality($2::text[]) WHERE id = $1 RETURNING output_count)
+			INSERT INTO task_output (task_id, idx, line)
+			SELECT $1, c.output_count - cardinality($2::text[]) + t.ord - 1, t.line
+			FROM c, unnest($2::text[]) WITH ORDINALITY AS t(line, ord)`, taskID, lines)
+		if err = affected(res, mapErr(err)); err != nil {
+			return fmt.Errorf("append output of task %s: %w", taskID, err)
+		}
 		return nil
 	}
 	err := s.tx(ctx, func(tx *sql.Tx) error {
@@ -825,7 +879,7 @@ func (s *sqlDB) AppendTaskOutput(ctx context.Context, taskID string, lines ...st
 }
 
 func (s *sqlDB) TaskOutput(ctx context.Context, taskID string, from int) ([]TaskOutputLine, error) {
-	rows, err := s.db.QueryContext(ctx, s.q(`SELECT idx, line FROM task_output WHERE task_id = ? AND idx >= ? ORDER BY idx`), taskID, from)
+	rows, err := s.query(ctx, `SELECT idx, line FROM task_output WHERE task_id = ? AND idx >= ? ORDER BY idx`, taskID, from)
 	if err != nil {
 		return nil, fmt.Errorf("output of task %s: %w", taskID, mapErr(err))
 	}
@@ -907,7 +961,8 @@ func (s *sqlDB) Render(ctx context.Context, id int64) (*Render, error) {
 }
 
 func (s *sqlDB) ListRenders(ctx context.Context, contentID int64, count int) ([]Render, error) {
-	rows, err := s.db.QueryContext(ctx, s.q(`SELECT `+renderCols+` FROM renders WHERE content_id = ? ORDER BY id DESC`+s.limit(count, 0)), contentID)
+	lim, largs := s.limit(count, 0)
+	rows, err := s.query(ctx, `SELECT `+renderCols+` FROM renders WHERE content_id = ? ORDER BY id DESC`+lim, append([]any{contentID}, largs...)...)
 	if err != nil {
 		return nil, fmt.Errorf("renders of content %d: %w", contentID, mapErr(err))
 	}
@@ -989,7 +1044,7 @@ func (s *sqlDB) ListSchedules(ctx context.Context, contentID int64) ([]Schedule,
 		query += ` WHERE content_id = ?`
 		args = append(args, contentID)
 	}
-	rows, err := s.db.QueryContext(ctx, s.q(query+` ORDER BY id`), args...)
+	rows, err := s.query(ctx, query+` ORDER BY id`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list schedules: %w", mapErr(err))
 	}
@@ -1015,7 +1070,7 @@ func (s *sqlDB) DeleteSchedule(ctx context.Context, id int64) error {
 }
 
 func (s *sqlDB) DueSchedules(ctx context.Context, at time.Time) ([]Schedule, error) {
-	rows, err := s.db.QueryContext(ctx, s.q(`SELECT `+scheduleCols+` FROM schedules WHERE enabled AND next_run_at <= ? ORDER BY next_run_at, id`), at.UnixMicro())
+	rows, err := s.query(ctx, `SELECT `+scheduleCols+` FROM schedules WHERE enabled AND next_run_at <= ? ORDER BY next_run_at, id`, at.UnixMicro())
 	if err != nil {
 		return nil, fmt.Errorf("due schedules: %w", mapErr(err))
 	}
@@ -1081,7 +1136,8 @@ func (s *sqlDB) Job(ctx context.Context, key string) (*Job, error) {
 }
 
 func (s *sqlDB) ListJobs(ctx context.Context, contentID int64, count int) ([]Job, error) {
-	rows, err := s.db.QueryContext(ctx, s.q(`SELECT `+jobCols+` FROM jobs WHERE content_id = ? ORDER BY id DESC`+s.limit(count, 0)), contentID)
+	lim, largs := s.limit(count, 0)
+	rows, err := s.query(ctx, `SELECT `+jobCols+` FROM jobs WHERE content_id = ? ORDER BY id DESC`+lim, append([]any{contentID}, largs...)...)
 	if err != nil {
 		return nil, fmt.Errorf("jobs of content %d: %w", contentID, mapErr(err))
 	}
@@ -1132,4 +1188,11 @@ func (s *sqlDB) Dialect() string { return s.dialect }
 
 func (s *sqlDB) Ping(ctx context.Context) error { return s.db.PingContext(ctx) }
 
-func (s *sqlDB) Close() error { return s.db.Close() }
+func (s *sqlDB) Close() error {
+	s.stmts.Range(func(k, v any) bool {
+		v.(*sql.Stmt).Close()
+		s.stmts.Delete(k)
+		return true
+	})
+	return s.db.Close()
+}

@@ -21,9 +21,12 @@
 package content
 
 import (
+	"context"
 	_ "embed"
 	"errors"
 	"fmt"
+	"os"
+	"os/exec"
 	"path"
 	"path/filepath"
 	"strconv"
@@ -64,6 +67,20 @@ type Command struct {
 	Env      []string // KEY=VALUE, beyond the sandbox's own
 	PathDirs []string // bin directories put first in PATH
 	Dir      string   // working directory
+}
+
+// Plain returns the command as an *exec.Cmd run directly, outside any
+// sandbox, with the server's environment plus c.Env and c.PathDirs first
+// in PATH: for tests and for servers running without the sandbox.
+func (c Command) Plain(ctx context.Context) *exec.Cmd {
+	cmd := exec.CommandContext(ctx, c.Args[0], c.Args[1:]...)
+	cmd.Dir = c.Dir
+	env := os.Environ()
+	if len(c.PathDirs) > 0 {
+		env = append(env, "PATH="+strings.Join(c.PathDirs, ":")+":"+os.Getenv("PATH"))
+	}
+	cmd.Env = append(env, c.Env...)
+	return cmd
 }
 
 //go:embed launch_python.py

@@ -39,7 +39,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -60,13 +59,7 @@ type Runner func(ctx context.Context, c content.Command, out io.Writer) error
 // PlainRunner runs commands as the server's own user, outside any
 // sandbox: for tests and for installations without one.
 func PlainRunner(ctx context.Context, c content.Command, out io.Writer) error {
-	cmd := exec.CommandContext(ctx, c.Args[0], c.Args[1:]...)
-	cmd.Dir = c.Dir
-	env := os.Environ()
-	if len(c.PathDirs) > 0 {
-		env = append(env, "PATH="+strings.Join(c.PathDirs, ":")+":"+os.Getenv("PATH"))
-	}
-	cmd.Env = append(env, c.Env...)
+	cmd := c.Plain(ctx)
 	cmd.Stdout, cmd.Stderr = out, out
 	return cmd.Run()
 }

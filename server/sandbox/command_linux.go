@@ -74,7 +74,9 @@ func Command(ctx context.Context, daisPath string, spec *specs.Spec) (*Cmd, erro
 	}
 
 	cmd := exec.CommandContext(ctx, daisPath, "sandbox-exec")
-	cmd.Env = []string{}
+	// Nothing of the server's environment; one thread for sandbox-exec's
+	// Go runtime is plenty (fewer threads to start).
+	cmd.Env = []string{"GOMAXPROCS=1"}
 	cmd.ExtraFiles = []*os.File{specFile, errW, alive}
 	attr := &syscall.SysProcAttr{
 		Setsid: true,

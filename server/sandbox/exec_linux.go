@@ -127,7 +127,7 @@ func run() (int, error) {
 		err := unix.Exec(prog, s.Process.Args, s.Process.Env)
 		return 0, fail("exec "+prog, err)
 	}
-	return initLoop(prog, s.Process.Args, s.Process.Env)
+	return initLoop(prog, s.Process)
 }
 
 // serverGone tells whether the server died before the parent-death signal
@@ -222,6 +222,7 @@ func mountAll(ms []specs.Mount) error {
 		src[i] = f
 	}
 	var readOnlyLater []string // masks are made read-only after mountpoints were made in them
+	var binds []bindFlags      // flags are applied once all binds are in place: one mountinfo read
 	for i, m := range ms {
 		o := parseOpts(m.Options)
 		dst := m.Destination
@@ -265,12 +266,13 @@ func mountAll(ms []specs.Mount) error {
 			if o.ro {
 				extra |= unix.MS_RDONLY
 			}
-			if err := remountTree(dst, extra, o.flags&unix.MS_REC != 0); err != nil {
-				return fail(step, err)
-			}
+			binds = append(binds, bindFlags{step, dst, extra, o.flags&unix.MS_REC != 0})
 		default:
 			return fail("mount "+dst, fmt.Errorf("mount type %q is not supported", m.Type))
 		}
+	}
+	if err := remountBinds(binds); err != nil {
+		return err
 	}
 	for _, dst := range readOnlyLater {
 		if err := remount(dst, unix.MS_RDONLY); err != nil {
@@ -280,27 +282,41 @@ func mountAll(ms []specs.Mount) error {
 	return nil
 }
 
-// remountTree applies flags to the mount at dst and, when recursive, to
-// every mount under it: a bind remount changes one mount only.
-func remountTree(dst string, flags uintptr, recursive bool) error {
-	if !recursive {
-		return remount(dst, flags)
-	}
-	ms, err := mountinfo.GetMounts(mountinfo.PrefixFilter(dst))
-	if err != nil {
-		return fmt.Errorf("read mountinfo: %w", err)
-	}
-	points := []string{dst}
-	for _, m := range ms {
-		if m.Mountpoint != dst {
-			points = append(points, m.Mountpoint)
+type bindFlags struct {
+	step, dst string
+	flags     uintptr
+	recursive bool
+}
+
+// remountBinds applies each bind's flags to its mount and, when recursive,
+// to every mount under it: a bind remount changes one mount only, and
+// MS_REC|MS_BIND copies submounts with their own flags.
+func remountBinds(binds []bindFlags) error {
+	var all []*mountinfo.Info
+	for _, b := range binds {
+		if b.recursive {
+			var err error
+			if all, err = mountinfo.GetMounts(nil); err != nil {
+				return fail(b.step, fmt.Errorf("read mountinfo: %w", err))
+			}
+			break
 		}
 	}
-	slices.Sort(points) // parents before children
-	points = slices.Compact(points)
-	for _, p := range points {
-		if err := remount(p, flags); err != nil {
-			return err
+	for _, b := range binds {
+		points := []string{b.dst}
+		if b.recursive {
+			for _, m := range all {
+				if strings.HasPrefix(m.Mountpoint, b.dst+"/") {
+					points = append(points, m.Mountpoint)
+				}
+			}
+		}
+		slices.Sort(points) // parents before children
+		points = slices.Compact(points)
+		for _, p := range points {
+			if err := remount(p, b.flags); err != nil {
+				return fail(b.step, err)
+			}
 		}
 	}
 	return nil
@@ -356,45 +372,43 @@ func setRlimits(rl []specs.POSIXRlimit) error {
 	return nil
 }
 
-// dropPrivileges: bounding, ambient and inheritable sets first (dropping the
-// bounding set needs CAP_SETPCAP, gone after the uid change), then groups,
-// gid, uid (which clears the effective and permitted sets), then checks
-// that every set is empty and sets no_new_privs.
+// dropPrivileges works on this thread only (the one that execs or forks the
+// content; the init's other threads follow in syncThreads, off the critical
+// path): bounding and ambient sets first (dropping the bounding set needs
+// CAP_SETPCAP, gone after the uid change), then groups, gid, uid (which
+// clears the effective and permitted sets), then the inheritable set, a
+// check that every set is empty, and no_new_privs.
 func dropPrivileges(p *specs.Process) error {
 	c, err := capability.NewPid2(0)
-	if err == nil {
-		err = c.Load()
-	}
 	if err != nil {
-		return fail("drop capabilities", fmt.Errorf("read: %w", err))
+		return fail("drop capabilities", err)
 	}
-	c.Clear(capability.BOUNDS | capability.AMBS | capability.INHERITABLE)
-	if err := c.Apply(capability.BOUNDS | capability.AMBS | capability.CAPS); err != nil {
-		return fail("drop capabilities", fmt.Errorf("bounding/ambient/inheritable: %w", err))
+	c.Clear(capability.BOUNDS | capability.AMBS)
+	if err := c.Apply(capability.BOUNDS | capability.AMBS); err != nil {
+		return fail("drop capabilities", fmt.Errorf("bounding/ambient: %w", err))
 	}
 	gids := make([]int, len(p.User.AdditionalGids))
 	for i, g := range p.User.AdditionalGids {
 		gids[i] = int(g)
 	}
-	if err := syscall.Setgroups(gids); err != nil {
+	// Raw calls: syscall.Setuid and friends stop every thread of the
+	// process, which costs milliseconds on a busy machine.
+	if err := unix.Setgroups(gids); err != nil {
 		return fail("set groups", err)
 	}
-	if err := syscall.Setgid(int(p.User.GID)); err != nil {
-		return fail("set gid "+strconv.Itoa(int(p.User.GID)), err)
+	uid, gid := uintptr(p.User.UID), uintptr(p.User.GID)
+	if _, _, e := unix.RawSyscall(unix.SYS_SETRESGID, gid, gid, gid); e != 0 {
+		return fail("set gid "+strconv.Itoa(int(gid)), e)
 	}
-	if err := syscall.Setuid(int(p.User.UID)); err != nil {
-		return fail("set uid "+strconv.Itoa(int(p.User.UID)), err)
+	if _, _, e := unix.RawSyscall(unix.SYS_SETRESUID, uid, uid, uid); e != 0 {
+		return fail("set uid "+strconv.Itoa(int(uid)), e)
 	}
-	c, err = capability.NewPid2(0)
-	if err == nil {
-		c.Clear(capability.CAPS | capability.AMBS)
-		err = c.Apply(capability.CAPS | capability.AMBS)
-	}
-	if err != nil {
+	c.Clear(capability.CAPS | capability.BOUNDS | capability.AMBS)
+	if err := c.Apply(capability.CAPS); err != nil {
 		return fail("drop capabilities", err)
 	}
-	// Check this thread's sets (the thread that execs): /proc/self/status
-	// would show the main thread's, which may be another one.
+	// Check this thread's sets: /proc/self/status would show the main
+	// thread's, which may be another one.
 	c, err = capability.NewPid2(unix.Gettid())
 	if err == nil {
 		err = c.Load()
@@ -413,6 +427,16 @@ func dropPrivileges(p *specs.Process) error {
 		}
 	}
 	return nil
+}
+
+// syncThreads gives the init's other threads the content's uid and gid, so
+// that pid 1 of the namespace is unprivileged as a whole. setgroups is left
+// out: this thread may no longer call it, and with cgo, glibc aborts a set*id
+// call that fails on some threads only (the supplementary groups of the
+// other threads, which run only Go runtime code, stay the server's).
+func syncThreads(p *specs.Process) {
+	syscall.Setgid(int(p.User.GID))
+	syscall.Setuid(int(p.User.UID))
 }
 
 // lookPath finds prog in the sandbox's PATH (not the server's).
@@ -445,7 +469,8 @@ func lookPath(prog string, env []string) (string, error) {
 // exits with the content's status (128+n when killed by signal n). When it
 // exits, or the server dies (parent-death signal), the kernel kills every
 // process left in the namespace.
-func initLoop(prog string, args, env []string) (int, error) {
+func initLoop(prog string, p *specs.Process) (int, error) {
+	args, env := p.Args, p.Env
 	sigs := make(chan os.Signal, 32)
 	signal.Notify(sigs)
 	pid, err := syscall.ForkExec(prog, args, &syscall.ProcAttr{
@@ -460,6 +485,7 @@ func initLoop(prog string, args, env []string) (int, error) {
 	for _, fd := range []int{fdError, fdAlive} {
 		unix.Close(fd)
 	}
+	syncThreads(p)
 	for sig := range sigs {
 		switch sig {
 		case unix.SIGCHLD:

@@ -1,0 +1,28 @@
+#!/bin/bash
+# Sandbox spawn latency (p50/p99) and sandboxes started per second: dais's
+# sandbox (bench/sandbox, and bin/dais when built) against bubblewrap doing
+# the same namespaces, masks and binds, in the same run. Needs root and bwrap
+# (Debian: bubblewrap). Bounded: about 200 spawns + 3 s per peer.
+# Env: SANDBOX_BENCH_N (default 200), SANDBOX_BENCH_RUN_AS (default nobody).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+mkdir -p bench/results
+if [[ $(id -u) != 0 ]]; then
+	echo "bench/sandbox.sh: needs root (namespaces, mounts); skipped" | tee bench/results/sandbox.txt
+	exit 0
+fi
+if ! command -v bwrap >/dev/null; then
+	echo "bench/sandbox.sh: bwrap not found: apt-get install bubblewrap" >&2
+	exit 1
+fi
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+go build -o "$tmp/sandbox-bench" ./bench/sandbox
+args=(-n "${SANDBOX_BENCH_N:-200}" -run-as "${SANDBOX_BENCH_RUN_AS:-nobody}")
+if go build -o "$tmp/dais" ./server 2>/dev/null; then
+	args+=(-dais "$tmp/dais")
+fi
+# The binaries must be readable by the content user: nothing else needed,
+# /bin/true is what runs inside.
+chmod 755 "$tmp" "$tmp"/*
+timeout 600 "$tmp/sandbox-bench" "${args[@]}" | tee bench/results/sandbox.txt

@@ -1,0 +1,150 @@
+// Command sandbox-bench measures the spawn latency of `true` in the full
+// dais sandbox (p50, p99) and the sandboxes started per second, against
+// bubblewrap doing the same masks in the same run. Run it as root through
+// bench/sandbox.sh.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/dais-dev/dais/server/sandbox"
+)
+
+func main() {
+	if len(os.Args) > 1 && os.Args[1] == "sandbox-exec" {
+		os.Exit(sandbox.Main(os.Stderr))
+	}
+	n := flag.Int("n", 200, "spawns per peer for the latency figures")
+	dur := flag.Duration("throughput-for", 3*time.Second, "how long each throughput run lasts")
+	workers := flag.Int("workers", 2, "parallel spawners for the throughput figure")
+	dais := flag.String("dais", "", "path of the dais binary, measured too (its package inits count)")
+	runAs := flag.String("run-as", "nobody", "user the content runs as")
+	flag.Parse()
+	if os.Geteuid() != 0 {
+		fmt.Fprintln(os.Stderr, "sandbox-bench: run as root (mounts and namespaces)")
+		os.Exit(2)
+	}
+	if err := run(*n, *dur, *workers, *dais, *runAs, os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "sandbox-bench:", err)
+		os.Exit(1)
+	}
+}
+
+type peer struct {
+	name  string
+	spawn func() error
+}
+
+func run(n int, dur time.Duration, workers int, daisPath, runAs string, w io.Writer) error {
+	base, err := os.MkdirTemp("/var/lib", "dais-sandbox-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(base)
+	os.Chmod(base, 0o755)
+	code, work := filepath.Join(base, "apps/1/code"), filepath.Join(base, "apps/1/work")
+	for _, d := range []string{code, work} {
+		if err := os.MkdirAll(d, 0o777); err != nil {
+			return err
+		}
+	}
+	masks := []string{base, "/etc/rstudio-connect", "/home", "/var/tmp"}
+	o := sandbox.Options{Args: []string{"/bin/true"}, CodeDir: code, WorkDir: work, Masks: masks, RunAs: runAs}
+	spec, err := sandbox.Spec(o)
+	if err != nil {
+		return err
+	}
+	self, _ := os.Executable()
+	daisSpawn := func(bin string) func() error {
+		return func() error {
+			cmd, err := sandbox.Command(context.Background(), bin, spec)
+			if err != nil {
+				return err
+			}
+			return cmd.Run()
+		}
+	}
+	// bwrap with the same namespaces, masks, binds, user and privileges.
+	bargs := []string{"--unshare-user", "--unshare-pid", "--uid", fmt.Sprint(spec.Process.User.UID), "--gid", fmt.Sprint(spec.Process.User.GID),
+		"--dev-bind", "/", "/"}
+	for _, m := range masks {
+		if _, err := os.Stat(m); err == nil {
+			bargs = append(bargs, "--tmpfs", m)
+		}
+	}
+	bargs = append(bargs, "--tmpfs", "/tmp", "--ro-bind", code, code, "--bind", work, work, "--proc", "/proc",
+		"--chdir", work, "--clearenv", "--new-session", "--die-with-parent", "--cap-drop", "ALL", "/bin/true")
+	bwrap, err := exec.LookPath("bwrap")
+	if err != nil {
+		return fmt.Errorf("bwrap not found: install Debian's bubblewrap")
+	}
+	peers := []peer{
+		{"plain fork+exec (no sandbox)", func() error { return exec.Command("/bin/true").Run() }},
+		{"bwrap (bubblewrap)", func() error {
+			c := exec.Command(bwrap, bargs...)
+			c.Env = []string{}
+			if out, err := c.CombinedOutput(); err != nil {
+				return fmt.Errorf("%w: %s", err, out)
+			}
+			return nil
+		}},
+		{"dais sandbox (minimal binary)", daisSpawn(self)},
+	}
+	if daisPath != "" {
+		peers = append(peers, peer{"dais sandbox (bin/dais)", daisSpawn(daisPath)})
+	}
+	type result struct {
+		p50, p99 time.Duration
+		perSec   float64
+	}
+	res := make([]result, len(peers))
+	for i, p := range peers {
+		for range 5 { // warm up page cache and the spawner thread
+			if err := p.spawn(); err != nil {
+				return fmt.Errorf("%s: %w", p.name, err)
+			}
+		}
+		lat := make([]time.Duration, 0, n)
+		for range n {
+			t := time.Now()
+			if err := p.spawn(); err != nil {
+				return fmt.Errorf("%s: %w", p.name, err)
+			}
+			lat = append(lat, time.Since(t))
+		}
+		slices.Sort(lat)
+		res[i].p50, res[i].p99 = lat[len(lat)/2], lat[(len(lat)*99)/100]
+		var count atomic.Int64
+		deadline := time.Now().Add(dur)
+		var wg sync.WaitGroup
+		for range workers {
+			wg.Go(func() {
+				for time.Now().Before(deadline) {
+					if p.spawn() == nil {
+						count.Add(1)
+					}
+				}
+			})
+		}
+		wg.Wait()
+		res[i].perSec = float64(count.Load()) / dur.Seconds()
+	}
+	ref := res[1] // bwrap
+	fmt.Fprintf(w, "sandbox spawn of /bin/true: %d runs each, throughput with %d workers for %v (host load matters: compare ratios)\n", n, workers, dur)
+	fmt.Fprintf(w, "%-32s %10s %10s %10s %12s %10s\n", "peer", "p50", "p99", "p50/bwrap", "starts/s", "vs bwrap")
+	for i, p := range peers {
+		fmt.Fprintf(w, "%-32s %10s %10s %10.2f %12.1f %10.2f\n", p.name, res[i].p50.Round(10*time.Microsecond), res[i].p99.Round(10*time.Microsecond),
+			float64(res[i].p50)/float64(ref.p50), res[i].perSec, res[i].perSec/ref.perSec)
+	}
+	return nil
+}

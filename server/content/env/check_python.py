@@ -2,13 +2,31 @@
 # the installed packages? Run with the venv's python: python -c <this> FILE.
 # Prints one JSON line: {"missing": [...], "mismatched": [...], "invalid": [...]}.
 import json
+import re
 import sys
 from importlib import metadata
 
 try:
     from packaging.requirements import Requirement
 except ImportError:
-    from pip._vendor.packaging.requirements import Requirement
+    try:
+        from pip._vendor.packaging.requirements import Requirement
+    except ImportError:
+        Requirement = None
+
+
+class Simple:
+    """Names only, when neither packaging nor pip is importable."""
+
+    def __init__(self, line):
+        m = re.match(r"[A-Za-z0-9][A-Za-z0-9._-]*", line)
+        if not m:
+            raise ValueError(line)
+        self.name, self.marker, self.specifier = m.group(0), None, None
+
+
+if Requirement is None:
+    Requirement = Simple
 
 missing, mismatched, invalid = [], [], []
 with open(sys.argv[1], encoding="utf-8") as f:

@@ -155,7 +155,9 @@ func restorePython(ctx context.Context, o Options, res *Result) error {
 	}
 	o.logf("Creating the Python environment with %s %s", o.Runtimes.Python.Path, o.Runtimes.Python.Version)
 	if err := o.Run(ctx, content.Command{
-		Args: []string{o.Runtimes.Python.Path, "-m", "venv", "--system-site-packages", venv}, Dir: o.EnvDir,
+		// Without pip: ensurepip takes seconds and most bundles need no
+		// install; the system's pip serves when one is needed.
+		Args: []string{o.Runtimes.Python.Path, "-m", "venv", "--system-site-packages", "--without-pip", venv}, Dir: o.EnvDir,
 	}, o.Log); err != nil {
 		return fmt.Errorf("create Python virtual environment: %w; install python3-venv with that Python", err)
 	}
@@ -184,6 +186,13 @@ func restorePython(ctx context.Context, o Options, res *Result) error {
 		return nil
 	}
 	o.logf("Installing Python packages: %s", strings.Join(toInstall, ", "))
+	if err := o.Run(ctx, content.Command{Args: []string{py, "-c", "import pip"}, Dir: o.EnvDir, Env: pyEnv(venv)}, io.Discard); err != nil {
+		o.logf("No pip visible in the environment; adding one with ensurepip")
+		if err := o.Run(ctx, content.Command{Args: []string{py, "-m", "ensurepip", "--default-pip"}, Dir: o.EnvDir, Env: pyEnv(venv)}, o.Log); err != nil {
+			return fmt.Errorf("%w: Python package(s) %s not installed, and the Python at %s has no pip to install them (install python3-pip)",
+				ErrMissingPackages, strings.Join(names(chk.Missing), ", "), o.Runtimes.Python.Path)
+		}
+	}
 	list := filepath.Join(o.EnvDir, "requirements.dais.txt")
 	if err := os.WriteFile(list, []byte(strings.Join(reqLines(chk), "\n")+"\n"), 0o644); err != nil {
 		return err

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/dais-dev/dais/server/store"
@@ -61,7 +62,12 @@ func CheckPassword(hash, password string) bool {
 
 // dummyHash is compared against when a login names an unknown user, so an
 // unknown user takes as long to refuse as a wrong password.
-var dummyHash, _ = bcrypt.GenerateFromPassword([]byte("dais-no-such-user"), bcrypt.DefaultCost)
+// Made on first use: hashing costs tens of milliseconds, which every dais
+// command would otherwise pay at start.
+var dummyHash = sync.OnceValue(func() string {
+	h, _ := bcrypt.GenerateFromPassword([]byte("dais-no-such-user"), bcrypt.DefaultCost)
+	return string(h)
+})
 
 // HashToken is how API keys and session tokens are stored: hex sha256.
 // They are long random secrets, so a fast hash is enough.

@@ -141,7 +141,7 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if u == nil {
-		_ = CheckPassword(string(dummyHash), password)
+		_ = CheckPassword(dummyHash(), password)
 		fail(http.StatusUnauthorized, "Wrong username or password.")
 		return
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
@@ -60,6 +61,18 @@ func NewProxy(logger *slog.Logger, publicURL string) *Proxy {
 	px.rp = &httputil.ReverseProxy{
 		Rewrite:       px.rewrite,
 		FlushInterval: -1,
+		// Keep connections to content processes open: the default keeps
+		// 2 idle per host, so concurrent requests would open a new TCP
+		// connection each.
+		Transport: &http.Transport{
+			Proxy:                 nil,
+			DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+			MaxIdleConns:          4096,
+			MaxIdleConnsPerHost:   512,
+			IdleConnTimeout:       90 * time.Second,
+			ExpectContinueTimeout: time.Second,
+			DisableCompression:    true,
+		},
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			if errors.Is(err, context.Canceled) {
 				return // the client went away

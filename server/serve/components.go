@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/dais-dev/dais/server/config"
+	"github.com/dais-dev/dais/server/deploy"
 	"github.com/dais-dev/dais/server/store"
 	"github.com/dais-dev/dais/server/web"
 )
@@ -47,15 +48,27 @@ type Deps struct {
 	// Stopping is cancelled when the server starts to stop, before the
 	// listener closes: long polls can answer early.
 	Stopping context.Context
+	// OnHTTPShutdown registers a function called when the HTTP server
+	// starts its graceful shutdown: the place to close hijacked (WebSocket)
+	// connections, which http.Server.Shutdown neither tracks nor waits for.
+	OnHTTPShutdown func(f func())
 }
 
 // components lists the server's components in start order (they stop in
 // reverse). ADD NEW COMPONENTS HERE, each built from d; a component that
 // needs another's service takes it as an argument, so the order is plain.
 func components(d Deps) ([]Component, error) {
+	dep, err := deploy.New(deploy.Options{
+		Config: d.Web.Config, Store: d.Store, Web: d.Web, Logger: d.Logger.With(logKeyComponent, "deploy"),
+		Node: d.Node, Stopping: d.Stopping, ConfigPath: d.ConfigPath,
+	})
+	if err != nil {
+		return nil, err
+	}
 	cs := []Component{
 		newSessionJanitor(d.Store, d.Logger),
-		// content processes, the render queue, the license lease: append here.
+		dep, // the deployment API, deploy tasks, content processes and /content/
+		// the render queue, the license lease: append here.
 	}
 	return cs, nil
 }

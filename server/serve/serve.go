@@ -87,6 +87,15 @@ func Run(ctx context.Context, o Options) (err error) {
 		defer signal.Stop(hup)
 		o.Reload = hup
 	}
+	// TERM or INT while starting up is a stop, not a failure.
+	defer func() {
+		if err != nil && ctx.Err() != nil && !errors.Is(err, ErrConfig) {
+			if s := o.Stderr; s != nil {
+				fmt.Fprintf(s, "dais: stopped during start-up (%v)\n", err)
+			}
+			err = nil
+		}
+	}()
 	start := time.Now()
 	s := &server{o: o, notify: notifier{socket: getenv(o.Environ, "NOTIFY_SOCKET")}}
 
@@ -153,12 +162,18 @@ func Run(ctx context.Context, o Options) (err error) {
 	}
 	defer ln.Close()
 
+	srv := &http.Server{
+		Handler:           s.web,
+		ReadHeaderTimeout: 30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(s.log.With(logKeyComponent, "http").Handler(), slog.LevelWarn),
+	}
 	stopping, markStopping := context.WithCancel(context.Background())
 	defer markStopping()
 	host, _ := os.Hostname()
 	s.comps, err = components(Deps{
 		Config: s.cfg, ConfigPath: o.ConfigPath, Store: st, Web: s.web, Logger: s.log,
-		Version: o.Version, Node: host, Stopping: stopping,
+		Version: o.Version, Node: host, Stopping: stopping, OnHTTPShutdown: srv.RegisterOnShutdown,
 	})
 	if err != nil {
 		return fmt.Errorf("build components: %w", err)
@@ -168,12 +183,6 @@ func Run(ctx context.Context, o Options) (err error) {
 		return err
 	}
 
-	srv := &http.Server{
-		Handler:           s.web,
-		ReadHeaderTimeout: 30 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(s.log.With(logKeyComponent, "http").Handler(), slog.LevelWarn),
-	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 

@@ -458,3 +458,11 @@ func TestPasswordsAndKeys(t *testing.T) {
 		t.Fatalf("API keys: %q %q %+v", k1, k2, r1)
 	}
 }
+
+func TestPingHead(t *testing.T) {
+	f := newFixture(t)
+	a := f.do(t, "HEAD", "/__ping__", "", "", nil)
+	if a.status != 200 || a.header.Get("Content-Type") != "application/json" || a.body != "" {
+		t.Fatalf("HEAD /__ping__: %d %q %q", a.status, a.header.Get("Content-Type"), a.body)
+	}
+}

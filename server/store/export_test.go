@@ -50,3 +50,5 @@ func MigrateDBTo(ctx context.Context, db *sql.DB, dialect string, version int64)
 
 // SQLiteDSN is the connection string the store uses for path.
 var SQLiteDSN = sqliteDSN
+
+var RedactURL = redactURL

@@ -66,13 +66,20 @@ type SchemaTooNewError struct {
 	Binary   int64  // this binary's
 	Where    string // the file or the redacted URL
 	Backups  string // directory of automatic backups, SQLite only
+	// Backup is the newest automatic pre-upgrade backup at this binary's
+	// schema version, when there is one (SQLite only).
+	Backup string
 }
 
 func (e *SchemaTooNewError) Error() string {
 	msg := fmt.Sprintf("database %s has schema version %d, newer than this dais (schema version %d): "+
 		"it was upgraded by a newer dais; run that newer dais, or restore a backup taken with this dais version (dais restore --from FILE)",
 		e.Where, e.Database, e.Binary)
-	if e.Backups != "" {
+	switch {
+	case e.Backup != "":
+		msg += fmt.Sprintf("; the automatic backup taken before the upgrade, %s, is at this version: with dais stopped, "+
+			"copy it over %s (changes made since the upgrade are lost)", e.Backup, e.Where)
+	case e.Backups != "":
 		msg += "; automatic pre-upgrade backups of the database are in " + e.Backups
 	}
 	return msg
@@ -114,7 +121,7 @@ func migrate(ctx context.Context, db *sql.DB, dialect, where, backups string, lo
 		return err
 	}
 	if current > target {
-		return &SchemaTooNewError{Database: current, Binary: target, Where: where, Backups: backups}
+		return &SchemaTooNewError{Database: current, Binary: target, Where: where, Backups: backups, Backup: newestBackup(backups, target)}
 	}
 	if current == target {
 		return nil

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/url"
 	"path/filepath"
+	"strings"
 
 	"github.com/dais-dev/dais/server/config"
 )
@@ -19,13 +20,19 @@ func SQLitePath(cfg *config.Config) string {
 }
 
 // PostgresURL is cfg's Postgres.URL with Postgres.Password, when set,
-// replacing the URL's password.
+// replacing the URL's password. Postgres.URL may also be a libpq
+// key=value string ("host=db user=dais dbname=dais").
 func PostgresURL(cfg *config.Config) (string, error) {
 	if cfg.Postgres.URL == "" {
 		return "", fmt.Errorf("Database.Provider = postgres needs Postgres.URL (for example postgres://dais@db:5432/dais)")
 	}
 	if cfg.Postgres.Password == "" {
 		return cfg.Postgres.URL, nil
+	}
+	if !strings.HasPrefix(cfg.Postgres.URL, "postgres://") && !strings.HasPrefix(cfg.Postgres.URL, "postgresql://") {
+		// key=value form: a later key wins in pgx's parser.
+		pw := strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(cfg.Postgres.Password)
+		return cfg.Postgres.URL + " password='" + pw + "'", nil
 	}
 	u, err := url.Parse(cfg.Postgres.URL)
 	if err != nil {

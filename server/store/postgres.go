@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"regexp"
+	"strings"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // registers driver "pgx"
 )
@@ -36,8 +38,13 @@ func OpenPostgres(ctx context.Context, dsn string, logger *slog.Logger) (Store, 
 	return &sqlDB{db: db, dialect: DialectPostgres}, nil
 }
 
-// redactURL hides a URL's password, for messages.
+var kvPassword = regexp.MustCompile(`password\s*=\s*('(?:[^'\\]|\\.)*'|\S+)`)
+
+// redactURL hides a connection string's password, for messages.
 func redactURL(s string) string {
+	if !strings.HasPrefix(s, "postgres://") && !strings.HasPrefix(s, "postgresql://") {
+		return kvPassword.ReplaceAllString(s, "password=xxxxx")
+	}
 	u, err := url.Parse(s)
 	if err != nil {
 		return "(unparsable Postgres.URL)"

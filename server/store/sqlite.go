@@ -180,6 +180,23 @@ func (s *sqliteDB) upgradeBackup(ctx context.Context, old int64, logger *slog.Lo
 	return dest, nil
 }
 
+// newestBackup is the newest automatic backup in dir of a database at
+// schema version, or "".
+func newestBackup(dir string, version int64) string {
+	if dir == "" {
+		return ""
+	}
+	matches, _ := filepath.Glob(filepath.Join(dir, fmt.Sprintf("dais-%d-*.db", version)))
+	newest, newestMod := "", time.Time{}
+	for _, m := range matches {
+		fi, err := os.Stat(m)
+		if err == nil && (newest == "" || fi.ModTime().After(newestMod)) {
+			newest, newestMod = m, fi.ModTime()
+		}
+	}
+	return newest
+}
+
 // pruneBackups removes all but the newest keep dais-*.db files in dir.
 func pruneBackups(dir string, keep int, logger *slog.Logger) {
 	matches, err := filepath.Glob(filepath.Join(dir, "dais-*.db"))

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/dais-dev/dais/server/config"
 	"github.com/dais-dev/dais/server/store"
@@ -104,6 +105,21 @@ func TestSQLiteRefusesNewerSchema(t *testing.T) {
 	s.Close()
 	future := store.SchemaVersion() + 7
 	stampVersion(t, path, future)
+	// The newer dais backed up the database at our version before upgrading.
+	bdir := store.BackupsDir(path)
+	if err := os.MkdirAll(bdir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	older := filepath.Join(bdir, fmt.Sprintf("dais-%d-20260101T000000Z.db", store.SchemaVersion()))
+	newest := filepath.Join(bdir, fmt.Sprintf("dais-%d-20260102T000000Z.db", store.SchemaVersion()))
+	other := filepath.Join(bdir, fmt.Sprintf("dais-%d-20260103T000000Z.db", store.SchemaVersion()-1))
+	for i, p := range []string{older, newest, other} {
+		if err := os.WriteFile(p, nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		mt := time.Now().Add(time.Duration(i-3) * time.Hour)
+		os.Chtimes(p, mt, mt)
+	}
 
 	_, err = store.OpenSQLite(context.Background(), path, nil)
 	if !errors.Is(err, store.ErrSchemaTooNew) {
@@ -115,12 +131,16 @@ func TestSQLiteRefusesNewerSchema(t *testing.T) {
 		fmt.Sprintf("(schema version %d)", store.SchemaVersion()),
 		"dais restore --from",
 		path,
-		store.BackupsDir(path),
+		"automatic backup taken before the upgrade, " + newest,
 	} {
 		if !strings.Contains(msg, want) {
 			t.Errorf("message %q lacks %q", msg, want)
 		}
 	}
+	if strings.Contains(msg, older) || strings.Contains(msg, other) {
+		t.Errorf("message %q names a backup that is not the newest at version %d", msg, store.SchemaVersion())
+	}
+	t.Log(msg)
 	// Refusing did not change the database.
 	v, err := store.CheckSQLiteFile(context.Background(), path)
 	if err != nil {

@@ -78,7 +78,7 @@ func (e *SchemaTooNewError) Error() string {
 	switch {
 	case e.Backup != "":
 		msg += fmt.Sprintf("; the automatic backup taken before the upgrade, %s, is at this version: with dais stopped, "+
-			"copy it over %s (changes made since the upgrade are lost)", e.Backup, e.Where)
+			"delete %s-wal and %s-shm and copy it over %s (changes made since the upgrade are lost)", e.Backup, e.Where, e.Where, e.Where)
 	case e.Backups != "":
 		msg += "; automatic pre-upgrade backups of the database are in " + e.Backups
 	}

@@ -1013,37 +1013,15 @@ func testDeleteCascades(t *testing.T, s store.Store) {
 	must(t, s.CreateJob(c, j))
 
 	must(t, s.DeleteContent(c, ct.ID))
-	checks := []struct {
-		name string
-		err  error
-	}{}
-	_, err := s.Bundle(c, b.ID)
-	checks = append(checks, struct {
-		name string
-		err  error
-	}{"bundle", err})
-	_, err = s.Task(c, task.ID)
-	checks = append(checks, struct {
-		name string
-		err  error
-	}{"task", err})
-	_, err = s.Render(c, r.ID)
-	checks = append(checks, struct {
-		name string
-		err  error
-	}{"render", err})
-	_, err = s.Schedule(c, sc.ID)
-	checks = append(checks, struct {
-		name string
-		err  error
-	}{"schedule", err})
-	_, err = s.Job(c, j.Key)
-	checks = append(checks, struct {
-		name string
-		err  error
-	}{"job", err})
-	for _, ch := range checks {
-		wantErr(t, ch.err, store.ErrNotFound, ch.name+" after content delete")
+	gone := map[string]func() error{
+		"bundle":   func() error { _, err := s.Bundle(c, b.ID); return err },
+		"task":     func() error { _, err := s.Task(c, task.ID); return err },
+		"render":   func() error { _, err := s.Render(c, r.ID); return err },
+		"schedule": func() error { _, err := s.Schedule(c, sc.ID); return err },
+		"job":      func() error { _, err := s.Job(c, j.Key); return err },
+	}
+	for name, get := range gone {
+		wantErr(t, get(), store.ErrNotFound, name+" after content delete")
 	}
 	env, err := s.Environment(c, ct.ID)
 	must(t, err)

@@ -1,0 +1,42 @@
+package process
+
+import (
+	"context"
+	"io"
+	"os"
+
+	"github.com/dais-dev/dais/server/sandbox"
+)
+
+// SandboxLauncher starts each process in the sandbox (`dais sandbox-exec`,
+// daisPath "" meaning this executable), with the options build returns for
+// the port: typically content.LaunchArgs' Args, Env, PathDirs and Dir on
+// top of the content's CodeDir, WorkDir, ReadOnly runtimes and env, Masks
+// and RunAs. SIGTERM reaches the app through the sandbox's init; when the
+// pool's context ends, the whole sandbox is killed.
+func SandboxLauncher(daisPath string, build func(port int) (sandbox.Options, error)) Launcher {
+	return func(ctx context.Context, port int, log io.Writer) (Process, error) {
+		o, err := build(port)
+		if err != nil {
+			return nil, err
+		}
+		spec, err := sandbox.Spec(o)
+		if err != nil {
+			return nil, err
+		}
+		cmd, err := sandbox.Command(ctx, daisPath, spec)
+		if err != nil {
+			return nil, err
+		}
+		cmd.Stdout, cmd.Stderr = log, log
+		if err := cmd.Start(); err != nil {
+			return nil, err
+		}
+		return sandboxProcess{cmd}, nil
+	}
+}
+
+type sandboxProcess struct{ c *sandbox.Cmd }
+
+func (s sandboxProcess) Wait() error                { return s.c.Wait() }
+func (s sandboxProcess) Signal(sig os.Signal) error { return s.c.Process.Signal(sig) }

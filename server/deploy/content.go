@@ -1,0 +1,148 @@
+package deploy
+
+import (
+	"errors"
+	"io/fs"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/dais-dev/dais/server/content/manifest"
+	"github.com/dais-dev/dais/server/store"
+	"github.com/dais-dev/dais/server/web"
+)
+
+// fileSite serves one content's files (a static bundle or a rendered
+// document) through an os.Root, so no link can lead outside.
+type fileSite struct {
+	root  *os.Root
+	fsys  fs.FS
+	files http.Handler
+	index string // served for "/" when there is no index.html
+}
+
+func (f *fileSite) close() {
+	// Requests in flight may still open files: close a little later.
+	r := f.root
+	time.AfterFunc(time.Minute, func() { r.Close() })
+}
+
+// serveStatic makes dir the files of guid; m (nil for rendered output)
+// names the primary document.
+func (s *Service) serveStatic(guid, dir string, m *manifest.Manifest) error {
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return err
+	}
+	f := &fileSite{root: root, fsys: root.FS(), index: "index.html"}
+	f.files = http.FileServerFS(f.fsys)
+	if _, err := fs.Stat(f.fsys, "index.html"); err != nil && m != nil {
+		if doc := m.PrimaryDocument(".html"); doc != "" {
+			f.index = doc
+		} else if doc := m.PrimaryDocument(".htm"); doc != "" {
+			f.index = doc
+		}
+	}
+	s.mu.Lock()
+	old := s.files[guid]
+	s.files[guid] = f
+	s.mu.Unlock()
+	if old != nil {
+		old.close()
+	}
+	return nil
+}
+
+// serveContent is /content/{guid}/...: the access check, then the files
+// or the app's processes.
+func (s *Service) serveContent(w http.ResponseWriter, r *http.Request) {
+	guid := r.PathValue("guid")
+	ctx := r.Context()
+	c, err := s.st.ContentByGUID(ctx, guid)
+	if errors.Is(err, store.ErrNotFound) {
+		http.Error(w, "no content at /content/"+guid+"/", http.StatusNotFound)
+		return
+	}
+	if err != nil {
+		s.log.Error("look up content", logKeyContent, guid, logKeyErr, err)
+		http.Error(w, "cannot look up the content now", http.StatusServiceUnavailable)
+		return
+	}
+	u, _ := web.UserFrom(ctx)
+	a, err := s.accessOf(ctx, u, c)
+	if err != nil {
+		s.log.Error("check content access", logKeyContent, guid, logKeyErr, err)
+		http.Error(w, "cannot check access now", http.StatusServiceUnavailable)
+		return
+	}
+	if a == accessNone {
+		if u == nil {
+			if r.Method == http.MethodGet || r.Method == http.MethodHead {
+				http.Redirect(w, r, "/__login__?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusFound)
+				return
+			}
+			http.Error(w, "log in, or send an API key as 'Authorization: Key <key>'", http.StatusUnauthorized)
+			return
+		}
+		http.Error(w, "user "+u.Username+" may not view this content; ask its owner for access", http.StatusForbidden)
+		return
+	}
+	if c.BundleID == nil {
+		http.Error(w, "this content has not been deployed yet", http.StatusNotFound)
+		return
+	}
+	s.mu.Lock()
+	f := s.files[guid]
+	s.mu.Unlock()
+	if f != nil {
+		s.serveFiles(w, r, f, "/content/"+guid)
+		return
+	}
+	if s.proxy.Pool(guid) != nil {
+		stripCredentials(r)
+		s.proxy.ServeHTTP(w, r)
+		return
+	}
+	http.Error(w, "this content is not running: its last deploy failed or the server could not start it; see the deploy log", http.StatusServiceUnavailable)
+}
+
+func (s *Service) serveFiles(w http.ResponseWriter, r *http.Request, f *fileSite, prefix string) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD")
+		http.Error(w, "static content answers GET and HEAD only", http.StatusMethodNotAllowed)
+		return
+	}
+	rest := strings.TrimPrefix(r.URL.Path, prefix)
+	if rest == "/" && f.index != "index.html" {
+		http.ServeFileFS(w, r, f.fsys, f.index)
+		return
+	}
+	r2 := r.Clone(r.Context())
+	r2.URL.Path = rest
+	r2.URL.RawPath = ""
+	f.files.ServeHTTP(w, r2)
+}
+
+// stripCredentials keeps the user's dais credentials (API key, session
+// cookie) from reaching the content's processes.
+func stripCredentials(r *http.Request) {
+	if a := r.Header.Get("Authorization"); strings.HasPrefix(strings.ToLower(a), "key ") {
+		r.Header.Del("Authorization")
+	}
+	cookies := r.Cookies()
+	if len(cookies) == 0 {
+		return
+	}
+	var keep []string
+	for _, ck := range cookies {
+		if ck.Name != web.SessionCookie {
+			keep = append(keep, ck.Name+"="+ck.Value)
+		}
+	}
+	r.Header.Del("Cookie")
+	if len(keep) > 0 {
+		r.Header.Set("Cookie", strings.Join(keep, "; "))
+	}
+}

@@ -1,0 +1,301 @@
+package deploy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/dais-dev/dais/server/content"
+	"github.com/dais-dev/dais/server/content/env"
+	"github.com/dais-dev/dais/server/content/manifest"
+	"github.com/dais-dev/dais/server/process"
+	"github.com/dais-dev/dais/server/sandbox"
+	"github.com/dais-dev/dais/server/store"
+)
+
+// contentEnv is the environment of a content's processes: Connect's
+// variables, then the ones set through the API.
+func (s *Service) contentEnv(c *store.Content) []string {
+	e := []string{"CONNECT_CONTENT_GUID=" + c.GUID}
+	if a := s.o.Config().Server.Address; a != "" {
+		e = append(e, "CONNECT_SERVER="+a)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	vars, err := s.st.Environment(ctx, c.ID)
+	if err != nil {
+		s.log.Warn("read content environment", logKeyContent, c.GUID, logKeyErr, err)
+	}
+	var keys []string
+	for k := range vars {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		e = append(e, k+"="+vars[k])
+	}
+	return e
+}
+
+// sandboxOptions is the sandbox of a content's bundle: its code read-only,
+// its work directory writable, the environment read-only unless listed
+// in rw, DataDir and the configuration hidden.
+func (s *Service) sandboxOptions(c *store.Content, p *prepared, rw []string) sandbox.Options {
+	cfg := s.o.Config()
+	var extra []string
+	if s.o.ConfigPath != "" {
+		extra = append(extra, filepath.Dir(s.o.ConfigPath))
+	}
+	o := sandbox.Options{
+		CodeDir: p.dirs.Code, WorkDir: p.dirs.Work, ReadWrite: rw,
+		Masks: sandbox.DefaultMasks(cfg, extra...), RunAs: s.runAs(c), Env: s.contentEnv(c),
+	}
+	if fi, err := os.Stat(p.env); err == nil && fi.IsDir() && !slices.Contains(rw, p.env) {
+		o.ReadOnly = append(o.ReadOnly, p.env)
+	}
+	return o
+}
+
+// runner runs one-shot commands (restore, render) for the content.
+func (s *Service) runner(ctx context.Context, c *store.Content, p *prepared, rw []string, _ []string) (env.Runner, error) {
+	if err := os.MkdirAll(p.dirs.Work, 0o755); err != nil {
+		return nil, err
+	}
+	if s.o.NoSandbox {
+		ce := s.contentEnv(c)
+		return func(ctx context.Context, cmd content.Command, out io.Writer) error {
+			cmd.Env = append(slices.Clone(ce), cmd.Env...)
+			return env.PlainRunner(ctx, cmd, out)
+		}, nil
+	}
+	return env.SandboxRunner(s.o.DaisPath, s.sandboxOptions(c, p, rw)), nil
+}
+
+func deref(p *int, def int) int {
+	if p == nil {
+		return def
+	}
+	return *p
+}
+
+// newPool makes the process pool of an app bundle, with the content's
+// settings over the [Scheduler] defaults.
+func (s *Service) newPool(c *store.Content, bundleID int64, p *prepared) (*process.Pool, error) {
+	cfg := s.o.Config()
+	if err := os.MkdirAll(p.dirs.Work, 0o755); err != nil {
+		return nil, err
+	}
+	if err := s.giveTo(c, p.dirs.Work); err != nil {
+		return nil, err
+	}
+	idle := cfg.Scheduler.IdleTimeout.Std()
+	if c.IdleTimeout != nil {
+		idle = time.Duration(*c.IdleTimeout) * time.Second
+	}
+	if idle == 0 {
+		idle = -1 // 0 means never, as in Connect
+	}
+	initT := cfg.Scheduler.InitTimeout.Std()
+	if c.InitTimeout != nil {
+		initT = time.Duration(*c.InitTimeout) * time.Second
+	}
+	return process.New(process.Options{
+		Name: c.GUID, Launch: s.launcher(c, bundleID, p), LogDir: s.logDir(c), Logger: s.log,
+		Min: deref(c.MinProcesses, cfg.Scheduler.MinProcesses), Max: deref(c.MaxProcesses, cfg.Scheduler.MaxProcesses),
+		MaxConnsPerProcess: deref(c.MaxConnsPerProcess, 0), IdleTimeout: idle, InitTimeout: initT,
+	})
+}
+
+// launcher starts one app process in the sandbox and records it as a job.
+func (s *Service) launcher(c *store.Content, bundleID int64, p *prepared) process.Launcher {
+	return func(ctx context.Context, port int, log io.Writer) (process.Process, error) {
+		cmd, err := content.LaunchArgs(p.m, p.rts, port, p.dirs)
+		if err != nil {
+			return nil, err
+		}
+		var (
+			pid    int
+			wait   func() error
+			signal func(os.Signal) error
+		)
+		if s.o.NoSandbox {
+			x := exec.Command(cmd.Args[0], cmd.Args[1:]...)
+			x.Dir = cmd.Dir
+			envv := os.Environ()
+			if len(cmd.PathDirs) > 0 {
+				envv = append(envv, "PATH="+strings.Join(cmd.PathDirs, ":")+":"+os.Getenv("PATH"))
+			}
+			x.Env = append(append(envv, s.contentEnv(c)...), cmd.Env...)
+			x.Stdout, x.Stderr = log, log
+			x.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+			if err := x.Start(); err != nil {
+				return nil, err
+			}
+			pp := process.ExecProcess(x)
+			pid, wait, signal = x.Process.Pid, pp.Wait, pp.Signal
+		} else {
+			o := s.sandboxOptions(c, p, nil)
+			o.Args, o.Env, o.PathDirs, o.Dir = cmd.Args, append(o.Env, cmd.Env...), cmd.PathDirs, cmd.Dir
+			spec, err := sandbox.Spec(o)
+			if err != nil {
+				return nil, err
+			}
+			sc, err := sandbox.Command(ctx, s.o.DaisPath, spec)
+			if err != nil {
+				return nil, err
+			}
+			sc.Stdout, sc.Stderr = log, log
+			if err := sc.Start(); err != nil {
+				return nil, err
+			}
+			pid, wait = sc.Process.Pid, sc.Wait
+			signal = func(sig os.Signal) error {
+				if ss, ok := sig.(syscall.Signal); ok {
+					if err := syscall.Kill(-sc.Process.Pid, ss); err == nil {
+						return nil
+					}
+				}
+				return sc.Process.Signal(sig)
+			}
+		}
+		j := &store.Job{ContentID: c.ID, BundleID: bundleID, Tag: "run_app", PID: pid, Node: s.o.Node, StartedAt: time.Now()}
+		if f, ok := log.(*os.File); ok {
+			j.LogPath = f.Name()
+		}
+		jctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := s.st.CreateJob(jctx, j); err != nil {
+			s.log.Warn("record job", logKeyContent, c.GUID, logKeyErr, err)
+		}
+		return &jobProcess{s: s, key: j.Key, wait: wait, signal: signal}, nil
+	}
+}
+
+// jobProcess records the end of a process on its job.
+type jobProcess struct {
+	s      *Service
+	key    string
+	wait   func() error
+	signal func(os.Signal) error
+}
+
+func (j *jobProcess) Signal(sig os.Signal) error { return j.signal(sig) }
+
+func (j *jobProcess) Wait() error {
+	err := j.wait()
+	code := 0
+	var ee *exec.ExitError
+	switch {
+	case errors.As(err, &ee):
+		code = ee.ExitCode()
+	case err != nil:
+		code = -1
+	}
+	if j.key != "" {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if ferr := j.s.st.FinishJob(ctx, j.key, code, time.Now()); ferr != nil {
+			j.s.log.Warn("record job end", logKeyErr, ferr)
+		}
+	}
+	return err
+}
+
+// activate brings back the serving of a content's active bundle (at start).
+func (s *Service) activate(ctx context.Context, c *store.Content) error {
+	b, err := s.st.Bundle(ctx, *c.BundleID)
+	if err != nil {
+		return fmt.Errorf("read bundle %d: %w", *c.BundleID, err)
+	}
+	code := filepath.Join(s.bundleDir(c.ID, b.ID), "code")
+	m, err := manifest.Read(code)
+	if err != nil {
+		return err
+	}
+	switch m.Metadata.AppMode.Kind() {
+	case manifest.KindStatic:
+		return s.serveStatic(c.GUID, code, m)
+	case manifest.KindDocument:
+		r, err := s.st.LatestRender(ctx, c.ID, store.RenderSucceeded)
+		if err != nil {
+			return fmt.Errorf("no finished render: %w", err)
+		}
+		return s.serveStatic(c.GUID, r.OutputDir, nil)
+	default:
+		p, err := s.prepare(ctx, c, b.ID, m, nil)
+		if err != nil {
+			return err
+		}
+		pool, err := s.newPool(c, b.ID, p)
+		if err != nil {
+			return err
+		}
+		if old := s.proxy.Set(c.GUID, pool); old != nil {
+			go old.Stop(context.Background())
+		}
+		return nil
+	}
+}
+
+// deactivate stops serving a content.
+func (s *Service) deactivate(guid string) {
+	s.mu.Lock()
+	if f := s.files[guid]; f != nil {
+		f.close()
+		delete(s.files, guid)
+	}
+	s.mu.Unlock()
+	if p := s.proxy.Remove(guid); p != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		p.Stop(ctx)
+	}
+}
+
+func poolSettingsChanged(a, b *store.Content) bool {
+	eq := func(x, y *int) bool { return (x == nil) == (y == nil) && (x == nil || *x == *y) }
+	return !eq(a.MinProcesses, b.MinProcesses) || !eq(a.MaxProcesses, b.MaxProcesses) ||
+		!eq(a.MaxConnsPerProcess, b.MaxConnsPerProcess) || !eq(a.IdleTimeout, b.IdleTimeout) ||
+		!eq(a.InitTimeout, b.InitTimeout) || a.RunAs != b.RunAs
+}
+
+// restartApp replaces a running app's pool with a fresh one of the same
+// bundle (new settings or environment), without dropping requests.
+func (s *Service) restartApp(c *store.Content) {
+	if s.proxy.Pool(c.GUID) == nil || c.BundleID == nil {
+		return
+	}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		lock := s.contentLock(c.ID)
+		lock.Lock()
+		defer lock.Unlock()
+		ctx := s.ctx
+		fresh, err := s.st.Content(ctx, c.ID)
+		if err != nil || fresh.BundleID == nil || s.proxy.Pool(c.GUID) == nil {
+			return
+		}
+		m, err := manifest.Read(filepath.Join(s.bundleDir(c.ID, *fresh.BundleID), "code"))
+		if err == nil {
+			var p *prepared
+			if p, err = s.prepare(ctx, fresh, *fresh.BundleID, m, nil); err == nil {
+				var pool *process.Pool
+				if pool, err = s.newPool(fresh, *fresh.BundleID, p); err == nil {
+					err = s.proxy.Switch(ctx, c.GUID, pool)
+				}
+			}
+		}
+		if err != nil {
+			s.log.Warn("restart content processes with new settings; the old ones keep serving", logKeyContent, c.GUID, logKeyErr, err)
+		}
+	}()
+}

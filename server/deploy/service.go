@@ -1,0 +1,280 @@
+// Package deploy is the deployment side of dais: the Connect-compatible
+// API (the legacy /__api__/applications family that rsconnect 0.8.x and
+// rsconnect-python up to 1.26 use, and the v1 content API), the deploy
+// task runner, content settings, environment variables and permissions,
+// and the content router at /content/<guid>/.
+//
+// A deploy goes, as a task whose output lines are written to the store
+// as they happen:
+//
+//	upload  -> DataDir/apps/<content id>/<bundle id>/bundle.tar.gz
+//	extract -> .../<bundle id>/code           (content/bundle, nothing outside)
+//	manifest.json read, validated, checksums verified (content/manifest)
+//	runtimes picked by version (content/runtime)
+//	packages restored in the sandbox -> .../<bundle id>/env (content/env)
+//	static:   served by dais from code/
+//	document: rendered in the sandbox -> .../<bundle id>/output, served from there
+//	app/API:  a new process pool; traffic switches once a process is ready,
+//	          the old bundle keeps serving until then and when the deploy fails.
+//
+// Service is a serve.Component: Start brings back what was deployed
+// (static and rendered content at once, app pools that start processes on
+// the first request or at MinProcesses), Stop fails deploys in progress and
+// stops the processes.
+package deploy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/dais-dev/dais/server/config"
+	"github.com/dais-dev/dais/server/content/runtime"
+	"github.com/dais-dev/dais/server/process"
+	"github.com/dais-dev/dais/server/store"
+	"github.com/dais-dev/dais/server/web"
+)
+
+// Log attribute keys.
+const (
+	logKeyErr     = "err"
+	logKeyContent = "content"
+	logKeyBundle  = "bundle"
+	logKeyTask    = "task"
+)
+
+// Options configure a Service.
+type Options struct {
+	// Config returns the running configuration (web.Server.Config).
+	Config func() *config.Config
+	Store  store.Store
+	// Web receives the routes; nil registers none (tests call Register).
+	Web    *web.Server
+	Logger *slog.Logger
+	// Node names this server (the hostname), recorded on tasks and jobs.
+	Node string
+	// Stopping ends when the server starts to stop: long polls answer early.
+	Stopping context.Context
+	// ConfigPath is the configuration file; its directory is hidden from content.
+	ConfigPath string
+	// DaisPath is the dais executable that provides `dais sandbox-exec`;
+	// "" means this executable.
+	DaisPath string
+	// NoSandbox runs content processes as plain children of the server,
+	// as the server's user. Only for tests of this package: production
+	// content always goes through the sandbox.
+	NoSandbox bool
+	// MaxBundleBytes and MaxBundleFiles bound an unpacked bundle; zero: the
+	// content/bundle defaults (2 GiB, 100000 entries).
+	MaxBundleBytes int64
+	MaxBundleFiles int
+}
+
+// Service serves the deployment API and the content.
+type Service struct {
+	o      Options
+	st     store.Store
+	log    *slog.Logger
+	proxy  *process.Proxy
+	finder *runtime.Finder
+
+	ctx    context.Context // ends on Stop: deploy tasks are cancelled
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu      sync.Mutex
+	files   map[string]*fileSite // guid -> static or rendered files
+	locks   map[int64]*sync.Mutex
+	stopped bool
+}
+
+// New builds the service and, when o.Web is set, registers its routes.
+func New(o Options) (*Service, error) {
+	if o.Config == nil || o.Store == nil {
+		return nil, errors.New("deploy: Options.Config and Options.Store are required")
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Stopping == nil {
+		o.Stopping = context.Background()
+	}
+	if o.Node == "" {
+		o.Node, _ = os.Hostname()
+	}
+	cfg := o.Config()
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &Service{
+		o: o, st: o.Store, log: o.Logger,
+		proxy:  process.NewProxy(o.Logger, cfg.Server.Address),
+		finder: runtime.NewFinder(cfg),
+		ctx:    ctx, cancel: cancel,
+		files: map[string]*fileSite{},
+		locks: map[int64]*sync.Mutex{},
+	}
+	if o.Web != nil {
+		s.Register(o.Web)
+	}
+	return s, nil
+}
+
+// Name is the component's name.
+func (s *Service) Name() string { return "deploy" }
+
+// Start fails the deploys a previous run left unfinished on this node and
+// brings back every deployed content.
+func (s *Service) Start(ctx context.Context) error {
+	if n, err := s.st.FailUnfinishedTasks(ctx, s.o.Node, store.TaskDeploy, "the server stopped during the deploy; deploy again", time.Now()); err != nil {
+		return fmt.Errorf("fail unfinished deploys: %w", err)
+	} else if n > 0 {
+		s.log.Warn("deploys left unfinished by the last run marked failed", "count", n)
+	}
+	if _, err := s.st.FailRunningRenders(ctx, s.o.Node, "the server stopped during the render", time.Now()); err != nil {
+		return fmt.Errorf("fail unfinished renders: %w", err)
+	}
+	all, _, err := s.st.ListContent(ctx, store.ContentFilter{})
+	if err != nil {
+		return fmt.Errorf("list content: %w", err)
+	}
+	for i := range all {
+		c := &all[i]
+		if c.BundleID == nil {
+			continue
+		}
+		if err := s.activate(ctx, c); err != nil {
+			// One broken content must not keep the server down.
+			s.log.Error("cannot serve content; deploy it again", logKeyContent, c.GUID, logKeyErr, err)
+		}
+	}
+	return nil
+}
+
+// Stop cancels deploys in progress (their tasks fail) and stops every
+// content process within ctx.
+func (s *Service) Stop(ctx context.Context) error {
+	s.mu.Lock()
+	s.stopped = true
+	for _, f := range s.files {
+		f.close()
+	}
+	s.files = map[string]*fileSite{}
+	s.mu.Unlock()
+	s.cancel()
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		s.log.Warn("deploy tasks did not end in time")
+	}
+	var errs []error
+	var wg sync.WaitGroup
+	var emu sync.Mutex
+	for _, guid := range s.proxyGUIDs() {
+		if p := s.proxy.Remove(guid); p != nil {
+			wg.Go(func() {
+				if err := p.Stop(ctx); err != nil {
+					emu.Lock()
+					errs = append(errs, fmt.Errorf("stop processes of %s: %w", guid, err))
+					emu.Unlock()
+				}
+			})
+		}
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// Reload takes the new running configuration: new runtimes are found on
+// the next deploy; pools keep their settings until they are rebuilt.
+func (s *Service) Reload(ctx context.Context, cfg *config.Config) error {
+	s.proxy.PublicURL = cfg.Server.Address
+	return nil
+}
+
+// contentLock serialises deploys of one content.
+func (s *Service) contentLock(id int64) *sync.Mutex {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	l := s.locks[id]
+	if l == nil {
+		l = &sync.Mutex{}
+		s.locks[id] = l
+	}
+	return l
+}
+
+// Paths under DataDir.
+func (s *Service) contentDir(id int64) string {
+	return filepath.Join(s.o.Config().Server.DataDir, "apps", strconv.FormatInt(id, 10))
+}
+
+func (s *Service) bundleDir(contentID, bundleID int64) string {
+	return filepath.Join(s.contentDir(contentID), strconv.FormatInt(bundleID, 10))
+}
+
+// archivePath is where an uploaded bundle is kept.
+func (s *Service) archivePath(contentID, bundleID int64) string {
+	return filepath.Join(s.bundleDir(contentID, bundleID), "bundle.tar.gz")
+}
+
+func (s *Service) logDir(c *store.Content) string {
+	return filepath.Join(s.contentDir(c.ID), "logs")
+}
+
+// runAs is the user content runs as.
+func (s *Service) runAs(c *store.Content) string {
+	if c.RunAs != "" {
+		return c.RunAs
+	}
+	if r := s.o.Config().Applications.RunAs; r != "" {
+		return r
+	}
+	return "rstudio-connect"
+}
+
+// giveTo makes dir owned by the content's user, so a sandboxed process
+// may write it. Without root (tests) there is nothing to do.
+func (s *Service) giveTo(c *store.Content, dirs ...string) error {
+	if s.o.NoSandbox || os.Geteuid() != 0 {
+		return nil
+	}
+	u, err := user.Lookup(s.runAs(c))
+	if err != nil {
+		return fmt.Errorf("run-as user %q: %w (create it, or set Applications.RunAs)", s.runAs(c), err)
+	}
+	uid, _ := strconv.Atoi(u.Uid)
+	gid, _ := strconv.Atoi(u.Gid)
+	for _, d := range dirs {
+		if err := filepath.Walk(d, func(p string, _ os.FileInfo, err error) error {
+			if err != nil {
+				return err
+			}
+			return os.Lchown(p, uid, gid)
+		}); err != nil {
+			return fmt.Errorf("give %s to %s: %w", d, u.Username, err)
+		}
+	}
+	return nil
+}
+
+func (s *Service) proxyGUIDs() []string {
+	all, _, err := s.st.ListContent(context.Background(), store.ContentFilter{})
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, c := range all {
+		if s.proxy.Pool(c.GUID) != nil {
+			out = append(out, c.GUID)
+		}
+	}
+	return out
+}

@@ -1,0 +1,412 @@
+package deploy
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/dais-dev/dais/server/content"
+	"github.com/dais-dev/dais/server/content/bundle"
+	"github.com/dais-dev/dais/server/content/env"
+	"github.com/dais-dev/dais/server/content/manifest"
+	"github.com/dais-dev/dais/server/store"
+)
+
+// startDeploy records a deploy task of bundle ref ("" = newest) and runs
+// it in the background.
+func (s *Service) startDeploy(ctx context.Context, c *store.Content, u *store.User, ref string) (*store.Task, error) {
+	b, err := s.bundleOf(ctx, c, ref)
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	stopped := s.stopped
+	s.mu.Unlock()
+	if stopped {
+		return nil, errStatus(503, "the server is stopping; deploy again once it is back")
+	}
+	t := &store.Task{ContentID: c.ID, BundleID: b.ID, UserID: u.ID, Kind: store.TaskDeploy, Node: s.o.Node}
+	if err := s.st.CreateTask(ctx, t); err != nil {
+		return nil, err
+	}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		s.runDeploy(t, c.ID, b)
+	}()
+	return t, nil
+}
+
+// taskLog writes whole lines to the task's output as they come.
+type taskLog struct {
+	s   *Service
+	id  string
+	mu  sync.Mutex
+	buf []byte
+}
+
+func (l *taskLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.buf = append(l.buf, p...)
+	var lines []string
+	for {
+		i := bytes.IndexByte(l.buf, '\n')
+		if i < 0 {
+			break
+		}
+		lines = append(lines, strings.TrimRight(string(l.buf[:i]), "\r"))
+		l.buf = l.buf[i+1:]
+	}
+	if len(lines) > 0 {
+		l.append(lines...)
+	}
+	return len(p), nil
+}
+
+func (l *taskLog) append(lines ...string) {
+	// The task's output must survive the deploy's own cancellation.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := l.s.st.AppendTaskOutput(ctx, l.id, lines...); err != nil {
+		l.s.log.Warn("write task output", logKeyTask, l.id, logKeyErr, err)
+	}
+}
+
+func (l *taskLog) Printf(format string, args ...any) {
+	fmt.Fprintf(l, format+"\n", args...)
+}
+
+func (l *taskLog) flush() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.buf) > 0 {
+		l.append(string(l.buf))
+		l.buf = nil
+	}
+}
+
+// runDeploy is one deploy task, from the archive to live content.
+func (s *Service) runDeploy(t *store.Task, contentID int64, b *store.Bundle) {
+	tl := &taskLog{s: s, id: t.ID}
+	lock := s.contentLock(contentID)
+	lock.Lock()
+	defer lock.Unlock()
+	start := time.Now()
+	log := s.log.With(logKeyTask, t.ID, logKeyBundle, b.ID)
+	err := s.deploy(s.ctx, tl, contentID, b)
+	tl.flush()
+	code, msg := 0, ""
+	if err != nil {
+		code, msg = 1, err.Error()
+		if s.ctx.Err() != nil {
+			msg = "the server stopped during the deploy; deploy again: " + msg
+		}
+		tl.Printf("Deployment failed: %s", msg)
+		log.Warn("deploy failed", logKeyErr, msg)
+	} else {
+		tl.Printf("Deployment completed in %s", time.Since(start).Round(time.Millisecond))
+		log.Info("deployed", "elapsed", time.Since(start).Round(time.Millisecond).String())
+	}
+	tl.flush()
+	result, _ := json.Marshal(map[string]any{"bundle_id": b.ID, "content_id": contentID})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := s.st.FinishTask(ctx, t.ID, code, msg, result, time.Now()); err != nil && !errors.Is(err, store.ErrConflict) {
+		log.Error("finish task", logKeyErr, err)
+	}
+}
+
+// prepared is what serving one bundle needs.
+type prepared struct {
+	m    *manifest.Manifest
+	rts  content.Runtimes
+	dirs content.Dirs
+	env  string // the env dir (venv and R library inside)
+}
+
+func (s *Service) deploy(ctx context.Context, tl *taskLog, contentID int64, b *store.Bundle) error {
+	c, err := s.st.Content(ctx, contentID)
+	if err != nil {
+		return fmt.Errorf("read content: %w", err)
+	}
+	tl.Printf("Deploying bundle %d of %s (%d bytes)", b.ID, c.Name, b.Size)
+	bdir := s.bundleDir(c.ID, b.ID)
+	code := filepath.Join(bdir, "code")
+	if _, err := os.Stat(code); errors.Is(err, os.ErrNotExist) {
+		tl.Printf("Extracting the bundle")
+		f, err := os.Open(s.archivePath(c.ID, b.ID))
+		if err != nil {
+			return fmt.Errorf("open bundle %d: %w", b.ID, err)
+		}
+		res, err := bundle.Extract(ctx, f, code, bundle.Options{MaxBytes: s.o.MaxBundleBytes, MaxFiles: s.o.MaxBundleFiles})
+		f.Close()
+		if err != nil {
+			return fmt.Errorf("bundle refused: %w", err)
+		}
+		tl.Printf("Extracted %d files, %d bytes", res.Files, res.Bytes)
+	}
+	m, err := manifest.Read(code)
+	if err != nil {
+		return err
+	}
+	if err := m.VerifyFiles(code); err != nil {
+		return err
+	}
+	raw, _ := os.ReadFile(filepath.Join(code, manifest.FileName))
+	if err := s.st.SetBundleManifest(ctx, b.ID, raw); err != nil {
+		return fmt.Errorf("record manifest: %w", err)
+	}
+	mode := m.Metadata.AppMode
+	tl.Printf("Manifest: app mode %s (%s content)", mode, mode.Kind())
+
+	p, err := s.prepare(ctx, c, b.ID, m, tl)
+	if err != nil {
+		return err
+	}
+	if err := s.restore(ctx, c, p, tl); err != nil {
+		return err
+	}
+
+	switch mode.Kind() {
+	case manifest.KindStatic:
+		if err := s.serveStatic(c.GUID, code, m); err != nil {
+			return err
+		}
+	case manifest.KindDocument:
+		out, err := s.render(ctx, c, b.ID, p, tl, store.TaskDeploy)
+		if err != nil {
+			return err
+		}
+		if err := s.serveStatic(c.GUID, out, nil); err != nil {
+			return err
+		}
+	case manifest.KindApp:
+		tl.Printf("Starting the %s process", mode)
+		c.AppMode = string(mode)
+		pool, err := s.newPool(c, b.ID, p)
+		if err != nil {
+			return err
+		}
+		if err := s.proxy.Switch(ctx, c.GUID, pool); err != nil {
+			st := pool.Stats()
+			if st.LastError != "" {
+				tl.Printf("%s", st.LastError)
+			}
+			s.tailProcessLog(tl, s.logDir(c))
+			if s.proxy.Pool(c.GUID) != nil {
+				tl.Printf("The previous bundle keeps serving")
+			}
+			return fmt.Errorf("the %s process did not start: %w", mode, err)
+		}
+		s.mu.Lock()
+		if f := s.files[c.GUID]; f != nil {
+			f.close()
+			delete(s.files, c.GUID)
+		}
+		s.mu.Unlock()
+		tl.Printf("The process is ready; traffic switched to bundle %d", b.ID)
+	}
+	if mode.Kind() != manifest.KindApp {
+		if old := s.proxy.Remove(c.GUID); old != nil {
+			go old.Drain(context.Background())
+		}
+	}
+
+	// Record the deploy.
+	c.AppMode = string(mode)
+	c.RVersion, c.PyVersion, c.QuartoVersion = verString(p.rts.R.Path, p.rts.R.Version.String()),
+		verString(p.rts.Python.Path, p.rts.Python.Version.String()), verString(p.rts.Quarto.Path, p.rts.Quarto.Version.String())
+	if err := s.st.UpdateContent(ctx, c); err != nil {
+		return fmt.Errorf("record deploy: %w", err)
+	}
+	bid := b.ID
+	if err := s.st.SetContentBundle(ctx, c.ID, &bid); err != nil {
+		return fmt.Errorf("activate bundle: %w", err)
+	}
+	tl.Printf("Content is live at /content/%s/", c.GUID)
+	return nil
+}
+
+func verString(path, v string) string {
+	if path == "" {
+		return ""
+	}
+	return v
+}
+
+// prepare picks the runtimes and lays out the directories of a bundle.
+func (s *Service) prepare(ctx context.Context, c *store.Content, bundleID int64, m *manifest.Manifest, tl *taskLog) (*prepared, error) {
+	bdir := s.bundleDir(c.ID, bundleID)
+	p := &prepared{m: m, env: filepath.Join(bdir, "env"), dirs: content.Dirs{
+		Code: filepath.Join(bdir, "code"), Work: filepath.Join(bdir, "work"), Output: filepath.Join(bdir, "output"),
+		BasePath: "/content/" + c.GUID + "/",
+	}}
+	for _, lang := range m.Languages() {
+		want := ""
+		switch lang {
+		case manifest.LangR:
+			want = firstNonEmpty(c.RVersion, string(m.Platform))
+		case manifest.LangPython:
+			if m.Python != nil {
+				want = string(m.Python.Version)
+			}
+			want = firstNonEmpty(c.PyVersion, want)
+		case manifest.LangQuarto:
+			if m.Quarto != nil {
+				want = string(m.Quarto.Version)
+			}
+			want = firstNonEmpty(c.QuartoVersion, want)
+		}
+		inst, err := s.finder.Find(ctx, lang, want)
+		if err != nil {
+			return nil, fmt.Errorf("pick %s: %w", lang, err)
+		}
+		if tl != nil {
+			tl.Printf("Using %s %s (%s) for the requested %q", lang, inst.Version, inst.Path, want)
+		}
+		switch lang {
+		case manifest.LangR:
+			p.rts.R = inst
+		case manifest.LangPython:
+			p.rts.Python = inst
+		case manifest.LangQuarto:
+			p.rts.Quarto = inst
+		}
+	}
+	if fi, err := os.Stat(filepath.Join(p.env, "python")); err == nil && fi.IsDir() {
+		p.dirs.Venv = filepath.Join(p.env, "python")
+	}
+	if fi, err := os.Stat(filepath.Join(p.env, "R")); err == nil && fi.IsDir() {
+		p.dirs.RLibrary = filepath.Join(p.env, "R")
+	}
+	return p, nil
+}
+
+func firstNonEmpty(v ...string) string {
+	for _, s := range v {
+		if s != "" {
+			return s
+		}
+	}
+	return ""
+}
+
+// restore builds the bundle's package environment, in the sandbox.
+func (s *Service) restore(ctx context.Context, c *store.Content, p *prepared, tl *taskLog) error {
+	langs := p.m.Languages()
+	if len(langs) == 0 {
+		return nil
+	}
+	for _, d := range []string{p.env, p.dirs.Work} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return err
+		}
+	}
+	if err := s.giveTo(c, p.env, p.dirs.Work); err != nil {
+		return err
+	}
+	tl.Printf("Restoring the package environment")
+	runner, err := s.runner(ctx, c, p, []string{p.env}, nil)
+	if err != nil {
+		return err
+	}
+	repos := map[string]string{}
+	for name, r := range s.o.Config().RPackageRepository {
+		if r != nil && r.URL != "" {
+			repos[name] = r.URL
+		}
+	}
+	res, err := env.Restore(ctx, env.Options{
+		Manifest: p.m, Runtimes: p.rts, CodeDir: p.dirs.Code, EnvDir: p.env,
+		Repositories: repos, Run: runner, Log: tl,
+	})
+	if err != nil {
+		return fmt.Errorf("restore the environment: %w", err)
+	}
+	p.dirs.Venv, p.dirs.RLibrary = res.Venv, res.RLibrary
+	if len(res.Installed) > 0 {
+		tl.Printf("Installed: %s", strings.Join(res.Installed, ", "))
+	}
+	return nil
+}
+
+// render runs the document's render into a fresh output directory and
+// records it; it returns the output directory.
+func (s *Service) render(ctx context.Context, c *store.Content, bundleID int64, p *prepared, tl *taskLog, _ string) (string, error) {
+	rn := &store.Render{ContentID: c.ID, BundleID: bundleID, TaskID: tl.id, Status: store.RenderRunning, Node: s.o.Node, StartedAt: time.Now()}
+	if err := s.st.CreateRender(ctx, rn); err != nil {
+		return "", fmt.Errorf("record render: %w", err)
+	}
+	out := filepath.Join(s.bundleDir(c.ID, bundleID), fmt.Sprintf("output-%d", rn.ID))
+	rn.OutputDir = out
+	fail := func(err error) (string, error) {
+		rn.Status, rn.Error, rn.FinishedAt = store.RenderFailed, err.Error(), time.Now()
+		if uerr := s.st.UpdateRender(context.Background(), rn); uerr != nil {
+			s.log.Warn("record render", logKeyErr, uerr)
+		}
+		return "", err
+	}
+	for _, d := range []string{out, p.dirs.Work} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return fail(err)
+		}
+	}
+	if err := s.giveTo(c, out, p.dirs.Work); err != nil {
+		return fail(err)
+	}
+	dirs := p.dirs
+	dirs.Output = out
+	cmd, err := content.RenderArgs(p.m, p.rts, dirs)
+	if err != nil {
+		return fail(err)
+	}
+	tl.Printf("Rendering %s", p.m.Metadata.AppMode)
+	runner, err := s.runner(ctx, c, p, []string{out}, nil)
+	if err != nil {
+		return fail(err)
+	}
+	if err := runner(ctx, cmd, tl); err != nil {
+		return fail(fmt.Errorf("render failed: %w", err))
+	}
+	if _, err := os.Stat(filepath.Join(out, "index.html")); err != nil {
+		return fail(fmt.Errorf("the render wrote no index.html into its output: %w", err))
+	}
+	rn.Status, rn.FinishedAt = store.RenderSucceeded, time.Now()
+	if err := s.st.UpdateRender(ctx, rn); err != nil {
+		return "", fmt.Errorf("record render: %w", err)
+	}
+	tl.Printf("Rendered")
+	return out, nil
+}
+
+// tailProcessLog copies the end of the newest process log into the task.
+func (s *Service) tailProcessLog(tl *taskLog, dir string) {
+	ents, err := os.ReadDir(dir)
+	if err != nil || len(ents) == 0 {
+		return
+	}
+	newest := ents[len(ents)-1].Name() // names start with the UTC time
+	f, err := os.Open(filepath.Join(dir, newest))
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	b, _ := io.ReadAll(io.LimitReader(f, 1<<20))
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	if len(lines) > 30 {
+		lines = lines[len(lines)-30:]
+	}
+	tl.Printf("Last lines of the process log %s:", newest)
+	for _, l := range lines {
+		tl.Printf("  %s", l)
+	}
+}

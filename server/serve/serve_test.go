@@ -568,3 +568,24 @@ func TestAccountsCLIAndAPI(t *testing.T) {
 		t.Errorf("users list lacks carol:\n%s", out)
 	}
 }
+
+func TestHelp(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"serve", "--help"}, 0, "restart required"},
+		{[]string{"serve", "extra"}, 2, "unexpected argument"},
+		{[]string{"users", "--help"}, 0, "dais users add [--admin"},
+		{[]string{"users"}, 2, "dais users add"},
+		{[]string{"users", "frobnicate"}, 2, "unknown subcommand"},
+		{[]string{"keys", "--help"}, 0, "print it once"},
+		{[]string{"keys", "create", "--help"}, 0, "dais keys create --user NAME"},
+	} {
+		code, out, errOut := runDais(t, "", tc.args...)
+		if code != tc.code || !strings.Contains(out+errOut, tc.want) {
+			t.Errorf("dais %v: exit %d (want %d), output lacks %q:\n%s%s", tc.args, code, tc.code, tc.want, out, errOut)
+		}
+	}
+}

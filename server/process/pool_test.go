@@ -11,9 +11,10 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/dais-dev/dais/server/config"
 )
 
 type int64Counter struct{ n atomic.Int64 }
@@ -344,4 +345,9 @@ func TestOptionsValidation(t *testing.T) {
 	}
 }
 
-var _ = syscall.SIGTERM
+func TestSchedulerOptions(t *testing.T) {
+	o := SchedulerOptions(config.Defaults().Scheduler)
+	if o.Min != 0 || o.Max != 3 || o.IdleTimeout != 120*time.Second || o.InitTimeout != 60*time.Second {
+		t.Errorf("SchedulerOptions(defaults) = %+v", o)
+	}
+}

@@ -138,3 +138,43 @@ func must(tb testing.TB, err error) {
 		tb.Fatal(err)
 	}
 }
+
+// BenchmarkOpenSQLite: opening a new (migrating) and an existing database,
+// part of dais serve's cold start.
+func BenchmarkOpenSQLite(b *testing.B) {
+	ctx := context.Background()
+	b.Run("new", func(b *testing.B) {
+		for b.Loop() {
+			s, err := store.OpenSQLite(ctx, filepath.Join(b.TempDir(), "dais.db"), nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			s.Close()
+		}
+	})
+	b.Run("existing", func(b *testing.B) {
+		path := filepath.Join(b.TempDir(), "dais.db")
+		s, err := store.OpenSQLite(ctx, path, nil)
+		must(b, err)
+		s.Close()
+		for b.Loop() {
+			s, err := store.OpenSQLite(ctx, path, nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			s.Close()
+		}
+	})
+	b.Run("raw", func(b *testing.B) {
+		path := filepath.Join(b.TempDir(), "dais.db")
+		s, err := store.OpenSQLite(ctx, path, nil)
+		must(b, err)
+		s.Close()
+		for b.Loop() {
+			db, err := sql.Open("sqlite", store.SQLiteDSN(path))
+			must(b, err)
+			must(b, db.PingContext(ctx))
+			db.Close()
+		}
+	})
+}

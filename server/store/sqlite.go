@@ -54,6 +54,7 @@ func OpenSQLite(ctx context.Context, path string, logger *slog.Logger) (SQLiteSt
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("create database directory (SQLite.Dir): %w", err)
 	}
+	_, statErr := os.Stat(path)
 	db, err := sql.Open("sqlite", sqliteDSN(path))
 	if err != nil {
 		return nil, fmt.Errorf("open database %s: %w", path, err)
@@ -62,6 +63,14 @@ func OpenSQLite(ctx context.Context, path string, logger *slog.Logger) (SQLiteSt
 	if err := db.PingContext(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open database %s: %w", path, err)
+	}
+	if errors.Is(statErr, os.ErrNotExist) {
+		// It holds password hashes and content secrets; SQLite gives its
+		// -wal and -shm files the same mode.
+		if err := os.Chmod(path, 0o600); err != nil {
+			db.Close()
+			return nil, fmt.Errorf("restrict permissions of new database %s: %w", path, err)
+		}
 	}
 	backup := func(old int64) error {
 		dest, err := s.upgradeBackup(ctx, old, logger)

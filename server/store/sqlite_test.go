@@ -60,8 +60,12 @@ func TestOpenFromConfig(t *testing.T) {
 	if s.Dialect() != store.DialectSQLite {
 		t.Fatalf("dialect %q", s.Dialect())
 	}
-	if _, err := os.Stat(filepath.Join(dir, "db", "dais.db")); err != nil {
+	fi, err := os.Stat(filepath.Join(dir, "db", "dais.db"))
+	if err != nil {
 		t.Fatalf("database not in <DataDir>/db: %v", err)
+	}
+	if fi.Mode().Perm() != 0o600 {
+		t.Fatalf("new database has mode %v, want 0600", fi.Mode().Perm())
 	}
 	var journal string
 	sq := s.(store.SQLiteStore)

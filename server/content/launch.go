@@ -73,6 +73,9 @@ type Command struct {
 // sandbox, with the server's environment plus c.Env and c.PathDirs first
 // in PATH: for tests and for servers running without the sandbox.
 func (c Command) Plain(ctx context.Context) *exec.Cmd {
+	if ctx == nil {
+		ctx = context.Background()
+	}
 	cmd := exec.CommandContext(ctx, c.Args[0], c.Args[1:]...)
 	cmd.Dir = c.Dir
 	env := os.Environ()

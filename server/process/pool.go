@@ -512,7 +512,7 @@ func (p *Pool) terminate(pr *proc) {
 
 func (p *Pool) reaper() {
 	defer p.wg.Done()
-	every := min(p.opts.IdleTimeout/4, time.Second)
+	every := max(min(p.opts.IdleTimeout/4, time.Second), 10*time.Millisecond)
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {

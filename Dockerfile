@@ -47,7 +47,7 @@ RUN set -eu; \
     rv=$(R --version | sed -n 's/^R version \([0-9.]*\).*/\1/p'); \
     pv=$(python3 -c 'import platform; print(platform.python_version())'); \
     test -n "$rv" && test -n "$pv"; \
-    mkdir -p /opt/R /opt/python/$pv/bin /opt/quarto; \
+    mkdir -p /opt/R /opt/python/$pv/bin /opt/quarto /data; \
     ln -s /usr/lib/R /opt/R/$rv; \
     ln -s /usr/bin/python3 /opt/python/$pv/bin/python3; \
     ln -s python3 /opt/python/$pv/bin/python; \
@@ -78,23 +78,6 @@ RUN set -eu; \
 # renders the effective file (mode 0600) before starting the server. Mount
 # your own over it with -v $PWD/rstudio-connect.gcfg:/etc/rstudio-connect/rstudio-connect.gcfg:ro
 COPY docker/rstudio-connect.gcfg /etc/rstudio-connect/rstudio-connect.gcfg
-RUN mkdir -p /data
-
-# Last: the static binaries built on the host by `make build`.
-COPY bin/dais bin/dais-init /usr/local/bin/
-
-ARG VERSION=dev
-ARG REVISION=""
-ARG CREATED=""
-LABEL org.opencontainers.image.title="dais" \
-      org.opencontainers.image.description="Self-hosted publishing server for R and Python content, compatible with Posit Connect's configuration and deployment API" \
-      org.opencontainers.image.version="${VERSION}" \
-      org.opencontainers.image.revision="${REVISION}" \
-      org.opencontainers.image.created="${CREATED}" \
-      org.opencontainers.image.source="https://github.com/dais-dev/dais" \
-      org.opencontainers.image.url="https://github.com/dais-dev/dais" \
-      org.opencontainers.image.documentation="https://github.com/dais-dev/dais/blob/main/docs/docker.md" \
-      org.opencontainers.image.vendor="dais"
 
 EXPOSE 3939
 VOLUME /data
@@ -104,7 +87,21 @@ STOPSIGNAL SIGTERM
 HEALTHCHECK --interval=15s --timeout=5s --start-period=60s --retries=3 \
     CMD ["dais", "health"]
 # dais-init is PID 1: preflight checks, config rendering, signal forwarding,
-# reaping. With no command it runs `dais serve` on the rendered config; any
-# command given (docker run dais dais --version, bash, ...) runs under it.
+# reaping. It runs `dais serve` on the rendered config (/run/dais/...: it
+# replaces the base file's path below); any other command given (docker run
+# dais dais --version, bash, ...) runs under it without the server's checks.
 ENTRYPOINT ["dais-init"]
-CMD []
+CMD ["dais", "serve", "--config", "/etc/rstudio-connect/rstudio-connect.gcfg"]
+LABEL org.opencontainers.image.title="dais" \
+      org.opencontainers.image.description="Self-hosted publishing server for R and Python content, compatible with Posit Connect's configuration and deployment API" \
+      org.opencontainers.image.source="https://github.com/dais-dev/dais" \
+      org.opencontainers.image.url="https://github.com/dais-dev/dais" \
+      org.opencontainers.image.documentation="https://github.com/dais-dev/dais/blob/main/docs/docker.md" \
+      org.opencontainers.image.vendor="dais"
+
+# Last, so that a code change rebuilds only these steps: the static binaries
+# built on the host by `make build`, and the labels naming their version
+# (an ARG before any RUN would invalidate that RUN's cache on every commit).
+COPY bin/dais bin/dais-init /usr/local/bin/
+ARG VERSION=dev
+LABEL org.opencontainers.image.version="${VERSION}"

@@ -269,7 +269,7 @@ func TestImageMetadata(t *testing.T) {
 		got, want string
 	}{
 		{"entrypoint", strings.Join(cfg.Entrypoint, " "), "dais-init"},
-		{"cmd", strings.Join(cfg.Cmd, " "), ""},
+		{"cmd", strings.Join(cfg.Cmd, " "), "dais serve --config /etc/rstudio-connect/rstudio-connect.gcfg"},
 		{"stop signal", cfg.StopSignal, "SIGTERM"},
 		{"health check", fmt.Sprint(cfg.Healthcheck != nil && strings.Join(cfg.Healthcheck.Test, " ") == "CMD dais health"), "true"},
 		{"exposed 3939", fmt.Sprint(len(cfg.ExposedPorts) == 1 && strings.Contains(fmt.Sprint(cfg.ExposedPorts), "3939")), "true"},

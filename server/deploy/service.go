@@ -71,11 +71,19 @@ type Options struct {
 	// as the server's user. Only for tests of this package: production
 	// content always goes through the sandbox.
 	NoSandbox bool
-	// MaxBundleBytes and MaxBundleFiles bound an unpacked bundle; zero: the
-	// content/bundle defaults (2 GiB, 100000 entries).
+	// MaxBundleBytes and MaxBundleFiles bound an unpacked bundle; zero:
+	// the environment variables DAIS_BUNDLE_MAX_BYTES and
+	// DAIS_BUNDLE_MAX_FILES, else the content/bundle defaults (2 GiB,
+	// 100000 entries).
 	MaxBundleBytes int64
 	MaxBundleFiles int
 }
+
+// Environment variables that bound unpacked bundles.
+const (
+	EnvBundleMaxBytes = "DAIS_BUNDLE_MAX_BYTES"
+	EnvBundleMaxFiles = "DAIS_BUNDLE_MAX_FILES"
+)
 
 // Service serves the deployment API and the content.
 type Service struct {
@@ -108,6 +116,20 @@ func New(o Options) (*Service, error) {
 	}
 	if o.Node == "" {
 		o.Node, _ = os.Hostname()
+	}
+	if v := os.Getenv(EnvBundleMaxBytes); v != "" && o.MaxBundleBytes == 0 {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n <= 0 {
+			return nil, fmt.Errorf("deploy: %s=%q must be a positive number of bytes", EnvBundleMaxBytes, v)
+		}
+		o.MaxBundleBytes = n
+	}
+	if v := os.Getenv(EnvBundleMaxFiles); v != "" && o.MaxBundleFiles == 0 {
+		n, err := strconv.Atoi(v)
+		if err != nil || n <= 0 {
+			return nil, fmt.Errorf("deploy: %s=%q must be a positive number of files", EnvBundleMaxFiles, v)
+		}
+		o.MaxBundleFiles = n
 	}
 	cfg := o.Config()
 	ctx, cancel := context.WithCancel(context.Background())

@@ -555,6 +555,11 @@ func (s *sqlDB) ListContent(ctx context.Context, f ContentFilter) ([]Content, in
 		where = append(where, "app_mode = ?")
 		args = append(args, f.AppMode)
 	}
+	if f.VisibleTo != 0 {
+		where = append(where, `(access_type IN ('all', 'logged_in') OR owner_id = ?
+			OR EXISTS (SELECT 1 FROM permissions p WHERE p.content_id = content.id AND p.user_id = ?))`)
+		args = append(args, f.VisibleTo, f.VisibleTo)
+	}
 	w := strings.Join(where, " AND ")
 	var total int
 	if err := s.queryRow(ctx, `SELECT count(*) FROM content WHERE `+w, args...).Scan(&total); err != nil {

@@ -140,8 +140,11 @@ type ContentFilter struct {
 	OwnerID int64
 	Search  string // substring of name or title (case-insensitive)
 	AppMode string
-	Start   int // offset, for paging
-	Count   int // page size; 0 = no limit
+	// VisibleTo, a user id, keeps only what that (non-admin) user may see:
+	// access all or logged_in, owned by them, or them in the ACL. 0: all.
+	VisibleTo int64
+	Start     int // offset, for paging
+	Count     int // page size; 0 = no limit
 }
 
 // EnvVar is one change to a content's environment: Value nil deletes Name.

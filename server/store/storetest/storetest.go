@@ -402,6 +402,14 @@ func testListContent(t *testing.T, s store.Store) {
 		ids[fmt.Sprint(x.owner, x.name)] = ct.ID
 	}
 	id := func(owner int64, name string) int64 { return ids[fmt.Sprint(owner, name)] }
+	// Visibility: a's sales-dash is open to logged-in users, b's api is in
+	// viewer v's ACL; the rest is ACL-only.
+	v := mkUser(t, s, "v", store.RoleViewer)
+	dash, err := s.Content(c, id(a.ID, "sales-dash"))
+	must(t, err)
+	dash.AccessType = store.AccessLoggedIn
+	must(t, s.UpdateContent(c, dash))
+	must(t, s.SetPermission(c, &store.Permission{ContentID: id(b.ID, "api"), UserID: v.ID, Role: store.PermViewer}))
 	tests := []struct {
 		name  string
 		f     store.ContentFilter
@@ -418,6 +426,9 @@ func testListContent(t *testing.T, s store.Store) {
 		{"search percent literal", store.ContentFilter{Search: "100%"}, []int64{id(a.ID, "report")}, 1},
 		{"app mode", store.ContentFilter{AppMode: "rmd-static"}, []int64{id(a.ID, "report"), id(b.ID, "report")}, 2},
 		{"page", store.ContentFilter{Start: 1, Count: 2}, []int64{id(a.ID, "report"), id(b.ID, "report")}, 4},
+		{"visible to a viewer", store.ContentFilter{VisibleTo: v.ID}, []int64{id(a.ID, "sales-dash"), id(b.ID, "api")}, 2},
+		{"visible to an owner", store.ContentFilter{VisibleTo: b.ID}, []int64{id(a.ID, "sales-dash"), id(b.ID, "report"), id(b.ID, "api")}, 3},
+		{"visible and named", store.ContentFilter{VisibleTo: v.ID, Name: "report"}, nil, 0},
 		{"past the end", store.ContentFilter{Start: 10, Count: 2}, nil, 4},
 	}
 	for _, tc := range tests {

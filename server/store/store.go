@@ -325,6 +325,8 @@ type Store interface {
 	// FailUnfinishedTasks finishes every unfinished task of kind (all kinds
 	// when empty) started on node (all nodes when empty) with code 1 and
 	// errMsg, and returns how many it changed. Used on stop and on start.
+	// With SQLite (one server) pass node "": a container's hostname changes
+	// from one run to the next.
 	FailUnfinishedTasks(ctx context.Context, node, kind, errMsg string, at time.Time) (int64, error)
 
 	// Renders.
@@ -338,6 +340,7 @@ type Store interface {
 	LatestRender(ctx context.Context, contentID int64, status string) (*Render, error)
 	// FailRunningRenders marks queued and running renders of node (all
 	// nodes when empty) failed with errMsg: a hard kill left them so.
+	// With SQLite pass node "" (see FailUnfinishedTasks).
 	FailRunningRenders(ctx context.Context, node, errMsg string, at time.Time) (int64, error)
 
 	// Schedules.

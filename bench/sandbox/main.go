@@ -24,6 +24,9 @@ func main() {
 	if len(os.Args) > 1 && os.Args[1] == "sandbox-exec" {
 		os.Exit(sandbox.Main(os.Stderr))
 	}
+	if len(os.Args) > 1 && os.Args[1] == "noop" {
+		return // the cost of starting this Go binary, for reference
+	}
 	n := flag.Int("n", 200, "spawns per peer for the latency figures")
 	dur := flag.Duration("throughput-for", 3*time.Second, "how long each throughput run lasts")
 	workers := flag.Int("workers", 2, "parallel spawners for the throughput figure")
@@ -90,6 +93,7 @@ func run(n int, dur time.Duration, workers int, daisPath, runAs string, w io.Wri
 	}
 	peers := []peer{
 		{"plain fork+exec (no sandbox)", func() error { return exec.Command("/bin/true").Run() }},
+		{"plain fork+exec of a Go binary", func() error { return exec.Command(self, "noop").Run() }},
 		{"bwrap (bubblewrap)", func() error {
 			c := exec.Command(bwrap, bargs...)
 			c.Env = []string{}
@@ -139,7 +143,7 @@ func run(n int, dur time.Duration, workers int, daisPath, runAs string, w io.Wri
 		wg.Wait()
 		res[i].perSec = float64(count.Load()) / dur.Seconds()
 	}
-	ref := res[1] // bwrap
+	ref := res[2] // bwrap
 	fmt.Fprintf(w, "sandbox spawn of /bin/true: %d runs each, throughput with %d workers for %v (host load matters: compare ratios)\n", n, workers, dur)
 	fmt.Fprintf(w, "%-32s %10s %10s %10s %12s %10s\n", "peer", "p50", "p99", "p50/bwrap", "starts/s", "vs bwrap")
 	for i, p := range peers {

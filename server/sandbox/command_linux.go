@@ -74,9 +74,10 @@ func Command(ctx context.Context, daisPath string, spec *specs.Spec) (*Cmd, erro
 	}
 
 	cmd := exec.CommandContext(ctx, daisPath, "sandbox-exec")
-	// Nothing of the server's environment; one thread for sandbox-exec's
-	// Go runtime is plenty (fewer threads to start).
-	cmd.Env = []string{"GOMAXPROCS=1"}
+	// Nothing of the server's environment. sandbox-exec's Go runtime needs
+	// one P and no collector: it allocates a few kilobytes, then execs or
+	// waits as the sandbox's init.
+	cmd.Env = []string{"GOMAXPROCS=1", "GOGC=off"}
 	cmd.ExtraFiles = []*os.File{specFile, errW, alive}
 	attr := &syscall.SysProcAttr{
 		Setsid: true,

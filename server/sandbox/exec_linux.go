@@ -68,10 +68,12 @@ func hint(err error) string {
 }
 
 func readSpec() (*specs.Spec, error) {
-	f := os.NewFile(fdSpec, "sandbox-spec")
-	if f == nil {
-		return nil, errors.New("no spec on fd 3: sandbox-exec is started by dais itself, not by hand (see `dais sandbox spec`)")
+	// Command passes a memfd named dais-sandbox-spec; anything else means
+	// sandbox-exec was run by hand.
+	if l, err := os.Readlink("/proc/self/fd/3"); err != nil || !strings.HasPrefix(l, "/memfd:dais-sandbox-spec") {
+		return nil, errors.New("no spec on fd 3: sandbox-exec is started by dais itself, not by hand (see `dais sandbox spec --help`)")
 	}
+	f := os.NewFile(fdSpec, "sandbox-spec")
 	defer f.Close()
 	var s specs.Spec
 	if err := json.NewDecoder(f).Decode(&s); err != nil {
@@ -470,11 +472,10 @@ func lookPath(prog string, env []string) (string, error) {
 // exits, or the server dies (parent-death signal), the kernel kills every
 // process left in the namespace.
 func initLoop(prog string, p *specs.Process) (int, error) {
-	args, env := p.Args, p.Env
 	sigs := make(chan os.Signal, 32)
-	signal.Notify(sigs)
-	pid, err := syscall.ForkExec(prog, args, &syscall.ProcAttr{
-		Env:   env,
+	signal.Notify(sigs, forwarded...)
+	pid, err := syscall.ForkExec(prog, p.Args, &syscall.ProcAttr{
+		Env:   p.Env,
 		Files: []uintptr{0, 1, 2},
 		Sys:   &syscall.SysProcAttr{Setpgid: true},
 	})
@@ -485,28 +486,33 @@ func initLoop(prog string, p *specs.Process) (int, error) {
 	for _, fd := range []int{fdError, fdAlive} {
 		unix.Close(fd)
 	}
-	syncThreads(p)
-	for sig := range sigs {
-		switch sig {
-		case unix.SIGCHLD:
-			for {
-				var ws unix.WaitStatus
-				p, err := unix.Wait4(-1, &ws, unix.WNOHANG, nil)
-				if err != nil || p <= 0 {
-					break
-				}
-				if p == pid {
-					if ws.Signaled() {
-						return 128 + int(ws.Signal()), nil
-					}
-					return ws.ExitStatus(), nil
-				}
-			}
-		case unix.SIGURG, unix.SIGPIPE:
-			// Go's preemption signal; a closed pipe of our own.
-		default:
+	go func() {
+		for sig := range sigs {
 			unix.Kill(pid, sig.(syscall.Signal))
 		}
+	}()
+	syncThreads(p)
+	// Reap every child (orphans are re-parented to us) until the content's
+	// own process exits. A blocking wait: no SIGCHLD round trip.
+	for {
+		var ws unix.WaitStatus
+		w, err := unix.Wait4(-1, &ws, 0, nil)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return 0, fail("wait for "+prog, err)
+		}
+		if w != pid {
+			continue
+		}
+		if ws.Signaled() {
+			return 128 + int(ws.Signal()), nil
+		}
+		return ws.ExitStatus(), nil
 	}
-	return 0, nil
 }
+
+// forwarded are the signals the init passes on to the content.
+var forwarded = []os.Signal{unix.SIGTERM, unix.SIGINT, unix.SIGHUP, unix.SIGQUIT, unix.SIGUSR1, unix.SIGUSR2,
+	unix.SIGWINCH, unix.SIGALRM, unix.SIGCONT, unix.SIGTSTP, unix.SIGTTIN, unix.SIGTTOU}

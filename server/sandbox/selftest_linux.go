@@ -127,6 +127,13 @@ func SelfTest(ctx context.Context, o SelfTestOptions, w io.Writer) error {
 		}
 		defer os.Remove(p)
 	}
+	// A descriptor the server opened without O_CLOEXEC is inherited by
+	// sandbox-exec: it must not reach the content (the probe lists fds).
+	leak, err := unix.Open(planted[0], unix.O_RDONLY, 0)
+	if err != nil {
+		return fmt.Errorf("selftest: open %s: %w", planted[0], err)
+	}
+	defer unix.Close(leak)
 	os.Setenv(selftestSecretEnv, "do-not-leak")
 	defer os.Unsetenv(selftestSecretEnv)
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -49,7 +50,7 @@ type envOption struct {
 var envOptions = []envOption{
 	{"config", "DAIS_INIT_CONFIG", "base configuration file (the image's, or one you mount)"},
 	{"rendered", "DAIS_INIT_RENDERED", "where the rendered configuration (file + CONNECT_* variables) is written, mode 0600"},
-	{"stop-timeout", "DAIS_INIT_STOP_TIMEOUT", "after TERM/INT, how long to wait before SIGKILL of the whole group: a duration (90s, 2m) or auto = Server.StopTimeout + 10s"},
+	{"stop-timeout", "DAIS_INIT_STOP_TIMEOUT", "after TERM/INT, how long to wait before SIGKILL of the whole group: a duration (90s, 2m; a bare number is seconds) or auto = Server.StopTimeout + 10s"},
 	{"skip-checks", "DAIS_INIT_SKIP_CHECKS", "comma-separated preflight checks to skip (" + strings.Join(checkNames, ",") + ", or all); for development only"},
 	{"forward-to", "DAIS_INIT_FORWARD_TO", "where signals go: group (the child's whole process group) or child (the child only)"},
 }
@@ -109,11 +110,15 @@ func (o *options) stopTimeout(serverStop time.Duration) (time.Duration, error) {
 	if o.Stop == "" || o.Stop == "auto" {
 		return serverStop + stopGrace, nil
 	}
-	var d config.Duration
-	if err := d.UnmarshalText([]byte(o.Stop)); err != nil || d.Std() <= 0 {
+	// A bare number is seconds, as docker stop -t takes it.
+	d, err := time.ParseDuration(o.Stop)
+	if n, aerr := strconv.Atoi(o.Stop); aerr == nil {
+		d, err = time.Duration(n)*time.Second, nil
+	}
+	if err != nil || d <= 0 {
 		return 0, fmt.Errorf("--stop-timeout / DAIS_INIT_STOP_TIMEOUT is %q: want auto or a positive duration like 90s or 2m", o.Stop)
 	}
-	return d.Std(), nil
+	return d, nil
 }
 
 // skipped reports whether the check name is skipped.

@@ -54,9 +54,13 @@ type Deps struct {
 	OnHTTPShutdown func(f func())
 }
 
-// components lists the server's components in start order (they stop in
-// reverse). ADD NEW COMPONENTS HERE, each built from d; a component that
+// components lists the server's components in start order; they stop in
+// reverse. ADD NEW COMPONENTS HERE, each built from d; a component that
 // needs another's service takes it as an argument, so the order is plain.
+// Order: the license lease first (so it is released last, after content
+// processes have stopped and renders have finished), then content
+// processes, then the render queue and the scheduler. Routes go on d.Web
+// while building: the listener is not open yet.
 func components(d Deps) ([]Component, error) {
 	dep, err := deploy.New(deploy.Options{
 		Config: d.Web.Config, Store: d.Store, Web: d.Web, Logger: d.Logger.With(logKeyComponent, "deploy"),
@@ -66,9 +70,10 @@ func components(d Deps) ([]Component, error) {
 		return nil, err
 	}
 	cs := []Component{
+		// The license lease: here, first.
 		newSessionJanitor(d.Store, d.Logger),
 		dep, // the deployment API, deploy tasks, content processes and /content/
-		// the render queue, the license lease: append here.
+		// the render queue, the scheduler: append here.
 	}
 	return cs, nil
 }

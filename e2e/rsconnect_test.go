@@ -18,7 +18,10 @@ import (
 // real rsconnect R client, the way a data scientist does.
 const rsconnectScript = `
 suppressMessages(library(rsconnect))
-url <- Sys.getenv("DAIS_URL")
+# No package index is reachable from the tests: point the repositories at
+# a closed local port rather than the internet.
+options(repos = c(CRAN = "http://127.0.0.1:9"))
+url <- Sys.getenv("DAIS_URL") # rsconnect 0.8.x takes the API root: <server>/__api__
 if (!("dais" %in% servers()$name)) addServer(url, name = "dais")
 connectApiUser(account = "alice", server = "dais", apiKey = Sys.getenv("DAIS_KEY"))
 for (d in commandArgs(trailingOnly = TRUE)) {
@@ -125,7 +128,7 @@ func TestRsconnectDeployApp(t *testing.T) {
 	dirs := []string{copyExample(t, work, "static"), copyExample(t, work, "plumber"), copyExample(t, work, "shiny")}
 
 	start := time.Now()
-	out := rsconnectDeploy(t, rscript, home, c.URL(""), key, dirs...)
+	out := rsconnectDeploy(t, rscript, home, c.URL("/__api__"), key, dirs...)
 	t.Logf("rsconnect deployed 3 apps in %s", time.Since(start).Round(time.Millisecond))
 	for _, d := range dirs {
 		if !strings.Contains(out, "DEPLOYED "+filepath.Base(d)) {
@@ -168,7 +171,7 @@ func TestRsconnectDeployApp(t *testing.T) {
 		if err := os.WriteFile(filepath.Join(dirs[0], "index.html"), []byte(changed), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		rsconnectDeploy(t, rscript, home, c.URL(""), key, dirs[0])
+		rsconnectDeploy(t, rscript, home, c.URL("/__api__"), key, dirs[0])
 		if again := appGUID(t, c, key, "static"); again != guid {
 			t.Fatalf("redeploy made new content %s (was %s)", again, guid)
 		}

@@ -52,7 +52,12 @@ func (s *Service) sandboxOptions(c *store.Content, p *prepared, rw []string) san
 	cfg := s.o.Config()
 	var extra []string
 	if s.o.ConfigPath != "" {
-		extra = append(extra, filepath.Dir(s.o.ConfigPath))
+		// Hide the configuration's directory, unless the data lives in it
+		// (then DataDir's own mask covers what matters).
+		dir := filepath.Dir(s.o.ConfigPath)
+		if rel, err := filepath.Rel(dir, cfg.Server.DataDir); err != nil || strings.HasPrefix(rel, "..") {
+			extra = append(extra, dir)
+		}
 	}
 	o := sandbox.Options{
 		CodeDir: p.dirs.Code, WorkDir: p.dirs.Work, ReadWrite: rw,

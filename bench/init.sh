@@ -1,0 +1,82 @@
+#!/bin/bash
+# bench/init.sh: dais-init against tini and dumb-init (Debian packages),
+# measured in the same run on the same machine:
+#   - reaping N orphans (default 10,000): time from their exit until none is left
+#   - signal forwarding latency, p50 and p99 (round trip kill -> child echo)
+#   - wall time of `init -- true` (hyperfine)
+#   - peak RSS (VmHWM) of the init while a child runs
+# Needs root (PID namespaces via unshare), tini, dumb-init, hyperfine, jq, Go.
+# Knobs: BENCH_ORPHANS (10000), BENCH_SIGNALS (2000), BENCH_RUNS (100).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ORPHANS=${BENCH_ORPHANS:-10000}
+SIGNALS=${BENCH_SIGNALS:-2000}
+RUNS=${BENCH_RUNS:-100}
+OUT=bench/results/init.txt
+mkdir -p bench/results
+
+for tool in tini dumb-init hyperfine jq unshare go; do
+	command -v "$tool" >/dev/null || { echo "bench/init.sh: $tool is missing: apt-get install tini dumb-init hyperfine jq util-linux" >&2; exit 1; }
+done
+if [[ $(id -u) != 0 ]]; then
+	echo "bench/init.sh: needs root (it runs each init as PID 1 of a new PID namespace)" >&2
+	exit 1
+fi
+
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+go build -o "$tmp/dais-init" ./entrypoint
+go build -o "$tmp/testchild" ./entrypoint/testchild
+INIT=$tmp/dais-init
+CHILD=$tmp/testchild
+
+# Each init in group-forwarding mode (tini -g; dumb-init's default), and as
+# a subreaper (-s) where it is not PID 1.
+declare -A reap_cmd=(
+	[dais-init]="$INIT --"
+	[tini]="tini --"
+	[dumb-init]="dumb-init"
+)
+declare -A sig_cmd=(
+	[dais-init]="$INIT --"
+	[tini]="tini -s -g --"
+	[dumb-init]="dumb-init"
+)
+names=(dais-init tini dumb-init)
+declare -A reap p50 p99 rss wall
+
+for n in "${names[@]}"; do
+	echo "bench/init.sh: $n: reaping $ORPHANS orphans" >&2
+	r=$(timeout 600 unshare --pid --fork --mount-proc ${reap_cmd[$n]} "$CHILD" orphans "$ORPHANS" wait)
+	reap[$n]=$(awk '/^gone/ {print $2}' <<<"$r")
+	echo "bench/init.sh: $n: signal latency over $SIGNALS signals" >&2
+	r=$(timeout 300 "$CHILD" latency "$SIGNALS" ${sig_cmd[$n]} "$CHILD" sigecho)
+	p50[$n]=$(awk '{print $2}' <<<"$r")
+	p99[$n]=$(awk '{print $4}' <<<"$r")
+	rss[$n]=$(awk '{print $6}' <<<"$r")
+done
+
+echo "bench/init.sh: wall time of init -- true, $RUNS runs each" >&2
+hyperfine -N --warmup 5 --runs "$RUNS" --export-json "$tmp/wall.json" \
+	-n dais-init "$INIT -- true" -n tini "tini -s -- true" -n dumb-init "dumb-init true" >/dev/null 2>&1 ||
+	hyperfine --warmup 5 --runs "$RUNS" --export-json "$tmp/wall.json" \
+		-n dais-init "$INIT -- true" -n tini "tini -s -- true" -n dumb-init "dumb-init true" >/dev/null
+for n in "${names[@]}"; do
+	wall[$n]=$(jq -r --arg n "$n" '.results[] | select(.command == $n) | .mean * 1000' "$tmp/wall.json")
+done
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
+row() { # metric, unit values per init
+	local m=$1; shift
+	printf "%-34s %12s %12s %12s %10s %12s\n" "$m" "$1" "$2" "$3" "$(ratio "$1" "$2")" "$(ratio "$1" "$3")"
+}
+{
+	echo "dais-init vs tini $(dpkg-query -W -f='${Version}' tini 2>/dev/null || true) and dumb-init $(dpkg-query -W -f='${Version}' dumb-init 2>/dev/null || true), $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, load $(cut -d' ' -f1 /proc/loadavg)"
+	echo "ratios are dais-init / peer: below 1.00 means dais-init is faster or smaller"
+	printf "%-34s %12s %12s %12s %10s %12s\n" metric dais-init tini dumb-init "vs tini" "vs dumb-init"
+	row "reap $ORPHANS orphans (s)" "${reap[dais-init]}" "${reap[tini]}" "${reap[dumb-init]}"
+	row "signal round trip p50 (us)" "${p50[dais-init]}" "${p50[tini]}" "${p50[dumb-init]}"
+	row "signal round trip p99 (us)" "${p99[dais-init]}" "${p99[tini]}" "${p99[dumb-init]}"
+	row "wall time init -- true (ms)" "$(printf %.2f "${wall[dais-init]}")" "$(printf %.2f "${wall[tini]}")" "$(printf %.2f "${wall[dumb-init]}")"
+	row "peak RSS with a child (KiB)" "${rss[dais-init]}" "${rss[tini]}" "${rss[dumb-init]}"
+} | tee "$OUT"

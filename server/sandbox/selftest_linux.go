@@ -8,7 +8,9 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -152,6 +154,12 @@ func SelfTest(ctx context.Context, o SelfTestOptions, w io.Writer) error {
 	for _, h := range hidden {
 		common = append(common, "--hidden", h)
 	}
+	if !o.NoPIDNamespace {
+		common = append(common, "--pidns")
+	}
+	winch := make(chan os.Signal, 1)
+	signal.Notify(winch, syscall.SIGWINCH)
+	defer signal.Stop(winch)
 	for _, m := range masks {
 		if fi, err := os.Stat(m); err == nil && fi.IsDir() {
 			common = append(common, "--mask", m)
@@ -183,6 +191,13 @@ func SelfTest(ctx context.Context, o SelfTestOptions, w io.Writer) error {
 		return err
 	}
 	failures += relay(w, "b", outB)
+
+	select {
+	case <-winch:
+		report("host: the server got no signal from content", errors.New("SIGWINCH received"))
+	default:
+		report("host: the server got no signal from content", nil)
+	}
 
 	// The server dies: the content and its children die too.
 	if !o.NoPIDNamespace {
@@ -325,14 +340,10 @@ func parentDeath(ctx context.Context, dais string, o Options, probe string) erro
 	if initPid == 0 {
 		return fmt.Errorf("the stand-in server did not start a sandbox: %s", stderr.String())
 	}
-	ns, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/pid", initPid))
-	if err != nil {
-		return fmt.Errorf("read the sandbox's pid namespace: %w", err)
-	}
 	// The child starts right before "sleeping"; give it a moment to exist.
 	var pids []int
 	for i := 0; i < 100 && len(pids) < 3; i++ {
-		pids = pidsIn(ns)
+		pids = descendants(initPid)
 		time.Sleep(10 * time.Millisecond)
 	}
 	if len(pids) < 3 {
@@ -355,20 +366,40 @@ func parentDeath(ctx context.Context, dais string, o Options, probe string) erro
 	return fmt.Errorf("processes %v still alive 5s after the server was killed", pids)
 }
 
-// pidsIn lists the live processes in the pid namespace ns ("pid:[N]").
-func pidsIn(ns string) []int {
+// descendants is pid and its live descendants, from /proc/*/status (readable
+// without CAP_SYS_PTRACE, unlike /proc/*/ns).
+func descendants(pid int) []int {
 	ents, _ := os.ReadDir("/proc")
-	var pids []int
+	parent := map[int]int{}
 	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
+		p, err := strconv.Atoi(e.Name())
+		if err != nil || !running(p) {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + e.Name() + "/status")
 		if err != nil {
 			continue
 		}
-		if l, err := os.Readlink("/proc/" + e.Name() + "/ns/pid"); err == nil && l == ns && running(pid) {
-			pids = append(pids, pid)
+		for _, line := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(line, "PPid:"); ok {
+				parent[p], _ = strconv.Atoi(strings.TrimSpace(v))
+			}
 		}
 	}
-	return pids
+	out := []int{}
+	if running(pid) {
+		out = append(out, pid)
+	}
+	for changed := true; changed; {
+		changed = false
+		for p, pp := range parent {
+			if slices.Contains(out, pp) && !slices.Contains(out, p) {
+				out = append(out, p)
+				changed = true
+			}
+		}
+	}
+	return out
 }
 
 // running: the process exists and is not a zombie.

@@ -212,6 +212,7 @@ func TestExampleAPIsThroughProxy(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.dir, func(t *testing.T) {
+			t.Parallel()
 			var rts content.Runtimes
 			if tt.lang == manifest.LangPython {
 				rts.Python = need(t, tt.lang, tt.exe, tt.check)
@@ -234,6 +235,7 @@ func TestExampleAPIsThroughProxy(t *testing.T) {
 }
 
 func TestShinyWebSocketThroughProxy(t *testing.T) {
+	t.Parallel()
 	r := need(t, manifest.LangR, "/usr/bin/R", "library(shiny)")
 	base := serveExample(t, "shiny", content.Runtimes{R: r})
 	resp, err := http.Get(base + "/")
@@ -283,6 +285,7 @@ func TestShinyWebSocketThroughProxy(t *testing.T) {
 }
 
 func TestRenderRMarkdown(t *testing.T) {
+	t.Parallel()
 	r := need(t, manifest.LangR, "/usr/bin/R", "library(rmarkdown); stopifnot(rmarkdown::pandoc_available())")
 	code, _ := filepath.Abs("../../examples/rmarkdown")
 	m, err := manifest.Read(code)
@@ -310,6 +313,7 @@ func TestRenderRMarkdown(t *testing.T) {
 }
 
 func TestRenderJupyter(t *testing.T) {
+	t.Parallel()
 	py := need(t, manifest.LangPython, "/usr/bin/python3", "import nbconvert, ipykernel")
 	code, _ := filepath.Abs("../../examples/jupyter")
 	m, err := manifest.Read(code)

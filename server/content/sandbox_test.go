@@ -32,6 +32,7 @@ func TestMain(m *testing.M) {
 // environment restored and the app run inside the sandbox, as the RunAs
 // user, behind the pool and the proxy, with the data directory masked.
 func TestFlaskInSandbox(t *testing.T) {
+	t.Parallel()
 	if os.Geteuid() != 0 {
 		if os.Getenv("CI") == "true" {
 			t.Fatal("the sandbox needs root (CI=true: not skipping)")

@@ -54,7 +54,7 @@ func helperApp(mode, port string) int {
 	mux.HandleFunc("/stream", func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprint(w, "first\n")
 		w.(http.Flusher).Flush()
-		time.Sleep(700 * time.Millisecond)
+		time.Sleep(2 * time.Second)
 		fmt.Fprint(w, "second\n")
 	})
 	mux.HandleFunc("/crash", func(w http.ResponseWriter, r *http.Request) {

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"embed"
 	"fmt"
+	"hash/fnv"
 	"io/fs"
 	"log/slog"
 	"path"
@@ -135,8 +136,16 @@ func migrate(ctx context.Context, db *sql.DB, dialect, where, backups string, lo
 	gd := goose.DialectSQLite3
 	if dialect == DialectPostgres {
 		gd = goose.DialectPostgres
-		// Several servers may start at once on one PostgreSQL.
-		locker, err := lock.NewPostgresSessionLocker()
+		// Several servers may start at once on one PostgreSQL: an advisory
+		// lock (per schema, so that unrelated schemas do not wait on each
+		// other), polled every second.
+		var schema string
+		if err := db.QueryRowContext(ctx, `SELECT COALESCE(current_schema(), '')`).Scan(&schema); err != nil {
+			return fmt.Errorf("migration lock: %w", err)
+		}
+		h := fnv.New64a()
+		h.Write([]byte("dais-migrations:" + schema))
+		locker, err := lock.NewPostgresSessionLocker(lock.WithLockID(int64(h.Sum64()>>1)), lock.WithLockTimeout(1, 600))
 		if err != nil {
 			return fmt.Errorf("migration lock: %w", err)
 		}

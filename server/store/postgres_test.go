@@ -63,6 +63,11 @@ func freshSchema(t testing.TB) string {
 	}
 	q := u.Query()
 	q.Set("search_path", schema)
+	if _, bench := t.(*testing.B); !bench {
+		// Tests need no durability; commits without waiting for the disk
+		// keep the suite fast on a busy machine. Benchmarks keep it.
+		q.Set("synchronous_commit", "off")
+	}
 	u.RawQuery = q.Encode()
 	return u.String()
 }

@@ -46,6 +46,7 @@ func Run(t *testing.T, open Opener) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel() // each part has its own store
 			tc.fn(t, open(t))
 		})
 	}

@@ -320,21 +320,24 @@ func TestStopTimeoutKillsGroup(t *testing.T) {
 func TestSignalBeforeChildExits128PlusN(t *testing.T) {
 	needRoot(t)
 	dir := t.TempDir()
+	// A slow "R --version" holds dais-init in its preflight checks, before
+	// the child exists; it tells us when it runs.
+	marker := filepath.Join(dir, "r-started")
 	slowR := filepath.Join(dir, "R")
-	if err := os.WriteFile(slowR, []byte("#!/bin/sh\nsleep 30\n"), 0o755); err != nil {
+	if err := os.WriteFile(slowR, []byte("#!/bin/sh\ntouch "+marker+"\nsleep 30\n"), 0o755); err != nil {
 		t.Fatal(err)
 	}
 	base := writeConfig(t, dir, "[Server]\nDataDir = /data\n[R]\nExecutable = "+slowR+"\n")
-	p := startInit(t, []string{"DAIS_INIT_SKIP_CHECKS=cap,datadir,netfs,lock"},
-		"--config", base, "--rendered", filepath.Join(dir, "run", "r.gcfg"), "--", childBin, "exit", "0")
-	// The command is not `dais serve`: make it one so the checks run.
-	_ = p
-	p.cmd.Process.Kill()
-	p.cmd.Wait()
-
-	p = startInit(t, []string{"DAIS_INIT_SKIP_CHECKS=cap,datadir,netfs,lock", "PATH=" + fakeBin + ":" + os.Getenv("PATH")},
+	p := startInit(t, []string{"DAIS_INIT_SKIP_CHECKS=cap,datadir,netfs,lock", "PATH=" + fakeBin + ":" + os.Getenv("PATH")},
 		"--config", base, "--rendered", filepath.Join(dir, "run", "r.gcfg"))
-	time.Sleep(300 * time.Millisecond) // inside the slow R --version
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		if _, err := os.Stat(marker); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the slow R never ran; stderr: %s", p.stderr)
+		}
+	}
 	p.signal(syscall.SIGTERM)
 	t0 := time.Now()
 	code, out := p.wait()
@@ -347,7 +350,7 @@ func TestSignalBeforeChildExits128PlusN(t *testing.T) {
 	if time.Since(t0) > 5*time.Second {
 		t.Errorf("took %v to exit", time.Since(t0))
 	}
-	if !strings.Contains(p.stderr.String(), `msg="signal before the child started: exiting"`) {
+	if !strings.Contains(p.stderr.String(), `msg="signal before the child started: exiting" component=dais-init signal=SIGTERM code=143`) {
 		t.Errorf("stderr: %s", p.stderr)
 	}
 }

@@ -375,6 +375,25 @@ func (m *Manifest) Validate() error {
 			return fmt.Errorf("%s: app mode %s needs metadata.entrypoint naming the notebook", FileName, mode)
 		}
 	}
+	// The file that starts the app must be in the bundle (checked when the
+	// manifest lists files, as both clients' manifests do).
+	if len(m.Files) > 0 {
+		var want []string
+		switch mode {
+		case Shiny:
+			want = []string{"app.R", "server.R"}
+		case Plumber:
+			want = []string{"plumber.R", "entrypoint.R"}
+		case PythonAPI, PythonFastAPI, PythonDash, PythonShiny, PythonGradio:
+			module, _ := m.PythonEntrypoint()
+			p := strings.ReplaceAll(module, ".", "/")
+			want = []string{p + ".py", p + "/__init__.py"}
+		}
+		if len(want) > 0 && !slices.ContainsFunc(want, func(f string) bool { _, ok := m.Files[f]; return ok }) {
+			return fmt.Errorf("%s: app mode %s needs %s in the bundle; it lists none of them (check metadata.entrypoint, or the files you deploy)",
+				FileName, mode, strings.Join(want, " or "))
+		}
+	}
 	return nil
 }
 

@@ -117,6 +117,9 @@ func TestParse(t *testing.T) {
 		{"rmd without primary", `{"metadata":{"appmode":"rmd-static"},"files":{"a.Rmd":{},"b.Rmd":{}}}`, "needs metadata.primary_rmd", nil},
 		{"file outside", `{"metadata":{"appmode":"static"},"files":{"../x":{"checksum":"00"}}}`, `"../x" is not a path inside the bundle`, nil},
 		{"not json", `{"metadata":`, "regenerate it with", nil},
+		{"shiny without app.R", `{"metadata":{"appmode":"shiny"},"files":{"ui.R":{}}}`, "needs app.R or server.R", nil},
+		{"plumber without plumber.R", `{"metadata":{"appmode":"api"},"files":{"api.R":{}}}`, "needs plumber.R or entrypoint.R", nil},
+		{"python module missing", `{"metadata":{"appmode":"python-fastapi","entrypoint":"pkg.main:app"},"python":{"version":"3.11"},"files":{"main.py":{}}}`, "needs pkg/main.py or pkg/main/__init__.py", nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -143,7 +146,7 @@ func TestVerifyFilesRefuses(t *testing.T) {
 	os.WriteFile(filepath.Join(dir, "app.R"), []byte("tampered"), 0o644)
 	os.WriteFile(filepath.Join(dir, "ok.R"), []byte("x"), 0o644)
 	os.Symlink("/etc/passwd", filepath.Join(dir, "link.R"))
-	m, err := Parse([]byte(`{"metadata":{"appmode":"shiny"},"files":{
+	m, err := Parse([]byte(`{"metadata":{"appmode":"static"},"files":{
 		"app.R":{"checksum":"0cc175b9c0f1b6a831c399e269772661"},
 		"ok.R":{"checksum":"9dd4e461268c8034f5c8564e155c67a6"},
 		"gone.R":{"checksum":"0cc175b9c0f1b6a831c399e269772661"},

@@ -295,7 +295,7 @@ func (s *Service) restartApp(c *store.Content) {
 			if p, err = s.prepare(ctx, fresh, *fresh.BundleID, m, nil); err == nil {
 				var pool *process.Pool
 				if pool, err = s.newPool(fresh, *fresh.BundleID, p); err == nil {
-					err = s.proxy.Switch(ctx, c.GUID, pool)
+					err = s.switchPool(ctx, c.GUID, pool)
 				}
 			}
 		}
@@ -303,4 +303,27 @@ func (s *Service) restartApp(c *store.Content) {
 			s.log.Warn("restart content processes with new settings; the old ones keep serving", logKeyContent, c.GUID, logKeyErr, err)
 		}
 	}()
+}
+
+// switchPool moves guid's traffic to pool once it has a ready process.
+// The old pool drains in the background (WebSocket sessions of a Shiny
+// app may last long), so the deploy does not wait for it; it is stopped
+// at the latest when the server stops. A pool that does not get ready is
+// stopped and the old one keeps serving.
+func (s *Service) switchPool(ctx context.Context, guid string, pool *process.Pool) error {
+	if err := pool.WaitReady(ctx); err != nil {
+		pool.Stop(context.Background())
+		return err
+	}
+	old := s.proxy.Set(guid, pool)
+	if old != nil && old != pool {
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			if err := old.Drain(s.ctx); err != nil && s.ctx.Err() == nil {
+				s.log.Warn("stop the previous processes", logKeyContent, guid, logKeyErr, err)
+			}
+		}()
+	}
+	return nil
 }

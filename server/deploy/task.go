@@ -196,7 +196,7 @@ func (s *Service) deploy(ctx context.Context, tl *taskLog, contentID int64, b *s
 		if err != nil {
 			return err
 		}
-		if err := s.proxy.Switch(ctx, c.GUID, pool); err != nil {
+		if err := s.switchPool(ctx, c.GUID, pool); err != nil {
 			st := pool.Stats()
 			if st.LastError != "" {
 				tl.Printf("%s", st.LastError)

@@ -122,7 +122,10 @@ func (px *Proxy) Pool(guid string) *Pool {
 // Switch moves guid's traffic to pool without dropping requests: the new
 // pool gets a ready process first, then takes new requests, then the old
 // pool finishes its requests in flight and stops. When the new pool does
-// not get ready, it is stopped and the old one keeps serving.
+// not get ready, it is stopped and the old one keeps serving. ctx bounds
+// both the warm-up and the drain: WebSockets (Shiny sessions) hold the old
+// pool until they close, so give it a deadline; when it passes, what is
+// still open on the old pool is cut.
 func (px *Proxy) Switch(ctx context.Context, guid string, pool *Pool) error {
 	if err := pool.WaitReady(ctx); err != nil {
 		pool.Stop(context.Background())

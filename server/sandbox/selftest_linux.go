@@ -110,9 +110,21 @@ func SelfTest(ctx context.Context, o SelfTestOptions, w io.Writer) error {
 	if err := copyFile(o.DaisPath, probe, 0o755); err != nil {
 		return fmt.Errorf("selftest: copy the probe: %w", err)
 	}
+	// First: can a sandbox be built at all? Its error names the fix.
+	trial := Options{Args: []string{"/bin/true"}, CodeDir: codeA, WorkDir: workA, Masks: []string{o.DataDir},
+		RunAs: o.RunAs, NoUserNamespace: o.NoUserNamespace, NoPIDNamespace: o.NoPIDNamespace}
+	if spec, err := Spec(trial); err != nil {
+		return err
+	} else if cmd, err := Command(ctx, o.DaisPath, spec); err != nil {
+		return err
+	} else if err := cmd.Run(); err != nil {
+		report("build a sandbox", err)
+		return fmt.Errorf("selftest: no sandbox can be built here: %w", err)
+	}
+	report("build a sandbox", nil)
 	// A submount under the read-only runtime dir: it must be read-only too.
 	if err := unix.Mount("tmpfs", libDir, "tmpfs", 0, "mode=0777"); err != nil {
-		return fmt.Errorf("selftest: mount a tmpfs on %s (needs root): %w", libDir, err)
+		return fmt.Errorf("selftest: mount a tmpfs on %s (needs root with CAP_SYS_ADMIN): %w", libDir, err)
 	}
 	defer unix.Unmount(libDir, unix.MNT_DETACH)
 

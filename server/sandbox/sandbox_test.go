@@ -439,3 +439,59 @@ func wantEnv(kv ...string) string {
 	slices.Sort(kv)
 	return strings.Join(kv, "\n") + "\n"
 }
+
+// TestSelfTestInDocker runs `sandbox selftest` (this test binary standing in
+// for dais) in a container of the base image, as the image runs: with
+// --cap-add SYS_ADMIN it passes in every namespace mode; without, the error
+// names the fix.
+func TestSelfTestInDocker(t *testing.T) {
+	needRoot(t)
+	docker, err := exec.LookPath("docker")
+	if err == nil {
+		err = exec.Command(docker, "version").Run()
+	}
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("docker is needed (CI=true: not skipping): %v", err)
+		}
+		t.Skipf("docker not available: %v", err)
+	}
+	image := os.Getenv("DAIS_TEST_BASE_IMAGE")
+	if image == "" {
+		image = "dais-base:bookworm"
+	}
+	if exec.Command(docker, "image", "inspect", image).Run() != nil {
+		t.Skipf("image %s not built (make base-image); the e2e tests cover the real image", image)
+	}
+	tests := []struct {
+		name    string
+		docker  []string
+		flags   []string
+		wantOut string
+		wantErr bool
+	}{
+		{"cap SYS_ADMIN, userns+pidns", []string{"--cap-add", "SYS_ADMIN"}, nil, "all checks passed", false},
+		{"cap SYS_ADMIN, pidns", []string{"--cap-add", "SYS_ADMIN"}, []string{"--no-userns"}, "all checks passed", false},
+		{"cap SYS_ADMIN, userns", []string{"--cap-add", "SYS_ADMIN"}, []string{"--no-pidns"}, "all checks passed", false},
+		{"no SYS_ADMIN", nil, nil, "--cap-add SYS_ADMIN", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+			defer cancel()
+			args := append([]string{"run", "--rm", "-v", os.Args[0] + ":/usr/local/bin/dais-test:ro"}, tt.docker...)
+			args = append(args, image, "sh", "-c",
+				"mkdir -p /data /home && exec /usr/local/bin/dais-test sandbox selftest --no-config --run-as nobody --data-dir /data "+strings.Join(tt.flags, " "))
+			out, err := exec.CommandContext(ctx, docker, args...).CombinedOutput()
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("err = %v, want error %v; output:\n%s", err, tt.wantErr, out)
+			}
+			if !strings.Contains(string(out), tt.wantOut) {
+				t.Errorf("output lacks %q:\n%s", tt.wantOut, out)
+			}
+			if !tt.wantErr && strings.Contains(string(out), "FAIL") {
+				t.Errorf("a check failed:\n%s", out)
+			}
+		})
+	}
+}

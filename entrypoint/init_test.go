@@ -35,7 +35,10 @@ func TestMain(m *testing.M) {
 	childBin = filepath.Join(dir, "testchild")
 	fakeBin = filepath.Join(dir, "fakebin")
 	for _, b := range [][2]string{{initBin, "."}, {childBin, "./testchild"}} {
-		out, err := exec.Command("go", "build", "-o", b[0], b[1]).CombinedOutput()
+		// Static, so that the Docker test can run it in an empty image.
+		cmd := exec.Command("go", "build", "-o", b[0], b[1])
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		out, err := cmd.CombinedOutput()
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "build %s: %v\n%s", b[1], err, out)
 			os.RemoveAll(dir)

@@ -135,7 +135,7 @@ func run(dais, pg string, n int, dur time.Duration, conns int) error {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	cfg := writeConfig(dir, "[Logging]\nAccessLog = false\n")
+	cfg := writeConfig(dir, "") // defaults: access log on
 	if out, err := cmdIn(dais, "bench-password\n", "users", "add", "--config", cfg, "--role", "publisher", "bench"); err != nil {
 		return fmt.Errorf("users add: %v: %s", err, out)
 	}

@@ -2,13 +2,10 @@ package store_test
 
 import (
 	"context"
-	"crypto/rand"
 	"database/sql"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/url"
-	"os"
 	"strings"
 	"testing"
 
@@ -19,58 +16,7 @@ import (
 	_ "github.com/jackc/pgx/v5/stdlib"
 )
 
-// postgresURL is the test server, from DAIS_TEST_POSTGRES_URL. Without it
-// the test is skipped, unless CI=true, where it fails.
-func postgresURL(t testing.TB) string {
-	t.Helper()
-	u := os.Getenv("DAIS_TEST_POSTGRES_URL")
-	if u == "" {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("DAIS_TEST_POSTGRES_URL is not set; CI must provide PostgreSQL (see scripts/test-env.sh)")
-		}
-		t.Skip("DAIS_TEST_POSTGRES_URL not set: no PostgreSQL to test against")
-	}
-	return u
-}
-
-// freshSchema creates an empty schema on the test server, dropped at the
-// end of the test, and returns a URL whose search_path selects it.
-func freshSchema(t testing.TB) string {
-	t.Helper()
-	base := postgresURL(t)
-	b := make([]byte, 6)
-	rand.Read(b)
-	schema := "dais_store_" + hex.EncodeToString(b)
-	admin, err := sql.Open("pgx", base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { admin.Close() })
-	if _, err := admin.Exec(`CREATE SCHEMA ` + schema); err != nil {
-		if os.Getenv("CI") != "true" && strings.Contains(err.Error(), "connect") {
-			t.Skipf("PostgreSQL at DAIS_TEST_POSTGRES_URL unreachable: %v", err)
-		}
-		t.Fatalf("create schema: %v", err)
-	}
-	t.Cleanup(func() {
-		if _, err := admin.Exec(`DROP SCHEMA ` + schema + ` CASCADE`); err != nil {
-			t.Errorf("drop schema %s: %v", schema, err)
-		}
-	})
-	u, err := url.Parse(base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	q := u.Query()
-	q.Set("search_path", schema)
-	if _, bench := t.(*testing.B); !bench {
-		// Tests need no durability; commits without waiting for the disk
-		// keep the suite fast on a busy machine. Benchmarks keep it.
-		q.Set("synchronous_commit", "off")
-	}
-	u.RawQuery = q.Encode()
-	return u.String()
-}
+func freshSchema(t testing.TB) string { return storetest.PostgresURL(t) }
 
 func openPostgres(t *testing.T, dsn string) store.Store {
 	t.Helper()

@@ -18,18 +18,8 @@ import (
 	_ "modernc.org/sqlite"
 )
 
-func openSQLite(t *testing.T) store.Store {
-	t.Helper()
-	s, err := store.OpenSQLite(context.Background(), filepath.Join(t.TempDir(), "dais.db"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	return s
-}
-
 func TestSQLiteConformance(t *testing.T) {
-	storetest.Run(t, openSQLite)
+	storetest.Run(t, func(t *testing.T) store.Store { return storetest.SQLite(t) })
 }
 
 // Two Store instances on one SQLite file (two processes would be the same):

@@ -1,7 +1,14 @@
 // Package store holds dais's domain types and the Store interface that the
 // server codes against, with one implementation over database/sql for two
-// dialects: SQLite (modernc.org/sqlite) and PostgreSQL (pgx). Schema
-// migrations are embedded SQL run by pressly/goose, one set per dialect.
+// dialects: SQLite (modernc.org/sqlite, sqlite.go) and PostgreSQL (pgx,
+// postgres.go); the SQL they share is in sqldb.go. Schema migrations are
+// embedded SQL run by pressly/goose, one set per dialect (migrations/).
+// Open picks the dialect from the configuration. (The dialects live in this
+// package, not in sub-packages, so that Open can reach them without an
+// import cycle or a registration step.)
+//
+// Tests of other packages get a fresh store from storetest.SQLite or
+// storetest.Postgres; storetest.Run is the conformance suite.
 //
 // Conventions every implementation keeps (the conformance suite in
 // store/storetest checks them):

@@ -61,6 +61,7 @@ func NewProxy(logger *slog.Logger, publicURL string) *Proxy {
 	px.rp = &httputil.ReverseProxy{
 		Rewrite:       px.rewrite,
 		FlushInterval: -1,
+		BufferPool:    bufferPool{},
 		// Keep connections to content processes open: the default keeps
 		// 2 idle per host, so concurrent requests would open a new TCP
 		// connection each.
@@ -204,3 +205,12 @@ func (px *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	t.addr = lease.Addr()
 	px.rp.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), targetKey{}, t)))
 }
+
+// bufferPool reuses the proxy's copy buffers (32 KiB each, allocated per
+// request otherwise).
+type bufferPool struct{}
+
+var buffers = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
+func (bufferPool) Get() []byte  { return *buffers.Get().(*[]byte) }
+func (bufferPool) Put(b []byte) { buffers.Put(&b) }

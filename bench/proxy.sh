@@ -12,6 +12,8 @@ out=bench/results/proxy.txt
 mkdir -p bench/results
 command -v wrk >/dev/null || { echo "bench/proxy: wrk is needed (apt-get install wrk)" >&2; exit 1; }
 raw=$(DAIS_BENCH=1 go test -count=1 -run '^TestProxyBenchmark$' -v -timeout 10m ./server/process)
+micro=$(go test -count=1 -run '^$' -bench 'BenchmarkProxyOverhead' -benchtime 2s ./server/process)
+mu() { awk -v n="BenchmarkProxyOverhead/$1" '$1 ~ "^"n"(-[0-9]+)?$" {print $3}' <<<"$micro"; }
 r() { awk -v k="$1" '$1 == "RESULT" && $2 == k {print $3}' <<<"$raw"; }
 [[ -n $(r go_direct_rps) ]] || { echo "bench/proxy: no results:" >&2; echo "$raw" >&2; exit 1; }
 {
@@ -24,6 +26,7 @@ r() { awk -v k="$1" '$1 == "RESULT" && $2 == k {print $3}' <<<"$raw"; }
 	done
 	awk -v p="$(r ws_proxy_ok)" -v d="$(r ws_direct_ok)" 'BEGIN {printf "%-28s %12d %12d %10s\n", "500 WebSockets echoing ok", p, d, ""}'
 	awk -v p="$(r ws_proxy_s)" -v d="$(r ws_direct_s)" 'BEGIN {printf "%-28s %12.2f %12.2f %9.2fx\n", "500 WebSockets total s", p, d, p/d}'
+	awk -v p="$(mu proxy)" -v d="$(mu direct)" 'BEGIN {printf "%-28s %12.0f %12.0f %+9.0fus\n", "in-process app, us/request", p/1000, d/1000, (p-d)/1000}'
 	awk -v p="$(r cold_proxy_ms)" -v d="$(r cold_direct_ms)" 'BEGIN {printf "%-28s %12.0f %12.0f %+9.0fms\n", "cold start, first answer ms", p, d, p-d}'
 	echo "targets: proxy >= 80% of direct req/s, < 1 ms added p99 (2 shared CPUs: wrk, proxy and app compete)"
 } | tee "$out"

@@ -197,10 +197,18 @@ func (s *Server) handlePing(w http.ResponseWriter, r *http.Request) {
 }
 
 // handleContentGate answers /content/ when no package registered a more
-// specific route: 402 while the gate is closed, else 404.
+// specific route: 402 while the gate is closed; /content/<guid> gets its
+// trailing slash (relative links in apps need it); else 404.
 func (s *Server) handleContentGate(w http.ResponseWriter, r *http.Request) {
 	if ok, reason := s.gateState(); !ok {
 		http.Error(w, "dais cannot serve content: "+reason, http.StatusPaymentRequired)
+		return
+	}
+	if rest := strings.TrimPrefix(r.URL.Path, "/content/"); rest != "" && !strings.Contains(rest, "/") {
+		u := *r.URL
+		u.Path += "/"
+		u.RawPath = ""
+		http.Redirect(w, r, u.RequestURI(), http.StatusMovedPermanently)
 		return
 	}
 	http.NotFound(w, r)

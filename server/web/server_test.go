@@ -359,6 +359,12 @@ func TestGate(t *testing.T) {
 	if a := f.do(t, "GET", "/content/abc/", "", "", nil); a.status != 200 {
 		t.Fatalf("open gate: content %d", a.status)
 	}
+	if a := f.do(t, "GET", "/content/abc?x=1", "", "", nil); a.status/100 != 3 || a.header.Get("Location") != "/content/abc/?x=1" {
+		t.Fatalf("/content/abc: %d to %q, want a redirect to /content/abc/?x=1", a.status, a.header.Get("Location"))
+	}
+	if a := f.do(t, "GET", "/content/", "", "", nil); a.status != 404 {
+		t.Fatalf("/content/: %d, want 404", a.status)
+	}
 	f.srv.SetGate(func() (bool, string) { return false, "no license lease: start the license server" })
 	a := f.do(t, "GET", "/__ping__", "", "", nil)
 	if a.status != 402 || !strings.Contains(a.body, "no license lease") || a.header.Get("Content-Type") != "application/json" {

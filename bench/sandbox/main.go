@@ -110,6 +110,7 @@ func run(n int, dur time.Duration, workers int, daisPath, runAs string, w io.Wri
 	type result struct {
 		p50, p99 time.Duration
 		perSec   float64
+		failed   int
 	}
 	res := make([]result, len(peers))
 	for i, p := range peers {
@@ -118,14 +119,21 @@ func run(n int, dur time.Duration, workers int, daisPath, runAs string, w io.Wri
 				return fmt.Errorf("%s: %w", p.name, err)
 			}
 		}
+		// A few failures are tolerated: on a busy host, mounts of other
+		// containers come and go under bwrap's recursive bind of /.
 		lat := make([]time.Duration, 0, n)
+		failed := 0
 		for range n {
 			t := time.Now()
 			if err := p.spawn(); err != nil {
-				return fmt.Errorf("%s: %w", p.name, err)
+				if failed++; failed > n/10 {
+					return fmt.Errorf("%s: %d failures, last: %w", p.name, failed, err)
+				}
+				continue
 			}
 			lat = append(lat, time.Since(t))
 		}
+		res[i].failed = failed
 		slices.Sort(lat)
 		res[i].p50, res[i].p99 = lat[len(lat)/2], lat[(len(lat)*99)/100]
 		var count atomic.Int64
@@ -145,10 +153,10 @@ func run(n int, dur time.Duration, workers int, daisPath, runAs string, w io.Wri
 	}
 	ref := res[2] // bwrap
 	fmt.Fprintf(w, "sandbox spawn of /bin/true: %d runs each, throughput with %d workers for %v (host load matters: compare ratios)\n", n, workers, dur)
-	fmt.Fprintf(w, "%-32s %10s %10s %10s %12s %10s\n", "peer", "p50", "p99", "p50/bwrap", "starts/s", "vs bwrap")
+	fmt.Fprintf(w, "%-32s %10s %10s %10s %12s %10s %7s\n", "peer", "p50", "p99", "p50/bwrap", "starts/s", "vs bwrap", "failed")
 	for i, p := range peers {
-		fmt.Fprintf(w, "%-32s %10s %10s %10.2f %12.1f %10.2f\n", p.name, res[i].p50.Round(10*time.Microsecond), res[i].p99.Round(10*time.Microsecond),
-			float64(res[i].p50)/float64(ref.p50), res[i].perSec, res[i].perSec/ref.perSec)
+		fmt.Fprintf(w, "%-32s %10s %10s %10.2f %12.1f %10.2f %7d\n", p.name, res[i].p50.Round(10*time.Microsecond), res[i].p99.Round(10*time.Microsecond),
+			float64(res[i].p50)/float64(ref.p50), res[i].perSec, res[i].perSec/ref.perSec, res[i].failed)
 	}
 	return nil
 }

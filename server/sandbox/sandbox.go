@@ -94,15 +94,16 @@ type Options struct {
 }
 
 // DefaultMasks are the paths hidden from every content process: the data
-// directory, the SQLite directory, the configuration directory, /home and
-// /var/tmp. extra (e.g. the directory of a config file given with --config)
-// is added.
+// directory, the SQLite directory, the configuration directory, the
+// configuration dais-init renders (/run/dais), Docker and compose secrets
+// (/run/secrets), /home and /var/tmp. extra (e.g. the directory of the file
+// given to `dais serve --config`) is added. Absent paths are skipped by Spec.
 func DefaultMasks(cfg *config.Config, extra ...string) []string {
 	m := []string{cfg.Server.DataDir}
 	if cfg.Database.Provider != "postgres" {
 		m = append(m, cfg.SQLiteDir())
 	}
-	m = append(m, filepath.Dir(config.DefaultPath), "/home", "/var/tmp")
+	m = append(m, filepath.Dir(config.DefaultPath), "/run/dais", "/run/secrets", "/home", "/var/tmp")
 	return append(m, extra...)
 }
 

@@ -198,9 +198,9 @@ func TestDefaultMasks(t *testing.T) {
 		want []string
 	}{
 		{"sqlite", func(c *config.Config) { c.Server.DataDir = "/data"; c.SQLite.Dir = "/db" },
-			[]string{"/data", "/db", "/etc/rstudio-connect", "/home", "/var/tmp", "/x"}},
+			[]string{"/data", "/db", "/etc/rstudio-connect", "/run/dais", "/run/secrets", "/home", "/var/tmp", "/x"}},
 		{"postgres", func(c *config.Config) { c.Server.DataDir = "/data"; c.Database.Provider = "postgres" },
-			[]string{"/data", "/etc/rstudio-connect", "/home", "/var/tmp", "/x"}},
+			[]string{"/data", "/etc/rstudio-connect", "/run/dais", "/run/secrets", "/home", "/var/tmp", "/x"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

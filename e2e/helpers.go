@@ -184,6 +184,8 @@ type Container struct {
 	ID, Name string
 	// DataDir is the host directory bound to /data, "" when none.
 	DataDir string
+	// Started is when the last Start call asked the engine to start it.
+	Started time.Time
 	ports   map[string]string
 }
 
@@ -310,6 +312,7 @@ func (c *Container) Start() {
 	c.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
+	c.Started = time.Now()
 	if _, err := c.cli.ContainerStart(ctx, c.ID, client.ContainerStartOptions{}); err != nil {
 		c.t.Fatalf("e2e: start %s: %v", c.Name, err)
 	}
@@ -322,6 +325,7 @@ func (c *Container) StartErr() error {
 	c.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
+	c.Started = time.Now()
 	if _, err := c.cli.ContainerStart(ctx, c.ID, client.ContainerStartOptions{}); err != nil {
 		return err
 	}
@@ -595,7 +599,7 @@ func (c *Container) ServerPID() int {
 	c.t.Helper()
 	// Match argv[0] ending in dais followed by "serve"; the shell running this
 	// loop has "sh" as argv[0], so it never matches itself.
-	r := c.Exec("sh", "-c", `for p in /proc/[0-9]*; do tr '\0' ' ' <$p/cmdline 2>/dev/null | grep -q '^[^ ]*dais serve' && echo ${p#/proc/}; done`)
+	r := c.Exec("sh", "-c", `for p in /proc/[0-9]*; do tr '\0' ' ' <$p/cmdline 2>/dev/null | grep -q '^[^ ]*dais serve' && echo ${p#/proc/}; done; exit 0`)
 	fields := strings.Fields(r.Stdout)
 	if r.Code != 0 || len(fields) != 1 {
 		c.t.Fatalf("e2e: want one `dais serve` process in %s, found %q (exit %d, %s)", c.Name, r.Stdout, r.Code, r.Stderr)

@@ -41,9 +41,12 @@ func TestServe(t *testing.T) {
 					t.Skipf("the engine refuses a privileged container: %v", err)
 				}
 			}
-			ping := c.WaitHTTP("/__ping__", http.StatusOK, startBound)
-			healthy := c.WaitHealthy(startBound)
-			t.Logf("%s: /__ping__ 200 after %s, healthy after %s", tt.name, ping.Round(time.Millisecond), healthy.Round(time.Millisecond))
+			c.WaitHTTP("/__ping__", http.StatusOK, startBound)
+			ping := time.Since(c.Started)
+			c.WaitHealthy(startBound)
+			healthy := time.Since(c.Started)
+			t.Logf("%s: from docker start, /__ping__ 200 after %s, health check healthy after %s (bound %s)",
+				tt.name, ping.Round(time.Millisecond), healthy.Round(time.Millisecond), startBound)
 			status, body := c.Get("/__ping__")
 			if status != http.StatusOK || strings.TrimSpace(body) != "{}" {
 				t.Errorf("GET /__ping__ = %d %q, want 200 {}", status, body)

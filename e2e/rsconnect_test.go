@@ -52,7 +52,7 @@ func rsconnectDeploy(t *testing.T, rscript, home, url, key string, dirs ...strin
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, rscript, append([]string{"-e", rsconnectScript, "--args"}, dirs...)...)
+	cmd := exec.CommandContext(ctx, rscript, append([]string{"-e", rsconnectScript}, dirs...)...)
 	cmd.Env = append(os.Environ(), "DAIS_URL="+url, "DAIS_KEY="+key, "HOME="+home,
 		"R_USER_CONFIG_DIR="+filepath.Join(home, "config"), "R_USER_DATA_DIR="+filepath.Join(home, "data"),
 		"XDG_CONFIG_HOME="+filepath.Join(home, "config"))

@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"syscall"
@@ -493,5 +494,36 @@ func TestSelfTestInDocker(t *testing.T) {
 				t.Errorf("a check failed:\n%s", out)
 			}
 		})
+	}
+}
+
+// A sandbox started from a goroutine whose locked thread then exits must not
+// get the parent-death signal (golang/go#27505): Cmd.Start forks from the
+// spawner thread, which lives as long as the process.
+func TestStartFromExitingThread(t *testing.T) {
+	needRoot(t)
+	dd := dataDir(t)
+	for _, noPID := range []bool{false, true} {
+		s, err := Spec(Options{Args: []string{"/bin/sh", "-c", "sleep 0.5; exit 3"}, Masks: []string{dd}, RunAs: "nobody", NoPIDNamespace: noPID})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cmd, err := Command(context.Background(), os.Args[0], s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		started := make(chan error)
+		go func() {
+			runtime.LockOSThread() // never unlocked: Go ends this thread when the goroutine returns
+			started <- cmd.Start()
+		}()
+		if err := <-started; err != nil {
+			t.Fatal(err)
+		}
+		err = cmd.Wait()
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != 3 {
+			t.Errorf("pidns=%v: Wait = %v, want exit status 3 (a SIGKILL means the parent-death signal fired when the starting thread exited)", !noPID, err)
+		}
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -17,10 +18,25 @@ import (
 	"github.com/dais-dev/dais/server/config"
 )
 
-type int64Counter struct{ n atomic.Int64 }
+// int64Counter counts launches and remembers when they happened.
+type int64Counter struct {
+	n     atomic.Int64
+	mu    sync.Mutex
+	times []time.Time
+}
 
-func (c *int64Counter) add()       { c.n.Add(1) }
+func (c *int64Counter) add() {
+	c.n.Add(1)
+	c.mu.Lock()
+	c.times = append(c.times, time.Now())
+	c.mu.Unlock()
+}
 func (c *int64Counter) get() int64 { return c.n.Load() }
+func (c *int64Counter) at() []time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Clone(c.times)
+}
 
 func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
@@ -175,16 +191,20 @@ func TestPoolCrashRestartsWithBackoff(t *testing.T) {
 		Launch: helperLauncher(t, "crash", &launches), Min: 1, Max: 1, LogDir: t.TempDir(),
 		BackoffInitial: 100 * time.Millisecond, BackoffMax: 400 * time.Millisecond, InitTimeout: 5 * time.Second,
 	})
-	time.Sleep(2 * time.Second)
-	// Starts at 0, +0.1, +0.3, +0.7, +1.1, +1.5, +1.9 s (plus start-up time):
-	// without backoff it would be dozens.
-	n := launches.get()
-	if n < 2 || n > 8 {
-		t.Errorf("%d launches in 2s with backoff 100ms..400ms; want 2..8", n)
+	eventually(t, 60*time.Second, "4 failed starts", func() bool { return p.Stats().Failures >= 4 })
+	// The gaps between starts grow: 100ms, 200ms, 400ms, 400ms (plus
+	// start-up time, which only adds). Without backoff they would be
+	// the start-up time alone.
+	times := launches.at()
+	for i, want := range []time.Duration{100, 200, 400} {
+		want *= time.Millisecond
+		if gap := times[i+1].Sub(times[i]); gap < want {
+			t.Errorf("start %d came %s after start %d; want at least the backoff %s", i+2, gap, i+1, want)
+		}
 	}
 	st := p.Stats()
-	if st.Failures < 2 || !strings.Contains(st.LastError, "exited before it was ready") || !strings.Contains(st.LastError, ".log") {
-		t.Errorf("stats %+v; want failures counted and the error naming the log", st)
+	if !strings.Contains(st.LastError, "exited before it was ready") || !strings.Contains(st.LastError, ".log") {
+		t.Errorf("stats %+v; want the error naming the log", st)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

@@ -365,6 +365,26 @@ func (s *Service) render(ctx context.Context, c *store.Content, bundleID int64, 
 	}
 	dirs := p.dirs
 	dirs.Output = out
+	if p.m.Metadata.AppMode == manifest.QuartoStatic {
+		// Quarto writes beside its sources: render a writable copy.
+		src := filepath.Join(p.dirs.Work, "quarto-src")
+		if err := os.RemoveAll(src); err != nil {
+			return fail(err)
+		}
+		root, err := os.OpenRoot(p.dirs.Code)
+		if err != nil {
+			return fail(err)
+		}
+		err = os.CopyFS(src, root.FS())
+		root.Close()
+		if err != nil {
+			return fail(fmt.Errorf("copy the sources for Quarto: %w", err))
+		}
+		if err := s.giveTo(c, src); err != nil {
+			return fail(err)
+		}
+		dirs.Code = src
+	}
 	cmd, err := content.RenderArgs(p.m, p.rts, dirs)
 	if err != nil {
 		return fail(err)

@@ -35,9 +35,19 @@ const (
 	logKeyElapsed   = "elapsed"
 )
 
-// ErrConfig wraps start-up failures that the admin fixes in the
-// configuration or the deployment (exit code 78, EX_CONFIG).
+// ErrConfig marks start-up failures that the admin fixes in the
+// configuration or the deployment (exit code 78, EX_CONFIG): errors.Is
+// finds it; the message is the underlying error's alone.
 var ErrConfig = errors.New("configuration problem")
+
+type configError struct{ err error }
+
+func (e configError) Error() string   { return e.err.Error() }
+func (e configError) Unwrap() []error { return []error{ErrConfig, e.err} }
+
+func configErr(format string, args ...any) error {
+	return configError{fmt.Errorf(format, args...)}
+}
 
 // Options configure Run.
 type Options struct {
@@ -101,11 +111,11 @@ func Run(ctx context.Context, o Options) (err error) {
 
 	loaded, err := config.Load(o.ConfigPath, o.Environ)
 	if err != nil {
-		return fmt.Errorf("%w: %w", ErrConfig, err)
+		return configErr("%w", err)
 	}
 	s.cfg = loaded.Config
 	if s.log, s.logCtl, err = newLogger(o.Stderr, s.cfg.Logging); err != nil {
-		return fmt.Errorf("%w: %w", ErrConfig, err)
+		return configErr("%w", err)
 	}
 	for _, w := range loaded.Warnings {
 		s.log.Warn("configuration: " + w)
@@ -118,8 +128,8 @@ func Run(ctx context.Context, o Options) (err error) {
 		release, err := datalock.Acquire(s.cfg.SQLiteDir())
 		if err != nil {
 			if errors.Is(err, datalock.ErrLocked) {
-				return fmt.Errorf("%w: %w: stop the other dais using %s first, or set Database.Provider = postgres to run several servers on one database",
-					ErrConfig, err, s.cfg.SQLiteDir())
+				return configErr("%w: stop the other dais using %s first, or set Database.Provider = postgres to run several servers on one database",
+					err, s.cfg.SQLiteDir())
 			}
 			return fmt.Errorf("lock SQLite directory %s: %w (check SQLite.Dir and Server.DataDir and their permissions)", s.cfg.SQLiteDir(), err)
 		}
@@ -133,7 +143,7 @@ func Run(ctx context.Context, o Options) (err error) {
 	st, err := store.Open(ctx, s.cfg, s.log.With(logKeyComponent, "store"))
 	if err != nil {
 		if errors.Is(err, store.ErrSchemaTooNew) {
-			return fmt.Errorf("%w: %w", ErrConfig, err)
+			return configErr("%w", err)
 		}
 		return fmt.Errorf("open the %s database: %w", s.cfg.Database.Provider, err)
 	}
@@ -158,7 +168,7 @@ func Run(ctx context.Context, o Options) (err error) {
 	// Bind before the components start, so a busy port fails fast.
 	ln, err := net.Listen("tcp", s.cfg.HTTP.Listen)
 	if err != nil {
-		return fmt.Errorf("%w: listen on %s: %w (change HTTP.Listen, or stop what uses the port)", ErrConfig, s.cfg.HTTP.Listen, err)
+		return configErr("listen on %s: %w (change HTTP.Listen, or stop what uses the port)", s.cfg.HTTP.Listen, err)
 	}
 	defer ln.Close()
 

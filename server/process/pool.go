@@ -379,6 +379,9 @@ func (p *Pool) launch(pr *proc, wait time.Duration, log *slog.Logger) error {
 		return err
 	}
 	defer out.Close()
+	p.mu.Lock()
+	pr.logPath = path
+	p.mu.Unlock()
 	proc, err := p.opts.Launch(p.ctx, port, out)
 	if err != nil {
 		fmt.Fprintf(out, "dais: start failed: %v\n", err)
@@ -386,7 +389,7 @@ func (p *Pool) launch(pr *proc, wait time.Duration, log *slog.Logger) error {
 	}
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 	p.mu.Lock()
-	pr.p, pr.addr, pr.logPath = proc, addr, path
+	pr.p, pr.addr = proc, addr
 	stop = pr.stopReq || p.closed
 	p.mu.Unlock()
 	log.Info("content process started", keyPort, port, keyLog, path)

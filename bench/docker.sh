@@ -32,7 +32,11 @@ trap cleanup EXIT
 # median of the numbers given
 median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END{print (NR%2)?a[(NR+1)/2]:int((a[NR/2]+a[NR/2+1])/2)}'; }
 
-dais_start=() dais_stop=() peer_start=() peer_stop=()
+# ms from $1 (ms since the epoch) to the container's State.FinishedAt: when
+# its process exited, leaving out the engine's teardown after that.
+exited_ms() { echo $(($(date -d "$(docker inspect -f '{{.State.FinishedAt}}' "$2")" +%s%N) / 1000000 - $1)); }
+
+dais_start=() dais_stop=() peer_start=() peer_stop=() dais_exit=() peer_exit=()
 for i in $(seq "$runs"); do
 	# dais: run -> first /__ping__ 200 (busy-polled every 20 ms)
 	mkdir -p "$tmp/data$i"
@@ -50,6 +54,7 @@ for i in $(seq "$runs"); do
 	t0=$(now_ms)
 	docker stop -t 30 "$cid" >/dev/null
 	dais_stop+=($(($(now_ms) - t0)))
+	dais_exit+=($(exited_ms "$t0" "$cid"))
 	code=$(docker inspect -f '{{.State.ExitCode}}' "$cid")
 	[[ $code == 0 ]] || echo "bench/docker: warning: dais exited $code on docker stop" >&2
 	docker rm -f "$cid" >/dev/null
@@ -66,11 +71,13 @@ for i in $(seq "$runs"); do
 	t0=$(now_ms)
 	docker stop -t 30 "$cid" >/dev/null
 	peer_stop+=($(($(now_ms) - t0)))
+	peer_exit+=($(exited_ms "$t0" "$cid"))
 	docker rm -f "$cid" >/dev/null
 done
 
 ds=$(median "${dais_start[@]}") dp=$(median "${dais_stop[@]}")
 ps=$(median "${peer_start[@]}") pp=$(median "${peer_stop[@]}")
+de=$(median "${dais_exit[@]}") pe=$(median "${peer_exit[@]}")
 size=$(docker image inspect -f '{{.Size}}' "$image")
 bsize=$(docker image inspect -f '{{.Size}}' "$base")
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (b > 0) printf "%.2fx", a/b; else print "n/a" }'; }
@@ -78,9 +85,10 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (b > 0) printf "%.2fx", a/b; else p
 	echo "bench/docker.sh: $image, $runs runs, median, $(date -u +%FT%TZ), $(nproc) cores"
 	printf '%-34s %12s %22s %8s\n' "measure" "dais" "peer" "ratio"
 	printf '%-34s %10s ms %19s ms %8s\n' "docker run -> /__ping__ 200" "$ds" "$ps" "$(ratio "$ds" "$ps")"
-	printf '%-34s %10s ms %19s ms %8s\n' "docker stop (idle) -> exited" "$dp" "$pp" "$(ratio "$dp" "$pp")"
+	printf '%-34s %10s ms %19s ms %8s\n' "docker stop (idle) -> returned" "$dp" "$pp" "$(ratio "$dp" "$pp")"
+	printf '%-34s %10s ms %19s ms %8s\n' "docker stop (idle) -> process exit" "$de" "$pe" "$(ratio "$de" "$pe")"
 	printf '%-34s %10s MB %16s MB base %8s\n' "image size" "$((size / 1000000))" "$((bsize / 1000000))" "$(ratio "$size" "$bsize")"
 	printf '%-34s %10s MB %16s MB     %8s\n' "image size vs Posit Connect (stated)" "$((size / 1000000))" "~3500" "$(ratio "$size" 3500000000)"
 	echo "peer: a bare $base container (shell PID 1, exits on TERM): Docker's own floor"
-	echo "dais runs: start ${dais_start[*]} ms; stop ${dais_stop[*]} ms"
+	echo "dais runs: start ${dais_start[*]} ms; stop ${dais_stop[*]} ms; exit ${dais_exit[*]} ms"
 } | tee "$out"

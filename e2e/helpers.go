@@ -36,6 +36,7 @@
 //	Logs() string                     stdout+stderr so far
 //	Kill(signal)                      docker kill -s
 //	Stop(timeout) (code, took)        docker stop -t: exit code and how long it took
+//	ExitedAfter(t0) time.Duration     when, after t0, the main process exited (State.FinishedAt)
 //	Inspect() container.InspectResponse
 //	ServerPID() int                   pid (in the container) of the `dais serve` process
 package e2e
@@ -591,6 +592,19 @@ func (c *Container) Stop(timeout int) (int, time.Duration) {
 	took := time.Since(start)
 	in := c.Inspect()
 	return in.State.ExitCode, took
+}
+
+// ExitedAfter is how long after t0 the container's main process exited,
+// from docker's State.FinishedAt: unlike Stop's duration it leaves out the
+// engine's own teardown (unmounts, network), slow on some hosts.
+func (c *Container) ExitedAfter(t0 time.Time) time.Duration {
+	c.t.Helper()
+	in := c.Inspect()
+	fin, err := time.Parse(time.RFC3339Nano, in.State.FinishedAt)
+	if err != nil || in.State.Running {
+		c.t.Fatalf("e2e: %s has not exited (FinishedAt %q, running %v)", c.Name, in.State.FinishedAt, in.State.Running)
+	}
+	return fin.Sub(t0)
 }
 
 // ServerPID returns the pid, in the container, of the `dais serve` process

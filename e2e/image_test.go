@@ -212,17 +212,22 @@ type nopWriter struct{}
 
 func (nopWriter) Write(p []byte) (int, error) { return len(p), nil }
 
-// TestStopIdle: docker stop of an idle server exits 0, quickly.
+// TestStopIdle: docker stop of an idle server exits 0, quickly. The bound
+// is on the process's exit (State.FinishedAt); the API call also includes the
+// engine's teardown, logged for comparison.
 func TestStopIdle(t *testing.T) {
 	c := Run(t, Options{})
 	c.WaitHTTP("/__ping__", http.StatusOK, startBound)
+	t0 := time.Now()
 	code, took := c.Stop(30)
-	t.Logf("docker stop took %s", took.Round(time.Millisecond))
+	exited := c.ExitedAfter(t0)
+	t.Logf("docker stop: dais exited %s after the request; the API call returned after %s",
+		exited.Round(time.Millisecond), took.Round(time.Millisecond))
 	if code != 0 {
 		t.Errorf("exit code %d after docker stop, want 0; log:\n%s", code, tail(c.Logs(), 30))
 	}
-	if took > idleStopBound {
-		t.Errorf("docker stop took %s, want < %s", took, idleStopBound)
+	if exited > idleStopBound {
+		t.Errorf("dais exited %s after docker stop, want < %s", exited, idleStopBound)
 	}
 }
 

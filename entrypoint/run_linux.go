@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -116,7 +117,9 @@ wait:
 		fmt.Fprintf(stderr, "dais-init: %v\n", err)
 		return exitNotExecutable
 	}
-	log.Debug("child started", keyPID, pid, keyCommand, res.s.argv)
+	if res.s.reload != nil {
+		log.Info("server started", keyPID, pid, keyCommand, strings.Join(res.s.argv, " "))
+	}
 	sup := &supervisor{
 		log:         log,
 		group:       o.Forward == forwardGroup,

@@ -81,7 +81,14 @@ func OpenSQLite(ctx context.Context, path string, logger *slog.Logger) (SQLiteSt
 			slog.Int64(logKeyFrom, old), slog.Int64(logKeyTo, SchemaVersion()))
 		return nil
 	}
-	if err := migrate(ctx, db, DialectSQLite, path, BackupsDir(path), logger, backup); err != nil {
+	unlock, err := lockFile(path + ".migrate-lock")
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open database %s: %w", path, err)
+	}
+	err = migrate(ctx, db, DialectSQLite, path, BackupsDir(path), logger, backup)
+	unlock()
+	if err != nil {
 		db.Close()
 		return nil, err
 	}

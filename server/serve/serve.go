@@ -100,9 +100,7 @@ func Run(ctx context.Context, o Options) (err error) {
 	// TERM or INT while starting up is a stop, not a failure.
 	defer func() {
 		if err != nil && ctx.Err() != nil && !errors.Is(err, ErrConfig) {
-			if s := o.Stderr; s != nil {
-				fmt.Fprintf(s, "dais: stopped during start-up (%v)\n", err)
-			}
+			fmt.Fprintf(o.Stderr, "dais: stopped during start-up (%v)\n", err)
 			err = nil
 		}
 	}()

@@ -42,6 +42,8 @@ if mode in ("python-api", "python-dash"):
         from gunicorn.app.base import BaseApplication
     except ImportError:
         BaseApplication = None
+    if os.environ.get("DAIS_WSGI_SERVER") == "wsgiref":  # tests of the fallback
+        BaseApplication = None
     if BaseApplication is not None:
 
         class Server(BaseApplication):

@@ -122,7 +122,7 @@ func need(t *testing.T, lang manifest.Language, path string, check ...string) ru
 
 // serveExample runs examples/<dir> through a pool and the proxy, as the
 // deploy code will (without the sandbox), and returns the proxy's URL of it.
-func serveExample(t *testing.T, dir string, rts content.Runtimes) string {
+func serveExample(t *testing.T, dir string, rts content.Runtimes, extraEnv ...string) string {
 	t.Helper()
 	code, err := filepath.Abs(filepath.Join("..", "..", "examples", dir))
 	if err != nil {
@@ -154,6 +154,7 @@ func serveExample(t *testing.T, dir string, rts content.Runtimes) string {
 			if err != nil {
 				return nil, err
 			}
+			c.Env = append(c.Env, extraEnv...)
 			return c.Plain(context.Background()), nil
 		}),
 	})
@@ -204,14 +205,16 @@ func TestExampleAPIsThroughProxy(t *testing.T) {
 		exe    string
 		check  string // a probe the runtime must pass
 		hello  string
-		prefix bool // the app sees the base path
+		prefix bool     // the app sees the base path
+		env    []string // more environment for the app
 	}{
-		{"flask", manifest.LangPython, "/usr/bin/python3", "import flask", "hello from flask", true},
-		{"fastapi", manifest.LangPython, "/usr/bin/python3", "import fastapi, uvicorn", "hello from fastapi", false},
-		{"plumber", manifest.LangR, "/usr/bin/R", "library(plumber)", "hello from plumber", false},
+		{"flask", manifest.LangPython, "/usr/bin/python3", "import flask", "hello from flask", true, nil},
+		{"flask", manifest.LangPython, "/usr/bin/python3", "import flask", "hello from flask", true, []string{"DAIS_WSGI_SERVER=wsgiref"}},
+		{"fastapi", manifest.LangPython, "/usr/bin/python3", "import fastapi, uvicorn", "hello from fastapi", false, nil},
+		{"plumber", manifest.LangR, "/usr/bin/R", "library(plumber)", "hello from plumber", false, nil},
 	}
 	for _, tt := range tests {
-		t.Run(tt.dir, func(t *testing.T) {
+		t.Run(tt.dir+strings.Join(tt.env, ","), func(t *testing.T) {
 			t.Parallel()
 			var rts content.Runtimes
 			if tt.lang == manifest.LangPython {
@@ -219,7 +222,7 @@ func TestExampleAPIsThroughProxy(t *testing.T) {
 			} else {
 				rts.R = need(t, tt.lang, tt.exe, tt.check)
 			}
-			base := serveExample(t, tt.dir, rts)
+			base := serveExample(t, tt.dir, rts, tt.env...)
 			if got := getJSON(t, base+"/hello")["message"]; got != tt.hello {
 				t.Errorf("/hello message = %v; want %q", got, tt.hello)
 			}

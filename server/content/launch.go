@@ -9,9 +9,11 @@
 //
 // A deployment (the deploy engineer's code) goes: bundle.Extract ->
 // manifest.Read + VerifyFiles -> runtime.Finder.Find for each of
-// m.Languages() -> env.Restore -> for apps, a process.Pool whose Launcher
-// runs LaunchArgs in the sandbox; for documents, RenderArgs in the
-// sandbox, then serve Dirs.Output; for static content, serve Dirs.Code.
+// m.Languages() -> env.Restore (env.SandboxRunner) -> for apps, a
+// process.Pool whose Launcher (process.SandboxLauncher) runs LaunchArgs in
+// the sandbox, switched in with process.Proxy.Switch; for documents,
+// RenderArgs in the sandbox, then StaticHandler(Dirs.Output); for static
+// content, StaticHandler(Dirs.Code, primary_html).
 //
 // The commands only bind 127.0.0.1 on the port given; the proxy in
 // server/process strips the /content/<guid>/ prefix and sets the

@@ -50,6 +50,7 @@ func (s *Service) Register(w *web.Server) {
 	w.Handle("GET /__api__/v1/content/{guid}/bundles", h(s.listBundles))
 	w.Handle("GET /__api__/v1/content/{guid}/bundles/{bid}", h(s.getBundle))
 	w.Handle("POST /__api__/v1/content/{guid}/deploy", h(s.deployContent))
+	w.Handle("POST /__api__/v1/content/{guid}/render", h(s.renderContent))
 	w.Handle("GET /__api__/v1/tasks/{id}", h(s.getTaskV1))
 	w.Handle("GET /__api__/v1/content/{guid}/environment", h(s.getEnvironment))
 	w.Handle("PATCH /__api__/v1/content/{guid}/environment", h(s.patchEnvironment))
@@ -668,6 +669,21 @@ func (s *Service) deployContent(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	web.WriteJSON(w, http.StatusOK, map[string]string{"task_id": t.ID})
+	return nil
+}
+
+// renderContent is POST /__api__/v1/content/{guid}/render: render the
+// document again; its output replaces the served one when it succeeds.
+func (s *Service) renderContent(w http.ResponseWriter, r *http.Request) error {
+	c, u, err := s.contentFor(r, accessEditor)
+	if err != nil {
+		return err
+	}
+	t, err := s.startRender(r.Context(), c, u)
+	if err != nil {
+		return err
+	}
+	web.WriteJSON(w, http.StatusOK, map[string]string{"id": t.ID, "task_id": t.ID})
 	return nil
 }
 

@@ -711,3 +711,52 @@ func TestFlaskV1DeployAndRedeploy(t *testing.T) {
 		time.Sleep(200 * time.Millisecond)
 	}
 }
+
+// TestRMarkdownRenderOnDeployAndOnDemand renders the R Markdown example
+// on deploy, serves the output, and renders it again on request.
+func TestRMarkdownRenderOnDeployAndOnDemand(t *testing.T) {
+	if err := exec.Command("Rscript", "-e", "library(rmarkdown); stopifnot(rmarkdown::pandoc_available())").Run(); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("R with rmarkdown and pandoc is needed (apt-get install r-cran-rmarkdown pandoc): %v", err)
+		}
+		t.Skipf("R with rmarkdown and pandoc not installed: %v", err)
+	}
+	f := newFixture(t, Options{})
+	guid, tj, lines := f.deployV1(t, "pub1", "doc", tarGz(t, example("rmarkdown")))
+	if tj.Code != 0 {
+		t.Fatalf("deploy failed: %s\n%s", tj.Error, strings.Join(lines, "\n"))
+	}
+	a := f.do(t, "GET", "/content/"+guid+"/", "", nil)
+	if a.status != 200 || !strings.Contains(string(a.body), "sum is 6") {
+		t.Fatalf("rendered document = %d %.300s", a.status, a.body)
+	}
+	var r struct {
+		TaskID string `json:"task_id"`
+	}
+	f.must(t, "POST", "/__api__/v1/content/"+guid+"/render", "pub1", "", &r)
+	tj, lines = f.waitV1(t, "pub1", r.TaskID)
+	if tj.Code != 0 || !strings.Contains(strings.Join(lines, "\n"), "Rendered") {
+		t.Fatalf("render on demand: %d %s\n%s", tj.Code, tj.Error, strings.Join(lines, "\n"))
+	}
+	renders, err := f.st.ListRenders(context.Background(), f.svc.mustContent(t, guid).ID, 0)
+	if err != nil || len(renders) != 2 || renders[0].Status != store.RenderSucceeded || renders[0].OutputDir == renders[1].OutputDir {
+		t.Fatalf("renders = %+v, %v: want two succeeded, in their own directories", renders, err)
+	}
+	if a := f.do(t, "GET", "/content/"+guid+"/", "", nil); a.status != 200 || !strings.Contains(string(a.body), "sum is 6") {
+		t.Fatalf("after the render = %d", a.status)
+	}
+	// Static content does not render.
+	sguid, _, _ := f.deployV1(t, "pub1", "static", tarGz(t, example("static")))
+	if a := f.do(t, "POST", "/__api__/v1/content/"+sguid+"/render", "pub1", ""); a.status != 400 {
+		t.Errorf("render of static content = %d %s, want 400", a.status, a.body)
+	}
+}
+
+func (s *Service) mustContent(t *testing.T, guid string) *store.Content {
+	t.Helper()
+	c, err := s.st.ContentByGUID(context.Background(), guid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}

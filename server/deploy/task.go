@@ -430,3 +430,72 @@ func (s *Service) tailProcessLog(tl *taskLog, dir string) {
 		tl.Printf("  %s", l)
 	}
 }
+
+// startRender renders a document's active bundle again, as a task
+// (POST /__api__/v1/content/{guid}/render). Unlike a deploy, a render in
+// progress when the server stops runs to completion (within the stop
+// timeout): it only replaces output once it has succeeded.
+func (s *Service) startRender(ctx context.Context, c *store.Content, u *store.User) (*store.Task, error) {
+	if c.BundleID == nil {
+		return nil, errStatus(400, "content "+c.Name+" has not been deployed yet: deploy it first")
+	}
+	if manifest.AppMode(c.AppMode).Kind() != manifest.KindDocument {
+		return nil, errStatus(400, "content "+c.Name+" is "+c.AppMode+", not a document: only rmd-static, jupyter-static and quarto-static render")
+	}
+	s.mu.Lock()
+	stopped := s.stopped
+	s.mu.Unlock()
+	if stopped {
+		return nil, errStatus(503, "the server is stopping; render again once it is back")
+	}
+	t := &store.Task{ContentID: c.ID, BundleID: *c.BundleID, UserID: u.ID, Kind: store.TaskRender, Node: s.o.Node}
+	if err := s.st.CreateTask(ctx, t); err != nil {
+		return nil, err
+	}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		tl := &taskLog{s: s, id: t.ID}
+		err := s.rerender(tl, c.ID)
+		code, msg := 0, ""
+		if err != nil {
+			code, msg = 1, err.Error()
+			tl.Printf("Render failed: %s", msg)
+		}
+		tl.flush()
+		fctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := s.st.FinishTask(fctx, t.ID, code, msg, nil, time.Now()); err != nil && !errors.Is(err, store.ErrConflict) {
+			s.log.Error("finish task", logKeyTask, t.ID, logKeyErr, err)
+		}
+	}()
+	return t, nil
+}
+
+func (s *Service) rerender(tl *taskLog, contentID int64) error {
+	lock := s.contentLock(contentID)
+	lock.Lock()
+	defer lock.Unlock()
+	ctx := context.Background() // renders finish even when the server stops
+	c, err := s.st.Content(ctx, contentID)
+	if err != nil {
+		return err
+	}
+	if c.BundleID == nil {
+		return errors.New("the content has no active bundle")
+	}
+	code := filepath.Join(s.bundleDir(c.ID, *c.BundleID), "code")
+	m, err := manifest.Read(code)
+	if err != nil {
+		return err
+	}
+	p, err := s.prepare(ctx, c, *c.BundleID, m, tl)
+	if err != nil {
+		return err
+	}
+	out, err := s.render(ctx, c, *c.BundleID, p, tl, store.TaskRender)
+	if err != nil {
+		return err
+	}
+	return s.serveStatic(c.GUID, out, nil)
+}

@@ -17,9 +17,10 @@ if ! command -v bwrap >/dev/null; then
 fi
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-go build -o "$tmp/sandbox-bench" ./bench/sandbox
+# Static, as the Makefile builds bin/dais (no dynamic loader on each start).
+CGO_ENABLED=0 go build -o "$tmp/sandbox-bench" ./bench/sandbox
 args=(-n "${SANDBOX_BENCH_N:-200}" -run-as "${SANDBOX_BENCH_RUN_AS:-nobody}")
-if go build -o "$tmp/dais" ./server 2>/dev/null; then
+if CGO_ENABLED=0 go build -o "$tmp/dais" ./server 2>/dev/null; then
 	args+=(-dais "$tmp/dais")
 fi
 # The binaries must be readable by the content user: nothing else needed,

@@ -113,29 +113,36 @@ func run(n int, dur time.Duration, workers int, daisPath, runAs string, w io.Wri
 		failed   int
 	}
 	res := make([]result, len(peers))
-	for i, p := range peers {
+	for _, p := range peers {
 		for range 5 { // warm up page cache and the spawner thread
 			if err := p.spawn(); err != nil {
 				return fmt.Errorf("%s: %w", p.name, err)
 			}
 		}
-		// A few failures are tolerated: on a busy host, mounts of other
-		// containers come and go under bwrap's recursive bind of /.
-		lat := make([]time.Duration, 0, n)
-		failed := 0
-		for range n {
+	}
+	// Latency: the peers take turns, so that a change of the host's load
+	// hits them all alike. A few failures are tolerated: on a busy host,
+	// mounts of other containers come and go under bwrap's recursive bind of /.
+	lat := make([][]time.Duration, len(peers))
+	for range n {
+		for i, p := range peers {
 			t := time.Now()
 			if err := p.spawn(); err != nil {
-				if failed++; failed > n/10 {
-					return fmt.Errorf("%s: %d failures, last: %w", p.name, failed, err)
+				if res[i].failed++; res[i].failed > n/10 {
+					return fmt.Errorf("%s: %d failures, last: %w", p.name, res[i].failed, err)
 				}
 				continue
 			}
-			lat = append(lat, time.Since(t))
+			lat[i] = append(lat[i], time.Since(t))
 		}
-		res[i].failed = failed
-		slices.Sort(lat)
-		res[i].p50, res[i].p99 = lat[len(lat)/2], lat[(len(lat)*99)/100]
+	}
+	for i := range peers {
+		l := lat[i]
+		slices.Sort(l)
+		res[i].p50, res[i].p99 = l[len(l)/2], l[(len(l)*99)/100]
+	}
+	// Throughput: each peer alone, workers spawning in parallel.
+	for i, p := range peers {
 		var count atomic.Int64
 		deadline := time.Now().Add(dur)
 		var wg sync.WaitGroup

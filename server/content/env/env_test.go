@@ -132,6 +132,7 @@ func TestRestoreR(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			code, m := bundle(t, tt.manifest, map[string]string{"app.R": "1\n"})
 			var log bytes.Buffer
 			res, err := Restore(context.Background(), Options{Manifest: m, Runtimes: content.Runtimes{R: r}, CodeDir: code,

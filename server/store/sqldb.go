@@ -68,6 +68,15 @@ func (s *sqlDB) prepared(ctx context.Context, query string) (*sql.Stmt, error) {
 	return st, nil
 }
 
+// txStmt is the cached statement for query, bound to tx.
+func (s *sqlDB) txStmt(ctx context.Context, tx *sql.Tx, query string) (*sql.Stmt, error) {
+	st, err := s.prepared(ctx, s.q(query))
+	if err != nil {
+		return nil, err
+	}
+	return tx.StmtContext(ctx, st), nil
+}
+
 func (s *sqlDB) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
 	q := s.q(query)
 	st, err := s.prepared(ctx, q)
@@ -859,17 +868,18 @@ func (s *sqlDB) AppendTaskOutput(ctx context.Context, taskID string, lines ...st
 	err := s.tx(ctx, func(tx *sql.Tx) error {
 		// The counter update locks the task row first, so concurrent
 		// appenders to one task get distinct, gapless indexes.
+		count, err := s.txStmt(ctx, tx, `UPDATE tasks SET output_count = output_count + ? WHERE id = ? RETURNING output_count`)
+		if err != nil {
+			return err
+		}
 		var end int
-		err := tx.QueryRowContext(ctx, s.q(`UPDATE tasks SET output_count = output_count + ? WHERE id = ? RETURNING output_count`),
-			len(lines), taskID).Scan(&end)
+		if err := count.QueryRowContext(ctx, len(lines), taskID).Scan(&end); err != nil {
+			return err
+		}
+		stmt, err := s.txStmt(ctx, tx, `INSERT INTO task_output (task_id, idx, line) VALUES (?, ?, ?)`)
 		if err != nil {
 			return err
 		}
-		stmt, err := tx.PrepareContext(ctx, s.q(`INSERT INTO task_output (task_id, idx, line) VALUES (?, ?, ?)`))
-		if err != nil {
-			return err
-		}
-		defer stmt.Close()
 		for i, l := range lines {
 			if _, err := stmt.ExecContext(ctx, taskID, end-len(lines)+i, l); err != nil {
 				return err

@@ -58,6 +58,9 @@ type Client struct {
 	deadline time.Time // when the lease ends by our clock (request sent + TTL)
 	renewAt  time.Time
 	reason   string // why no lease is held
+	// expired says when the last lease ran out without a renewal, until a
+	// new one is granted: the reasons keep saying so.
+	expired string
 	lastErr  string // the last failed request, for the reasons
 	stopped  bool
 
@@ -261,6 +264,7 @@ func (c *Client) run(ctx context.Context) {
 			c.mu.Lock()
 			reason := c.expiredReasonLocked()
 			c.lease, c.reason = nil, reason
+			c.expired = "the license lease expired at " + deadline.UTC().Format(time.RFC3339) + "; "
 			c.mu.Unlock()
 			c.log.Error("license lease expired without a renewal: content is not served (402) until a new lease is granted",
 				logKeyLease, held.ID, "reason", reason)
@@ -297,7 +301,7 @@ func (c *Client) grant(l Lease, ttl time.Duration, sent time.Time) time.Duration
 	// Our clock, from when the request left: never later than the server's.
 	c.deadline = sent.Add(ttl)
 	c.renewAt = sent.Add(ttl / 3)
-	c.lastErr = ""
+	c.lastErr, c.expired = "", ""
 	return time.Until(c.renewAt)
 }
 
@@ -340,6 +344,7 @@ func (c *Client) acquire(ctx context.Context, backoff *time.Duration) time.Durat
 // unlicensed records why no lease is held, logging when the reason changes.
 func (c *Client) unlicensed(reason, lastErr string, level slog.Level, retry time.Duration) {
 	c.mu.Lock()
+	reason = c.expired + reason
 	changed := reason != c.reason
 	c.reason = reason
 	if lastErr != "" {

@@ -61,8 +61,8 @@ type Client struct {
 	// expired says when the last lease ran out without a renewal, until a
 	// new one is granted: the reasons keep saying so.
 	expired string
-	lastErr  string // the last failed request, for the reasons
-	stopped  bool
+	lastErr string // the last failed request, for the reasons
+	stopped bool
 
 	cancel    context.CancelFunc
 	wg        sync.WaitGroup

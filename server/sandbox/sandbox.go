@@ -269,6 +269,9 @@ func mountList(o Options) ([]specs.Mount, error) {
 			return nil, fmt.Errorf("sandbox: mask %q is not an absolute path", p)
 		}
 		p = filepath.Clean(p)
+		if r, err := filepath.EvalSymlinks(p); err == nil {
+			p = r // mountinfo and the checks below speak resolved paths
+		}
 		if p == "/" || p == "/tmp" {
 			continue // / cannot be masked; /tmp gets its own tmpfs below
 		}
@@ -305,6 +308,11 @@ func mountList(o Options) ([]specs.Mount, error) {
 		p = filepath.Clean(p)
 		fi, err := os.Stat(p)
 		if err != nil {
+			return fmt.Errorf("sandbox: %s: %w", what, err)
+		}
+		// Resolved: sandbox-exec finds the submounts to make read-only in
+		// mountinfo, which shows resolved paths.
+		if p, err = filepath.EvalSymlinks(p); err != nil {
 			return fmt.Errorf("sandbox: %s: %w", what, err)
 		}
 		if !fi.IsDir() {

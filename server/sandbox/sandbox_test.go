@@ -527,3 +527,34 @@ func TestStartFromExitingThread(t *testing.T) {
 		}
 	}
 }
+
+// A read-only directory named through a symlink (/opt/R/current) is
+// read-only with its submounts: sandbox-exec matches mountinfo's resolved paths.
+func TestReadOnlyThroughSymlink(t *testing.T) {
+	needRoot(t)
+	dd := dataDir(t)
+	real, sub, link := filepath.Join(dd, "real"), filepath.Join(dd, "real/sub"), filepath.Join(dd, "link")
+	if err := os.MkdirAll(sub, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(real, link); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mount("tmpfs", sub, "tmpfs", 0, "mode=0777"); err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Unmount(sub, syscall.MNT_DETACH)
+	os.Chmod(real, 0o777)
+	for _, dir := range []string{link, link + "/sub"} {
+		out, err := runSandbox(t, context.Background(), Options{
+			Args:     []string{"/bin/sh", "-c", "touch " + dir + "/x 2>&1 && echo WROTE"},
+			ReadOnly: []string{link}, RunAs: "nobody", Masks: []string{"/home"},
+		})
+		if strings.Contains(out, "WROTE") || err == nil {
+			t.Errorf("writing %s: err %v, output %q; want a read-only file system", dir, err, out)
+		}
+		if !strings.Contains(out, "Read-only file system") {
+			t.Errorf("writing %s: output %q, want 'Read-only file system'", dir, out)
+		}
+	}
+}

@@ -1,0 +1,81 @@
+package deploy
+
+// What the lifecycle side (server/schedule, the start-up component in
+// server/serve) needs from the deploy service: scheduled renders, the
+// content access check of the API, and waiting for MinProcesses at start.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"sync"
+
+	"github.com/dais-dev/dais/server/store"
+)
+
+// ContentAccess loads the content named by the request's {guid} (or {id})
+// and checks the authenticated user may see it (edit false) or change it
+// (edit true: owner, collaborator, administrator). Its errors carry an
+// HTTP status: answer them with WriteError.
+func (s *Service) ContentAccess(r *http.Request, edit bool) (*store.Content, *store.User, error) {
+	want := accessViewer
+	if edit {
+		want = accessEditor
+	}
+	return s.contentFor(r, want)
+}
+
+// WriteError answers err as the deployment API does: its status when it
+// has one, else 500 with the details in the log.
+func (s *Service) WriteError(w http.ResponseWriter, r *http.Request, err error) {
+	s.writeErr(w, r, err)
+}
+
+// StartRender renders the active bundle of a document again, as a render
+// task started by the server itself (a schedule), and returns the task id.
+func (s *Service) StartRender(ctx context.Context, contentID int64) (string, error) {
+	c, err := s.st.Content(ctx, contentID)
+	if err != nil {
+		return "", fmt.Errorf("read content %d: %w", contentID, err)
+	}
+	t, err := s.startRender(ctx, c, &store.User{})
+	if err != nil {
+		return "", err
+	}
+	return t.ID, nil
+}
+
+// WaitMinProcesses waits until every app or API with MinProcesses > 0
+// (its own, else [Scheduler] MinProcesses) has that many processes ready,
+// within ctx. Called at start, before the server reports ready.
+func (s *Service) WaitMinProcesses(ctx context.Context) error {
+	all, _, err := s.st.ListContent(ctx, store.ContentFilter{})
+	if err != nil {
+		return fmt.Errorf("list content: %w", err)
+	}
+	def := s.o.Config().Scheduler.MinProcesses
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		errs []error
+	)
+	for _, c := range all {
+		if deref(c.MinProcesses, def) <= 0 {
+			continue
+		}
+		pool := s.proxy.Pool(c.GUID)
+		if pool == nil {
+			continue
+		}
+		wg.Go(func() {
+			if err := pool.WaitReady(ctx); err != nil {
+				mu.Lock()
+				errs = append(errs, fmt.Errorf("content %s (%s): %w", c.Name, c.GUID, err))
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}

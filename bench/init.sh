@@ -47,7 +47,7 @@ declare -A reap p50 p99 rss wall
 
 for n in "${names[@]}"; do
 	echo "bench/init.sh: $n: reaping $ORPHANS orphans" >&2
-	r=$(timeout 600 unshare --pid --fork --mount-proc ${reap_cmd[$n]} "$CHILD" orphans "$ORPHANS" wait)
+	r=$(timeout 900 unshare --pid --fork --mount-proc ${reap_cmd[$n]} "$CHILD" orphans "$ORPHANS" wait)
 	reap[$n]=$(awk '/^gone/ {print $2}' <<<"$r")
 	echo "bench/init.sh: $n: signal latency over $SIGNALS signals" >&2
 	r=$(timeout 300 "$CHILD" latency "$SIGNALS" ${sig_cmd[$n]} "$CHILD" sigecho)

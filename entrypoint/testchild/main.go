@@ -162,26 +162,39 @@ func orphans(n int, how string) {
 	}
 	sp := exec.Command(os.Args[0], "spawn", strconv.Itoa(n))
 	sp.Stdin = r
-	sp.Stdout = os.Stderr
 	sp.Stderr = os.Stderr
-	if err := sp.Run(); err != nil {
+	out, err := sp.Output() // the orphans' pids, one a line
+	if err != nil {
 		fail(fmt.Errorf("spawner: %w", err))
 	}
 	r.Close()
-	if c := others(); c < n {
-		fail(fmt.Errorf("only %d of %d orphans alive", c, n))
+	var left []int
+	for _, f := range strings.Fields(string(out)) {
+		left = append(left, atoi(f))
+	}
+	if len(left) != n {
+		fail(fmt.Errorf("spawner started %d of %d orphans", len(left), n))
 	}
 	t0 := time.Now()
 	w.Close()
 	switch how {
 	case "wait":
-		for others() > 0 {
-			if time.Since(t0) > 60*time.Second {
-				fail(fmt.Errorf("%d processes still there after 60 s", others()))
+		// kill(pid, 0) succeeds until the pid is reaped (zombies included),
+		// and costs far less than reading /proc with thousands of entries.
+		for len(left) > 0 {
+			next := left[:0]
+			for _, pid := range left {
+				if syscall.Kill(pid, 0) == nil {
+					next = append(next, pid)
+				}
 			}
-			// Reading /proc with thousands of entries costs; poll gently
-			// so the poller does not starve the init it measures.
-			time.Sleep(5 * time.Millisecond)
+			left = next
+			if time.Since(t0) > 10*time.Minute {
+				fail(fmt.Errorf("%d orphans still there after 10 min", len(left)))
+			}
+			if len(left) > 0 {
+				time.Sleep(time.Millisecond)
+			}
 		}
 		fmt.Printf("gone %.6f\n", time.Since(t0).Seconds())
 	case "sleep1":
@@ -212,10 +225,11 @@ func spawn(n int) {
 		fail(err)
 	}
 	for i := 0; i < n; i++ {
-		_, err := syscall.ForkExec(cat, []string{"cat"}, &syscall.ProcAttr{Files: []uintptr{0, devnull.Fd(), devnull.Fd()}})
+		pid, err := syscall.ForkExec(cat, []string{"cat"}, &syscall.ProcAttr{Files: []uintptr{0, devnull.Fd(), devnull.Fd()}})
 		if err != nil {
 			fail(fmt.Errorf("orphan %d: %w", i, err))
 		}
+		fmt.Println(pid)
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 
 	"github.com/dais-dev/dais/server/config"
 	"github.com/dais-dev/dais/server/deploy"
+	"github.com/dais-dev/dais/server/license"
 	"github.com/dais-dev/dais/server/store"
 	"github.com/dais-dev/dais/server/web"
 )
@@ -69,11 +70,19 @@ func components(d Deps) ([]Component, error) {
 	if err != nil {
 		return nil, err
 	}
+	lic, err := license.ForConfig(d.Config.Licensing, d.Node, d.Logger.With(logKeyComponent, "license"))
+	if err != nil {
+		return nil, configErr("%w", err)
+	}
 	cs := []Component{
-		// The license lease: here, first.
 		newSessionJanitor(d.Store, d.Logger),
 		dep, // the deployment API, deploy tasks, content processes and /content/
 		// the render queue, the scheduler: append here.
+	}
+	if lic != nil { // Licensing.LicenseType = remote
+		// The license lease first; the gate answers 402 while none is held.
+		d.Web.SetGate(lic.Licensed)
+		cs = append([]Component{lic}, cs...)
 	}
 	return cs, nil
 }

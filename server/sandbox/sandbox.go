@@ -353,6 +353,10 @@ func mountList(o Options) ([]specs.Mount, error) {
 			return nil, err
 		}
 	}
+	// Parents before children, so that a bind inside another one (a
+	// read-only library inside a writable directory) lands on top of it.
+	first := slices.IndexFunc(ms, func(m specs.Mount) bool { return m.Destination == "/tmp" && m.Type == "tmpfs" }) + 1
+	slices.SortStableFunc(ms[first:], func(a, b specs.Mount) int { return len(a.Destination) - len(b.Destination) })
 	return ms, nil
 }
 

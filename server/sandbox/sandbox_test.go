@@ -558,3 +558,28 @@ func TestReadOnlyThroughSymlink(t *testing.T) {
 		}
 	}
 }
+
+// A read-only directory inside the writable work directory stays read-only.
+func TestNestedBinds(t *testing.T) {
+	needRoot(t)
+	dd := dataDir(t)
+	work, lib := filepath.Join(dd, "work"), filepath.Join(dd, "work/lib")
+	if err := os.MkdirAll(lib, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(work, 0o777)
+	os.Chmod(lib, 0o777)
+	out, err := runSandbox(t, context.Background(), Options{
+		Args:    []string{"/bin/sh", "-c", "touch " + work + "/ok && touch " + lib + "/x 2>&1; echo done"},
+		WorkDir: work, ReadOnly: []string{lib}, RunAs: "nobody", Masks: []string{dd},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out, "Read-only file system") {
+		t.Errorf("output %q: want the write to %s refused", out, lib)
+	}
+	if _, err := os.Stat(filepath.Join(work, "ok")); err != nil {
+		t.Errorf("work dir write: %v", err)
+	}
+}

@@ -63,7 +63,7 @@ ARG QUARTO_VERSION=""
 COPY docker/quarto/ /tmp/quarto/
 RUN set -eu; \
     if [ -n "$QUARTO_VERSION" ]; then \
-        tarball=$(ls /tmp/quarto/quarto-"$QUARTO_VERSION"*.tar.gz 2>/dev/null | head -1); \
+        tarball=$(ls /tmp/quarto/quarto-"$QUARTO_VERSION"-linux-*.tar.gz 2>/dev/null | head -1); \
         if [ -z "$tarball" ]; then \
             echo "ERROR: QUARTO_VERSION=$QUARTO_VERSION was given but docker/quarto/quarto-$QUARTO_VERSION-linux-amd64.tar.gz is not in the build context: download it where you have network and put it there, or build without QUARTO_VERSION" >&2; \
             exit 1; \

@@ -29,7 +29,7 @@ type ClientOptions struct {
 	// HTTP makes the requests; default a client with a 5 s timeout.
 	HTTP *http.Client
 	// RetryMin and RetryMax bound the exponential backoff after a failed
-	// request (default 500 ms and 10 s).
+	// request (default 500 ms and 5 s).
 	RetryMin, RetryMax time.Duration
 	// FullPoll is how often to ask again while all seats are taken
 	// (default 2 s): a seat released by a graceful stop is taken up within it.
@@ -111,7 +111,7 @@ func NewClient(o ClientOptions) (*Client, error) {
 		}
 	}
 	def(&o.RetryMin, 500*time.Millisecond)
-	def(&o.RetryMax, 10*time.Second)
+	def(&o.RetryMax, 5*time.Second)
 	def(&o.FullPoll, 2*time.Second)
 	def(&o.StartWait, 5*time.Second)
 	def(&o.ReleaseTimeout, 10*time.Second)

@@ -62,20 +62,25 @@ type contentFlags struct {
 	noUserNS, noPIDNS, noConf bool
 }
 
-func (c *contentFlags) register(fs *flag.FlagSet) {
+// registerCommon registers the flags spec and selftest share.
+func (c *contentFlags) registerCommon(fs *flag.FlagSet) {
 	fs.StringVar(&c.configPath, "config", config.DefaultPath, "the gcfg `file` that gives the masks (Server.DataDir, SQLite.Dir) and Applications.RunAs")
 	fs.BoolVar(&c.noConf, "no-config", false, "do not read a config file: built-in defaults")
+	fs.StringVar(&c.runAs, "run-as", "", "`user` content runs as (default Applications.RunAs)")
+	fs.Var(&c.masks, "mask", "another `path` to hide (repeatable)")
+	fs.BoolVar(&c.noUserNS, "no-userns", false, "leave out the user namespace")
+	fs.BoolVar(&c.noPIDNS, "no-pidns", false, "leave out the PID namespace")
+}
+
+func (c *contentFlags) register(fs *flag.FlagSet) {
+	c.registerCommon(fs)
 	fs.StringVar(&c.code, "code", "", "the content's code `dir` (read-only)")
 	fs.StringVar(&c.work, "work", "", "the content's working `dir` (writable, HOME)")
 	fs.StringVar(&c.dir, "cwd", "", "working `dir` inside (default --work)")
-	fs.StringVar(&c.runAs, "run-as", "", "`user` content runs as (default Applications.RunAs)")
 	fs.Var(&c.ro, "ro", "another read-only `dir`, e.g. /opt/R/4.2.2 (repeatable)")
 	fs.Var(&c.rw, "rw", "another writable `dir` (repeatable)")
 	fs.Var(&c.env, "env", "`KEY=VALUE` for the content (repeatable)")
 	fs.Var(&c.path, "path", "a `dir` put first in PATH (repeatable)")
-	fs.Var(&c.masks, "mask", "another `path` to hide (repeatable)")
-	fs.BoolVar(&c.noUserNS, "no-userns", false, "leave out the user namespace")
-	fs.BoolVar(&c.noPIDNS, "no-pidns", false, "leave out the PID namespace")
 }
 
 func (c *contentFlags) options(args []string) (Options, *config.Loaded, error) {
@@ -155,7 +160,7 @@ func cliSelfTest(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		fs.PrintDefaults()
 	}
 	var c contentFlags
-	c.register(fs)
+	c.registerCommon(fs)
 	dataDir := fs.String("data-dir", "", "where test content is made (default Server.DataDir)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {

@@ -1,0 +1,104 @@
+// Package schedule runs documents' renders on a schedule: a cron
+// expression (github.com/robfig/cron/v3, five fields or a descriptor such
+// as @daily) or a plain interval in seconds, evaluated in a time zone.
+//
+// Schedules live in the store with their next run time. The Scheduler, a
+// serve.Component, looks for due schedules when it starts and then every
+// Options.Poll; it claims each due run with the store's compare-and-swap
+// (Store.ClaimSchedule), so that of several servers sharing one
+// PostgreSQL exactly one runs it. The claim moves the next run time to the
+// first slot after now, not after the missed one: a schedule whose runs
+// were missed while every server was down runs once at start, not once per
+// missed slot.
+//
+// API (registered by Register):
+//
+//	GET    /__api__/v1/content/{guid}/schedule  the schedule, 404 when none
+//	PUT    /__api__/v1/content/{guid}/schedule  set it: {"cron" | "interval_seconds", "timezone", "enabled"}
+//	DELETE /__api__/v1/content/{guid}/schedule  remove it
+package schedule
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/robfig/cron/v3"
+
+	"github.com/dais-dev/dais/server/store"
+)
+
+// MinInterval is the shortest interval (and the shortest gap a cron
+// expression may ask for is one minute anyway): renders are heavy.
+const MinInterval = 60 * time.Second
+
+// parser reads standard five-field cron expressions and the descriptors
+// (@hourly, @daily, @weekly, @monthly, @yearly, @every <duration>).
+var parser = cron.NewParser(cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
+
+// Location is the schedule's time zone: tz, an IANA name, or UTC when empty.
+func Location(tz string) (*time.Location, error) {
+	if tz == "" {
+		return time.UTC, nil
+	}
+	loc, err := time.LoadLocation(tz)
+	if err != nil {
+		return nil, fmt.Errorf("time zone %q: %w (use an IANA name such as Europe/Berlin or America/New_York)", tz, err)
+	}
+	return loc, nil
+}
+
+// Validate checks that s names exactly one of Cron and IntervalSeconds,
+// that the expression parses, and that the time zone exists.
+func Validate(s *store.Schedule) error {
+	_, err := next(s, time.Now())
+	return err
+}
+
+// Next is the first run time of s strictly after after.
+func Next(s *store.Schedule, after time.Time) (time.Time, error) {
+	return next(s, after)
+}
+
+func next(s *store.Schedule, after time.Time) (time.Time, error) {
+	hasCron := strings.TrimSpace(s.Cron) != ""
+	switch {
+	case hasCron && s.IntervalSeconds != 0:
+		return time.Time{}, errors.New("a schedule has either a cron expression or an interval, not both")
+	case !hasCron && s.IntervalSeconds == 0:
+		return time.Time{}, errors.New(`a schedule needs a cron expression ("cron": "0 6 * * *") or an interval ("interval_seconds": 3600)`)
+	case s.IntervalSeconds < 0:
+		return time.Time{}, fmt.Errorf("interval_seconds %d must be positive", s.IntervalSeconds)
+	case s.IntervalSeconds > 0 && time.Duration(s.IntervalSeconds)*time.Second < MinInterval:
+		return time.Time{}, fmt.Errorf("interval_seconds %d is below the minimum of %d", s.IntervalSeconds, int(MinInterval/time.Second))
+	}
+	loc, err := Location(s.Timezone)
+	if err != nil {
+		return time.Time{}, err
+	}
+	if !hasCron {
+		return after.Add(time.Duration(s.IntervalSeconds) * time.Second).Truncate(time.Second), nil
+	}
+	expr := strings.TrimSpace(s.Cron)
+	if strings.HasPrefix(expr, "CRON_TZ=") || strings.HasPrefix(expr, "TZ=") {
+		return time.Time{}, errors.New(`give the time zone in "timezone", not inside the cron expression`)
+	}
+	sched, err := parser.Parse(expr)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("cron expression %q: %w (five fields: minute hour day-of-month month day-of-week, or @hourly, @daily, @every 2h)", expr, err)
+	}
+	switch sc := sched.(type) {
+	case *cron.SpecSchedule:
+		sc.Location = loc
+	case cron.ConstantDelaySchedule:
+		if sc.Delay < MinInterval {
+			return time.Time{}, fmt.Errorf("cron expression %q runs more often than every %s", expr, MinInterval)
+		}
+	}
+	t := sched.Next(after.In(loc))
+	if t.IsZero() {
+		return time.Time{}, fmt.Errorf("cron expression %q never runs", expr)
+	}
+	return t.UTC(), nil
+}

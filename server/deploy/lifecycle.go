@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net/http"
 	"sync"
+	"time"
 
 	"github.com/dais-dev/dais/server/store"
 )
@@ -79,3 +80,33 @@ func (s *Service) WaitMinProcesses(ctx context.Context) error {
 	wg.Wait()
 	return errors.Join(errs...)
 }
+
+// MinProcesses is the start-up step that waits for the apps with
+// MinProcesses > 0 to have their processes ready before the server reports
+// ready (a serve.Component placed after the Service). An app that does not
+// get ready within [Scheduler] InitTimeout (+10s) is logged, not fatal:
+// one broken content must not keep the server down.
+func (s *Service) MinProcesses() *MinProcessesStep { return &MinProcessesStep{s: s} }
+
+// MinProcessesStep: see Service.MinProcesses.
+type MinProcessesStep struct{ s *Service }
+
+// Name is the component's name.
+func (m *MinProcessesStep) Name() string { return "min-processes" }
+
+// Start waits, bounded.
+func (m *MinProcessesStep) Start(ctx context.Context) error {
+	bound := m.s.o.Config().Scheduler.InitTimeout.Std() + 10*time.Second
+	wctx, cancel := context.WithTimeout(ctx, bound)
+	defer cancel()
+	begin := time.Now()
+	if err := m.s.WaitMinProcesses(wctx); err != nil {
+		m.s.log.Error("apps with MinProcesses did not get ready at start; they keep retrying", logKeyErr, err)
+		return nil
+	}
+	m.s.log.Debug("apps with MinProcesses ready", "elapsed", time.Since(begin).Round(time.Millisecond).String())
+	return nil
+}
+
+// Stop does nothing: the Service stops the processes.
+func (m *MinProcessesStep) Stop(context.Context) error { return nil }

@@ -9,6 +9,7 @@ import (
 	"github.com/dais-dev/dais/server/config"
 	"github.com/dais-dev/dais/server/deploy"
 	"github.com/dais-dev/dais/server/license"
+	"github.com/dais-dev/dais/server/schedule"
 	"github.com/dais-dev/dais/server/store"
 	"github.com/dais-dev/dais/server/web"
 )
@@ -74,10 +75,18 @@ func components(d Deps) ([]Component, error) {
 	if err != nil {
 		return nil, configErr("%w", err)
 	}
+	sch, err := schedule.New(schedule.Options{
+		Store: d.Store, Node: d.Node, Logger: d.Logger.With(logKeyComponent, "scheduler"), Render: dep.StartRender,
+	})
+	if err != nil {
+		return nil, err
+	}
+	sch.Register(d.Web, schedule.Access{Content: dep.ContentAccess, WriteErr: dep.WriteError})
 	cs := []Component{
 		newSessionJanitor(d.Store, d.Logger),
-		dep, // the deployment API, deploy tasks, content processes and /content/
-		// the render queue, the scheduler: append here.
+		dep,                // the deployment API, deploy tasks, content processes and /content/
+		dep.MinProcesses(), // apps with MinProcesses > 0 ready before the server reports ready
+		sch,                // scheduled renders: missed ones run once at start; stops first
 	}
 	if lic != nil { // Licensing.LicenseType = remote
 		// The license lease first; the gate answers 402 while none is held.

@@ -219,13 +219,22 @@ func TestDeployV1(t *testing.T) {
 				if len(jobs) == 0 || jobs[0].Status != 0 {
 					t.Errorf("jobs = %+v, want a running process", jobs)
 				}
+				if tt.example == "fastapi" {
+					// The app processes (the Flask and FastAPI launchers) run as
+					// rstudio-connect (uid 999), not root.
+					r := c.Exec("sh", "-c", `for p in /proc/[0-9]*; do a0=$(tr '\0' '\n' <$p/cmdline 2>/dev/null | head -n 1); case "$a0" in */python*) tr '\0' ' ' <$p/cmdline | grep -qE 'python-(api|fastapi)' && awk '/^Uid:/ {print $2}' $p/status;; esac; done`)
+					uids := strings.Fields(r.Stdout)
+					if len(uids) < 2 {
+						t.Errorf("found %d app processes, want the Flask and FastAPI ones: %q %s", len(uids), r.Stdout, r.Stderr)
+					}
+					for _, u := range uids {
+						if u != "999" {
+							t.Errorf("an app process runs as uid %s, want 999 (rstudio-connect)", u)
+						}
+					}
+				}
 			}
 		})
-	}
-
-	// The app processes run as rstudio-connect, not root.
-	if r := c.Exec("sh", "-c", "ps -eo user:20,args | grep -v grep | grep -E 'python|R --no' || true"); strings.Contains(r.Stdout, "\nroot ") {
-		t.Errorf("content processes run as root:\n%s", r.Stdout)
 	}
 
 	bad := []struct {

@@ -1,0 +1,13 @@
+//go:build !linux
+
+package main
+
+import (
+	"errors"
+
+	"github.com/moby/sys/mountinfo"
+)
+
+func mountOf(h *host, path string) (*mountinfo.Info, error) {
+	return nil, errors.New("mount tables are read on Linux only")
+}

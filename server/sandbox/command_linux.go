@@ -1,6 +1,7 @@
 package sandbox
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -27,7 +28,7 @@ const (
 
 // Cmd is a sandboxed content process: an exec.Cmd running
 // `dais sandbox-exec`. Set Stdin, Stdout and Stderr on it, then call Start
-// and Wait (or Run) of Cmd, not of the embedded exec.Cmd: Cmd.Start starts
+// and Wait (or Run, Output, CombinedOutput) of Cmd, not of the embedded exec.Cmd: Cmd.Start starts
 // the process from a thread that lives as long as the server, so that the
 // parent-death signal fires only when the server dies (golang/go#27505), and
 // Cmd.Wait reports a sandbox that could not be built as a *SetupError.
@@ -172,6 +173,29 @@ func (c *Cmd) Wait() error {
 		return &SetupError{Step: step, Err: msg}
 	}
 	return err
+}
+
+// Output runs the sandbox and returns its standard output (Stdout must be unset).
+func (c *Cmd) Output() ([]byte, error) {
+	if c.Stdout != nil {
+		return nil, errors.New("sandbox: Stdout already set")
+	}
+	var b bytes.Buffer
+	c.Stdout = &b
+	err := c.Run()
+	return b.Bytes(), err
+}
+
+// CombinedOutput runs the sandbox and returns its standard output and
+// error together (Stdout and Stderr must be unset).
+func (c *Cmd) CombinedOutput() ([]byte, error) {
+	if c.Stdout != nil || c.Stderr != nil {
+		return nil, errors.New("sandbox: Stdout or Stderr already set")
+	}
+	var b bytes.Buffer
+	c.Stdout, c.Stderr = &b, &b
+	err := c.Run()
+	return b.Bytes(), err
 }
 
 // Run starts the sandbox and waits for it.

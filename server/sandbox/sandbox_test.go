@@ -583,3 +583,31 @@ func TestNestedBinds(t *testing.T) {
 		t.Errorf("work dir write: %v", err)
 	}
 }
+
+func TestOutput(t *testing.T) {
+	needRoot(t)
+	dd := dataDir(t)
+	s, err := Spec(Options{Args: []string{"/bin/sh", "-c", "echo out; echo err >&2"}, Masks: []string{dd}, RunAs: "nobody"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name string
+		run  func(*Cmd) ([]byte, error)
+		want string
+	}{
+		{"Output", (*Cmd).Output, "out\n"},
+		{"CombinedOutput", (*Cmd).CombinedOutput, "out\nerr\n"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			cmd, err := Command(context.Background(), os.Args[0], s)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out, err := tt.run(cmd)
+			if err != nil || string(out) != tt.want {
+				t.Errorf("got %q, %v; want %q", out, err, tt.want)
+			}
+		})
+	}
+}

@@ -383,6 +383,14 @@ func TestLegacyDeployStatic(t *testing.T) {
 	if a := f.do(t, "GET", "/content/"+app.GUID+"/", "pub2", nil); a.status != http.StatusForbidden {
 		t.Errorf("other user GET acl content = %d, want 403", a.status)
 	}
+	// logged_in: any user, not anonymous.
+	f.must(t, "PATCH", "/__api__/v1/content/"+app.GUID, "pub1", `{"access_type":"logged_in"}`, nil)
+	if a := f.do(t, "GET", "/content/"+app.GUID+"/", "viewer1", nil); a.status != 200 || !bytes.Equal(a.body, index) {
+		t.Errorf("logged-in viewer GET logged_in content = %d", a.status)
+	}
+	if a := f.do(t, "GET", "/content/"+app.GUID+"/", "", nil); a.status != http.StatusFound {
+		t.Errorf("anonymous GET logged_in content = %d, want 302", a.status)
+	}
 	f.must(t, "PATCH", "/__api__/v1/content/"+app.GUID, "pub1", `{"access_type":"all"}`, nil)
 	if a := f.do(t, "GET", "/content/"+app.GUID+"/", "", nil); a.status != 200 || !bytes.Equal(a.body, index) {
 		t.Errorf("anonymous GET public content = %d %q", a.status, a.body)
@@ -672,7 +680,38 @@ func TestFlaskV1DeployAndRedeploy(t *testing.T) {
 	m["files"].(map[string]any)["app.py"] = map[string]any{}
 	man, _ = json.Marshal(m)
 	os.WriteFile(filepath.Join(dir, "manifest.json"), man, 0o644)
+	// Requests keep being answered while the redeploy switches processes.
+	stop := make(chan struct{})
+	done := make(chan []string)
+	go func() {
+		var bad []string
+		cl := &http.Client{Timeout: 10 * time.Second}
+		for {
+			select {
+			case <-stop:
+				done <- bad
+				return
+			default:
+			}
+			resp, err := cl.Get(f.ts.URL + "/content/" + guid + "/hello")
+			if err != nil {
+				bad = append(bad, err.Error())
+				continue
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 200 {
+				bad = append(bad, resp.Status)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}()
 	_, tj, lines = f.deployV1(t, "pub1", "flask", tarGz(t, dir))
+	time.Sleep(500 * time.Millisecond) // and a little after the switch
+	close(stop)
+	if bad := <-done; len(bad) > 0 {
+		t.Errorf("%d requests failed during the redeploy, first: %s", len(bad), bad[0])
+	}
 	if tj.Code != 0 {
 		t.Fatalf("redeploy failed: %s\n%s", tj.Error, strings.Join(lines, "\n"))
 	}

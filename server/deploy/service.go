@@ -38,6 +38,7 @@ import (
 	"github.com/dais-dev/dais/server/config"
 	"github.com/dais-dev/dais/server/content/runtime"
 	"github.com/dais-dev/dais/server/process"
+	"github.com/dais-dev/dais/server/render"
 	"github.com/dais-dev/dais/server/store"
 	"github.com/dais-dev/dais/server/web"
 )
@@ -101,6 +102,8 @@ type Service struct {
 	files   map[string]*fileSite // guid -> static or rendered files
 	locks   map[int64]*sync.Mutex
 	stopped bool
+
+	renders *render.Queue // bounds the renders running at once
 }
 
 // New builds the service and, when o.Web is set, registers its routes.
@@ -131,6 +134,10 @@ func New(o Options) (*Service, error) {
 		}
 		o.MaxBundleFiles = n
 	}
+	renders, err := render.FromEnv()
+	if err != nil {
+		return nil, fmt.Errorf("deploy: %w", err)
+	}
 	cfg := o.Config()
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Service{
@@ -138,8 +145,9 @@ func New(o Options) (*Service, error) {
 		proxy:  process.NewProxy(o.Logger, cfg.Server.Address),
 		finder: runtime.NewFinder(cfg),
 		ctx:    ctx, cancel: cancel,
-		files: map[string]*fileSite{},
-		locks: map[int64]*sync.Mutex{},
+		files:   map[string]*fileSite{},
+		locks:   map[int64]*sync.Mutex{},
+		renders: renders,
 	}
 	if o.Web != nil {
 		s.Register(o.Web)
@@ -153,12 +161,16 @@ func (s *Service) Name() string { return "deploy" }
 // Start fails the deploys a previous run left unfinished on this node and
 // brings back every deployed content.
 func (s *Service) Start(ctx context.Context) error {
-	if n, err := s.st.FailUnfinishedTasks(ctx, s.o.Node, store.TaskDeploy, "the server stopped during the deploy; deploy again", time.Now()); err != nil {
+	node := s.o.Node
+	if s.st.Dialect() == "sqlite" {
+		node = "" // one server; its hostname may change between runs (a new container)
+	}
+	if n, err := s.st.FailUnfinishedTasks(ctx, node, store.TaskDeploy, "the server stopped during the deploy; deploy again", time.Now()); err != nil {
 		return fmt.Errorf("fail unfinished deploys: %w", err)
 	} else if n > 0 {
 		s.log.Warn("deploys left unfinished by the last run marked failed", "count", n)
 	}
-	if _, err := s.st.FailRunningRenders(ctx, s.o.Node, "the server stopped during the render", time.Now()); err != nil {
+	if _, err := s.st.FailRunningRenders(ctx, node, "the server stopped during the render", time.Now()); err != nil {
 		return fmt.Errorf("fail unfinished renders: %w", err)
 	}
 	all, _, err := s.st.ListContent(ctx, store.ContentFilter{})

@@ -17,6 +17,7 @@ import (
 	"github.com/dais-dev/dais/server/content/bundle"
 	"github.com/dais-dev/dais/server/content/env"
 	"github.com/dais-dev/dais/server/content/manifest"
+	"github.com/dais-dev/dais/server/render"
 	"github.com/dais-dev/dais/server/store"
 )
 
@@ -389,6 +390,14 @@ func (s *Service) render(ctx context.Context, c *store.Content, bundleID int64, 
 	if err != nil {
 		return fail(err)
 	}
+	release, ok := s.renders.TryAcquire()
+	if !ok {
+		tl.Printf("Waiting for a render slot (%d renders run at once; %s raises it)", s.renders.Limit(), render.EnvConcurrency)
+		if release, err = s.renders.Acquire(ctx); err != nil {
+			return fail(err)
+		}
+	}
+	defer release()
 	tl.Printf("Rendering %s", p.m.Metadata.AppMode)
 	runner, err := s.runner(ctx, c, p, []string{out}, nil)
 	if err != nil {

@@ -58,6 +58,9 @@ func Backup(ctx context.Context, o BackupOptions) (*Manifest, error) {
 	if err != nil {
 		return nil, err
 	}
+	if abs, err := filepath.Abs(o.Out); err == nil {
+		o.Out = abs
+	}
 	if _, err := os.Lstat(o.Out); err == nil {
 		return nil, fmt.Errorf("backup file %s exists: choose a new name for --out, or delete it", o.Out)
 	}
@@ -97,7 +100,8 @@ func Backup(ctx context.Context, o BackupOptions) (*Manifest, error) {
 	}
 
 	// 2. The files of DataDir.
-	files, total, err := listData(cfg)
+	part := o.Out + ".part"
+	files, total, err := listData(cfg, o.Out, part, tmpDir)
 	if err != nil {
 		return nil, err
 	}
@@ -107,7 +111,6 @@ func Backup(ctx context.Context, o BackupOptions) (*Manifest, error) {
 	}
 	total += dbInfo.Size()
 
-	part := o.Out + ".part"
 	f, err := os.OpenFile(part, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("create %s: %w", part, err)
@@ -181,8 +184,8 @@ type dataFile struct{ rel, path string }
 
 // listData lists DataDir's entries to back up, sorted, and their total size.
 // The SQLite directory (the snapshot stands for it), lock files and
-// sockets are left out.
-func listData(cfg *config.Config) ([]dataFile, int64, error) {
+// sockets are left out, and so are the paths in skip (the backup being written).
+func listData(cfg *config.Config, skip ...string) ([]dataFile, int64, error) {
 	root := filepath.Clean(cfg.Server.DataDir)
 	sqliteDir := filepath.Clean(cfg.SQLiteDir())
 	var out []dataFile
@@ -196,6 +199,14 @@ func listData(cfg *config.Config) ([]dataFile, int64, error) {
 		}
 		if p == root {
 			return nil
+		}
+		for _, s := range skip {
+			if abs, err := filepath.Abs(p); err == nil && abs == s || p == s {
+				if d.IsDir() {
+					return filepath.SkipDir
+				}
+				return nil
+			}
 		}
 		if d.IsDir() && p == sqliteDir {
 			return filepath.SkipDir

@@ -258,3 +258,53 @@ func TestLicenseServerOutage(t *testing.T) {
 		t.Logf("a's log:\n%s", tail(logs, 40))
 	}
 }
+
+// TestComposeLicenseProfile brings up the compose file's license profile:
+// the license server becomes healthy (its own health check), the dais
+// beside it holds a lease (healthy: /__ping__ 200), and `compose stop`
+// releases the lease.
+func TestComposeLicenseProfile(t *testing.T) {
+	img := Image(t)
+	cli := Docker(t)
+	project := ProjectName(t)
+	port := freePort(t)
+	env := []string{"DAIS_IMAGE=" + img, "DAIS_BIND=127.0.0.1", "DAIS_PORT=" + freePort(t),
+		"DAIS_LICENSED_PORT=" + port, "DAIS_LICENSE_TTL=20s", "DAIS_LICENSE_SEATS=1"}
+	ComposeDown(t, project, env, "license")
+	start := time.Now()
+	if out, err := Compose(t, project, env, "--profile", "license", "up", "-d", "--no-build", "license-server", "dais-licensed"); err != nil {
+		t.Fatalf("compose up: %v\n%s", err, out)
+	}
+	waitComposeHealthy(t, cli, project, []string{"license-server", "dais-licensed"}, 3*time.Minute)
+	t.Logf("license profile healthy %s after up", time.Since(start).Round(time.Millisecond))
+
+	resp, err := (&http.Client{Timeout: 10 * time.Second}).Get("http://127.0.0.1:" + port + "/__api__/server_settings")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var settings struct {
+		License struct {
+			Type   string `json:"type"`
+			OK     bool   `json:"ok"`
+			Reason string `json:"reason"`
+		} `json:"license"`
+	}
+	err = json.NewDecoder(resp.Body).Decode(&settings)
+	resp.Body.Close()
+	if err != nil || settings.License.Type != "remote" || !settings.License.OK {
+		t.Errorf("server_settings license: %+v (%v)", settings.License, err)
+	}
+
+	if out, err := Compose(t, project, env, "--profile", "license", "stop", "-t", "60", "dais-licensed"); err != nil {
+		t.Fatalf("compose stop: %v\n%s", err, out)
+	}
+	logs, err := Compose(t, project, env, "--profile", "license", "logs", "--no-color", "license-server")
+	if err != nil {
+		t.Fatalf("compose logs: %v\n%s", err, logs)
+	}
+	for _, want := range []string{"license server ready", "license lease granted", "license lease released"} {
+		if !strings.Contains(logs, want) {
+			t.Errorf("license server log lacks %q:\n%s", want, logs)
+		}
+	}
+}

@@ -59,6 +59,11 @@ func OpenSQLite(ctx context.Context, path string, logger *slog.Logger) (SQLiteSt
 	if err != nil {
 		return nil, fmt.Errorf("open database %s: %w", path, err)
 	}
+	// database/sql keeps 2 idle connections by default: under concurrent
+	// requests SQLite connections were opened and closed per request
+	// (4,500 -> 918 req/s from 1 to 32 clients). WAL lets readers share.
+	db.SetMaxIdleConns(16)
+	db.SetConnMaxIdleTime(5 * time.Minute)
 	s := &sqliteDB{sqlDB: sqlDB{db: db, dialect: DialectSQLite}, path: path}
 	if err := db.PingContext(ctx); err != nil {
 		db.Close()

@@ -88,14 +88,18 @@ func Purge(ctx context.Context, o PurgeOptions) error {
 	// The SQLite directory last: its lock keeps a server from starting
 	// while the rest goes.
 	sqliteDir := filepath.Clean(cfg.SQLiteDir())
-	if err := removeTree(cfg.Server.DataDir, sqliteDir); err != nil {
+	keep := ""
+	if prov == ProviderSQLite {
+		keep = sqliteDir
+	}
+	if err := removeTree(cfg.Server.DataDir, keep); err != nil {
 		return err
 	}
-	if prov == ProviderSQLite || !within(sqliteDir, cfg.Server.DataDir) {
-		if prov == ProviderSQLite {
-			if err := removeTree(sqliteDir, ""); err != nil {
-				return err
-			}
+	// With PostgreSQL an SQLite directory outside DataDir is not dais's
+	// data (and one inside went with DataDir's content).
+	if prov == ProviderSQLite {
+		if err := removeTree(sqliteDir, ""); err != nil {
+			return err
 		}
 	}
 	removeIfEmpty(cfg.Server.DataDir)

@@ -18,7 +18,7 @@ import (
 const (
 	// startBound: docker start to /__ping__ 200 and to Docker's "healthy"
 	// (with the 250 ms health interval Run sets).
-	startBound = 30 * time.Second
+	startBound = 60 * time.Second
 	// idleStopBound: `docker stop` of an idle server to exit 0.
 	idleStopBound = 2 * time.Second
 )

@@ -11,8 +11,13 @@ if docker image inspect "$tag" >/dev/null 2>&1 && [ -z "${FORCE:-}" ]; then
 	exit 0
 fi
 if ! command -v debootstrap >/dev/null 2>&1; then
-	echo "debootstrap not found: apt-get install debootstrap" >&2
-	exit 1
+	if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+		echo "installing debootstrap"
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null
+	else
+		echo "debootstrap not found: apt-get install debootstrap (or build with BASE_IMAGE=debian:bookworm-slim where a registry is reachable)" >&2
+		exit 1
+	fi
 fi
 root=$(mktemp -d /var/tmp/dais-base.XXXXXX)
 trap 'rm -rf "$root"' EXIT

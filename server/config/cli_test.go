@@ -75,9 +75,9 @@ func TestCLI(t *testing.T) {
 			env: []string{"RSC_LICENSE_SERVER=lic:8999"}, code: 0,
 			stdout: []string{"configuration OK: testdata/admin.gcfg + env RSC_LICENSE_SERVER (0 warning(s))"}},
 		{name: "every problem listed", args: []string{"config", "check", "--config", "testdata/bad-values.gcfg"},
-			code: 1, errorLines: 17, stderr: []string{
+			code: 1, errorLines: 19, stderr: []string{
 				"error: testdata/bad-values.gcfg:11: Database.Provider = \"mysql\": must be one of sqlite, postgres",
-				"dais config: 17 problem(s) in the configuration",
+				"dais config: 19 problem(s) in the configuration",
 			}},
 		{name: "bad environment names the variable", args: []string{"config", "check", "--config", "testdata/admin.gcfg"},
 			env: []string{"CONNECT_SCHEDULER_MAXPROCESSES=lots", "RSC_LICENSE_SERVER=l:1"}, code: 1, errorLines: 1,

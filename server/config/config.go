@@ -17,6 +17,12 @@ const DefaultPath = "/etc/rstudio-connect/rstudio-connect.gcfg"
 // it inside a container, where it is on the container's writable layer.
 const DefaultDataDir = "/var/lib/rstudio-connect"
 
+// Default bundle limits, Applications.BundleMaxSize and BundleMaxFiles.
+const (
+	DefaultBundleMaxSize  int64 = 2 << 30
+	DefaultBundleMaxFiles       = 100_000
+)
+
 // Config is the whole configuration. Section and key names follow Posit
 // Connect; gcfg matches them case-insensitively.
 type Config struct {
@@ -110,6 +116,12 @@ type Runtime struct {
 type Applications struct {
 	// RunAs is the user content processes run as. Default "rstudio-connect".
 	RunAs string
+	// BundleMaxSize bounds the uncompressed size of an unpacked bundle, in
+	// bytes. Default 2 GiB. Reloadable: read at each deploy.
+	BundleMaxSize int64
+	// BundleMaxFiles bounds the entries (files, directories, links) of an
+	// unpacked bundle. Default 100000. Reloadable: read at each deploy.
+	BundleMaxFiles int
 }
 
 // Scheduler is the [Scheduler] section: process pool defaults per content.
@@ -152,7 +164,11 @@ func Defaults() *Config {
 		Python:         Runtime{Enabled: true},
 		R:              Runtime{Enabled: true},
 		Quarto:         Runtime{Enabled: true},
-		Applications:   Applications{RunAs: "rstudio-connect"},
+		Applications: Applications{
+			RunAs:          "rstudio-connect",
+			BundleMaxSize:  DefaultBundleMaxSize,
+			BundleMaxFiles: DefaultBundleMaxFiles,
+		},
 		Scheduler: Scheduler{
 			MaxProcesses: 3,
 			IdleTimeout:  Duration(120 * time.Second),

@@ -180,8 +180,8 @@ func TestEveryProblemListed(t *testing.T) {
 		file string
 		n    int
 	}{
-		{"testdata/bad-types.gcfg", 8},
-		{"testdata/bad-values.gcfg", 17},
+		{"testdata/bad-types.gcfg", 9},
+		{"testdata/bad-values.gcfg", 19},
 		{"testdata/syntax.gcfg", 7},
 	} {
 		_, err := Load(tc.file, nil)
@@ -226,6 +226,7 @@ func TestEnvRules(t *testing.T) {
 		{"empty list", []string{"CONNECT_QUARTO_EXECUTABLE="}, func(c *Config) any { return c.Quarto.Executable }, []string(nil)},
 		{"literal value", []string{`CONNECT_SERVER_PUBLICWARNING="a\n;b"`}, func(c *Config) any { return c.Server.PublicWarning }, `"a\n;b"`},
 		{"bool", []string{"CONNECT_R_ENABLED=no"}, func(c *Config) any { return c.R.Enabled }, false},
+		{"int64", []string{"CONNECT_APPLICATIONS_BUNDLEMAXSIZE=10737418240"}, func(c *Config) any { return c.Applications.BundleMaxSize }, int64(10 << 30)},
 		{"duration", []string{"CONNECT_SCHEDULER_IDLETIMEOUT=1h"}, func(c *Config) any { return c.Scheduler.IdleTimeout.Std() }, time.Hour},
 		{"named subsection", []string{"CONNECT_RPACKAGEREPOSITORY_My_Repo_URL=https://x.example"},
 			func(c *Config) any { return c.RPackageRepository["My_Repo"].URL }, "https://x.example"},
@@ -283,6 +284,7 @@ func TestDiff(t *testing.T) {
 	nw := Defaults()
 	nw.Server.PublicWarning = "x"
 	nw.Scheduler.MaxProcesses = 9
+	nw.Applications.BundleMaxFiles = 10
 	nw.Logging.ServiceLogLevel = "DEBUG"
 	nw.Server.StopTimeout = Duration(time.Minute * 2)
 	nw.HTTP.Listen = ":1"
@@ -290,7 +292,7 @@ func TestDiff(t *testing.T) {
 	nw.R.Executable = []string{"/opt/R/4/bin/R"}
 	nw.RPackageRepository = map[string]*RPackageRepository{"CRAN": {URL: "https://c"}}
 	r, rr := Diff(old, nw)
-	wantR := []string{"Server.PublicWarning", "Server.StopTimeout", "Scheduler.MaxProcesses", "Logging.ServiceLogLevel"}
+	wantR := []string{"Server.PublicWarning", "Server.StopTimeout", "Applications.BundleMaxFiles", "Scheduler.MaxProcesses", "Logging.ServiceLogLevel"}
 	wantRR := []string{"HTTP.Listen", "Database.Provider", "R.Executable", "RPackageRepository.CRAN.URL"}
 	if !reflect.DeepEqual(r, wantR) || !reflect.DeepEqual(rr, wantRR) {
 		t.Errorf("Diff = %q, %q; want %q, %q", r, rr, wantR, wantRR)

@@ -110,6 +110,11 @@ var Keys = []Key{
 		Doc: "Quarto installations: absolute paths, the key repeated for several (comma-separated in the environment variable). `/opt/quarto/*` is scanned too."},
 	{Section: "Applications", Name: "RunAs", Type: TypeString,
 		Doc: "Unix user that content processes run as."},
+	{Section: "Applications", Name: "BundleMaxSize", Type: TypeInt, Reloadable: true,
+		Doc: "Most bytes a bundle may hold unpacked (a plain integer: `2147483648` is 2 GiB). " +
+			"A larger bundle fails its deploy before filling the disk. Read at each deploy."},
+	{Section: "Applications", Name: "BundleMaxFiles", Type: TypeInt, Reloadable: true,
+		Doc: "Most entries (files, directories, links) a bundle may hold unpacked. Read at each deploy."},
 	{Section: "Scheduler", Name: "MinProcesses", Type: TypeInt, Reloadable: true,
 		Doc: "Processes kept running per app or API, even when idle. Applies to processes started after a reload."},
 	{Section: "Scheduler", Name: "MaxProcesses", Type: TypeInt, Reloadable: true,
@@ -171,6 +176,8 @@ func formatValue(v reflect.Value) string {
 		return strconv.FormatBool(x)
 	case int:
 		return strconv.Itoa(x)
+	case int64:
+		return strconv.FormatInt(x, 10)
 	case Duration:
 		return formatDuration(x.Std())
 	case []string:

@@ -249,6 +249,8 @@ func gcfgMessage(err error) string {
 		return "needs a value: write Key = value"
 	case strings.HasPrefix(msg, "failed to parse bool"):
 		return msg + ": write true or false (yes/no, on/off, 1/0)"
+	case strings.HasPrefix(msg, "failed to parse") && strings.Contains(msg, " as int"):
+		return msg + ": write a whole number, without a unit (0x for hexadecimal)"
 	}
 	return msg
 }

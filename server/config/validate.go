@@ -120,6 +120,12 @@ func validate(c *Config, origins map[string]string) (problems, warnings []string
 	if !userName.MatchString(c.Applications.RunAs) {
 		bad("Applications.RunAs", c.Applications.RunAs, "must be a Unix user name, like rstudio-connect")
 	}
+	if c.Applications.BundleMaxSize < 1 {
+		bad("Applications.BundleMaxSize", c.Applications.BundleMaxSize, "must be 1 or more bytes, like 2147483648 (2 GiB)")
+	}
+	if c.Applications.BundleMaxFiles < 1 {
+		bad("Applications.BundleMaxFiles", c.Applications.BundleMaxFiles, "must be 1 or more, like 100000")
+	}
 
 	s := &c.Scheduler
 	if s.MinProcesses < 0 {
@@ -186,6 +192,8 @@ func display(key string, v any) string {
 		return formatDuration(x.Std())
 	case int:
 		return strconv.Itoa(x)
+	case int64:
+		return strconv.FormatInt(x, 10)
 	default:
 		s = fmt.Sprint(v)
 	}

@@ -170,8 +170,14 @@ func (s *Service) Start(ctx context.Context) error {
 	} else if n > 0 {
 		s.log.Warn("deploys left unfinished by the last run marked failed", "count", n)
 	}
-	if _, err := s.st.FailRunningRenders(ctx, node, "the server stopped during the render", time.Now()); err != nil {
+	const renderStopped = "the server stopped during the render (it outlasted [Server] StopTimeout, or the server was killed); render again"
+	if _, err := s.st.FailRunningRenders(ctx, node, renderStopped, time.Now()); err != nil {
 		return fmt.Errorf("fail unfinished renders: %w", err)
+	}
+	if n, err := s.st.FailUnfinishedTasks(ctx, node, store.TaskRender, renderStopped, time.Now()); err != nil {
+		return fmt.Errorf("fail unfinished render tasks: %w", err)
+	} else if n > 0 {
+		s.log.Warn("renders left unfinished by the last run marked failed", "count", n)
 	}
 	all, _, err := s.st.ListContent(ctx, store.ContentFilter{})
 	if err != nil {

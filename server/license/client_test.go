@@ -142,8 +142,8 @@ func TestClientWaitsForSeat(t *testing.T) {
 	b.o.StartWait = 300 * time.Millisecond
 	t0 := time.Now()
 	start(t, b)
-	if took := time.Since(t0); took > time.Second {
-		t.Errorf("Start of b blocked %s: it must give up after StartWait", took)
+	if took := time.Since(t0); took > 1500*time.Millisecond {
+		t.Errorf("Start of b blocked %s: it must give up after StartWait (300 ms)", took)
 	}
 	ok, reason := b.Licensed()
 	if ok || !strings.Contains(reason, "all 1 license seats are taken (by a)") {
@@ -154,7 +154,7 @@ func TestClientWaitsForSeat(t *testing.T) {
 	}
 	// a stops gracefully: b gets the seat within its poll interval, not a's TTL.
 	a.Stop(context.Background())
-	if took := waitLicensed(t, b, true, 2*time.Second); took > time.Second {
+	if took := waitLicensed(t, b, true, 3*time.Second); took > 1500*time.Millisecond {
 		t.Errorf("b licensed %s after a released (FullPoll 100 ms)", took)
 	}
 	if got := eventKinds(status(t, s)); got != "grant:a release:a grant:b" {

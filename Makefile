@@ -3,6 +3,10 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
 VERSION    ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+# Expand once and hand it to sub-makes, so the binaries, the image label and
+# the tests agree even when the tree changes during a build.
+VERSION    := $(VERSION)
+export VERSION
 GO         ?= go
 GOFLAGS    ?=
 LDFLAGS    := -s -w -X main.version=$(VERSION)

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 
 	"github.com/dais-dev/dais/server/config"
@@ -171,6 +172,7 @@ func apparmorProfile(h *host) string {
 const (
 	msgDefaultDataDir = "Server.DataDir is the default " + config.DefaultDataDir + ", on the container's writable layer: set Server.DataDir = /data (or CONNECT_SERVER_DATADIR=/data) and mount a volume there: -v $PWD/data:/data"
 	msgNotPersistent  = "Server.DataDir %s is on the container's writable layer (%s on /): mount a volume there: -v $PWD/data:%s"
+	msgAnonVolume     = "Server.DataDir %s is on an anonymous Docker volume, lost when the container is removed: mount a volume there: -v $PWD/data:%s (or a named volume: -v dais-data:%s)"
 	msgTmpfs          = "Server.DataDir %s is on %s %s, lost when the container stops: mount a volume there: -v $PWD/data:%s"
 	msgNetFS          = "the SQLite database directory %s is on a network filesystem (%s on %s), where SQLite locking is unreliable: use PostgreSQL (Database.Provider = postgres, Postgres.URL) or a local volume"
 	msgLocked         = "the SQLite database directory %s is in use by another running dais%s: stop it first; to run several servers on one DataDir use PostgreSQL (Database.Provider = postgres)"
@@ -191,8 +193,19 @@ func checkDataDirMount(h *host, cfg *config.Config) error {
 	if m.FSType == "tmpfs" || m.FSType == "ramfs" {
 		return &checkError{checkDataDir, fmt.Sprintf(msgTmpfs, dir, m.FSType, m.Mountpoint, dir)}
 	}
+	// The image declares VOLUME /data, so without -v Docker mounts an
+	// anonymous volume there: it survives a restart but not `docker rm`
+	// (nor --rm), and nobody can find it again by name.
+	if anonymousVolume.MatchString(m.Root) {
+		return &checkError{checkDataDir, fmt.Sprintf(msgAnonVolume, dir, dir, dir)}
+	}
 	return nil
 }
+
+// anonymousVolume matches the root of an anonymous Docker volume's mount:
+// <docker data root>/volumes/<64 hex digits>/_data. Named volumes have
+// their name there instead.
+var anonymousVolume = regexp.MustCompile(`/volumes/[0-9a-f]{64}/_data$`)
 
 // containerRootFS are the filesystems of a container's own root: writes
 // there vanish with the container.

@@ -20,8 +20,14 @@ func mountinfoFile(t *testing.T, rootFS string, mounts ...string) string {
 	var b strings.Builder
 	b.WriteString("100 1 0:50 / / rw,relatime - " + rootFS + " " + rootFS + " rw,lowerdir=/l,upperdir=/u,workdir=/w\n")
 	for i, m := range mounts {
-		mp, fs, _ := strings.Cut(m, " ")
-		b.WriteString(strconv.Itoa(101+i) + " 100 0:" + strconv.Itoa(60+i) + " / " + mp + " rw,relatime - " + fs + " src" + strconv.Itoa(i) + " rw\n")
+		// "MOUNTPOINT FSTYPE [ROOT]": ROOT is the mount's root within its
+		// filesystem (a Docker volume's is /var/lib/docker/volumes/NAME/_data).
+		f := strings.Fields(m)
+		mp, fs, root := f[0], f[1], "/"
+		if len(f) > 2 {
+			root = f[2]
+		}
+		b.WriteString(strconv.Itoa(101+i) + " 100 0:" + strconv.Itoa(60+i) + " " + root + " " + mp + " rw,relatime - " + fs + " src" + strconv.Itoa(i) + " rw\n")
 	}
 	p := filepath.Join(t.TempDir(), "mountinfo")
 	if err := os.WriteFile(p, []byte(b.String()), 0o644); err != nil {
@@ -122,6 +128,11 @@ func TestPreflight(t *testing.T) {
 		{"SQLite on a FUSE mount below a local DataDir", nil,
 			[]string{noRuntimes, "CONNECT_SQLITE_DIR=/data/remote/db", "DAIS_INIT_TEST_MOUNTINFO=" + mountinfoFile(t, "overlay", "/data ext4", "/data/remote fuse.sshfs")}, base, 78,
 			"dais-init: the SQLite database directory /data/remote/db is on a network filesystem (fuse.sshfs on /data/remote), where SQLite locking is unreliable: use PostgreSQL (Database.Provider = postgres, Postgres.URL) or a local volume"},
+		{"DataDir on an anonymous Docker volume (the image's VOLUME, no -v)", nil,
+			[]string{noRuntimes, "DAIS_INIT_TEST_MOUNTINFO=" + mountinfoFile(t, "overlay", "/data ext4 /var/lib/docker/volumes/"+strings.Repeat("3f", 32)+"/_data")}, base, 78,
+			"dais-init: Server.DataDir /data is on an anonymous Docker volume, lost when the container is removed: mount a volume there: -v $PWD/data:/data (or a named volume: -v dais-data:/data)"},
+		{"DataDir on a named Docker volume is persistent", nil,
+			[]string{noRuntimes, "DAIS_INIT_TEST_MOUNTINFO=" + mountinfoFile(t, "overlay", "/data ext4 /var/lib/docker/volumes/dais-data/_data")}, base, 0, ""},
 		{"DataDir on a host's own ext4 root is persistent", nil,
 			[]string{noRuntimes, "DAIS_INIT_TEST_MOUNTINFO=" + mountinfoFile(t, "ext4")}, base, 0, ""},
 		{"PostgreSQL with DataDir on NFS is fine", nil,

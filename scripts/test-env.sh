@@ -15,7 +15,7 @@ pkgs=(debootstrap postgresql tini dumb-init bubblewrap wrk hyperfine util-linux
 	r-base-core r-cran-rsconnect r-cran-shiny r-cran-plumber r-cran-rmarkdown pandoc
 	python3 python3-venv python3-flask python3-fastapi python3-uvicorn python3-websockets
 	python3-nbconvert python3-ipykernel gunicorn
-	systemd curl ca-certificates sqlite3 procps jq)
+	systemd curl ca-certificates sqlite3 procps jq docker-compose)
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -33,8 +33,8 @@ func init() {
 	}
 }
 
-// migrateConfigAtStart never stops the start: a problem is logged and the
-// server goes on to report the configuration as it is.
+// migrateConfigAtStart never stops the start: on a problem the server goes
+// on to report the configuration as it is.
 func migrateConfigAtStart(path string, stderr io.Writer) {
 	if path == "" {
 		return
@@ -42,13 +42,12 @@ func migrateConfigAtStart(path string, stderr io.Writer) {
 	if _, err := os.Stat(path); err != nil {
 		return // serve reports a missing file itself
 	}
-	log := slog.New(slog.NewTextHandler(stderr, nil)).With("component", "upgrade")
 	m, err := admin.MigrateConfig(path, version)
 	if err != nil {
-		log.Warn("configuration migration skipped", "err", err)
+		// A file gcfg cannot read: serve reports it with file:line next.
 		return
 	}
-	m.Log(log, path)
+	m.Log(slog.New(slog.NewTextHandler(stderr, nil)).With("component", "upgrade"), path)
 }
 
 // configFlag finds --config's value in serve's arguments (its default when absent).

@@ -436,3 +436,15 @@ func TestBackupPurgeRestorePostgres(t *testing.T) {
 		t.Errorf("new content id %d after restore, want > %d", n.ID, c.ID)
 	}
 }
+
+// Without pg_dump the error names the package to install.
+func TestPgDumpMissing(t *testing.T) {
+	t.Setenv("PATH", t.TempDir())
+	cfg := sqliteConfig(t)
+	cfg.Database.Provider = "postgres"
+	cfg.Postgres.URL = "postgres://dais@127.0.0.1:1/dais"
+	_, err := admin.Backup(context.Background(), admin.BackupOptions{Config: cfg, Out: filepath.Join(t.TempDir(), "b.tar.gz")})
+	if err == nil || !strings.Contains(err.Error(), "apt-get install postgresql-client") {
+		t.Errorf("backup without pg_dump: %v", err)
+	}
+}

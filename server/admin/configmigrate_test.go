@@ -97,3 +97,15 @@ func TestMigrateConfig(t *testing.T) {
 		})
 	}
 }
+
+// A file gcfg cannot read is an error naming the file, and nothing is written.
+func TestMigrateConfigBadFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "c.gcfg")
+	os.WriteFile(path, []byte("[Database\nDir = /x\n"), 0o600)
+	if _, err := admin.MigrateConfig(path, "test"); err == nil || !strings.Contains(err.Error(), path) {
+		t.Errorf("MigrateConfig of a broken file: %v", err)
+	}
+	if _, err := os.Stat(config.MigrationPath(path)); err == nil {
+		t.Error("migration file written for a broken main file")
+	}
+}

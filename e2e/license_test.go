@@ -135,6 +135,10 @@ func twoServersOneSeat(t *testing.T, ttl time.Duration) (lic, a, b *Container) {
 	if code, body := b.Get("/content/0a1b2c3d-0000-4000-8000-000000000000/"); code != http.StatusPaymentRequired {
 		t.Errorf("b's /content/: %d %s, want 402", code, body)
 	}
+	if code, body := b.Get("/__api__/server_settings"); code != http.StatusOK ||
+		!strings.Contains(body, `"ok":false`) || !strings.Contains(body, "license seats are taken") {
+		t.Errorf("b's server_settings: %d %s, want license ok false with the reason", code, body)
+	}
 	st := getLicenseStatus(t, lic)
 	if st.InUse != 1 || len(st.Leases) != 1 || st.Leases[0].Node != nodeName(a) {
 		t.Fatalf("license status with a licensed: %+v (a is %s)", st, nodeName(a))

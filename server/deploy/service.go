@@ -207,28 +207,38 @@ func (s *Service) Stop(ctx context.Context) error {
 	s.files = map[string]*fileSite{}
 	s.mu.Unlock()
 	s.cancel()
+	// App and API processes stop now (TERM, then KILL at the deadline),
+	// while renders run on to completion within ctx.
+	var errs []error
+	var emu sync.Mutex
+	stopPools := func() {
+		var wg sync.WaitGroup
+		for _, guid := range s.proxyGUIDs() {
+			if p := s.proxy.Remove(guid); p != nil {
+				wg.Go(func() {
+					if err := p.Stop(ctx); err != nil {
+						emu.Lock()
+						errs = append(errs, fmt.Errorf("stop processes of %s: %w", guid, err))
+						emu.Unlock()
+					}
+				})
+			}
+		}
+		wg.Wait()
+	}
+	pools := make(chan struct{})
+	go func() { stopPools(); close(pools) }()
 	done := make(chan struct{})
 	go func() { s.wg.Wait(); close(done) }()
 	select {
 	case <-done:
 	case <-ctx.Done():
-		s.log.Warn("deploy tasks did not end in time")
+		s.log.Warn("renders did not finish within Server.StopTimeout; they are killed with the server and marked failed at the next start")
 	}
-	var errs []error
-	var wg sync.WaitGroup
-	var emu sync.Mutex
-	for _, guid := range s.proxyGUIDs() {
-		if p := s.proxy.Remove(guid); p != nil {
-			wg.Go(func() {
-				if err := p.Stop(ctx); err != nil {
-					emu.Lock()
-					errs = append(errs, fmt.Errorf("stop processes of %s: %w", guid, err))
-					emu.Unlock()
-				}
-			})
-		}
-	}
-	wg.Wait()
+	<-pools
+	stopPools() // a pool a deploy set meanwhile
+	emu.Lock()
+	defer emu.Unlock()
 	return errors.Join(errs...)
 }
 

@@ -575,8 +575,16 @@ func (f *fixture) deployV1(t *testing.T, user, name string, archive []byte) (str
 // TestMaliciousBundles: each refusal is a failed task naming the cause,
 // and nothing is written outside the bundle's directory.
 func TestMaliciousBundles(t *testing.T) {
-	f := newFixture(t, Options{MaxBundleBytes: 1 << 20})
+	f := newFixture(t, Options{})
+	// Smaller limits, set as a reload does: each deploy reads them anew.
+	small := *f.cfg
+	small.Applications.BundleMaxSize, small.Applications.BundleMaxFiles = 1<<20, 50
+	f.svc.o.Web.SetConfig(&small)
 	outside := filepath.Join(f.cfg.Server.DataDir, "escaped")
+	var many []entry
+	for i := range 60 {
+		many = append(many, entry{name: "f" + jsonNum(i), body: "x"})
+	}
 	tests := []struct {
 		name    string
 		entries []entry
@@ -588,6 +596,7 @@ func TestMaliciousBundles(t *testing.T) {
 		{"absolute link", []entry{{name: "abs", typeflag: tar.TypeSymlink, link: f.cfg.Server.DataDir}}, "link"},
 		{"device file", []entry{{name: "dev", typeflag: tar.TypeChar}}, "special"},
 		{"tar bomb", []entry{{name: "bomb", size: 64 << 20}}, "too large"},
+		{"too many files", many, "too many files"},
 		{"unknown app mode", []entry{{name: "manifest.json", body: `{"version":1,"metadata":{"appmode":"cobol-app"},"files":{}}`}}, "unknown appmode"},
 		{"no manifest", []entry{{name: "index.html", body: "hi"}}, "manifest.json"},
 		{"checksum mismatch", []entry{

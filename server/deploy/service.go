@@ -36,6 +36,7 @@ import (
 	"time"
 
 	"github.com/dais-dev/dais/server/config"
+	"github.com/dais-dev/dais/server/content/bundle"
 	"github.com/dais-dev/dais/server/content/runtime"
 	"github.com/dais-dev/dais/server/process"
 	"github.com/dais-dev/dais/server/render"
@@ -72,15 +73,11 @@ type Options struct {
 	// as the server's user. Only for tests of this package: production
 	// content always goes through the sandbox.
 	NoSandbox bool
-	// MaxBundleBytes and MaxBundleFiles bound an unpacked bundle; zero:
-	// the environment variables DAIS_BUNDLE_MAX_BYTES and
-	// DAIS_BUNDLE_MAX_FILES, else the content/bundle defaults (2 GiB,
-	// 100000 entries).
-	MaxBundleBytes int64
-	MaxBundleFiles int
 }
 
-// Environment variables that bound unpacked bundles.
+// Environment variables that override Applications.BundleMaxSize and
+// Applications.BundleMaxFiles for the life of the server (tests use them;
+// admins set the configuration keys).
 const (
 	EnvBundleMaxBytes = "DAIS_BUNDLE_MAX_BYTES"
 	EnvBundleMaxFiles = "DAIS_BUNDLE_MAX_FILES"
@@ -103,7 +100,8 @@ type Service struct {
 	locks   map[int64]*sync.Mutex
 	stopped bool
 
-	renders *render.Queue // bounds the renders running at once
+	renders *render.Queue  // bounds the renders running at once
+	limits  bundle.Options // from the environment; zero fields: the configuration
 }
 
 // New builds the service and, when o.Web is set, registers its routes.
@@ -120,19 +118,9 @@ func New(o Options) (*Service, error) {
 	if o.Node == "" {
 		o.Node, _ = os.Hostname()
 	}
-	if v := os.Getenv(EnvBundleMaxBytes); v != "" && o.MaxBundleBytes == 0 {
-		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil || n <= 0 {
-			return nil, fmt.Errorf("deploy: %s=%q must be a positive number of bytes", EnvBundleMaxBytes, v)
-		}
-		o.MaxBundleBytes = n
-	}
-	if v := os.Getenv(EnvBundleMaxFiles); v != "" && o.MaxBundleFiles == 0 {
-		n, err := strconv.Atoi(v)
-		if err != nil || n <= 0 {
-			return nil, fmt.Errorf("deploy: %s=%q must be a positive number of files", EnvBundleMaxFiles, v)
-		}
-		o.MaxBundleFiles = n
+	limits, err := bundleLimitsFromEnv()
+	if err != nil {
+		return nil, err
 	}
 	renders, err := render.FromEnv()
 	if err != nil {
@@ -148,11 +136,48 @@ func New(o Options) (*Service, error) {
 		files:   map[string]*fileSite{},
 		locks:   map[int64]*sync.Mutex{},
 		renders: renders,
+		limits:  limits,
 	}
 	if o.Web != nil {
 		s.Register(o.Web)
 	}
 	return s, nil
+}
+
+// bundleLimitsFromEnv reads DAIS_BUNDLE_MAX_BYTES and DAIS_BUNDLE_MAX_FILES.
+func bundleLimitsFromEnv() (bundle.Options, error) {
+	var o bundle.Options
+	if v := os.Getenv(EnvBundleMaxBytes); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n <= 0 {
+			return o, fmt.Errorf("deploy: %s=%q must be a positive number of bytes; or unset it and set Applications.BundleMaxSize", EnvBundleMaxBytes, v)
+		}
+		o.MaxBytes = n
+	}
+	if v := os.Getenv(EnvBundleMaxFiles); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n <= 0 {
+			return o, fmt.Errorf("deploy: %s=%q must be a positive number of files; or unset it and set Applications.BundleMaxFiles", EnvBundleMaxFiles, v)
+		}
+		o.MaxFiles = n
+	}
+	return o, nil
+}
+
+// bundleLimits bounds the bundle of a deploy starting now: the
+// configuration's Applications.BundleMaxSize and BundleMaxFiles as they
+// are at this moment (a reload changes them for later deploys), unless
+// the environment overrides them.
+func (s *Service) bundleLimits() bundle.Options {
+	a := s.o.Config().Applications
+	o := bundle.Options{MaxBytes: a.BundleMaxSize, MaxFiles: a.BundleMaxFiles}
+	if s.limits.MaxBytes > 0 {
+		o.MaxBytes = s.limits.MaxBytes
+	}
+	if s.limits.MaxFiles > 0 {
+		o.MaxFiles = s.limits.MaxFiles
+	}
+	return o
 }
 
 // Name is the component's name.

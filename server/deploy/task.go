@@ -148,7 +148,7 @@ func (s *Service) deploy(ctx context.Context, tl *taskLog, contentID int64, b *s
 		if err != nil {
 			return fmt.Errorf("open bundle %d: %w", b.ID, err)
 		}
-		res, err := bundle.Extract(ctx, f, code, bundle.Options{MaxBytes: s.o.MaxBundleBytes, MaxFiles: s.o.MaxBundleFiles})
+		res, err := bundle.Extract(ctx, f, code, s.bundleLimits())
 		f.Close()
 		if err != nil {
 			return fmt.Errorf("bundle refused: %w", err)

@@ -3,12 +3,10 @@ package main
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/dais-dev/dais/server/config"
@@ -16,32 +14,23 @@ import (
 	"github.com/dais-dev/dais/server/store"
 )
 
-var (
-	adminBinOnce sync.Once
-	adminBin     string
-	adminBinErr  error
-)
-
-// buildDais builds the dais binary once per test binary run.
+// buildDais builds the dais binary into a directory the test removes.
 func buildDais(t *testing.T) string {
 	t.Helper()
-	adminBinOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "dais-admin-test-")
-		if err != nil {
-			adminBinErr = err
-			return
-		}
-		adminBin = filepath.Join(dir, "dais")
-		cmd := exec.Command("go", "build", "-o", adminBin, ".")
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			adminBinErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if adminBinErr != nil {
-		t.Fatal(adminBinErr)
+	bin := filepath.Join(t.TempDir(), "dais")
+	cmd := exec.Command("go", "build", "-o", bin, ".")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
 	}
-	return adminBin
+	return bin
+}
+
+// The admin commands and the serve start-up step, from outside (one build).
+func TestAdminBinary(t *testing.T) {
+	bin := buildDais(t)
+	t.Run("commands", func(t *testing.T) { testAdminCommands(t, bin) })
+	t.Run("serve migrates config", func(t *testing.T) { testServeMigratesConfig(t, bin) })
 }
 
 type result struct {
@@ -67,8 +56,7 @@ func runBin(t *testing.T, bin, stdin string, args ...string) result {
 
 // The admin commands from outside: exit codes, confirmation, refusals,
 // and the configuration migration dais serve runs at start.
-func TestAdminCommands(t *testing.T) {
-	bin := buildDais(t)
+func testAdminCommands(t *testing.T, bin string) {
 	dir := t.TempDir()
 	data := filepath.Join(dir, "data")
 	conf := filepath.Join(dir, "rstudio-connect.gcfg")
@@ -130,8 +118,7 @@ func TestAdminCommands(t *testing.T) {
 // migration file, then reads it: here the SQLite directory comes from the
 // old Database.Dir, which the test holds locked, so the start is refused
 // naming that directory, and the log says what to move.
-func TestServeMigratesConfig(t *testing.T) {
-	bin := buildDais(t)
+func testServeMigratesConfig(t *testing.T, bin string) {
 	dir := t.TempDir()
 	dbDir := filepath.Join(dir, "old-db")
 	conf := filepath.Join(dir, "rstudio-connect.gcfg")

@@ -38,7 +38,7 @@ func (s *Service) Register(w *web.Server) {
 	w.Handle("POST /__api__/applications/{id}/upload", h(s.uploadApplication))
 	w.Handle("POST /__api__/applications/{id}/deploy", h(s.deployApplication))
 	w.Handle("GET /__api__/applications/{id}/config", h(s.configApplication))
-	w.Handle("GET /__api__/tasks/{id}", h(s.getTaskLegacy))
+	w.Handle("GET /__api__/tasks/{id}", h(s.getTask("first_status", "status", "last_status")))
 
 	// v1 content API.
 	w.Handle("GET /__api__/v1/content", h(s.listContent))
@@ -51,10 +51,10 @@ func (s *Service) Register(w *web.Server) {
 	w.Handle("GET /__api__/v1/content/{guid}/bundles/{bid}", h(s.getBundle))
 	w.Handle("POST /__api__/v1/content/{guid}/deploy", h(s.deployContent))
 	w.Handle("POST /__api__/v1/content/{guid}/render", h(s.renderContent))
-	w.Handle("GET /__api__/v1/tasks/{id}", h(s.getTaskV1))
+	w.Handle("GET /__api__/v1/tasks/{id}", h(s.getTask("first", "output", "last")))
 	w.Handle("GET /__api__/v1/content/{guid}/environment", h(s.getEnvironment))
-	w.Handle("PATCH /__api__/v1/content/{guid}/environment", h(s.patchEnvironment))
-	w.Handle("PUT /__api__/v1/content/{guid}/environment", h(s.putEnvironment))
+	w.Handle("PATCH /__api__/v1/content/{guid}/environment", h(s.setEnvironment(false)))
+	w.Handle("PUT /__api__/v1/content/{guid}/environment", h(s.setEnvironment(true)))
 	w.Handle("GET /__api__/v1/content/{guid}/permissions", h(s.listPermissions))
 	w.Handle("POST /__api__/v1/content/{guid}/permissions", h(s.addPermission))
 	w.Handle("PUT /__api__/v1/content/{guid}/permissions/{pid}", h(s.updatePermission))
@@ -162,26 +162,35 @@ func (s *Service) listApplications(w http.ResponseWriter, r *http.Request) error
 	return nil
 }
 
-// newContent creates content owned by u from the request's fields.
-func (s *Service) newContent(r *http.Request, u *store.User, st settings) (*store.Content, error) {
+// newContent creates content owned by the request's user from the
+// request's fields (POST /__api__/applications and /__api__/v1/content).
+func (s *Service) newContent(r *http.Request) (*store.Content, *store.User, error) {
+	u, err := needUser(r)
+	if err != nil {
+		return nil, nil, err
+	}
+	st, err := decodeSettings(r)
+	if err != nil {
+		return nil, nil, err
+	}
 	if err := needPublisher(u); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if _, ok := st["name"]; !ok {
-		return nil, errStatus(http.StatusBadRequest, "name is required")
+		return nil, nil, errStatus(http.StatusBadRequest, "name is required")
 	}
 	c := &store.Content{OwnerID: u.ID, AccessType: store.AccessACL}
 	if err := st.apply(c, u.Role == store.RoleAdministrator); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if err := s.st.CreateContent(r.Context(), c); err != nil {
 		if errors.Is(err, store.ErrConflict) {
-			return nil, errStatus(http.StatusConflict, "you already have content named "+c.Name+"; pick another name or deploy to that one")
+			return nil, nil, errStatus(http.StatusConflict, "you already have content named "+c.Name+"; pick another name or deploy to that one")
 		}
-		return nil, err
+		return nil, nil, err
 	}
 	s.log.Info("content created", logKeyContent, c.GUID, "name", c.Name, "owner", u.Username)
-	return c, nil
+	return c, u, nil
 }
 
 func decodeSettings(r *http.Request) (settings, error) {
@@ -197,15 +206,7 @@ func decodeSettings(r *http.Request) (settings, error) {
 
 // createApplication is POST /__api__/applications {name, title}.
 func (s *Service) createApplication(w http.ResponseWriter, r *http.Request) error {
-	u, err := needUser(r)
-	if err != nil {
-		return err
-	}
-	st, err := decodeSettings(r)
-	if err != nil {
-		return err
-	}
-	c, err := s.newContent(r, u, st)
+	c, _, err := s.newContent(r)
 	if err != nil {
 		return err
 	}
@@ -351,46 +352,31 @@ func (s *Service) deployApplication(w http.ResponseWriter, r *http.Request) erro
 	return nil
 }
 
-// getTaskLegacy is GET /__api__/tasks/{id}?first_status=N.
-func (s *Service) getTaskLegacy(w http.ResponseWriter, r *http.Request) error {
-	first, err := intParam(r, "first_status", 0)
-	if err != nil {
-		return err
+// getTask serves a task's output from line first on, with a long poll of
+// up to wait seconds. The legacy GET /__api__/tasks/{id}?first_status=N
+// and the v1 GET /__api__/v1/tasks/{id}?first=N&wait=S answer alike but
+// for the names of the first-line parameter and of the lines and next-line
+// fields.
+func (s *Service) getTask(firstParam, linesField, lastField string) func(http.ResponseWriter, *http.Request) error {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		first, err := intParam(r, firstParam, 0)
+		if err != nil {
+			return err
+		}
+		wait, err := intParam(r, "wait", 0)
+		if err != nil {
+			return err
+		}
+		t, lines, err := s.pollTask(r, first, wait)
+		if err != nil {
+			return err
+		}
+		web.WriteJSON(w, http.StatusOK, map[string]any{
+			"id": t.ID, "user_id": t.UserID, linesField: lines, lastField: first + len(lines),
+			"finished": t.Finished, "code": t.Code, "error": t.Error, "result": rawOrNull(t.Result),
+		})
+		return nil
 	}
-	wait, err := intParam(r, "wait", 0)
-	if err != nil {
-		return err
-	}
-	t, lines, err := s.pollTask(r, first, wait)
-	if err != nil {
-		return err
-	}
-	web.WriteJSON(w, http.StatusOK, map[string]any{
-		"id": t.ID, "user_id": t.UserID, "status": lines, "last_status": first + len(lines),
-		"finished": t.Finished, "code": t.Code, "error": t.Error, "result": rawOrNull(t.Result),
-	})
-	return nil
-}
-
-// getTaskV1 is GET /__api__/v1/tasks/{id}?first=N&wait=S.
-func (s *Service) getTaskV1(w http.ResponseWriter, r *http.Request) error {
-	first, err := intParam(r, "first", 0)
-	if err != nil {
-		return err
-	}
-	wait, err := intParam(r, "wait", 0)
-	if err != nil {
-		return err
-	}
-	t, lines, err := s.pollTask(r, first, wait)
-	if err != nil {
-		return err
-	}
-	web.WriteJSON(w, http.StatusOK, map[string]any{
-		"id": t.ID, "user_id": t.UserID, "output": lines, "last": first + len(lines),
-		"finished": t.Finished, "code": t.Code, "error": t.Error, "result": rawOrNull(t.Result),
-	})
-	return nil
 }
 
 func rawOrNull(b json.RawMessage) json.RawMessage {
@@ -509,15 +495,7 @@ func (s *Service) listContent(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Service) createContent(w http.ResponseWriter, r *http.Request) error {
-	u, err := needUser(r)
-	if err != nil {
-		return err
-	}
-	st, err := decodeSettings(r)
-	if err != nil {
-		return err
-	}
-	c, err := s.newContent(r, u, st)
+	c, u, err := s.newContent(r)
 	if err != nil {
 		return err
 	}
@@ -741,49 +719,37 @@ func envNameOK(n string) bool {
 	return true
 }
 
-// patchEnvironment is PATCH .../environment [{name, value}]: value null
-// removes the variable. Running app processes are replaced so that they
-// see the change.
-func (s *Service) patchEnvironment(w http.ResponseWriter, r *http.Request) error {
-	c, _, err := s.contentFor(r, accessEditor)
-	if err != nil {
-		return err
-	}
-	vars, err := decodeEnv(r)
-	if err != nil {
-		return err
-	}
-	if err := s.st.UpdateEnvironment(r.Context(), c.ID, vars); err != nil {
-		return err
-	}
-	s.restartApp(c)
-	return s.writeEnvNames(w, r, c)
-}
-
-// putEnvironment is PUT .../environment: the list replaces every variable.
-func (s *Service) putEnvironment(w http.ResponseWriter, r *http.Request) error {
-	c, _, err := s.contentFor(r, accessEditor)
-	if err != nil {
-		return err
-	}
-	vars, err := decodeEnv(r)
-	if err != nil {
-		return err
-	}
-	old, err := s.st.EnvironmentNames(r.Context(), c.ID)
-	if err != nil {
-		return err
-	}
-	for _, n := range old {
-		if !slices.ContainsFunc(vars, func(v store.EnvVar) bool { return v.Name == n }) {
-			vars = append(vars, store.EnvVar{Name: n})
+// setEnvironment is PATCH .../environment [{name, value}], where value
+// null removes the variable, and (replace) PUT .../environment, where the
+// list replaces every variable. Running app processes are replaced so
+// that they see the change.
+func (s *Service) setEnvironment(replace bool) func(http.ResponseWriter, *http.Request) error {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		c, _, err := s.contentFor(r, accessEditor)
+		if err != nil {
+			return err
 		}
+		vars, err := decodeEnv(r)
+		if err != nil {
+			return err
+		}
+		if replace {
+			old, err := s.st.EnvironmentNames(r.Context(), c.ID)
+			if err != nil {
+				return err
+			}
+			for _, n := range old {
+				if !slices.ContainsFunc(vars, func(v store.EnvVar) bool { return v.Name == n }) {
+					vars = append(vars, store.EnvVar{Name: n})
+				}
+			}
+		}
+		if err := s.st.UpdateEnvironment(r.Context(), c.ID, vars); err != nil {
+			return err
+		}
+		s.restartApp(c)
+		return s.writeEnvNames(w, r, c)
 	}
-	if err := s.st.UpdateEnvironment(r.Context(), c.ID, vars); err != nil {
-		return err
-	}
-	s.restartApp(c)
-	return s.writeEnvNames(w, r, c)
 }
 
 type permissionJSON struct {

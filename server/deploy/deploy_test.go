@@ -528,6 +528,11 @@ func TestAuthorization(t *testing.T) {
 	if a := f.do(t, "PATCH", "/__api__/v1/content/"+c.GUID+"/environment", "pub1", `[{"name":"1BAD","value":"x"}]`); a.status != 400 {
 		t.Errorf("bad variable name = %d, want 400", a.status)
 	}
+	// PUT replaces the whole list: SECRET, not named, goes.
+	f.must(t, "PUT", "/__api__/v1/content/"+c.GUID+"/environment", "pub1", `[{"name":"NEW","value":"n"}]`, &names)
+	if strings.Join(names, ",") != "NEW" {
+		t.Errorf("after PUT, names = %v, want NEW only", names)
+	}
 
 	// Delete removes the content and its files.
 	f.must(t, "POST", "/__api__/v1/content/"+c.GUID+"/bundles", "pub1", bundle, nil)

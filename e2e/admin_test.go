@@ -240,6 +240,26 @@ func TestAdminBackupPurgeRestore(t *testing.T) {
 			t.Errorf("content after restore = %+v, want %+v", got, ct)
 		}
 	}
+	// The content deployed while the backup ran is either not in it, or in
+	// it with its files: a bundle in the snapshot answers.
+	var during []struct {
+		GUID     string  `json:"guid"`
+		BundleID *string `json:"bundle_id"`
+	}
+	if err := adminReq(c2, "GET", "/__api__/v1/content?name=during", key, nil, &during); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range during {
+		if d.BundleID == nil {
+			t.Logf("content deployed during the backup: in it without a bundle")
+			continue
+		}
+		if status, body := c2.Get("/content/" + d.GUID + "/"); status != 200 || !strings.Contains(body, "deployed during the backup") {
+			t.Errorf("content deployed during the backup, restored with bundle %s, answers %d %q", *d.BundleID, status, body)
+		}
+	}
+	t.Logf("content deployed during the backup: %d in it", len(during))
+
 	// The SQLite database restored from a backup taken during writes passes
 	// its integrity check (restore checks it; check again from outside).
 	if v, err := store.CheckSQLiteFile(t.Context(), filepath.Join(data, "db", "dais.db")); err != nil || v != store.SchemaVersion() {

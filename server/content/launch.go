@@ -134,11 +134,7 @@ func LaunchArgs(m *manifest.Manifest, rt Runtimes, port int, d Dirs) (Command, e
 		if err != nil {
 			return Command{}, err
 		}
-		ep := string(m.Metadata.Entrypoint)
-		if ep == "" {
-			ep = "app.py"
-		}
-		c.Args = []string{py, "-m", "streamlit", "run", filepath.Join(d.Code, ep), "--server.port", p,
+		c.Args = []string{py, "-m", "streamlit", "run", scriptPath(m, d), "--server.port", p,
 			"--server.address", "127.0.0.1", "--server.headless", "true", "--server.baseUrlPath", base,
 			"--browser.gatherUsageStats", "false"}
 		return c, nil
@@ -147,11 +143,7 @@ func LaunchArgs(m *manifest.Manifest, rt Runtimes, port int, d Dirs) (Command, e
 		if err != nil {
 			return Command{}, err
 		}
-		ep := string(m.Metadata.Entrypoint)
-		if ep == "" {
-			ep = "app.py"
-		}
-		c.Args = []string{py, "-m", "bokeh", "serve", filepath.Join(d.Code, ep), "--port", p, "--address", "127.0.0.1",
+		c.Args = []string{py, "-m", "bokeh", "serve", scriptPath(m, d), "--port", p, "--address", "127.0.0.1",
 			"--allow-websocket-origin", "*", "--prefix", base}
 		return c, nil
 	case manifest.JupyterVoila:
@@ -164,6 +156,16 @@ func LaunchArgs(m *manifest.Manifest, rt Runtimes, port int, d Dirs) (Command, e
 		return c, nil
 	}
 	return Command{}, fmt.Errorf("%w: %s is %s content", ErrNotRunnable, mode, mode.Kind())
+}
+
+// scriptPath is the script a Streamlit or Bokeh app runs: the manifest's
+// entrypoint, app.py when it names none.
+func scriptPath(m *manifest.Manifest, d Dirs) string {
+	ep := string(m.Metadata.Entrypoint)
+	if ep == "" {
+		ep = "app.py"
+	}
+	return filepath.Join(d.Code, ep)
 }
 
 // RenderArgs returns the command that renders a document of the bundle

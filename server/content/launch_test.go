@@ -46,6 +46,8 @@ func TestLaunchArgs(t *testing.T) {
 		{`{"metadata":{"appmode":"python-api","entrypoint":"app:server"},"python":{"version":"3.11"}}`, false, []string{"/data/env/2/python/bin/python -c", "python-api /data/apps/1/2 app server 4242 /content/abc"}, []string{"VIRTUAL_ENV=/data/env/2/python"}, nil},
 		{`{"metadata":{"appmode":"python-fastapi","entrypoint":"main"},"python":{"version":"3.11"}}`, false, []string{"python-fastapi /data/apps/1/2 main app 4242 /content/abc"}, nil, nil},
 		{`{"metadata":{"appmode":"python-streamlit","entrypoint":"app.py"},"python":{"version":"3.11"}}`, false, []string{"-m streamlit run /data/apps/1/2/app.py --server.port 4242 --server.address 127.0.0.1", "--server.baseUrlPath /content/abc"}, nil, nil},
+		{`{"metadata":{"appmode":"python-streamlit"},"python":{"version":"3.11"}}`, false, []string{"-m streamlit run /data/apps/1/2/app.py "}, nil, nil},
+		{`{"metadata":{"appmode":"python-bokeh","entrypoint":"plots.py"},"python":{"version":"3.11"}}`, false, []string{"-m bokeh serve /data/apps/1/2/plots.py --port 4242 --address 127.0.0.1", "--prefix /content/abc"}, nil, nil},
 		{`{"metadata":{"appmode":"static"}}`, false, nil, nil, content.ErrNotRunnable},
 		{`{"metadata":{"appmode":"rmd-static","primary_rmd":"doc.Rmd"}}`, false, nil, nil, content.ErrNotRunnable},
 		{`{"metadata":{"appmode":"rmd-static","primary_rmd":"doc.Rmd"}}`, true, []string{`rmarkdown::render("/data/apps/1/2/doc.Rmd", output_dir = "/data/out/1", output_file = "index.html"`}, nil, nil},

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/dais-dev/dais/server/admin"
 	"github.com/dais-dev/dais/server/config"
 )
 
@@ -20,6 +21,17 @@ func loadConfig(log *slog.Logger, o *options, environ []string) (*config.Loaded,
 	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) && path == config.DefaultPath {
 		log.Warn("no base configuration file: using the defaults and CONNECT_* variables; mount one at "+config.DefaultPath+" or pass --config", keyPath, path)
 		path = ""
+	}
+	if path != "" {
+		// Upgrade step: settings a newer dais renamed are written under their
+		// new names to <config>-migration.gcfg, which config.Load reads next.
+		// dais serve only ever sees the rendered file, so it must happen here.
+		// A read-only mounted config cannot take the file: that is logged.
+		if m, err := admin.MigrateConfig(path, version); err != nil {
+			log.Warn("configuration migration skipped: "+err.Error(), keyPath, path)
+		} else {
+			m.Log(log.With("component", "upgrade"), path)
+		}
 	}
 	l, err := config.Load(path, environ)
 	if err != nil {

@@ -59,6 +59,12 @@ RUN set -eu; \
 # put quarto-<version>-linux-amd64.tar.gz (from Quarto's releases) into
 # docker/quarto/ and pass --build-arg QUARTO_VERSION=<version>. Asked for and
 # missing, the build fails here; not asked for, no Quarto is installed.
+# pg_dump and psql for `dais backup` / `dais restore` with PostgreSQL. A layer
+# of its own so the large R/Python layer above stays cached.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends postgresql-client \
+    && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin
+
 ARG QUARTO_VERSION=""
 COPY docker/quarto/ /tmp/quarto/
 RUN set -eu; \

@@ -645,16 +645,23 @@ func TestMaliciousBundles(t *testing.T) {
 	}
 }
 
+// needCommand skips the test when the command fails (what is missing), or
+// fails it when CI=true, naming the Debian packages to install.
+func needCommand(t *testing.T, what, packages, name string, args ...string) {
+	t.Helper()
+	if err := exec.Command(name, args...).Run(); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("%s is needed (apt-get install %s): %v", what, packages, err)
+		}
+		t.Skipf("%s not installed: %v", what, err)
+	}
+}
+
 // TestFlaskV1DeployAndRedeploy deploys the Flask example through the v1
 // API, checks it answers through the proxy, then redeploys a changed
 // bundle and checks the switch; a failing redeploy keeps the old bundle.
 func TestFlaskV1DeployAndRedeploy(t *testing.T) {
-	if err := exec.Command("python3", "-c", "import flask").Run(); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("python3 with flask is needed (apt-get install python3-flask): %v", err)
-		}
-		t.Skipf("python3 with flask not installed: %v", err)
-	}
+	needCommand(t, "python3 with flask", "python3-flask", "python3", "-c", "import flask")
 	f := newFixture(t, Options{})
 	guid, tj, lines := f.deployV1(t, "pub1", "flask", tarGz(t, example("flask")))
 	if tj.Code != 0 {
@@ -768,12 +775,8 @@ func TestFlaskV1DeployAndRedeploy(t *testing.T) {
 // TestRMarkdownRenderOnDeployAndOnDemand renders the R Markdown example
 // on deploy, serves the output, and renders it again on request.
 func TestRMarkdownRenderOnDeployAndOnDemand(t *testing.T) {
-	if err := exec.Command("Rscript", "-e", "library(rmarkdown); stopifnot(rmarkdown::pandoc_available())").Run(); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("R with rmarkdown and pandoc is needed (apt-get install r-cran-rmarkdown pandoc): %v", err)
-		}
-		t.Skipf("R with rmarkdown and pandoc not installed: %v", err)
-	}
+	needCommand(t, "R with rmarkdown and pandoc", "r-cran-rmarkdown pandoc",
+		"Rscript", "-e", "library(rmarkdown); stopifnot(rmarkdown::pandoc_available())")
 	f := newFixture(t, Options{})
 	guid, tj, lines := f.deployV1(t, "pub1", "doc", tarGz(t, example("rmarkdown")))
 	if tj.Code != 0 {

@@ -19,6 +19,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/dais-dev/dais/server/admin"
 	"github.com/dais-dev/dais/server/config"
 	"github.com/dais-dev/dais/server/datalock"
 	"github.com/dais-dev/dais/server/store"
@@ -107,6 +108,7 @@ func Run(ctx context.Context, o Options) (err error) {
 	start := time.Now()
 	s := &server{o: o, notify: notifier{socket: getenv(o.Environ, "NOTIFY_SOCKET")}}
 
+	migrateConfig(o)
 	loaded, err := config.Load(o.ConfigPath, o.Environ)
 	if err != nil {
 		return configErr("%w", err)
@@ -355,4 +357,24 @@ func getenv(environ []string, key string) string {
 		}
 	}
 	return v
+}
+
+// migrateConfig is the upgrade step before the configuration is read:
+// settings a newer dais renamed are written under their new names to
+// <config>-migration.gcfg (admin.MigrateConfig), which config.Load reads
+// after the main file, and what the admin should move is logged at every
+// start until it is done. It never stops the start: a missing or unreadable
+// file is reported by config.Load right after, with file:line.
+func migrateConfig(o Options) {
+	if o.ConfigPath == "" {
+		return
+	}
+	if _, err := os.Stat(o.ConfigPath); err != nil {
+		return
+	}
+	m, err := admin.MigrateConfig(o.ConfigPath, o.Version)
+	if err != nil {
+		return
+	}
+	m.Log(slog.New(slog.NewTextHandler(o.Stderr, nil)).With("component", "upgrade"), o.ConfigPath)
 }

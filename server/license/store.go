@@ -212,33 +212,27 @@ func (s *Store) Acquire(ctx context.Context, node, instance string, seats int, t
 // Renew extends lease id to now+ttl; ErrNotFound when it is unknown or
 // has expired (then it is freed).
 func (s *Store) Renew(ctx context.Context, id string, ttl time.Duration, now time.Time) (Lease, []Lease, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	tx, err := s.db.BeginTx(ctx, nil)
-	if err != nil {
-		return Lease{}, nil, err
-	}
-	defer rollback(tx)
-	expired, err := s.expireLocked(ctx, tx, now)
-	if err != nil {
-		return Lease{}, nil, err
-	}
-	l, err := getLease(ctx, tx, id)
-	if err != nil {
-		if cerr := tx.Commit(); cerr != nil {
-			return Lease{}, nil, cerr
-		}
-		return Lease{}, expired, err
-	}
-	l.RenewedAt, l.ExpiresAt = now.UTC(), now.Add(ttl).UTC()
-	if _, err := tx.ExecContext(ctx, `UPDATE leases SET renewed_at = ?, expires_at = ? WHERE id = ?`, ms(l.RenewedAt), ms(l.ExpiresAt), id); err != nil {
-		return Lease{}, nil, err
-	}
-	return l, expired, tx.Commit()
+	return s.onLease(ctx, id, now, func(tx *sql.Tx, l *Lease) error {
+		l.RenewedAt, l.ExpiresAt = now.UTC(), now.Add(ttl).UTC()
+		_, err := tx.ExecContext(ctx, `UPDATE leases SET renewed_at = ?, expires_at = ? WHERE id = ?`, ms(l.RenewedAt), ms(l.ExpiresAt), id)
+		return err
+	})
 }
 
 // Release frees lease id; ErrNotFound when it is unknown or had expired.
 func (s *Store) Release(ctx context.Context, id string, now time.Time) (Lease, []Lease, error) {
+	return s.onLease(ctx, id, now, func(tx *sql.Tx, l *Lease) error {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM leases WHERE id = ?`, id); err != nil {
+			return err
+		}
+		return addEvent(ctx, tx, now, EventRelease, *l)
+	})
+}
+
+// onLease runs change on lease id in one transaction, after freeing the
+// leases expired at now (returned either way, so they are logged). An
+// unknown or expired id commits the expiries and returns ErrNotFound.
+func (s *Store) onLease(ctx context.Context, id string, now time.Time, change func(*sql.Tx, *Lease) error) (Lease, []Lease, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	tx, err := s.db.BeginTx(ctx, nil)
@@ -257,10 +251,7 @@ func (s *Store) Release(ctx context.Context, id string, now time.Time) (Lease, [
 		}
 		return Lease{}, expired, err
 	}
-	if _, err := tx.ExecContext(ctx, `DELETE FROM leases WHERE id = ?`, id); err != nil {
-		return Lease{}, nil, err
-	}
-	if err := addEvent(ctx, tx, now, EventRelease, l); err != nil {
+	if err := change(tx, &l); err != nil {
 		return Lease{}, nil, err
 	}
 	return l, expired, tx.Commit()

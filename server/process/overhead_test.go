@@ -36,7 +36,10 @@ func (f funcProcess) Wait() error              { return f.wait() }
 func (f funcProcess) Signal(s os.Signal) error { return f.signal(s) }
 
 // BenchmarkProxyOverhead compares one GET through the proxy with the same
-// GET to the app directly (go test -bench ProxyOverhead ./server/process).
+// GET to the app directly (go test -bench ProxyOverhead ./server/process):
+// with GOMAXPROCS requests at once (direct, proxy), and one at a time
+// (serial/direct, serial/proxy: the latency a request sees on an idle
+// server, where waking goroutines costs more than at full load).
 func BenchmarkProxyOverhead(b *testing.B) {
 	p, err := New(Options{Name: "b", Launch: inProcess, Min: 1, Max: 1, Logger: quietLogger()})
 	if err != nil {
@@ -51,22 +54,37 @@ func BenchmarkProxyOverhead(b *testing.B) {
 	srv := httptest.NewServer(px)
 	defer srv.Close()
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256}}
-	for _, target := range []struct{ name, url string }{
+	get := func(b *testing.B, url string) {
+		resp, err := client.Get(url)
+		if err != nil {
+			b.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			b.Fatalf("GET %s: %s", url, resp.Status)
+		}
+	}
+	targets := []struct{ name, url string }{
 		{"direct", "http://" + p.Stats().Processes[0].Addr + "/hello"},
 		{"proxy", srv.URL + "/content/b/hello"},
-	} {
+	}
+	for _, target := range targets {
 		b.Run(target.name, func(b *testing.B) {
 			b.ReportAllocs()
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {
-					resp, err := client.Get(target.url)
-					if err != nil {
-						b.Fatal(err)
-					}
-					io.Copy(io.Discard, resp.Body)
-					resp.Body.Close()
+					get(b, target.url)
 				}
 			})
+		})
+	}
+	for _, target := range targets {
+		b.Run("serial/"+target.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				get(b, target.url)
+			}
 		})
 	}
 }

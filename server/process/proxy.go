@@ -59,8 +59,13 @@ func NewProxy(logger *slog.Logger, publicURL string) *Proxy {
 	}
 	px := &Proxy{PublicURL: publicURL, log: logger, pools: map[string]*Pool{}}
 	px.rp = &httputil.ReverseProxy{
-		Rewrite:       px.rewrite,
-		FlushInterval: -1,
+		Rewrite: px.rewrite,
+		// Streams (no Content-Length, or text/event-stream) are flushed
+		// after every write whatever this says. A response of known length
+		// is flushed at least this often: -1 (flush every write) cost a
+		// timer goroutine that wrote the headers in a syscall of their own,
+		// then another for the body, on every request.
+		FlushInterval: 20 * time.Millisecond,
 		BufferPool:    bufferPool{},
 		// Keep connections to content processes open: the default keeps
 		// 2 idle per host, so concurrent requests would open a new TCP

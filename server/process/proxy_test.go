@@ -6,8 +6,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -280,5 +283,54 @@ func TestProxyUnavailable(t *testing.T) {
 	code, body := get(t, srv.URL+"/content/bad/")
 	if code != http.StatusServiceUnavailable || !strings.Contains(body, "exit status 3") {
 		t.Errorf("crashing app: %d %q; want 503 naming the exit", code, body)
+	}
+}
+
+// handlerLauncher is a Launcher serving h in this process.
+func handlerLauncher(h http.Handler) Launcher {
+	return func(ctx context.Context, port int, log io.Writer) (Process, error) {
+		l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port))
+		if err != nil {
+			return nil, err
+		}
+		srv := &http.Server{Handler: h}
+		done := make(chan struct{})
+		go func() { srv.Serve(l); close(done) }()
+		return funcProcess{wait: func() error { <-done; return nil }, signal: func(os.Signal) error { return srv.Close() }}, nil
+	}
+}
+
+// A response of known length is not flushed after every write (that cost
+// a syscall per request), but a slow one still reaches the client in
+// parts, within the proxy's FlushInterval of each write.
+func TestProxyFlushesSlowResponseOfKnownLength(t *testing.T) {
+	px, srv := proxyServer(t, "")
+	app := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", "12")
+		io.WriteString(w, "first\n")
+		w.(http.Flusher).Flush()
+		time.Sleep(2 * time.Second)
+		io.WriteString(w, "later\n")
+	})
+	px.Set("cl", readyPool(t, Options{Launch: handlerLauncher(app), Min: 1}))
+	start := time.Now()
+	resp, err := http.Get(srv.URL + "/content/cl/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.ContentLength != 12 {
+		t.Errorf("Content-Length %d; want 12", resp.ContentLength)
+	}
+	r := bufio.NewReader(resp.Body)
+	line, err := r.ReadString('\n')
+	if err != nil || line != "first\n" {
+		t.Fatalf("first line %q, %v", line, err)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("first part after %s; the proxy held it until the end (the app waits 2s before the rest)", d)
+	}
+	if rest, _ := io.ReadAll(r); string(rest) != "later\n" {
+		t.Errorf("rest %q", rest)
 	}
 }

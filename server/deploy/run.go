@@ -162,14 +162,7 @@ func (s *Service) launcher(c *store.Content, bundleID int64, p *prepared) proces
 				return nil, err
 			}
 			pid, wait = sc.Process.Pid, sc.Wait
-			signal = func(sig os.Signal) error {
-				if ss, ok := sig.(syscall.Signal); ok {
-					if err := syscall.Kill(-sc.Process.Pid, ss); err == nil {
-						return nil
-					}
-				}
-				return sc.Process.Signal(sig)
-			}
+			signal = sc.Signal // to the sandbox's init, which forwards it
 		}
 		j := &store.Job{ContentID: c.ID, BundleID: bundleID, Tag: "run_app", PID: pid, Node: s.o.Node, StartedAt: time.Now()}
 		if f, ok := log.(*os.File); ok {

@@ -39,4 +39,4 @@ func SandboxLauncher(daisPath string, build func(port int) (sandbox.Options, err
 type sandboxProcess struct{ c *sandbox.Cmd }
 
 func (s sandboxProcess) Wait() error                { return s.c.Wait() }
-func (s sandboxProcess) Signal(sig os.Signal) error { return s.c.Process.Signal(sig) }
+func (s sandboxProcess) Signal(sig os.Signal) error { return s.c.Signal(sig) }

@@ -2,13 +2,14 @@ package sandbox
 
 import (
 	"bytes"
+	"cmp"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"sync"
@@ -21,65 +22,72 @@ import (
 
 // File descriptors sandbox-exec inherits (os/exec ExtraFiles start at 3).
 const (
-	fdSpec  = 3 // the JSON spec, a sealed memfd
+	fdSpec  = 3 // the spec in its wire form (wire.go), a sealed memfd
 	fdError = 4 // write end of the setup-error pipe
 	fdAlive = 5 // read end of the server's alive pipe: EOF once the server is gone
 )
 
-// Cmd is a sandboxed content process: an exec.Cmd running
-// `dais sandbox-exec`. Set Stdin, Stdout and Stderr on it, then call Start
-// and Wait (or Run, Output, CombinedOutput) of Cmd, not of the embedded exec.Cmd: Cmd.Start starts
-// the process from a thread that lives as long as the server, so that the
-// parent-death signal fires only when the server dies (golang/go#27505), and
-// Cmd.Wait reports a sandbox that could not be built as a *SetupError.
+// Cmd is a sandboxed content process: `dais sandbox-exec` (or its helper
+// program, see ExecPath) building the sandbox and running the content. Set
+// Stdin, Stdout and Stderr on it, then call Start and Wait (or Run, Output,
+// CombinedOutput) of Cmd, not of the embedded exec.Cmd: Cmd.Start either
+// hands the spec to a pre-started sandbox-exec (prestart.go) or starts one,
+// from a thread that lives as long as the server, so that the parent-death
+// signal fires only when the server dies (golang/go#27505); Cmd.Wait
+// reports a sandbox that could not be built as a *SetupError.
 //
 // Cancelling the context SIGKILLs the sandbox's process group; with the PID
 // namespace (the default) that kills every process of the content.
 type Cmd struct {
 	*exec.Cmd
-	spec       *os.File
-	errR, errW *os.File
-	started    bool
+	// Cold starts a new sandbox-exec for this Cmd even when a pre-started
+	// one is idle, and starts none for later (benchmarks and tests).
+	Cold bool
+
+	ctx     context.Context
+	wire    []byte // the spec's wire form
+	key     warmKey
+	attr    *syscall.SysProcAttr
+	errR    *os.File
+	started bool
+
+	// ready is closed when sandbox-exec closes the error pipe: it exec'd
+	// the content, or (with a PID namespace) its init forwards signals
+	// now, or it exited. setupErr is what it wrote there, if anything.
+	ready    chan struct{}
+	setupErr []byte
+
+	// Set when a pre-started sandbox-exec runs this Cmd: Wait is ours.
+	warm    bool
+	exited  chan struct{}
+	copying sync.WaitGroup
+	copyMu  sync.Mutex
+	copyErr error
+	pipes   []*os.File // parent ends of the stdio pipes, closed after Wait
 }
 
 // Command prepares `daisPath sandbox-exec` to run spec. daisPath "" means
-// this executable. The process gets an empty environment (spec.Process.Env is
-// applied inside) and its own session.
+// ExecPath(): the dais-sandbox-exec helper when it sits next to this
+// executable, else this executable. The process gets an empty environment
+// (spec.Process.Env is applied inside) and its own session.
 func Command(ctx context.Context, daisPath string, spec *specs.Spec) (*Cmd, error) {
 	if spec == nil || spec.Process == nil || len(spec.Process.Args) == 0 {
 		return nil, errors.New("sandbox: spec without a process")
 	}
+	if spec.Linux == nil {
+		return nil, errors.New("sandbox: spec without namespaces (Linux)")
+	}
 	if daisPath == "" {
-		p, err := os.Executable()
+		p, err := ExecPath()
 		if err != nil {
-			return nil, fmt.Errorf("sandbox: find the dais executable: %w", err)
+			return nil, err
 		}
 		daisPath = p
 	}
-	alive, err := alivePipe()
-	if err != nil {
-		return nil, err
-	}
-	b, err := json.Marshal(spec)
+	b, err := encodeSpec(spec)
 	if err != nil {
 		return nil, fmt.Errorf("sandbox: encode spec: %w", err)
 	}
-	specFile, err := memfile("dais-sandbox-spec", b)
-	if err != nil {
-		return nil, err
-	}
-	errR, errW, err := os.Pipe()
-	if err != nil {
-		specFile.Close()
-		return nil, fmt.Errorf("sandbox: error pipe: %w", err)
-	}
-
-	cmd := exec.CommandContext(ctx, daisPath, "sandbox-exec")
-	// Nothing of the server's environment. sandbox-exec's Go runtime needs
-	// one P and no collector: it allocates a few kilobytes, then execs or
-	// waits as the sandbox's init.
-	cmd.Env = []string{"GOMAXPROCS=1", "GOGC=off"}
-	cmd.ExtraFiles = []*os.File{specFile, errW, alive}
 	attr := &syscall.SysProcAttr{
 		Setsid: true,
 		// Covers the moments before sandbox-exec sets its own (a change of
@@ -113,6 +121,9 @@ func Command(ctx context.Context, daisPath string, spec *specs.Spec) (*Cmd, erro
 	if attr.Cloneflags&unix.CLONE_NEWNS == 0 {
 		return nil, errors.New("sandbox: the spec needs a mount namespace")
 	}
+
+	cmd := exec.CommandContext(ctx, daisPath, "sandbox-exec")
+	cmd.Env = sandboxExecEnv
 	cmd.SysProcAttr = attr
 	cmd.Cancel = func() error {
 		if cmd.Process == nil {
@@ -126,24 +137,204 @@ func Command(ctx context.Context, daisPath string, spec *specs.Spec) (*Cmd, erro
 		return nil
 	}
 	cmd.WaitDelay = 5 * time.Second
-	return &Cmd{Cmd: cmd, spec: specFile, errR: errR, errW: errW}, nil
+	return &Cmd{Cmd: cmd, ctx: ctx, wire: b, key: keyOf(daisPath, attr), attr: attr, ready: make(chan struct{})}, nil
 }
 
-// Start starts the sandbox from the spawner thread.
+// sandboxExecEnv is sandbox-exec's whole environment: nothing of the
+// server's. Its Go runtime needs no collector (it allocates a few
+// kilobytes, then execs or waits as the sandbox's init) and two Ps, so that
+// the init's signal set-up runs beside the content's start.
+var sandboxExecEnv = []string{"GOMAXPROCS=2", "GOGC=off"}
+
+// Start starts the sandbox: on a pre-started sandbox-exec when one is
+// idle for the same program and namespaces, else on a new one.
 func (c *Cmd) Start() error {
 	if c.started {
 		return errors.New("sandbox: Cmd already started")
 	}
 	c.started = true
-	var err error
-	onSpawnerThread(func() { err = c.Cmd.Start() })
-	c.spec.Close()
-	c.errW.Close()
+	if err := c.ctx.Err(); err != nil {
+		close(c.ready)
+		return err
+	}
+	if !c.Cold && len(c.wire) <= maxWarmSpec {
+		defer refill(c.key, c.attr)
+		for w := takeWarm(c.key); w != nil; w = takeWarm(c.key) {
+			if c.startWarm(w) {
+				return nil
+			}
+		}
+	}
+	return c.startCold()
+}
+
+func (c *Cmd) startCold() error {
+	alive, err := alivePipe()
 	if err != nil {
-		c.errR.Close()
+		close(c.ready)
+		return err
+	}
+	specFile, err := memfile("dais-sandbox-spec", c.wire)
+	if err != nil {
+		close(c.ready)
+		return err
+	}
+	defer specFile.Close()
+	errR, errW, err := os.Pipe()
+	if err != nil {
+		close(c.ready)
+		return fmt.Errorf("sandbox: error pipe: %w", err)
+	}
+	c.errR = errR
+	c.ExtraFiles = []*os.File{specFile, errW, alive}
+	onSpawnerThread(func() { err = c.Cmd.Start() })
+	errW.Close()
+	if err != nil {
+		errR.Close()
+		close(c.ready)
 		return fmt.Errorf("sandbox: start %s sandbox-exec: %w%s", c.Path, err, startHint(err))
 	}
+	go c.readSetup()
 	return nil
+}
+
+// readSetup reads the error pipe to its end: a setup error, or nothing.
+func (c *Cmd) readSetup() {
+	defer close(c.ready)
+	defer c.errR.Close()
+	c.setupErr, _ = io.ReadAll(io.LimitReader(c.errR, 64<<10))
+}
+
+// startWarm hands the spec and the standard descriptors to the pre-started
+// w. False means w was gone (it is reaped) and nothing was started.
+func (c *Cmd) startWarm(w *warmProc) bool {
+	fds, childEnds, err := c.stdio()
+	if err != nil {
+		w.release()
+		return false
+	}
+	sc, err := w.sock.SyscallConn()
+	if err == nil {
+		cerr := sc.Write(func(fd uintptr) bool {
+			err = unix.Sendmsg(int(fd), c.wire, unix.UnixRights(fds...), nil, 0)
+			return err != unix.EAGAIN
+		})
+		if err == nil {
+			err = cerr
+		}
+	}
+	for _, f := range childEnds {
+		f.Close()
+	}
+	if err != nil {
+		for _, f := range c.pipes {
+			f.Close()
+		}
+		c.pipes = nil
+		w.release()
+		return false
+	}
+	w.sock.Close()
+	c.warm = true
+	c.Process = w.proc
+	c.errR = w.errR
+	c.exited = make(chan struct{})
+	go c.readSetup()
+	go func() {
+		select {
+		case <-c.ctx.Done():
+			syscall.Kill(-c.Process.Pid, syscall.SIGKILL)
+		case <-c.exited:
+		}
+	}()
+	return true
+}
+
+// stdio gives the descriptors for the content's standard input, output and
+// error, as exec.Cmd would: /dev/null for nil, the file itself for an
+// *os.File, else a pipe with a goroutine copying (waited for in Wait).
+// childEnds are closed once sent.
+func (c *Cmd) stdio() (fds []int, childEnds []*os.File, err error) {
+	fail := func(err error) ([]int, []*os.File, error) {
+		for _, f := range append(childEnds, c.pipes...) {
+			f.Close()
+		}
+		c.pipes = nil
+		return nil, nil, err
+	}
+	var outFd = -1
+	for i, s := range []any{c.Stdin, c.Stdout, c.Stderr} {
+		if i == 2 && c.Stderr != nil && sameWriter(c.Stderr, c.Stdout) && outFd >= 0 {
+			fds = append(fds, outFd) // one pipe for both, as exec.Cmd does
+			continue
+		}
+		switch v := s.(type) {
+		case nil:
+			f, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
+			if err != nil {
+				return fail(err)
+			}
+			childEnds = append(childEnds, f)
+			fds = append(fds, int(f.Fd()))
+		case *os.File:
+			fds = append(fds, int(v.Fd()))
+		default:
+			r, w, err := os.Pipe()
+			if err != nil {
+				return fail(err)
+			}
+			if i == 0 {
+				childEnds = append(childEnds, r)
+				c.pipes = append(c.pipes, w)
+				fds = append(fds, int(r.Fd()))
+				c.copying.Go(func() {
+					io.Copy(w, v.(io.Reader)) // the content may stop reading: errors are its business
+					w.Close()
+				})
+			} else {
+				childEnds = append(childEnds, w)
+				c.pipes = append(c.pipes, r)
+				fds = append(fds, int(w.Fd()))
+				c.copying.Go(func() {
+					if _, err := io.Copy(v.(io.Writer), r); err != nil {
+						c.copyMu.Lock()
+						c.copyErr = cmp.Or(c.copyErr, err)
+						c.copyMu.Unlock()
+					}
+				})
+			}
+		}
+		if i == 1 {
+			outFd = fds[1]
+		}
+	}
+	return fds, childEnds, nil
+}
+
+// sameWriter is a == b, false where the type cannot be compared.
+func sameWriter(a, b io.Writer) (same bool) {
+	defer func() { recover() }()
+	return a == b
+}
+
+// Signal sends sig to the sandbox. It first waits (up to 2 s) until the
+// sandbox is ready for it: sandbox-exec registers the signals its init
+// forwards beside the content's start, and a signal that came before
+// would end the init, and so SIGKILL the content instead of giving it the
+// signal. SIGKILL does not wait.
+func (c *Cmd) Signal(sig os.Signal) error {
+	if c.Process == nil {
+		return errors.New("sandbox: not started")
+	}
+	if sig != syscall.SIGKILL {
+		t := time.NewTimer(2 * time.Second)
+		select {
+		case <-c.ready:
+		case <-t.C:
+		}
+		t.Stop()
+	}
+	return c.Process.Signal(sig)
 }
 
 // Wait waits for the content to exit. If the sandbox could not be built it
@@ -152,27 +343,65 @@ func (c *Cmd) Start() error {
 // Once the content's main process has exited, Wait SIGKILLs what is left of
 // its process group (children it left behind), then reaps it.
 func (c *Cmd) Wait() error {
-	if c.Process != nil {
-		var info unix.Siginfo
-		for {
-			err := unix.Waitid(unix.P_PID, c.Process.Pid, &info, unix.WEXITED|unix.WNOWAIT, nil)
-			if err != unix.EINTR {
-				break
-			}
-		}
-		syscall.Kill(-c.Process.Pid, syscall.SIGKILL)
+	if c.Process == nil {
+		return errors.New("sandbox: not started")
 	}
-	err := c.Cmd.Wait()
-	defer c.errR.Close()
-	// sandbox-exec holds the write end close-on-exec, so it is closed by now;
-	// the deadline only guards against a surprise.
+	var info unix.Siginfo
+	for {
+		err := unix.Waitid(unix.P_PID, c.Process.Pid, &info, unix.WEXITED|unix.WNOWAIT, nil)
+		if err != unix.EINTR {
+			break
+		}
+	}
+	syscall.Kill(-c.Process.Pid, syscall.SIGKILL)
+	var err error
+	if c.warm {
+		err = c.waitWarm()
+	} else {
+		err = c.Cmd.Wait()
+	}
+	// sandbox-exec and its init hold the write end close-on-exec, so it is
+	// closed by now; the deadline only guards against a surprise.
 	c.errR.SetReadDeadline(time.Now().Add(time.Second))
-	b, _ := io.ReadAll(io.LimitReader(c.errR, 64<<10))
-	if len(b) > 0 {
-		step, msg, _ := strings.Cut(string(b), "\x00")
+	<-c.ready
+	if len(c.setupErr) > 0 {
+		step, msg, _ := strings.Cut(string(c.setupErr), "\x00")
 		return &SetupError{Step: step, Err: msg}
 	}
 	return err
+}
+
+// waitWarm is exec.Cmd.Wait for a pre-started sandbox-exec: reap it, let the
+// output copies finish (for at most WaitDelay once it has exited: children
+// may hold the pipes), and report like exec.Cmd.
+func (c *Cmd) waitWarm() error {
+	state, err := c.Process.Wait()
+	close(c.exited)
+	if err != nil {
+		return err
+	}
+	c.ProcessState = state
+	done := make(chan struct{})
+	go func() { c.copying.Wait(); close(done) }()
+	t := time.NewTimer(c.WaitDelay)
+	select {
+	case <-done:
+	case <-t.C:
+		for _, f := range c.pipes {
+			f.Close()
+		}
+		<-done
+	}
+	t.Stop()
+	for _, f := range c.pipes {
+		f.Close()
+	}
+	if !state.Success() {
+		return &exec.ExitError{ProcessState: state}
+	}
+	c.copyMu.Lock()
+	defer c.copyMu.Unlock()
+	return c.copyErr
 }
 
 // Output runs the sandbox and returns its standard output (Stdout must be unset).
@@ -287,4 +516,45 @@ func onSpawnerThread(f func()) {
 	done := make(chan struct{})
 	spawnCh <- func() { f(); close(done) }
 	<-done
+}
+
+// HelperName is the small program that does what `dais sandbox-exec` does,
+// built from this package alone (cmd/dais-sandbox-exec). dais runs it in
+// place of re-executing itself when it sits next to the dais executable:
+// its runtime and package initialisation take about 1 ms where dais's
+// take about 4 ms, on every content process start.
+const HelperName = "dais-sandbox-exec"
+
+var execPath struct {
+	once sync.Once
+	path string
+	err  error
+}
+
+// ExecPath is the program Command runs for daisPath "": HelperName in the
+// directory of this executable when it is a regular file with the same
+// owner, writable by that owner only; otherwise this executable (`dais
+// sandbox-exec`). A helper from another build is refused by sandbox-exec
+// with a clear setup error (the spec's wire form is versioned).
+func ExecPath() (string, error) {
+	execPath.once.Do(func() {
+		self, err := os.Executable()
+		if err != nil {
+			execPath.err = fmt.Errorf("sandbox: find the dais executable: %w", err)
+			return
+		}
+		execPath.path = self
+		if filepath.Base(self) == HelperName {
+			return
+		}
+		helper := filepath.Join(filepath.Dir(self), HelperName)
+		var hs, ss unix.Stat_t
+		if unix.Stat(helper, &hs) != nil || unix.Stat(self, &ss) != nil {
+			return
+		}
+		if hs.Mode&unix.S_IFMT == unix.S_IFREG && hs.Mode&0o022 == 0 && hs.Mode&0o100 != 0 && hs.Uid == ss.Uid {
+			execPath.path = helper
+		}
+	})
+	return execPath.path, execPath.err
 }

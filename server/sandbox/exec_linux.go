@@ -1,7 +1,6 @@
 package sandbox
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -12,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 
 	"github.com/moby/sys/capability"
@@ -27,6 +27,7 @@ type stepError struct {
 }
 
 func (e *stepError) Error() string { return e.step + ": " + e.err.Error() }
+func (e *stepError) Unwrap() error { return e.err }
 
 func fail(step string, err error) error { return &stepError{step, err} }
 
@@ -45,14 +46,15 @@ func Main(stderr io.Writer) int {
 	if err == nil {
 		return code
 	}
+	if errors.Is(err, errNoWork) {
+		return 0
+	}
 	step, msg := "sandbox-exec", err.Error()
 	var se *stepError
 	if errors.As(err, &se) {
 		step, msg = se.step, se.err.Error()+hint(se.err)
 	}
-	if f := os.NewFile(fdError, "sandbox-error"); f != nil {
-		f.Write([]byte(step + "\x00" + msg))
-	}
+	errPipe.write([]byte(step + "\x00" + msg))
 	fmt.Fprintf(stderr, "dais sandbox: %s: %s\n", step, msg)
 	return ExitSetup
 }
@@ -67,29 +69,107 @@ func hint(err error) string {
 	return ""
 }
 
+// errNoWork ends a pre-started sandbox-exec whose server let it go unused.
+var errNoWork = errors.New("no spec: released unused")
+
+// readSpec reads the spec from fd 3: a sealed memfd (Command starting
+// sandbox-exec for one spec), or a socket on which a pre-started
+// sandbox-exec waits for its spec and its standard input, output and error
+// (prestart.go).
 func readSpec() (*specs.Spec, error) {
-	// Command passes a memfd named dais-sandbox-spec; anything else means
-	// sandbox-exec was run by hand.
-	if l, err := os.Readlink("/proc/self/fd/3"); err != nil || !strings.HasPrefix(l, "/memfd:dais-sandbox-spec") {
+	l, err := os.Readlink("/proc/self/fd/3")
+	var b []byte
+	switch {
+	case err == nil && strings.HasPrefix(l, "/memfd:dais-sandbox-spec"):
+		b, err = readMemfd()
+	case err == nil && strings.HasPrefix(l, "socket:"):
+		b, err = receiveSpec()
+	default:
 		return nil, errors.New("no spec on fd 3: sandbox-exec is started by dais itself, not by hand (see `dais sandbox spec --help`)")
 	}
-	f := os.NewFile(fdSpec, "sandbox-spec")
-	defer f.Close()
-	var s specs.Spec
-	if err := json.NewDecoder(f).Decode(&s); err != nil {
-		return nil, fmt.Errorf("decode: %w", err)
+	if err != nil {
+		return nil, err
 	}
-	if s.Process == nil || len(s.Process.Args) == 0 {
+	s, err := decodeSpec(b)
+	if err != nil {
+		return nil, err
+	}
+	if len(s.Process.Args) == 0 {
 		return nil, errors.New("spec without a process")
 	}
-	if s.Root != nil && s.Root.Path != "" && s.Root.Path != "/" {
-		return nil, fmt.Errorf("root %q: only the host's / is supported", s.Root.Path)
+	return s, nil
+}
+
+func readMemfd() ([]byte, error) {
+	var st unix.Stat_t
+	if err := unix.Fstat(fdSpec, &st); err != nil {
+		return nil, fmt.Errorf("stat: %w", err)
 	}
-	return &s, nil
+	if st.Size > maxSpec {
+		return nil, fmt.Errorf("spec of %d bytes is too large", st.Size)
+	}
+	b := make([]byte, st.Size)
+	if n, err := unix.Pread(fdSpec, b, 0); err != nil || n != len(b) {
+		return nil, fmt.Errorf("read: %d of %d bytes: %v", n, len(b), err)
+	}
+	unix.Close(fdSpec)
+	return b, nil
+}
+
+// receiveSpec waits for the one message of a pre-started sandbox-exec: the
+// spec, with the descriptors of its standard input, output and error, which
+// replace 0, 1 and 2.
+func receiveSpec() ([]byte, error) {
+	b := make([]byte, maxWarmSpec)
+	oob := make([]byte, unix.CmsgSpace(3*4))
+	var n, oobn int
+	var err error
+	for {
+		n, oobn, _, _, err = unix.Recvmsg(fdSpec, b, oob, unix.MSG_CMSG_CLOEXEC)
+		if err != unix.EINTR {
+			break
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("receive: %w", err)
+	}
+	if n == 0 && oobn == 0 {
+		return nil, errNoWork
+	}
+	msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
+	if err != nil || len(msgs) != 1 {
+		return nil, fmt.Errorf("receive: no descriptors (%v)", err)
+	}
+	fds, err := unix.ParseUnixRights(&msgs[0])
+	if err != nil || len(fds) != 3 {
+		return nil, fmt.Errorf("receive: want 3 descriptors, got %d (%v)", len(fds), err)
+	}
+	for i, fd := range fds {
+		if err := unix.Dup3(fd, i, 0); err != nil {
+			return nil, fmt.Errorf("receive: standard descriptor %d: %w", i, err)
+		}
+		unix.Close(fd)
+	}
+	unix.Close(fdSpec)
+	return b[:n], nil
 }
 
 func run() (int, error) {
 	ppid := os.Getppid()
+	var notified chan struct{}
+	sigs := make(chan os.Signal, 32)
+	if os.Getpid() == 1 {
+		// Registering the signals the init forwards costs a round trip to
+		// the runtime's signal thread per signal, about 1.5 ms in all: done
+		// beside the sandbox's construction and the content's start, and
+		// announced to the server by closing the error pipe (Cmd.Signal
+		// waits for that).
+		notified = make(chan struct{})
+		go func() {
+			signal.Notify(sigs, forwarded...)
+			close(notified)
+		}()
+	}
 	s, err := readSpec()
 	if err != nil {
 		return 0, fail("read spec", err)
@@ -129,7 +209,7 @@ func run() (int, error) {
 		err := unix.Exec(prog, s.Process.Args, s.Process.Env)
 		return 0, fail("exec "+prog, err)
 	}
-	return initLoop(prog, s.Process)
+	return initLoop(prog, s.Process, sigs, notified)
 }
 
 // serverGone tells whether the server died before the parent-death signal
@@ -485,9 +565,7 @@ func lookPath(prog string, env []string) (string, error) {
 // exits with the content's status (128+n when killed by signal n). When it
 // exits, or the server dies (parent-death signal), the kernel kills every
 // process left in the namespace.
-func initLoop(prog string, p *specs.Process) (int, error) {
-	sigs := make(chan os.Signal, 32)
-	signal.Notify(sigs, forwarded...)
+func initLoop(prog string, p *specs.Process, sigs chan os.Signal, notified chan struct{}) (int, error) {
 	pid, err := syscall.ForkExec(prog, p.Args, &syscall.ProcAttr{
 		Env:   p.Env,
 		Files: []uintptr{0, 1, 2},
@@ -496,16 +574,21 @@ func initLoop(prog string, p *specs.Process) (int, error) {
 	if err != nil {
 		return 0, fail("exec "+prog, err)
 	}
-	// The init holds nothing the content could use.
-	for _, fd := range []int{fdError, fdAlive} {
-		unix.Close(fd)
-	}
+	// The init holds nothing the content could use. The error pipe stays
+	// open until the signals are registered: its end tells the server that
+	// a signal now reaches the content (before, one would end the init and
+	// with it the whole sandbox).
+	unix.Close(fdAlive)
 	go func() {
+		<-notified
+		errPipe.close()
 		for sig := range sigs {
 			unix.Kill(pid, sig.(syscall.Signal))
 		}
 	}()
-	syncThreads(p)
+	// Off the critical path: the content runs already, and a short-lived
+	// one need not wait for the other threads to change uid.
+	go syncThreads(p)
 	// Reap every child (orphans are re-parented to us) until the content's
 	// own process exits. A blocking wait: no SIGCHLD round trip.
 	for {
@@ -524,6 +607,33 @@ func initLoop(prog string, p *specs.Process) (int, error) {
 			return 128 + int(ws.Signal()), nil
 		}
 		return ws.ExitStatus(), nil
+	}
+}
+
+// errPipe is sandbox-exec's end of the setup-error pipe: written once on
+// failure, closed once the init is ready for signals. The lock keeps a late
+// failure from writing to a descriptor number reused after the close.
+var errPipe errorPipe
+
+type errorPipe struct {
+	mu     sync.Mutex
+	closed bool
+}
+
+func (e *errorPipe) write(b []byte) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if !e.closed {
+		unix.Write(fdError, b)
+	}
+}
+
+func (e *errorPipe) close() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if !e.closed {
+		e.closed = true
+		unix.Close(fdError)
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -275,6 +276,18 @@ func TestSelfTest(t *testing.T) {
 // run runs args in a sandbox and returns stdout and the error.
 func runSandbox(t *testing.T, ctx context.Context, o Options) (string, error) {
 	t.Helper()
+	return runSandboxMode(t, ctx, o, false)
+}
+
+// startModes are the two ways Cmd.Start starts a sandbox: handing the spec
+// to a pre-started sandbox-exec, or starting one for it.
+var startModes = []struct {
+	name string
+	cold bool
+}{{"prestarted", false}, {"cold", true}}
+
+func runSandboxMode(t *testing.T, ctx context.Context, o Options, cold bool) (string, error) {
+	t.Helper()
 	s, err := Spec(o)
 	if err != nil {
 		t.Fatal(err)
@@ -283,9 +296,13 @@ func runSandbox(t *testing.T, ctx context.Context, o Options) (string, error) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	cmd.Cold = cold
 	var out, stderr strings.Builder
 	cmd.Stdout, cmd.Stderr = &out, &stderr
 	err = cmd.Run()
+	if !cold && !cmd.warm && len(cmd.wire) <= maxWarmSpec {
+		t.Logf("note: no pre-started sandbox-exec was idle (the first start, or one still starting)")
+	}
 	if stderr.Len() > 0 {
 		t.Logf("stderr: %s", stderr.String())
 	}
@@ -322,36 +339,38 @@ func TestRun(t *testing.T) {
 			{name: "stdin is the caller's", args: []string{"/bin/sh", "-c", "test -t 0 || echo ok"}, want: "ok\n"},
 		}
 		for _, tt := range tests {
-			t.Run(mode.name+"/"+tt.name, func(t *testing.T) {
-				o := Options{Args: tt.args, WorkDir: work, Masks: []string{dd}, RunAs: "nobody",
-					NoUserNamespace: mode.noUser, NoPIDNamespace: mode.noPID}
-				if tt.edit != nil {
-					tt.edit(&o)
-				}
-				out, err := runSandbox(t, context.Background(), o)
-				var ee *exec.ExitError
-				code := 0
-				if errors.As(err, &ee) {
-					code = ee.ExitCode()
-					// Without a PID namespace's init, a signal is not an exit code.
-					if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-						code = 128 + int(ws.Signal())
+			for _, sm := range startModes {
+				t.Run(mode.name+"/"+sm.name+"/"+tt.name, func(t *testing.T) {
+					o := Options{Args: tt.args, WorkDir: work, Masks: []string{dd}, RunAs: "nobody",
+						NoUserNamespace: mode.noUser, NoPIDNamespace: mode.noPID}
+					if tt.edit != nil {
+						tt.edit(&o)
 					}
-				} else if err != nil {
-					t.Fatal(err)
-				}
-				if code != tt.wantCode {
-					t.Errorf("exit code %d, want %d (err %v)", code, tt.wantCode, err)
-				}
-				if tt.name == "environment is the spec's only" {
-					lines := strings.Split(strings.TrimSpace(out), "\n")
-					slices.Sort(lines)
-					out = strings.Join(lines, "\n") + "\n"
-				}
-				if tt.want != "" && out != tt.want {
-					t.Errorf("output\n%q\nwant\n%q", out, tt.want)
-				}
-			})
+					out, err := runSandboxMode(t, context.Background(), o, sm.cold)
+					var ee *exec.ExitError
+					code := 0
+					if errors.As(err, &ee) {
+						code = ee.ExitCode()
+						// Without a PID namespace's init, a signal is not an exit code.
+						if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+							code = 128 + int(ws.Signal())
+						}
+					} else if err != nil {
+						t.Fatal(err)
+					}
+					if code != tt.wantCode {
+						t.Errorf("exit code %d, want %d (err %v)", code, tt.wantCode, err)
+					}
+					if tt.name == "environment is the spec's only" {
+						lines := strings.Split(strings.TrimSpace(out), "\n")
+						slices.Sort(lines)
+						out = strings.Join(lines, "\n") + "\n"
+					}
+					if tt.want != "" && out != tt.want {
+						t.Errorf("output\n%q\nwant\n%q", out, tt.want)
+					}
+				})
+			}
 		}
 	}
 }
@@ -379,33 +398,36 @@ func TestSetupError(t *testing.T) {
 		{"program not found", func(s *specs.Spec) { s.Process.Args = []string{"no-such-program-dais"} }, "find no-such-program-dais", "not found in PATH"},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			s, err := Spec(Options{Args: []string{"/bin/true"}, Masks: []string{dd}, RunAs: "nobody"})
-			if err != nil {
-				t.Fatal(err)
-			}
-			tt.edit(s)
-			cmd, err := Command(context.Background(), os.Args[0], s)
-			if err != nil {
-				t.Fatal(err)
-			}
-			var stderr strings.Builder
-			cmd.Stderr = &stderr
-			err = cmd.Run()
-			var se *SetupError
-			if !errors.As(err, &se) {
-				t.Fatalf("err = %v, want a *SetupError; stderr %s", err, stderr.String())
-			}
-			if se.Step != tt.wantStep || !strings.Contains(se.Err, tt.wantMsg) {
-				t.Errorf("step %q err %q, want step %q and %q", se.Step, se.Err, tt.wantStep, tt.wantMsg)
-			}
-			if c := cmd.ProcessState.ExitCode(); c != ExitSetup {
-				t.Errorf("exit code %d, want %d", c, ExitSetup)
-			}
-			if !strings.Contains(stderr.String(), "dais sandbox: "+tt.wantStep+": ") {
-				t.Errorf("stderr %q does not name the step", stderr.String())
-			}
-		})
+		for _, sm := range startModes {
+			t.Run(sm.name+"/"+tt.name, func(t *testing.T) {
+				s, err := Spec(Options{Args: []string{"/bin/true"}, Masks: []string{dd}, RunAs: "nobody"})
+				if err != nil {
+					t.Fatal(err)
+				}
+				tt.edit(s)
+				cmd, err := Command(context.Background(), os.Args[0], s)
+				if err != nil {
+					t.Fatal(err)
+				}
+				cmd.Cold = sm.cold
+				var stderr strings.Builder
+				cmd.Stderr = &stderr
+				err = cmd.Run()
+				var se *SetupError
+				if !errors.As(err, &se) {
+					t.Fatalf("err = %v, want a *SetupError; stderr %s", err, stderr.String())
+				}
+				if se.Step != tt.wantStep || !strings.Contains(se.Err, tt.wantMsg) {
+					t.Errorf("step %q err %q, want step %q and %q", se.Step, se.Err, tt.wantStep, tt.wantMsg)
+				}
+				if c := cmd.ProcessState.ExitCode(); c != ExitSetup {
+					t.Errorf("exit code %d, want %d", c, ExitSetup)
+				}
+				if !strings.Contains(stderr.String(), "dais sandbox: "+tt.wantStep+": ") {
+					t.Errorf("stderr %q does not name the step", stderr.String())
+				}
+			})
+		}
 	}
 }
 
@@ -413,15 +435,17 @@ func TestSetupError(t *testing.T) {
 func TestCancel(t *testing.T) {
 	needRoot(t)
 	dd := dataDir(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
-	defer cancel()
-	start := time.Now()
-	_, err := runSandbox(t, ctx, Options{Args: []string{"/bin/sh", "-c", "sleep 60 & sleep 60"}, Masks: []string{dd}, RunAs: "nobody"})
-	if err == nil {
-		t.Fatal("want an error from a killed sandbox")
-	}
-	if d := time.Since(start); d > 5*time.Second {
-		t.Errorf("took %v: the content or its child survived the cancel", d)
+	for _, sm := range startModes {
+		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+		start := time.Now()
+		_, err := runSandboxMode(t, ctx, Options{Args: []string{"/bin/sh", "-c", "sleep 60 & sleep 60"}, Masks: []string{dd}, RunAs: "nobody"}, sm.cold)
+		cancel()
+		if err == nil {
+			t.Fatalf("%s: want an error from a killed sandbox", sm.name)
+		}
+		if d := time.Since(start); d > 5*time.Second {
+			t.Errorf("%s: took %v: the content or its child survived the cancel", sm.name, d)
+		}
 	}
 }
 
@@ -599,15 +623,132 @@ func TestOutput(t *testing.T) {
 		{"Output", (*Cmd).Output, "out\n"},
 		{"CombinedOutput", (*Cmd).CombinedOutput, "out\nerr\n"},
 	} {
-		t.Run(tt.name, func(t *testing.T) {
-			cmd, err := Command(context.Background(), os.Args[0], s)
+		for _, sm := range startModes {
+			t.Run(sm.name+"/"+tt.name, func(t *testing.T) {
+				cmd, err := Command(context.Background(), os.Args[0], s)
+				if err != nil {
+					t.Fatal(err)
+				}
+				cmd.Cold = sm.cold
+				out, err := tt.run(cmd)
+				if err != nil || string(out) != tt.want {
+					t.Errorf("got %q, %v; want %q", out, err, tt.want)
+				}
+			})
+		}
+	}
+}
+
+// A signal sent right after Start reaches the content through the
+// sandbox's init: Cmd.Signal waits until the init forwards signals (it
+// registers them beside the content's start). A signal before that would
+// end the init itself (killed by the signal, not exiting with 128+n).
+func TestSignalRightAfterStart(t *testing.T) {
+	needRoot(t)
+	dd := dataDir(t)
+	s, err := Spec(Options{Args: []string{"/bin/sleep", "30"}, Masks: []string{dd}, RunAs: "nobody"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, sm := range startModes {
+		for i := range 10 {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			cmd, err := Command(ctx, os.Args[0], s)
 			if err != nil {
 				t.Fatal(err)
 			}
-			out, err := tt.run(cmd)
-			if err != nil || string(out) != tt.want {
-				t.Errorf("got %q, %v; want %q", out, err, tt.want)
+			cmd.Cold = sm.cold
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
 			}
-		})
+			if err := cmd.Signal(syscall.SIGTERM); err != nil {
+				t.Fatal(err)
+			}
+			cmd.Wait()
+			ws := cmd.ProcessState.Sys().(syscall.WaitStatus)
+			if !ws.Exited() || ws.ExitStatus() != 128+int(syscall.SIGTERM) {
+				t.Fatalf("%s, try %d: the init ended with %v, want exit status 143 (the content killed by the forwarded SIGTERM)", sm.name, i, cmd.ProcessState)
+			}
+		}
 	}
+}
+
+// The pre-started sandbox-exec: used when idle, replaced after use, skipped
+// when it died, released by SetPrestart(0).
+func TestPrestart(t *testing.T) {
+	needRoot(t)
+	dd := dataDir(t)
+	s, err := Spec(Options{Args: []string{"/bin/sh", "-c", "echo $$"}, Masks: []string{dd}, RunAs: "nobody"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	run := func() *Cmd {
+		t.Helper()
+		cmd, err := Command(context.Background(), os.Args[0], s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, err := cmd.Output()
+		// Not 1: the content runs under the sandbox's init, in its PID namespace.
+		if pid, _ := strconv.Atoi(strings.TrimSpace(string(out))); err != nil || pid < 2 || pid > 100 {
+			t.Fatalf("output %q, %v; want the content's pid in its own PID namespace", out, err)
+		}
+		return cmd
+	}
+	idle := func() []*warmProc {
+		cmd, _ := Command(context.Background(), os.Args[0], s)
+		deadline := time.Now().Add(5 * time.Second)
+		for time.Now().Before(deadline) {
+			warm.Lock()
+			l := slices.Clone(warm.idle[cmd.key])
+			n := warm.starting[cmd.key]
+			warm.Unlock()
+			if n == 0 {
+				return l
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		t.Fatal("pre-started sandbox-exec still starting after 5 s")
+		return nil
+	}
+	SetPrestart(1)
+	run()
+	if l := idle(); len(l) != 1 {
+		t.Fatalf("%d idle after a start, want 1", len(l))
+	}
+	if cmd := run(); !cmd.warm {
+		t.Error("an idle pre-started sandbox-exec was not used")
+	}
+	// One that died while idle is skipped: the start falls back to a new one.
+	l := idle()
+	if len(l) != 1 {
+		t.Fatalf("%d idle, want 1", len(l))
+	}
+	l[0].proc.Kill()
+	time.Sleep(50 * time.Millisecond)
+	if cmd := run(); cmd.warm {
+		t.Error("a dead pre-started sandbox-exec was used")
+	}
+	// Released: it exits on its own and is reaped.
+	l = idle()
+	if len(l) != 1 {
+		t.Fatalf("%d idle, want 1", len(l))
+	}
+	pid := l[0].proc.Pid
+	SetPrestart(0)
+	deadline := time.Now().Add(5 * time.Second)
+	for syscall.Kill(pid, 0) != syscall.ESRCH {
+		if time.Now().After(deadline) {
+			t.Fatalf("released sandbox-exec %d still there after 5 s", pid)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if cmd := run(); cmd.warm {
+		t.Error("SetPrestart(0), yet a pre-started sandbox-exec was used")
+	}
+	if l := idle(); len(l) != 0 {
+		t.Errorf("SetPrestart(0), yet %d idle", len(l))
+	}
+	SetPrestart(1)
 }

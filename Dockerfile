@@ -108,6 +108,6 @@ LABEL org.opencontainers.image.title="dais" \
 # Last, so that a code change rebuilds only these steps: the static binaries
 # built on the host by `make build`, and the labels naming their version
 # (an ARG before any RUN would invalidate that RUN's cache on every commit).
-COPY bin/dais bin/dais-init /usr/local/bin/
+COPY bin/dais bin/dais-sandbox-exec bin/dais-init /usr/local/bin/
 ARG VERSION=dev
 LABEL org.opencontainers.image.version="${VERSION}"

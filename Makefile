@@ -26,9 +26,10 @@ export BASE_IMAGE
 help: ## show this help
 	@awk 'BEGIN{FS=":.*## "} /^[a-zA-Z_-]+:.*## /{printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-build: ## build bin/dais and bin/dais-init (static, version stamped from git)
+build: ## build bin/dais, bin/dais-sandbox-exec and bin/dais-init (static, version stamped from git)
 	@mkdir -p $(BIN)
 	CGO_ENABLED=0 $(GO) build $(GOFLAGS) -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/dais ./server
+	CGO_ENABLED=0 $(GO) build $(GOFLAGS) -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/dais-sandbox-exec ./server/sandbox/cmd/dais-sandbox-exec
 	CGO_ENABLED=0 $(GO) build $(GOFLAGS) -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/dais-init ./entrypoint
 
 base-image: ## build the Debian base image with debootstrap (offline-capable)

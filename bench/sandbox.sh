@@ -1,6 +1,7 @@
 #!/bin/bash
 # Sandbox spawn latency (p50/p99) and sandboxes started per second: dais's
-# sandbox (bench/sandbox, and bin/dais when built) against bubblewrap doing
+# sandbox (dais-sandbox-exec pre-started as the server does, cold, and a
+# cold re-exec of dais) against bubblewrap doing
 # the same namespaces, masks and binds, in the same run. Needs root and bwrap
 # (Debian: bubblewrap). Bounded: about 200 spawns + 3 s per peer.
 # Env: SANDBOX_BENCH_N (default 200), SANDBOX_BENCH_RUN_AS (default nobody).
@@ -18,11 +19,12 @@ fi
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 # Static, as the Makefile builds bin/dais (no dynamic loader on each start).
-CGO_ENABLED=0 go build -o "$tmp/sandbox-bench" ./bench/sandbox
-args=(-n "${SANDBOX_BENCH_N:-200}" -run-as "${SANDBOX_BENCH_RUN_AS:-nobody}")
-if CGO_ENABLED=0 go build -o "$tmp/dais" ./server 2>/dev/null; then
-	args+=(-dais "$tmp/dais")
-fi
+# Built as the Makefile builds them.
+flags=(-trimpath -ldflags '-s -w')
+CGO_ENABLED=0 go build "${flags[@]}" -o "$tmp/sandbox-bench" ./bench/sandbox
+CGO_ENABLED=0 go build "${flags[@]}" -o "$tmp/dais-sandbox-exec" ./server/sandbox/cmd/dais-sandbox-exec
+CGO_ENABLED=0 go build "${flags[@]}" -o "$tmp/dais" ./server
+args=(-n "${SANDBOX_BENCH_N:-200}" -run-as "${SANDBOX_BENCH_RUN_AS:-nobody}" -helper "$tmp/dais-sandbox-exec" -dais "$tmp/dais")
 # The binaries must be readable by the content user: nothing else needed,
 # /bin/true is what runs inside.
 chmod 755 "$tmp" "$tmp"/*

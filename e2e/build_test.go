@@ -20,7 +20,7 @@ func TestQuartoVersionWithoutTarball(t *testing.T) {
 		base = "dais-base:bookworm"
 	}
 	root := RepoRoot(t)
-	for _, b := range []string{"bin/dais", "bin/dais-init"} {
+	for _, b := range []string{"bin/dais", "bin/dais-sandbox-exec", "bin/dais-init"} {
 		if _, err := os.Stat(root + "/" + b); err != nil {
 			requireOrSkip(t, "%s missing: run `make build` (make image does)", b)
 		}

@@ -232,6 +232,16 @@ func TestDeployV1(t *testing.T) {
 							t.Errorf("an app process runs as uid %s, want 999 (rstudio-connect)", u)
 						}
 					}
+					// Their sandboxes are built by the small helper, not by
+					// re-executing dais: its inits (one per app, plus one
+					// pre-started and idle) are dais-sandbox-exec processes.
+					if !strings.Contains(c.Logs(), "content processes start in sandboxes built by /usr/local/bin/dais-sandbox-exec") {
+						t.Errorf("the server does not say it uses /usr/local/bin/dais-sandbox-exec; log:\n%s", tail(c.Logs(), 30))
+					}
+					r = c.Exec("sh", "-c", `for p in /proc/[0-9]*; do tr '\0' '\n' <$p/cmdline 2>/dev/null | head -n 1; done | grep -c '^/usr/local/bin/dais-sandbox-exec$'`)
+					if n, _ := strconv.Atoi(strings.TrimSpace(r.Stdout)); n < 3 {
+						t.Errorf("%d dais-sandbox-exec processes, want at least 3 (the Flask and FastAPI inits and an idle one): %s", n, r.Stderr)
+					}
 				}
 			}
 		})

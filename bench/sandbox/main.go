@@ -1,6 +1,8 @@
 // Command sandbox-bench measures the spawn latency of `true` in the full
 // dais sandbox (p50, p99) and the sandboxes started per second, against
-// bubblewrap doing the same masks in the same run. Run it as root through
+// bubblewrap doing the same masks in the same run. dais is measured the way
+// the server starts content (dais-sandbox-exec, pre-started), with a new
+// dais-sandbox-exec per start, and re-executing dais itself. Run it as root through
 // bench/sandbox.sh.
 package main
 
@@ -21,9 +23,6 @@ import (
 )
 
 func main() {
-	if len(os.Args) > 1 && os.Args[1] == "sandbox-exec" {
-		os.Exit(sandbox.Main(os.Stderr))
-	}
 	if len(os.Args) > 1 && os.Args[1] == "noop" {
 		return // the cost of starting this Go binary, for reference
 	}
@@ -31,13 +30,14 @@ func main() {
 	dur := flag.Duration("throughput-for", 3*time.Second, "how long each throughput run lasts")
 	workers := flag.Int("workers", 2, "parallel spawners for the throughput figure")
 	dais := flag.String("dais", "", "path of the dais binary, measured too (its package inits count)")
+	helper := flag.String("helper", "", "path of dais-sandbox-exec, the program the server runs (pre-started and cold)")
 	runAs := flag.String("run-as", "nobody", "user the content runs as")
 	flag.Parse()
 	if os.Geteuid() != 0 {
 		fmt.Fprintln(os.Stderr, "sandbox-bench: run as root (mounts and namespaces)")
 		os.Exit(2)
 	}
-	if err := run(*n, *dur, *workers, *dais, *runAs, os.Stdout); err != nil {
+	if err := run(*n, *dur, *workers, *dais, *helper, *runAs, os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "sandbox-bench:", err)
 		os.Exit(1)
 	}
@@ -48,7 +48,7 @@ type peer struct {
 	spawn func() error
 }
 
-func run(n int, dur time.Duration, workers int, daisPath, runAs string, w io.Writer) error {
+func run(n int, dur time.Duration, workers int, daisPath, helperPath, runAs string, w io.Writer) error {
 	base, err := os.MkdirTemp("/var/lib", "dais-sandbox-bench-")
 	if err != nil {
 		return err
@@ -68,12 +68,15 @@ func run(n int, dur time.Duration, workers int, daisPath, runAs string, w io.Wri
 		return err
 	}
 	self, _ := os.Executable()
-	daisSpawn := func(bin string) func() error {
+	// cold: a new sandbox-exec for every start; otherwise the server's way,
+	// handing the spec to a pre-started one (and starting the next).
+	daisSpawn := func(bin string, cold bool) func() error {
 		return func() error {
 			cmd, err := sandbox.Command(context.Background(), bin, spec)
 			if err != nil {
 				return err
 			}
+			cmd.Cold = cold
 			return cmd.Run()
 		}
 	}
@@ -102,10 +105,14 @@ func run(n int, dur time.Duration, workers int, daisPath, runAs string, w io.Wri
 			}
 			return nil
 		}},
-		{"dais sandbox (minimal binary)", daisSpawn(self)},
+	}
+	if helperPath != "" {
+		peers = append(peers,
+			peer{"dais, pre-started helper", daisSpawn(helperPath, false)},
+			peer{"dais, cold helper", daisSpawn(helperPath, true)})
 	}
 	if daisPath != "" {
-		peers = append(peers, peer{"dais sandbox (bin/dais)", daisSpawn(daisPath)})
+		peers = append(peers, peer{"dais, cold re-exec of dais", daisSpawn(daisPath, true)})
 	}
 	type result struct {
 		p50, p99 time.Duration

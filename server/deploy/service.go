@@ -40,6 +40,7 @@ import (
 	"github.com/dais-dev/dais/server/content/runtime"
 	"github.com/dais-dev/dais/server/process"
 	"github.com/dais-dev/dais/server/render"
+	"github.com/dais-dev/dais/server/sandbox"
 	"github.com/dais-dev/dais/server/store"
 	"github.com/dais-dev/dais/server/web"
 )
@@ -66,8 +67,9 @@ type Options struct {
 	Stopping context.Context
 	// ConfigPath is the configuration file; its directory is hidden from content.
 	ConfigPath string
-	// DaisPath is the dais executable that provides `dais sandbox-exec`;
-	// "" means this executable.
+	// DaisPath is the program that runs `sandbox-exec`; "" means
+	// sandbox.ExecPath(): dais-sandbox-exec next to this executable, else
+	// this executable.
 	DaisPath string
 	// NoSandbox runs content processes as plain children of the server,
 	// as the server's user. Only for tests of this package: production
@@ -137,6 +139,15 @@ func New(o Options) (*Service, error) {
 		locks:   map[int64]*sync.Mutex{},
 		renders: renders,
 		limits:  limits,
+	}
+	if !o.NoSandbox {
+		path := o.DaisPath
+		if path == "" {
+			if path, err = sandbox.ExecPath(); err != nil {
+				return nil, fmt.Errorf("deploy: %w", err)
+			}
+		}
+		s.log.Info("content processes start in sandboxes built by "+path, "sandbox_exec", path)
 	}
 	if o.Web != nil {
 		s.Register(o.Web)

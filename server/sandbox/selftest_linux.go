@@ -22,9 +22,13 @@ import (
 
 // SelfTestOptions configures SelfTest.
 type SelfTestOptions struct {
-	// DaisPath is the dais binary: it runs sandbox-exec, and a copy of it
-	// runs the probe inside. Default: this executable.
+	// DaisPath is the dais binary: a copy of it runs the probe inside, and
+	// it stands in for the server in the parent-death check. Default: this
+	// executable.
 	DaisPath string
+	// ExecPath runs sandbox-exec. Default: ExecPath(), as for the server
+	// (dais-sandbox-exec next to this executable, pre-started).
+	ExecPath string
 	// DataDir is masked; the test content is made under it, in a
 	// .dais-selftest-* directory removed afterwards.
 	DataDir string
@@ -115,13 +119,17 @@ func SelfTest(ctx context.Context, o SelfTestOptions, w io.Writer) error {
 		RunAs: o.RunAs, NoUserNamespace: o.NoUserNamespace, NoPIDNamespace: o.NoPIDNamespace}
 	if spec, err := Spec(trial); err != nil {
 		return err
-	} else if cmd, err := Command(ctx, o.DaisPath, spec); err != nil {
+	} else if cmd, err := Command(ctx, o.ExecPath, spec); err != nil {
 		return err
 	} else if err := cmd.Run(); err != nil {
 		report("build a sandbox", err)
 		return fmt.Errorf("selftest: no sandbox can be built here: %w", err)
 	}
 	report("build a sandbox", nil)
+	if o.ExecPath == "" {
+		p, _ := ExecPath()
+		report("sandboxes built by "+p+", as the server builds them", nil)
+	}
 	// A submount under the read-only runtime dir: it must be read-only too.
 	if err := unix.Mount("tmpfs", libDir, "tmpfs", 0, "mode=0777"); err != nil {
 		return fmt.Errorf("selftest: mount a tmpfs on %s (needs root with CAP_SYS_ADMIN): %w", libDir, err)
@@ -182,7 +190,7 @@ func SelfTest(ctx context.Context, o SelfTestOptions, w io.Writer) error {
 	argsA := append([]string{probe, "sandbox", "probe", "--marker", "marker-a",
 		"--readonly", codeA, "--writable", workA, "--writable", "/tmp",
 		"--hidden", filepath.Join(codeB, "app.R"), "--sleep", "1s"}, common...)
-	outA, err := runProbe(ctx, o.DaisPath, opts(codeA, workA), argsA, func() {
+	outA, err := runProbe(ctx, o.ExecPath, opts(codeA, workA), argsA, func() {
 		report("host: the sandbox's mounts are not visible outside", noMountAt(o.DataDir))
 		report("host: /tmp marker not in the host's /tmp", absentOnHost("/tmp/marker-a"))
 	})
@@ -198,7 +206,7 @@ func SelfTest(ctx context.Context, o SelfTestOptions, w io.Writer) error {
 		"--readonly", codeB, "--writable", workB, "--writable", "/tmp",
 		"--absent", "/tmp/marker-a", "--hidden", filepath.Join(workA, "marker-a"),
 		"--hidden", filepath.Join(codeA, "app.R")}, common...)
-	outB, err := runProbe(ctx, o.DaisPath, opts(codeB, workB), argsB, nil)
+	outB, err := runProbe(ctx, o.ExecPath, opts(codeB, workB), argsB, nil)
 	if err != nil {
 		return err
 	}
@@ -219,7 +227,7 @@ func SelfTest(ctx context.Context, o SelfTestOptions, w io.Writer) error {
 	// A sandbox that cannot be built says which step failed.
 	bad := opts(codeA, workA)
 	bad.Args = []string{"/nonexistent/program"}
-	report("setup error names the step", setupErrorNamed(ctx, o.DaisPath, bad))
+	report("setup error names the step", setupErrorNamed(ctx, o.ExecPath, bad))
 
 	if failures > 0 {
 		return fmt.Errorf("selftest: %d checks failed", failures)

@@ -10,7 +10,12 @@
 # adds to one request). Then 500 WebSockets held open and echoing, through
 # the proxy and direct; the first request to an app with no process
 # running, against starting that process by hand.
-# Bounded: DAIS_BENCH_DURATION (default 5s) per wrk run, 16 runs.
+# Last, the full path: a real `dais serve` (SQLite in a temporary
+# directory, content in the sandbox) with the Flask example deployed
+# through the v1 API with access type "all"; wrk against /content/<guid>/
+# (authentication, content lookup, access check, then the proxy), with and
+# without an API key, against the same app process hit directly.
+# Bounded: DAIS_BENCH_DURATION (default 5s) per wrk run, 21 runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=bench/results/proxy.txt
@@ -20,6 +25,95 @@ raw=$(DAIS_BENCH=1 go test -count=1 -run '^TestProxyBenchmark$' -v -timeout 10m 
 micro=$(go test -count=1 -run '^$' -bench 'BenchmarkProxyOverhead' -benchtime 2s ./server/process)
 mu() { awk -v n="BenchmarkProxyOverhead/$1" '$1 ~ "^"n"(-[0-9]+)?$" {print $3}' <<<"$micro"; }
 r() { awk -v k="$1" '$1 == "RESULT" && $2 == k {print $3}' <<<"$raw"; }
+# serve_path prints the rows of the full-path section; on a failure it
+# prints why and what it saw instead.
+serve_path() (
+	pid="" first=0 done=false runas=nobody
+	# Not under /tmp: the sandbox gives content a private /tmp and masks
+	# the data and configuration directories, which must exist outside it.
+	tmp=$(mktemp -d /var/tmp/dais-proxy-bench.XXXXXX)
+	trap 'if [[ -n $pid ]]; then kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; fi; rm -rf "$tmp"' EXIT
+	id -u rstudio-connect >/dev/null 2>&1 && runas=rstudio-connect
+	go build -o "$tmp/dais" ./server
+	mkdir -p "$tmp/data"
+	printf '[Server]\nDataDir = %s\n[HTTP]\nListen = 127.0.0.1:0\n[Applications]\nRunAs = %s\n[Python]\nExecutable = /usr/bin/python3\n' "$tmp/data" "$runas" >"$tmp/c.gcfg"
+	if ! /usr/bin/python3 -c 'import flask, gunicorn' 2>/dev/null; then
+		echo "dais serve, Flask app: (skipped: python3-flask or gunicorn not installed)"
+		return
+	fi
+	"$tmp/dais" users add --config "$tmp/c.gcfg" --role publisher bench <<<'bench-password-1' >/dev/null
+	key=$("$tmp/dais" keys create --config "$tmp/c.gcfg" --user bench 2>/dev/null | head -1)
+	"$tmp/dais" serve --config "$tmp/c.gcfg" >"$tmp/serve.log" 2>&1 &
+	pid=$!
+	for _ in $(seq 300); do
+		addr=$(sed -n 's/.*msg="dais ready" addr=\([^ ]*\).*/\1/p' "$tmp/serve.log")
+		[[ -n $addr ]] && break
+		sleep 0.1
+	done
+	[[ -n $addr ]] || { echo "dais serve: not ready:"; cat "$tmp/serve.log"; return; }
+	api() { curl -sS -H "Authorization: Key $key" "$@"; }
+	guid=$(api -d '{"name":"proxy-bench","access_type":"all"}' "http://$addr/__api__/v1/content" | jq -r .guid)
+	tar -C examples/flask -czf "$tmp/bundle.tar.gz" .
+	bid=$(api --data-binary "@$tmp/bundle.tar.gz" "http://$addr/__api__/v1/content/$guid/bundles" | jq -r .id)
+	task=$(api -d "{\"bundle_id\":\"$bid\"}" "http://$addr/__api__/v1/content/$guid/deploy" | jq -r .task_id)
+	while [[ $done != true ]]; do
+		api "http://$addr/__api__/v1/tasks/$task?wait=5&first=$first" >"$tmp/task.json"
+		first=$(jq -r .last "$tmp/task.json")
+		done=$(jq -r .finished "$tmp/task.json")
+		jq -r '.output[]' "$tmp/task.json" >>"$tmp/deploy.log"
+	done
+	if [[ $(jq -r .code "$tmp/task.json") != 0 ]]; then
+		echo "dais serve, Flask app: deploy failed: $(jq -r .error "$tmp/task.json")"
+		tail -5 "$tmp/deploy.log"
+		return
+	fi
+	code=$(curl -s -o /dev/null -w '%{http_code}' "http://$addr/content/$guid/hello")
+	port=$(sed -n "s/.*msg=\"content process ready\".* content=$guid .*port=\([0-9]*\).*/\1/p" "$tmp/serve.log" | tail -1)
+	if [[ $code != 200 || -z $port ]]; then
+		echo "dais serve, Flask app: /content/$guid/hello answered $code, process port '$port'"
+		tail -5 "$tmp/serve.log"
+		return
+	fi
+	direct="http://127.0.0.1:$port/hello" proxied="http://$addr/content/$guid/hello"
+	sd=$(wrkrun 2 32 "$direct")
+	sp=$(wrkrun 2 32 "$proxied")
+	sk=$(wrkrun 2 32 "$proxied" -H "Authorization: Key $key")
+	ld=$(wrkrun 1 1 "$direct")
+	lp=$(wrkrun 1 1 "$proxied")
+	echo "dais serve (SQLite, sandbox), Flask app: auth + content lookup + access check + proxy"
+	row "  req/s, saturated (-c32)" "$sp" "$sd" rps
+	row "  req/s, saturated, with an API key" "$sk" "$sd" rps
+	row "  p99 ms, saturated (-c32, queueing)" "$sp" "$sd" p99
+	row "  p50 ms, light load (-c1)" "$lp" "$ld" p50
+	row "  p99 ms, light load (-c1): added p99" "$lp" "$ld" p99
+)
+
+# wrkrun THREADS CONNS URL [wrk args]: "rps p50_ms p99_ms", or "fail <why>".
+wrkrun() {
+	local t=$1 c=$2 url=$3 o
+	shift 3
+	o=$(wrk "-t$t" "-c$c" "-d${DAIS_BENCH_DURATION:-5s}" --latency "$@" "$url" 2>&1)
+	if grep -q 'Non-2xx\|Socket errors' <<<"$o"; then
+		echo "fail $(grep 'Non-2xx\|Socket errors' <<<"$o" | tr '\n' ' ')"
+		return
+	fi
+	awk 'function ms(v) { if (v ~ /us$/) return v / 1000; if (v ~ /ms$/) return v + 0; return v * 1000 }
+		/Requests\/sec/ {r = $2} $1 == "50%" {p50 = ms($2)} $1 == "99%" {p99 = ms($2)}
+		END {print r, p50, p99}' <<<"$o"
+}
+
+# row LABEL "PROXY" "DIRECT" rps|p50|p99
+row() {
+	if [[ $2 == fail* || $3 == fail* ]]; then
+		printf '%-44s %s %s\n' "$1" "${2#fail}" "${3#fail}"
+		return
+	fi
+	awk -v a="$1" -v p="$2" -v d="$3" -v k="$4" 'BEGIN {
+		split(p, P, " "); split(d, D, " "); i = (k == "rps") ? 1 : (k == "p50") ? 2 : 3
+		if (k == "rps") printf "%-44s %12.0f %12.0f %9.0f%%\n", a, P[i], D[i], 100 * P[i] / D[i]
+		else printf "%-44s %12.3f %12.3f %+8.3fms\n", a, P[i], D[i], P[i] - D[i] }'
+}
+
 [[ -n $(r go_direct_rps) ]] || { echo "bench/proxy: no results:" >&2; echo "$raw" >&2; exit 1; }
 {
 	printf 'proxy, %s, %s CPUs, load %s (%s per wrk run; wrk, proxy and app share the CPUs)\n' "$(date -u +%Y-%m-%dT%H:%MZ)" "$(nproc)" "$(cut -d' ' -f1 /proc/loadavg)" "${DAIS_BENCH_DURATION:-5s}"
@@ -33,14 +127,17 @@ r() { awk -v k="$1" '$1 == "RESULT" && $2 == k {print $3}' <<<"$raw"; }
 		fi
 		echo "$label"
 		awk -v a="  req/s, saturated (-c32)" -v p="$(r ${app}_proxy_rps)" -v d="$(r ${app}_direct_rps)" 'BEGIN {printf "%-44s %12.0f %12.0f %9.0f%%\n", a, p, d, 100*p/d}'
+		awk -v a="  proxy CPU us per request, saturated" -v p="$(r ${app}_proxy_cpu_us)" 'BEGIN {printf "%-44s %12.0f\n", a, p}'
 		awk -v a="  p99 ms, saturated (-c32, queueing)" -v p="$(r ${app}_proxy_p99_ms)" -v d="$(r ${app}_direct_p99_ms)" 'BEGIN {printf "%-44s %12.2f %12.2f %+8.2fms\n", a, p, d, p-d}'
 		awk -v a="  p50 ms, light load (-c1)" -v p="$(r ${app}_light_proxy_p50_ms)" -v d="$(r ${app}_light_direct_p50_ms)" 'BEGIN {printf "%-44s %12.3f %12.3f %+8.3fms\n", a, p, d, p-d}'
 		awk -v a="  p99 ms, light load (-c1): added p99" -v p="$(r ${app}_light_proxy_p99_ms)" -v d="$(r ${app}_light_direct_p99_ms)" 'BEGIN {printf "%-44s %12.3f %12.3f %+8.3fms\n", a, p, d, p-d}'
 	done
 	awk -v p="$(r ws_proxy_ok)" -v d="$(r ws_direct_ok)" 'BEGIN {printf "%-44s %12d %12d %10s\n", "500 WebSockets echoing ok", p, d, ""}'
 	awk -v p="$(r ws_proxy_s)" -v d="$(r ws_direct_s)" 'BEGIN {printf "%-44s %12.2f %12.2f %9.2fx\n", "500 WebSockets total s", p, d, p/d}'
-	awk -v p="$(mu proxy)" -v d="$(mu direct)" 'BEGIN {printf "%-44s %12.1f %12.1f %+8.1fus\n", "in-process app, us/request (Go benchmark)", p/1000, d/1000, (p-d)/1000}'
+	awk -v p="$(mu proxy)" -v d="$(mu direct)" 'BEGIN {printf "%-44s %12.1f %12.1f %+8.1fus\n", "in-process app, us/request, 2 at once", p/1000, d/1000, (p-d)/1000}'
+	awk -v p="$(mu serial/proxy)" -v d="$(mu serial/direct)" 'BEGIN {printf "%-44s %12.1f %12.1f %+8.1fus\n", "in-process app, us/request, 1 at once", p/1000, d/1000, (p-d)/1000}'
 	awk -v p="$(r cold_proxy_ms)" -v d="$(r cold_direct_ms)" 'BEGIN {printf "%-44s %12.0f %12.0f %+8.0fms\n", "cold start, first answer ms", p, d, p-d}'
 	echo "targets: proxy >= 80% of direct req/s (saturated); < 1 ms added p99 (light load)"
 	echo "the go app rows are the worst case: a real app's own work hides most of the proxy's cost"
+	serve_path
 } | tee "$out"

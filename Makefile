@@ -29,7 +29,7 @@ help: ## show this help
 build: ## build bin/dais, bin/dais-sandbox-exec and bin/dais-init (static, version stamped from git)
 	@mkdir -p $(BIN)
 	CGO_ENABLED=0 $(GO) build $(GOFLAGS) -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/dais ./server
-	CGO_ENABLED=0 $(GO) build $(GOFLAGS) -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/dais-sandbox-exec ./server/sandbox/cmd/dais-sandbox-exec
+	CGO_ENABLED=0 $(GO) build $(GOFLAGS) -trimpath -ldflags '$(LDFLAGS)' -tags dais_sandbox_exec -o $(BIN)/dais-sandbox-exec ./server/sandbox/cmd/dais-sandbox-exec
 	CGO_ENABLED=0 $(GO) build $(GOFLAGS) -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/dais-init ./entrypoint
 
 base-image: ## build the Debian base image with debootstrap (offline-capable)

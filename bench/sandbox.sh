@@ -22,7 +22,7 @@ trap 'rm -rf "$tmp"' EXIT
 # Built as the Makefile builds them.
 flags=(-trimpath -ldflags '-s -w')
 CGO_ENABLED=0 go build "${flags[@]}" -o "$tmp/sandbox-bench" ./bench/sandbox
-CGO_ENABLED=0 go build "${flags[@]}" -o "$tmp/dais-sandbox-exec" ./server/sandbox/cmd/dais-sandbox-exec
+CGO_ENABLED=0 go build "${flags[@]}" -tags dais_sandbox_exec -o "$tmp/dais-sandbox-exec" ./server/sandbox/cmd/dais-sandbox-exec
 CGO_ENABLED=0 go build "${flags[@]}" -o "$tmp/dais" ./server
 args=(-n "${SANDBOX_BENCH_N:-200}" -run-as "${SANDBOX_BENCH_RUN_AS:-nobody}" -helper "$tmp/dais-sandbox-exec" -dais "$tmp/dais")
 # The binaries must be readable by the content user: nothing else needed,

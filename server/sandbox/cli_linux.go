@@ -1,3 +1,5 @@
+//go:build linux && !dais_sandbox_exec
+
 package sandbox
 
 import (

@@ -27,7 +27,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/dais-dev/dais/server/config"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
@@ -91,20 +90,6 @@ type Options struct {
 	// dies, the content's children die too and content cannot see or signal
 	// the server's processes.
 	NoPIDNamespace bool
-}
-
-// DefaultMasks are the paths hidden from every content process: the data
-// directory, the SQLite directory, the configuration directory, the
-// configuration dais-init renders (/run/dais), Docker and compose secrets
-// (/run/secrets), /home and /var/tmp. extra (e.g. the directory of the file
-// given to `dais serve --config`) is added. Absent paths are skipped by Spec.
-func DefaultMasks(cfg *config.Config, extra ...string) []string {
-	m := []string{cfg.Server.DataDir}
-	if cfg.Database.Provider != "postgres" {
-		m = append(m, cfg.SQLiteDir())
-	}
-	m = append(m, filepath.Dir(config.DefaultPath), "/run/dais", "/run/secrets", "/home", "/var/tmp")
-	return append(m, extra...)
 }
 
 // Mount option words understood by sandbox-exec, beyond the OCI ones.

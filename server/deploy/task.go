@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/dais-dev/dais/server/content"
@@ -406,6 +407,11 @@ func (s *Service) render(ctx context.Context, c *store.Content, bundleID int64, 
 	if err := runner(ctx, cmd, tl); err != nil {
 		return fail(fmt.Errorf("render failed: %w", err))
 	}
+	if p.m.Metadata.AppMode == manifest.QuartoStatic {
+		if err := quartoIndex(out, p.m); err != nil {
+			return fail(err)
+		}
+	}
 	if _, err := os.Stat(filepath.Join(out, "index.html")); err != nil {
 		return fail(fmt.Errorf("the render wrote no index.html into its output: %w", err))
 	}
@@ -415,6 +421,45 @@ func (s *Service) render(ctx context.Context, c *store.Content, bundleID int64, 
 	}
 	tl.Printf("Rendered")
 	return out, nil
+}
+
+// quartoIndex gives a Quarto render an index.html: Quarto names a
+// document's output after its source (document.qmd -> document.html), and
+// only a project with an index.qmd has an index.html. The primary
+// document's HTML is copied to index.html; its own name keeps working.
+// The output directory belongs to the content: it is read through an
+// os.Root (no link leads out of it) and only a regular file is copied.
+func quartoIndex(out string, m *manifest.Manifest) error {
+	doc := m.PrimaryDocument(".qmd")
+	if doc == "" {
+		return nil // the check after the render names the problem
+	}
+	root, err := os.OpenRoot(out)
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	if _, err := root.Lstat("index.html"); err == nil {
+		return nil
+	}
+	html := strings.TrimSuffix(filepath.Base(doc), filepath.Ext(doc)) + ".html"
+	src, err := root.OpenFile(html, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil // the check after the render names the problem
+	}
+	defer src.Close()
+	if fi, err := src.Stat(); err != nil || !fi.Mode().IsRegular() {
+		return nil
+	}
+	dst, err := root.OpenFile("index.html", os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return fmt.Errorf("serve %s as index.html: %w", html, err)
+	}
+	if _, err := io.Copy(dst, src); err != nil {
+		dst.Close()
+		return fmt.Errorf("serve %s as index.html: %w", html, err)
+	}
+	return dst.Close()
 }
 
 // tailProcessLog copies the end of the newest process log into the task.

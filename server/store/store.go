@@ -133,12 +133,20 @@ type Content struct {
 	IdleTimeout        *int   // seconds
 	InitTimeout        *int   // seconds
 	BundleID           *int64 // the active bundle; nil before the first deploy
-	RVersion           string
-	PyVersion          string
-	QuartoVersion      string
-	RunAs              string // empty: Applications.RunAs
-	CreatedAt          time.Time
-	UpdatedAt          time.Time
+	// RVersion, PyVersion and QuartoVersion are the versions the last
+	// deploy used ("" for a runtime it did not use).
+	RVersion      string
+	PyVersion     string
+	QuartoVersion string
+	// RVersionWanted, PyVersionWanted and QuartoVersionWanted are versions
+	// asked for through the API, used by the next deploys instead of the
+	// manifest's; "": the manifest's.
+	RVersionWanted      string
+	PyVersionWanted     string
+	QuartoVersionWanted string
+	RunAs               string // empty: Applications.RunAs
+	CreatedAt           time.Time
+	UpdatedAt           time.Time
 }
 
 // ContentFilter selects content for ListContent. Zero values select everything.

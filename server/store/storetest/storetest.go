@@ -274,7 +274,8 @@ func testContent(t *testing.T, s store.Store) {
 	c := ctx(t)
 	u := mkUser(t, s, "owner", store.RolePublisher)
 	other := mkUser(t, s, "other", store.RolePublisher)
-	ct := &store.Content{Name: "app", Title: "My App", Description: "d", OwnerID: u.ID, CreatedAt: T0}
+	ct := &store.Content{Name: "app", Title: "My App", Description: "d", OwnerID: u.ID, CreatedAt: T0,
+		RVersionWanted: "4.2", PyVersionWanted: "3.10.1", QuartoVersionWanted: "1.3.450"}
 	must(t, s.CreateContent(c, ct))
 	if ct.ID == 0 || len(ct.GUID) != 36 {
 		t.Fatalf("CreateContent did not fill ID and GUID: %+v", ct)
@@ -311,6 +312,7 @@ func testContent(t *testing.T, s store.Store) {
 	upd.MinProcesses, upd.MaxProcesses, upd.MaxConnsPerProcess = intp(1), intp(4), intp(20)
 	upd.IdleTimeout, upd.InitTimeout = intp(300), intp(0)
 	upd.RVersion, upd.PyVersion, upd.QuartoVersion, upd.RunAs = "4.3.1", "3.11.4", "1.4.5", "runner"
+	upd.RVersionWanted, upd.PyVersionWanted, upd.QuartoVersionWanted = "4.4.0", "", "1.5"
 	must(t, s.UpdateContent(c, &upd))
 	got, err = s.Content(c, ct.ID)
 	must(t, err)

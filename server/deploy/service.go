@@ -43,6 +43,7 @@ import (
 	"github.com/dais-dev/dais/server/sandbox"
 	"github.com/dais-dev/dais/server/store"
 	"github.com/dais-dev/dais/server/web"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
 // Log attribute keys.
@@ -148,6 +149,12 @@ func New(o Options) (*Service, error) {
 			}
 		}
 		s.log.Info("content processes start in sandboxes built by "+path, "sandbox_exec", path)
+		log := s.log
+		sandbox.OnCommand = func(spec *specs.Spec) {
+			if log.Enabled(context.Background(), slog.LevelDebug) {
+				log.Debug("sandbox spec (environment values left out)", "spec", sandbox.Describe(spec))
+			}
+		}
 	}
 	if o.Web != nil {
 		s.Register(o.Web)

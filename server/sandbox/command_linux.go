@@ -88,6 +88,9 @@ func Command(ctx context.Context, daisPath string, spec *specs.Spec) (*Cmd, erro
 	if err != nil {
 		return nil, fmt.Errorf("sandbox: encode spec: %w", err)
 	}
+	if f := OnCommand; f != nil {
+		f(spec)
+	}
 	attr := &syscall.SysProcAttr{
 		Setsid: true,
 		// Covers the moments before sandbox-exec sets its own (a change of
@@ -139,6 +142,11 @@ func Command(ctx context.Context, daisPath string, spec *specs.Spec) (*Cmd, erro
 	cmd.WaitDelay = 5 * time.Second
 	return &Cmd{Cmd: cmd, ctx: ctx, wire: b, key: keyOf(daisPath, attr), attr: attr, ready: make(chan struct{})}, nil
 }
+
+// OnCommand, when set, is called with every spec Command is given: the
+// server logs it at debug level (with Describe). Set it before the first
+// Command.
+var OnCommand func(*specs.Spec)
 
 // sandboxExecEnv is sandbox-exec's whole environment: nothing of the
 // server's. Its Go runtime needs no collector (it allocates a few

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"os"
 	"os/exec"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -33,3 +34,18 @@ func CLI(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	io.WriteString(stderr, ErrUnsupported.Error()+"\n")
 	return 1
 }
+
+// OnCommand is called with every spec Command is given (Linux only).
+var OnCommand func(*specs.Spec)
+
+// HelperName is the sandbox-exec helper program (Linux only).
+const HelperName = "dais-sandbox-exec"
+
+// ExecPath fails off Linux.
+func ExecPath() (string, error) { return "", ErrUnsupported }
+
+// SetPrestart does nothing off Linux.
+func SetPrestart(n int) {}
+
+// Signal fails off Linux.
+func (c *Cmd) Signal(sig os.Signal) error { return ErrUnsupported }

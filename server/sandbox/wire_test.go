@@ -93,4 +93,3 @@ func FuzzDecodeSpec(f *testing.F) {
 		}
 	})
 }
-

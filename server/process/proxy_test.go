@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -333,4 +334,171 @@ func TestProxyFlushesSlowResponseOfKnownLength(t *testing.T) {
 	if rest, _ := io.ReadAll(r); string(rest) != "later\n" {
 		t.Errorf("rest %q", rest)
 	}
+}
+
+// The proxy's own transport for bodiless GET/HEAD/OPTIONS (loopTransport):
+// keep-alive reuse, connections the app closed while idle, cancellation,
+// bodies read in part, responses that close the connection, and requests
+// with a body going through http.Transport.
+func TestProxyLoopTransport(t *testing.T) {
+	var conns atomic.Int64
+	cancelled := make(chan struct{}, 1)
+	mux := http.NewServeMux()
+	mux.HandleFunc("/hello", func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "hello "+r.Method)
+	})
+	mux.HandleFunc("/big", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", strconv.Itoa(4<<20))
+		w.Write(make([]byte, 4<<20))
+	})
+	mux.HandleFunc("/chunked", func(w http.ResponseWriter, r *http.Request) {
+		for i := range 3 {
+			fmt.Fprintf(w, "part %d\n", i)
+			w.(http.Flusher).Flush()
+		}
+	})
+	mux.HandleFunc("/close", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Connection", "close")
+		io.WriteString(w, "closing")
+	})
+	mux.HandleFunc("/hints", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Link", "</style.css>; rel=preload")
+		w.WriteHeader(http.StatusEarlyHints)
+		io.WriteString(w, "after hints")
+	})
+	mux.HandleFunc("/slow", func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-r.Context().Done():
+			cancelled <- struct{}{}
+		case <-time.After(10 * time.Second):
+		}
+	})
+	mux.HandleFunc("/echo", func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		fmt.Fprintf(w, "%s %s", r.Method, b)
+	})
+	app := &http.Server{Handler: mux, IdleTimeout: 100 * time.Millisecond, ConnState: func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			conns.Add(1)
+		}
+	}}
+	launch := func(ctx context.Context, port int, log io.Writer) (Process, error) {
+		l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port))
+		if err != nil {
+			return nil, err
+		}
+		done := make(chan struct{})
+		go func() { app.Serve(l); close(done) }()
+		return funcProcess{wait: func() error { <-done; return nil }, signal: func(os.Signal) error { return app.Close() }}, nil
+	}
+	px, srv := proxyServer(t, "")
+	px.Set("lt", readyPool(t, Options{Launch: launch, Min: 1, Max: 1}))
+	base := srv.URL + "/content/lt"
+	do := func(t *testing.T, method, path string, body io.Reader) (int, string) {
+		t.Helper()
+		req, _ := http.NewRequest(method, base+path, body)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatalf("%s %s: %v", method, path, err)
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		if err != nil {
+			t.Fatalf("%s %s: body: %v", method, path, err)
+		}
+		return resp.StatusCode, string(b)
+	}
+
+	t.Run("keep-alive: one connection for requests in a row", func(t *testing.T) {
+		before := conns.Load()
+		for _, m := range []string{"GET", "HEAD", "OPTIONS", "GET"} {
+			code, body := do(t, m, "/hello", nil)
+			want := "hello " + m
+			if m == "HEAD" {
+				want = ""
+			}
+			if code != 200 || body != want {
+				t.Errorf("%s = %d %q, want 200 %q", m, code, body, want)
+			}
+		}
+		if n := conns.Load() - before; n != 1 {
+			t.Errorf("%d connections to the app for 4 requests in a row; want 1 (kept alive)", n)
+		}
+	})
+	t.Run("connection the app closed while idle", func(t *testing.T) {
+		// The app closes idle connections after 100 ms; the proxy keeps
+		// them 90 s. Each request finds a dead connection and must send
+		// the request again on a new one.
+		for i := range 3 {
+			time.Sleep(300 * time.Millisecond)
+			if code, body := do(t, "GET", "/hello", nil); code != 200 || body != "hello GET" {
+				t.Fatalf("request %d after the app closed the idle connection: %d %q", i, code, body)
+			}
+		}
+	})
+	t.Run("large body, chunked body, Connection: close, 103 Early Hints", func(t *testing.T) {
+		if code, body := do(t, "GET", "/big", nil); code != 200 || len(body) != 4<<20 {
+			t.Errorf("big: %d, %d bytes", code, len(body))
+		}
+		if code, body := do(t, "GET", "/chunked", nil); code != 200 || body != "part 0\npart 1\npart 2\n" {
+			t.Errorf("chunked: %d %q", code, body)
+		}
+		lt := px.rp.Transport.(*loopTransport)
+		idle := func() int {
+			lt.mu.Lock()
+			defer lt.mu.Unlock()
+			return len(lt.idle[px.Pool("lt").Stats().Processes[0].Addr])
+		}
+		if code, body := do(t, "GET", "/close", nil); code != 200 || body != "closing" {
+			t.Errorf("close: %d %q", code, body)
+		}
+		if n := idle(); n != 0 {
+			t.Errorf("%d idle connections after an answer with Connection: close; want 0", n)
+		}
+		do(t, "GET", "/hello", nil)
+		if n := idle(); n != 1 {
+			t.Errorf("%d idle connections after a plain answer; want 1", n)
+		}
+		if code, body := do(t, "GET", "/hints", nil); code != 200 || body != "after hints" {
+			t.Errorf("hints: %d %q", code, body)
+		}
+	})
+	t.Run("body closed before its end", func(t *testing.T) {
+		resp, err := http.Get(base + "/big")
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.ReadFull(resp.Body, make([]byte, 1000))
+		resp.Body.Close()
+		if code, body := do(t, "GET", "/hello", nil); code != 200 || body != "hello GET" {
+			t.Errorf("after a body closed early: %d %q", code, body)
+		}
+	})
+	t.Run("client gone: the app's request is cancelled", func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+		defer cancel()
+		req, _ := http.NewRequestWithContext(ctx, "GET", base+"/slow", nil)
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			resp.Body.Close()
+			t.Fatal("slow request answered; want the client's timeout")
+		}
+		select {
+		case <-cancelled:
+		case <-time.After(3 * time.Second):
+			t.Fatal("the app's request was not cancelled within 3 s of the client going away")
+		}
+		eventually(t, 3*time.Second, "lease released", func() bool {
+			return px.Pool("lt").Stats().Processes[0].Active == 0
+		})
+	})
+	t.Run("body: through http.Transport", func(t *testing.T) {
+		for _, m := range []string{"POST", "PUT", "GET"} {
+			if code, body := do(t, m, "/echo", strings.NewReader("payload")); code != 200 || body != m+" payload" {
+				t.Errorf("%s with a body: %d %q", m, code, body)
+			}
+		}
+		if code, body := do(t, "DELETE", "/echo", nil); code != 200 || body != "DELETE " {
+			t.Errorf("DELETE: %d %q", code, body)
+		}
+	})
 }

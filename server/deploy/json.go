@@ -36,7 +36,8 @@ type appJSON struct {
 }
 
 // contentJSON is a content as the v1 API shows it, with Connect's names.
-// As in Connect, id and bundle_id are strings there.
+// As in Connect, id and bundle_id are strings there, and r_version,
+// py_version and quarto_version are the versions the last deploy used.
 type contentJSON struct {
 	ID                 string     `json:"id"`
 	GUID               string     `json:"guid"`
@@ -62,6 +63,13 @@ type contentJSON struct {
 	AppRole            string     `json:"app_role"`
 	CreatedTime        time.Time  `json:"created_time"`
 	LastDeployedTime   *time.Time `json:"last_deployed_time"`
+
+	// The versions a client asked for by setting r_version, py_version or
+	// quarto_version, used by the next deploys instead of the manifest's;
+	// a dais extension, present only when set.
+	RVersionRequested      *string `json:"r_version_requested,omitempty"`
+	PyVersionRequested     *string `json:"py_version_requested,omitempty"`
+	QuartoVersionRequested *string `json:"quarto_version_requested,omitempty"`
 }
 
 func strPtr(s string) *string {
@@ -115,6 +123,8 @@ func (s *Service) contentJSON(r *http.Request, c *store.Content, u *store.User) 
 		RunAs: strPtr(c.RunAs), OwnerGUID: o.GUID, ContentURL: s.contentURL(r, c), DashboardURL: s.dashboardURL(r, c),
 		CreatedTime: c.CreatedAt.UTC(), LastDeployedTime: s.lastDeployed(c),
 	}
+	j.RVersionRequested, j.PyVersionRequested, j.QuartoVersionRequested =
+		strPtr(c.RVersionWanted), strPtr(c.PyVersionWanted), strPtr(c.QuartoVersionWanted)
 	if c.BundleID != nil {
 		j.BundleID = strPtr(strconv.FormatInt(*c.BundleID, 10))
 	}
@@ -184,9 +194,11 @@ func (st settings) apply(c *store.Content, admin bool) error {
 		func() error { return str("title", &c.Title) },
 		func() error { return str("description", &c.Description) },
 		func() error { return str("access_type", &c.AccessType) },
-		func() error { return str("r_version", &c.RVersion) },
-		func() error { return str("py_version", &c.PyVersion) },
-		func() error { return str("quarto_version", &c.QuartoVersion) },
+		// A version set is a request for the next deploys, not what
+		// the field reads back (the version the last deploy used).
+		func() error { return str("r_version", &c.RVersionWanted) },
+		func() error { return str("py_version", &c.PyVersionWanted) },
+		func() error { return str("quarto_version", &c.QuartoVersionWanted) },
 		func() error { return num("min_processes", &c.MinProcesses, 0, 1000) },
 		func() error { return num("max_processes", &c.MaxProcesses, 1, 1000) },
 		func() error { return num("max_conns_per_process", &c.MaxConnsPerProcess, 1, 100000) },

@@ -170,7 +170,7 @@ func (s *Service) deploy(ctx context.Context, tl *taskLog, contentID int64, b *s
 	mode := m.Metadata.AppMode
 	tl.Printf("Manifest: app mode %s (%s content)", mode, mode.Kind())
 
-	p, err := s.prepare(ctx, c, b.ID, m, tl)
+	p, err := s.prepareDeploy(ctx, c, b.ID, m, tl)
 	if err != nil {
 		return err
 	}
@@ -223,11 +223,17 @@ func (s *Service) deploy(ctx context.Context, tl *taskLog, contentID int64, b *s
 		}
 	}
 
-	// Record the deploy.
-	c.AppMode = string(mode)
-	c.RVersion, c.PyVersion, c.QuartoVersion = verString(p.rts.R.Path, p.rts.R.Version.String()),
+	// Record the deploy: the app mode and the versions used, on the
+	// content as it is now (settings may have changed during the deploy);
+	// the versions requested stay as they are.
+	fresh, err := s.st.Content(ctx, c.ID)
+	if err != nil {
+		return fmt.Errorf("record deploy: %w", err)
+	}
+	fresh.AppMode = string(mode)
+	fresh.RVersion, fresh.PyVersion, fresh.QuartoVersion = verString(p.rts.R.Path, p.rts.R.Version.String()),
 		verString(p.rts.Python.Path, p.rts.Python.Version.String()), verString(p.rts.Quarto.Path, p.rts.Quarto.Version.String())
-	if err := s.st.UpdateContent(ctx, c); err != nil {
+	if err := s.st.UpdateContent(ctx, fresh); err != nil {
 		return fmt.Errorf("record deploy: %w", err)
 	}
 	bid := b.ID
@@ -245,35 +251,75 @@ func verString(path, v string) string {
 	return v
 }
 
-// prepare picks the runtimes and lays out the directories of a bundle.
+// runtimeVersions are versions to ask for, per runtime; "" for one: the
+// manifest's.
+type runtimeVersions struct {
+	r, python, quarto string
+	from              string // where they come from, for the task log
+}
+
+// prepareDeploy picks the runtimes and lays out the directories of a
+// bundle being deployed: the versions requested through the API
+// (r_version, py_version, quarto_version), else the manifest's. The
+// versions an earlier deploy used play no part (issue 7).
+func (s *Service) prepareDeploy(ctx context.Context, c *store.Content, bundleID int64, m *manifest.Manifest, tl *taskLog) (*prepared, error) {
+	return s.prepareVersions(ctx, c, bundleID, m, tl, runtimeVersions{
+		r: c.RVersionWanted, python: c.PyVersionWanted, quarto: c.QuartoVersionWanted, from: "set on the content",
+	})
+}
+
+// prepare does the same for the active bundle, already deployed (at
+// start, on a restart with new settings, for a render on request): the
+// versions its deploy used come first, as its package environment was
+// built with them; a version requested since then applies from the next
+// deploy.
 func (s *Service) prepare(ctx context.Context, c *store.Content, bundleID int64, m *manifest.Manifest, tl *taskLog) (*prepared, error) {
+	return s.prepareVersions(ctx, c, bundleID, m, tl, runtimeVersions{
+		r:      firstNonEmpty(c.RVersion, c.RVersionWanted),
+		python: firstNonEmpty(c.PyVersion, c.PyVersionWanted),
+		quarto: firstNonEmpty(c.QuartoVersion, c.QuartoVersionWanted),
+		from:   "used by the deploy of this bundle",
+	})
+}
+
+func (s *Service) prepareVersions(ctx context.Context, c *store.Content, bundleID int64, m *manifest.Manifest, tl *taskLog, v runtimeVersions) (*prepared, error) {
 	bdir := s.bundleDir(c.ID, bundleID)
 	p := &prepared{m: m, env: filepath.Join(bdir, "env"), dirs: content.Dirs{
 		Code: filepath.Join(bdir, "code"), Work: filepath.Join(bdir, "work"), Output: filepath.Join(bdir, "output"),
 		BasePath: "/content/" + c.GUID + "/",
 	}}
 	for _, lang := range m.Languages() {
-		want := ""
+		want, fromManifest := "", ""
 		switch lang {
 		case manifest.LangR:
-			want = firstNonEmpty(c.RVersion, string(m.Platform))
+			want, fromManifest = v.r, string(m.Platform)
 		case manifest.LangPython:
+			want = v.python
 			if m.Python != nil {
-				want = string(m.Python.Version)
+				fromManifest = string(m.Python.Version)
 			}
-			want = firstNonEmpty(c.PyVersion, want)
 		case manifest.LangQuarto:
+			want = v.quarto
 			if m.Quarto != nil {
-				want = string(m.Quarto.Version)
+				fromManifest = string(m.Quarto.Version)
 			}
-			want = firstNonEmpty(c.QuartoVersion, want)
 		}
+		origin := "the manifest's"
+		switch {
+		case want == "" && fromManifest == "":
+			origin = "none asked for: the newest installed"
+		case want != "" && fromManifest == "":
+			origin = v.from + "; the manifest asks for none"
+		case want != "" && want != fromManifest:
+			origin = fmt.Sprintf("%s; the manifest asks for %q", v.from, fromManifest)
+		}
+		want = firstNonEmpty(want, fromManifest)
 		inst, err := s.finder.Find(ctx, lang, want)
 		if err != nil {
 			return nil, fmt.Errorf("pick %s: %w", lang, err)
 		}
 		if tl != nil {
-			tl.Printf("Using %s %s (%s) for the requested %q", lang, inst.Version, inst.Path, want)
+			tl.Printf("Using %s %s (%s) for the requested %q (%s)", lang, inst.Version, inst.Path, want, origin)
 		}
 		switch lang {
 		case manifest.LangR:

@@ -103,10 +103,13 @@ func LaunchArgs(m *manifest.Manifest, rt Runtimes, port int, d Dirs) (Command, e
 		return rCommand(c, rt, d, fmt.Sprintf(
 			`shiny::runApp(%s, port = %s, host = "127.0.0.1", launch.browser = FALSE)`, rString(d.Code), p))
 	case manifest.RMarkdownShiny:
+		// No render_args: rmarkdown renders each session into its own
+		// tempfile() (the sandbox's private /tmp) and serves the figures
+		// from there; an output_dir would put them where it does not look.
 		doc := m.PrimaryDocument(".rmd")
 		return rCommand(c, rt, d, fmt.Sprintf(
-			`rmarkdown::run(%s, shiny_args = list(port = %s, host = "127.0.0.1", launch.browser = FALSE), render_args = list(intermediates_dir = %s, output_dir = %s))`,
-			rString(filepath.Join(d.Code, doc)), p, rString(d.Work), rString(d.Work)))
+			`rmarkdown::run(%s, shiny_args = list(port = %s, host = "127.0.0.1", launch.browser = FALSE))`,
+			rString(filepath.Join(d.Code, doc)), p))
 	case manifest.Plumber:
 		return rCommand(c, rt, d, fmt.Sprintf(
 			`pr <- plumber::plumb(dir = %s); pr$setDocs(FALSE); pr$run(host = "127.0.0.1", port = %s)`, rString(d.Code), p))

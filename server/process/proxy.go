@@ -34,8 +34,9 @@ const BaseURLHeader = "RStudio-Connect-App-Base-URL"
 // are replaced, not trusted), the original Host, RStudio-Connect-App-Base-URL
 // (the content's public URL, from PublicURL or the request) and
 // X-RSC-Request (the full public URL of the request). WebSocket upgrades
-// pass through; responses are streamed (flushed at once). Access checks are
-// the caller's: wrap the Proxy in a handler that checks them.
+// pass through; responses are streamed (streams flushed at once, responses
+// of known length at least every 20 ms). Access checks are the caller's:
+// wrap the Proxy in a handler that checks them.
 type Proxy struct {
 	// PublicURL is the server's public URL (Server.Address), used for the
 	// base URL header; "" means scheme and Host of each request.

@@ -181,8 +181,8 @@ func TestQuartoStaticWithStandIn(t *testing.T) {
 		t.Errorf("after the render on request GET /content/%s/ = %d %.300s", guid, status, body)
 	}
 
-	// The matching rule, each on new content (a redeploy would keep the
-	// version the content recorded).
+	// The matching rule, each on new content (redeploys with new versions
+	// are covered by server/deploy's TestRedeployUsesTheManifestsNewVersion).
 	for i, tt := range []struct {
 		want, picked string
 	}{

@@ -281,6 +281,26 @@ func runSandbox(t *testing.T, ctx context.Context, o Options) (string, error) {
 	return runSandboxMode(t, ctx, o, false)
 }
 
+// waitIdle makes sure a pre-started sandbox-exec for cmd's program and
+// namespaces is idle, so that cmd.Start uses it.
+func waitIdle(t *testing.T, cmd *Cmd) {
+	t.Helper()
+	refill(cmd.key, cmd.attr)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		warm.Lock()
+		n := len(warm.idle[cmd.key])
+		warm.Unlock()
+		if n > 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no pre-started sandbox-exec idle after 5 s")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
 // startModes are the two ways Cmd.Start starts a sandbox: handing the spec
 // to a pre-started sandbox-exec, or starting one for it.
 var startModes = []struct {
@@ -299,11 +319,14 @@ func runSandboxMode(t *testing.T, ctx context.Context, o Options, cold bool) (st
 		t.Fatal(err)
 	}
 	cmd.Cold = cold
+	if !cold {
+		waitIdle(t, cmd)
+	}
 	var out, stderr strings.Builder
 	cmd.Stdout, cmd.Stderr = &out, &stderr
 	err = cmd.Run()
-	if !cold && !cmd.warm && len(cmd.wire) <= maxWarmSpec {
-		t.Logf("note: no pre-started sandbox-exec was idle (the first start, or one still starting)")
+	if !cold && !cmd.warm {
+		t.Errorf("a pre-started sandbox-exec was idle, yet not used")
 	}
 	if stderr.Len() > 0 {
 		t.Logf("stderr: %s", stderr.String())
@@ -632,7 +655,13 @@ func TestOutput(t *testing.T) {
 					t.Fatal(err)
 				}
 				cmd.Cold = sm.cold
+				if !sm.cold {
+					waitIdle(t, cmd)
+				}
 				out, err := tt.run(cmd)
+				if cmd.warm == sm.cold {
+					t.Errorf("started pre-started=%v, want %v", cmd.warm, !sm.cold)
+				}
 				if err != nil || string(out) != tt.want {
 					t.Errorf("got %q, %v; want %q", out, err, tt.want)
 				}
@@ -661,8 +690,14 @@ func TestSignalRightAfterStart(t *testing.T) {
 				t.Fatal(err)
 			}
 			cmd.Cold = sm.cold
+			if !sm.cold {
+				waitIdle(t, cmd)
+			}
 			if err := cmd.Start(); err != nil {
 				t.Fatal(err)
+			}
+			if cmd.warm == sm.cold {
+				t.Errorf("started pre-started=%v, want %v", cmd.warm, !sm.cold)
 			}
 			if err := cmd.Signal(syscall.SIGTERM); err != nil {
 				t.Fatal(err)
@@ -753,4 +788,44 @@ func TestPrestart(t *testing.T) {
 		t.Errorf("SetPrestart(0), yet %d idle", len(l))
 	}
 	SetPrestart(1)
+}
+
+// Standard descriptors, started either way: a reader as stdin (piped in), a
+// file as stdout (given as is), a writer as stderr (piped out).
+func TestStdio(t *testing.T) {
+	needRoot(t)
+	dd := dataDir(t)
+	s, err := Spec(Options{Args: []string{"/bin/sh", "-c", "cat; echo to-stderr >&2"}, Masks: []string{dd}, RunAs: "nobody"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, sm := range startModes {
+		t.Run(sm.name, func(t *testing.T) {
+			out, err := os.CreateTemp(t.TempDir(), "stdout")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer out.Close()
+			cmd, err := Command(context.Background(), os.Args[0], s)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cmd.Cold = sm.cold
+			if !sm.cold {
+				waitIdle(t, cmd)
+			}
+			var stderr strings.Builder
+			cmd.Stdin, cmd.Stdout, cmd.Stderr = strings.NewReader("from-stdin\n"), out, &stderr
+			if err := cmd.Run(); err != nil {
+				t.Fatal(err)
+			}
+			if cmd.warm == sm.cold {
+				t.Errorf("started pre-started=%v, want %v", cmd.warm, !sm.cold)
+			}
+			b, _ := os.ReadFile(out.Name())
+			if string(b) != "from-stdin\n" || stderr.String() != "to-stderr\n" {
+				t.Errorf("stdout file %q, stderr %q; want %q and %q", b, stderr.String(), "from-stdin\n", "to-stderr\n")
+			}
+		})
+	}
 }

@@ -17,8 +17,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/coder/websocket"
-
+	"github.com/dais-dev/dais/internal/shinytest"
 	"github.com/dais-dev/dais/server/content"
 	"github.com/dais-dev/dais/server/content/env"
 	"github.com/dais-dev/dais/server/content/manifest"
@@ -254,39 +253,12 @@ func TestShinyWebSocketThroughProxy(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	c, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(base, "http")+"/websocket/", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.CloseNow()
-	init := `{"method":"init","data":{"msg":"hello dais",".clientdata_output_echo_hidden":false,".clientdata_url_protocol":"http:",".clientdata_url_hostname":"127.0.0.1",".clientdata_url_pathname":"/",".clientdata_url_search":"",".clientdata_url_hash_initial":"",".clientdata_url_hash":"",".clientdata_pixelratio":1,".clientdata_singletons":"",".clientdata_allowDataUriScheme":true}}`
-	if err := c.Write(ctx, websocket.MessageText, []byte(init)); err != nil {
-		t.Fatal(err)
-	}
-	var seen []string
-	for {
-		_, b, err := c.Read(ctx)
-		if err != nil {
-			t.Fatalf("no echo over the WebSocket: %v; messages: %v", err, seen)
-		}
-		if strings.Contains(string(b), `"echo":"echo: hello dais"`) {
-			break
-		}
-		seen = append(seen, string(b))
-	}
+	s := shinytest.Dial(t, ctx, "ws"+strings.TrimPrefix(base, "http")+"/websocket/", nil)
+	s.Send(t, "init", shinytest.Init("/", map[string]any{"msg": "hello dais"}, "echo"))
+	s.Expect(t, `"echo":"echo: hello dais"`)
 	// A second round trip: change the input, get the new output.
-	if err := c.Write(ctx, websocket.MessageText, []byte(`{"method":"update","data":{"msg":"again"}}`)); err != nil {
-		t.Fatal(err)
-	}
-	for {
-		_, b, err := c.Read(ctx)
-		if err != nil {
-			t.Fatalf("no second echo: %v", err)
-		}
-		if strings.Contains(string(b), `"echo":"echo: again"`) {
-			break
-		}
-	}
+	s.Send(t, "update", map[string]any{"msg": "again"})
+	s.Expect(t, `"echo":"echo: again"`)
 }
 
 func TestRenderRMarkdown(t *testing.T) {

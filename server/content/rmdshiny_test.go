@@ -3,19 +3,16 @@ package content_test
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/coder/websocket"
-
+	"github.com/dais-dev/dais/internal/shinytest"
 	"github.com/dais-dev/dais/server/content"
 	"github.com/dais-dev/dais/server/content/manifest"
 )
@@ -83,51 +80,10 @@ func rmdShinyRoundTrip(t *testing.T, url string, rendered func(doc string)) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	c, _, err := websocket.Dial(ctx, url, nil)
-	if err != nil {
-		t.Fatalf("WebSocket %s: %v", url, err)
-	}
-	defer c.CloseNow()
-	c.SetReadLimit(8 << 20) // the rendered document is one message
-	send := func(method string, data map[string]any) {
-		t.Helper()
-		b, _ := json.Marshal(map[string]any{"method": method, "data": data})
-		if err := c.Write(ctx, websocket.MessageText, b); err != nil {
-			t.Fatal(err)
-		}
-	}
-	var doc string
-	// expect reads until every want has been seen, in any message, and
-	// keeps the document when it comes.
-	expect := func(wants ...string) {
-		t.Helper()
-		var seen []string
-		for len(wants) > 0 {
-			_, b, err := c.Read(ctx)
-			if err != nil {
-				t.Fatalf("no %q over the WebSocket: %v; messages: %.2000s", wants, err, strings.Join(seen, "\n"))
-			}
-			var m struct {
-				Values map[string]json.RawMessage `json:"values"`
-			}
-			json.Unmarshal(b, &m)
-			var out struct {
-				HTML string `json:"html"`
-			}
-			if raw, ok := m.Values["__reactivedoc__"]; ok && json.Unmarshal(raw, &out) == nil {
-				doc = out.HTML
-			}
-			wants = slices.DeleteFunc(wants, func(w string) bool { return strings.Contains(string(b), w) })
-			seen = append(seen, string(b))
-		}
-	}
-	send("init", map[string]any{
-		"msg": "hello dais", ".clientdata_output___reactivedoc___hidden": false, ".clientdata_output_echo_hidden": false,
-		".clientdata_url_protocol": "http:", ".clientdata_url_hostname": "127.0.0.1", ".clientdata_url_pathname": "/",
-		".clientdata_url_search": "", ".clientdata_url_hash_initial": "", ".clientdata_url_hash": "",
-		".clientdata_pixelratio": 1, ".clientdata_singletons": "", ".clientdata_allowDataUriScheme": true,
-	})
-	expect(`"__reactivedoc__":{"html"`, `"echo":"echo: hello dais"`)
+	s := shinytest.Dial(t, ctx, url, nil)
+	s.Send(t, "init", shinytest.Init("/", map[string]any{"msg": "hello dais"}, "__reactivedoc__", "echo"))
+	s.Expect(t, `"__reactivedoc__":{"html"`, `"echo":"echo: hello dais"`)
+	doc := s.HTML("__reactivedoc__")
 	for _, w := range []string{"dais interactive document example", "This document runs as a Shiny app"} {
 		if !strings.Contains(doc, w) {
 			t.Fatalf("the rendered document lacks %q: %.1000s", w, doc)
@@ -136,6 +92,6 @@ func rmdShinyRoundTrip(t *testing.T, url string, rendered func(doc string)) {
 	if rendered != nil {
 		rendered(doc)
 	}
-	send("update", map[string]any{"msg": "again"})
-	expect(`"echo":"echo: again"`)
+	s.Send(t, "update", map[string]any{"msg": "again"})
+	s.Expect(t, `"echo":"echo: again"`)
 }

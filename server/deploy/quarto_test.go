@@ -16,14 +16,7 @@ import (
 // index.html: the deploy must still succeed and serve the document at the
 // content's URL, on deploy and after a render on demand.
 func TestQuartoStaticServesRenderedDocument(t *testing.T) {
-	needCommand(t, "pandoc (for the Quarto stand-in)", "pandoc", "pandoc", "--version")
-	standin, err := filepath.Abs(filepath.Join("..", "..", "e2e", "testdata", "quarto-standin", "bin", "quarto"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	f := newFixture(t, Options{})
-	f.svc.finder.Executables[manifest.LangQuarto] = []string{standin}
-	f.svc.finder.Roots[manifest.LangQuarto] = []string{} // not /opt/quarto/* of this host
+	f, _ := quartoFixture(t, "1.4.550")
 
 	guid, tj, lines := f.deployV1(t, "pub1", "quarto", tarGz(t, example("quarto")))
 	out := strings.Join(lines, "\n")
@@ -43,11 +36,7 @@ func TestQuartoStaticServesRenderedDocument(t *testing.T) {
 		t.Errorf("quarto_version = %q, want 1.4.550", c.QuartoVersion)
 	}
 
-	var r struct {
-		TaskID string `json:"task_id"`
-	}
-	f.must(t, "POST", "/__api__/v1/content/"+guid+"/render", "pub1", "", &r)
-	tj, lines = f.waitV1(t, "pub1", r.TaskID)
+	tj, lines = f.renderV1(t, "pub1", guid)
 	if tj.Code != 0 {
 		t.Fatalf("render on demand: %s\n%s", tj.Error, strings.Join(lines, "\n"))
 	}

@@ -17,9 +17,11 @@ import (
 // answer --version with the name of their directory; the task log shows
 // which copy rendered, by its path.
 
-// quartoVersions is a fixture whose only Quarto installations are the
-// stand-in as 1.3.450 and as 1.4.550; it returns their root.
-func quartoVersions(t *testing.T) (*fixture, string) {
+// quartoFixture is a fixture whose only Quarto installations are copies
+// of the stand-in as each of versions, <root>/<version>/bin/quarto (found
+// as /opt/quarto/* would be); it returns root. Without pandoc the test is
+// skipped, or fails when CI=true.
+func quartoFixture(t *testing.T, versions ...string) (*fixture, string) {
 	t.Helper()
 	needCommand(t, "pandoc (for the Quarto stand-in)", "pandoc", "pandoc", "--version")
 	script, err := os.ReadFile(filepath.Join("..", "..", "e2e", "testdata", "quarto-standin", "bin", "quarto"))
@@ -27,7 +29,7 @@ func quartoVersions(t *testing.T) (*fixture, string) {
 		t.Fatal(err)
 	}
 	root := t.TempDir()
-	for _, v := range []string{"1.3.450", "1.4.550"} {
+	for _, v := range versions {
 		bin := filepath.Join(root, v, "bin")
 		if err := os.MkdirAll(bin, 0o755); err != nil {
 			t.Fatal(err)
@@ -85,10 +87,21 @@ func (f *fixture) contentVersions(t *testing.T, guid string) (used, requested st
 	return s("quarto_version"), s("quarto_version_requested")
 }
 
+// renderV1 asks for a render of the content through the v1 API and waits
+// for its task.
+func (f *fixture) renderV1(t *testing.T, user, guid string) (taskJSON, []string) {
+	t.Helper()
+	var r struct {
+		TaskID string `json:"task_id"`
+	}
+	f.must(t, "POST", "/__api__/v1/content/"+guid+"/render", user, "", &r)
+	return f.waitV1(t, user, r.TaskID)
+}
+
 // A redeploy whose manifest asks for another version gets that version,
 // not the one the previous deploy used.
 func TestRedeployUsesTheManifestsNewVersion(t *testing.T) {
-	f, root := quartoVersions(t)
+	f, root := quartoFixture(t, "1.3.450", "1.4.550")
 	for _, version := range []string{"1.3.450", "1.4.550", "1.3.450"} {
 		guid, tj, lines := f.deployV1(t, "pub1", "doc", quartoBundle(t, version))
 		if tj.Code != 0 {
@@ -106,7 +119,7 @@ func TestRedeployUsesTheManifestsNewVersion(t *testing.T) {
 // deploy on (not for the active bundle); cleared, the manifest's applies
 // again. Setting it never changes quarto_version, the version used.
 func TestRequestedVersionWinsUntilCleared(t *testing.T) {
-	f, root := quartoVersions(t)
+	f, root := quartoFixture(t, "1.3.450", "1.4.550")
 	bundle := quartoBundle(t, "1.4.550")
 	guid, tj, lines := f.deployV1(t, "pub1", "doc", bundle)
 	if tj.Code != 0 {
@@ -122,11 +135,7 @@ func TestRequestedVersionWinsUntilCleared(t *testing.T) {
 	}
 
 	// The active bundle keeps the version its environment was made with.
-	var r struct {
-		TaskID string `json:"task_id"`
-	}
-	f.must(t, "POST", "/__api__/v1/content/"+guid+"/render", "pub1", "", &r)
-	tj, lines = f.waitV1(t, "pub1", r.TaskID)
+	tj, lines = f.renderV1(t, "pub1", guid)
 	if tj.Code != 0 {
 		t.Fatalf("render on request: %s\n%s", tj.Error, strings.Join(lines, "\n"))
 	}

@@ -1,16 +1,13 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"net/http"
-	"slices"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/coder/websocket"
+	"github.com/dais-dev/dais/internal/shinytest"
 )
 
 // TestRmdShinyDeployV1 deploys examples/rmd-shiny (R Markdown with
@@ -39,50 +36,11 @@ func TestRmdShinyDeployV1(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	url := "ws" + strings.TrimPrefix(c.URL("/content/"+guid), "http") + "/websocket/"
-	ws, _, err := websocket.Dial(ctx, url, nil)
-	if err != nil {
-		t.Fatalf("WebSocket %s: %v", url, err)
-	}
-	defer ws.CloseNow()
-	ws.SetReadLimit(8 << 20) // the rendered document is one message
-	send := func(method string, data map[string]any) {
-		t.Helper()
-		b, _ := json.Marshal(map[string]any{"method": method, "data": data})
-		if err := ws.Write(ctx, websocket.MessageText, b); err != nil {
-			t.Fatal(err)
-		}
-	}
-	var doc string
-	// expect reads until each want has been seen, keeping the document.
-	expect := func(wants ...string) {
-		t.Helper()
-		var seen []string
-		for len(wants) > 0 {
-			_, b, err := ws.Read(ctx)
-			if err != nil {
-				t.Fatalf("no %q over the WebSocket: %v; messages: %.2000s\nlog:\n%s", wants, err, strings.Join(seen, "\n"), tail(c.Logs(), 30))
-			}
-			var m struct {
-				Values map[string]json.RawMessage `json:"values"`
-			}
-			json.Unmarshal(b, &m)
-			var d struct {
-				HTML string `json:"html"`
-			}
-			if raw, ok := m.Values["__reactivedoc__"]; ok && json.Unmarshal(raw, &d) == nil {
-				doc = d.HTML
-			}
-			wants = slices.DeleteFunc(wants, func(w string) bool { return bytes.Contains(b, []byte(w)) })
-			seen = append(seen, string(b))
-		}
-	}
-	send("init", map[string]any{
-		"msg": "hello dais", ".clientdata_output___reactivedoc___hidden": false, ".clientdata_output_echo_hidden": false,
-		".clientdata_url_protocol": "http:", ".clientdata_url_hostname": "127.0.0.1", ".clientdata_url_pathname": "/content/" + guid + "/",
-		".clientdata_url_search": "", ".clientdata_url_hash_initial": "", ".clientdata_url_hash": "",
-		".clientdata_pixelratio": 1, ".clientdata_singletons": "", ".clientdata_allowDataUriScheme": true,
-	})
-	expect(`"__reactivedoc__":{"html"`, `"echo":"echo: hello dais"`)
+	s := shinytest.Dial(t, ctx, url, nil)
+	s.Detail = func() string { return "log:\n" + tail(c.Logs(), 30) }
+	s.Send(t, "init", shinytest.Init("/content/"+guid+"/", map[string]any{"msg": "hello dais"}, "__reactivedoc__", "echo"))
+	s.Expect(t, `"__reactivedoc__":{"html"`, `"echo":"echo: hello dais"`)
+	doc := s.HTML("__reactivedoc__")
 	for _, w := range []string{"dais interactive document example", "This document runs as a Shiny app"} {
 		if !strings.Contains(doc, w) {
 			t.Fatalf("the rendered document lacks %q: %.1000s", w, doc)
@@ -100,8 +58,8 @@ func TestRmdShinyDeployV1(t *testing.T) {
 		t.Errorf("GET %s = %d %.200q, want the PNG", figure, status, png)
 	}
 
-	send("update", map[string]any{"msg": "again"})
-	expect(`"echo":"echo: again"`)
+	s.Send(t, "update", map[string]any{"msg": "again"})
+	s.Expect(t, `"echo":"echo: again"`)
 
 	// The document's R process runs in the sandbox as rstudio-connect.
 	r := c.Exec("sh", "-c", `for p in /proc/[0-9]*; do tr '\0' ' ' <$p/cmdline 2>/dev/null | grep -q 'rmarkdown[:]:run(' && awk '/^Uid:/ {print $2}' $p/status; done`)

@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"context"
-	"encoding/json"
 	"net/http"
 	"os"
 	"os/exec"
@@ -11,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/coder/websocket"
+	"github.com/dais-dev/dais/internal/shinytest"
 )
 
 // rsconnectScript deploys each directory given as an argument with the
@@ -188,37 +187,9 @@ func shinyRoundTrip(t *testing.T, url, key string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	ws, _, err := websocket.Dial(ctx, url, &websocket.DialOptions{HTTPHeader: http.Header{"Authorization": {"Key " + key}}})
-	if err != nil {
-		t.Fatalf("WebSocket %s: %v", url, err)
-	}
-	defer ws.CloseNow()
-	send := func(method string, data map[string]any) {
-		b, _ := json.Marshal(map[string]any{"method": method, "data": data})
-		if err := ws.Write(ctx, websocket.MessageText, b); err != nil {
-			t.Fatal(err)
-		}
-	}
-	expect := func(want string) {
-		var seen []string
-		for {
-			_, b, err := ws.Read(ctx)
-			if err != nil {
-				t.Fatalf("no %q over the WebSocket: %v; messages: %v", want, err, seen)
-			}
-			if strings.Contains(string(b), want) {
-				return
-			}
-			seen = append(seen, string(b))
-		}
-	}
-	send("init", map[string]any{
-		"msg": "hello dais", ".clientdata_output_echo_hidden": false, ".clientdata_url_protocol": "http:",
-		".clientdata_url_hostname": "127.0.0.1", ".clientdata_url_pathname": "/", ".clientdata_url_search": "",
-		".clientdata_url_hash_initial": "", ".clientdata_url_hash": "", ".clientdata_pixelratio": 1,
-		".clientdata_singletons": "", ".clientdata_allowDataUriScheme": true,
-	})
-	expect(`"echo":"echo: hello dais"`)
-	send("update", map[string]any{"msg": "again"})
-	expect(`"echo":"echo: again"`)
+	s := shinytest.Dial(t, ctx, url, http.Header{"Authorization": {"Key " + key}})
+	s.Send(t, "init", shinytest.Init("/", map[string]any{"msg": "hello dais"}, "echo"))
+	s.Expect(t, `"echo":"echo: hello dais"`)
+	s.Send(t, "update", map[string]any{"msg": "again"})
+	s.Expect(t, `"echo":"echo: again"`)
 }

@@ -181,7 +181,8 @@ func serveExample(t *testing.T, dir string, rts content.Runtimes, extraEnv ...st
 	return srv.URL + "/content/" + guid
 }
 
-func getJSON(t *testing.T, url string) map[string]any {
+// get GETs url and returns the response with its body, read and closed.
+func get(t *testing.T, url string) (*http.Response, []byte) {
 	t.Helper()
 	resp, err := http.Get(url)
 	if err != nil {
@@ -189,6 +190,12 @@ func getJSON(t *testing.T, url string) map[string]any {
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
+	return resp, b
+}
+
+func getJSON(t *testing.T, url string) map[string]any {
+	t.Helper()
+	resp, b := get(t, url)
 	if resp.StatusCode != 200 {
 		t.Fatalf("GET %s: %s %s", url, resp.Status, b)
 	}
@@ -242,12 +249,7 @@ func TestShinyWebSocketThroughProxy(t *testing.T) {
 	t.Parallel()
 	r := need(t, manifest.LangR, "/usr/bin/R", "library(shiny)")
 	base := serveExample(t, "shiny", content.Runtimes{R: r})
-	resp, err := http.Get(base + "/")
-	if err != nil {
-		t.Fatal(err)
-	}
-	page, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
+	resp, page := get(t, base+"/")
 	if !strings.Contains(string(page), "dais shiny example") {
 		t.Fatalf("Shiny page: %s %.300s", resp.Status, page)
 	}

@@ -27,12 +27,7 @@ func TestRmdShinyThroughProxy(t *testing.T) {
 	t.Parallel()
 	r := need(t, manifest.LangR, "/usr/bin/R", "library(shiny); library(rmarkdown); stopifnot(rmarkdown::pandoc_available(), capabilities('png'))")
 	base := serveExample(t, "rmd-shiny", content.Runtimes{R: r})
-	resp, err := http.Get(base + "/")
-	if err != nil {
-		t.Fatal(err)
-	}
-	page, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
+	resp, page := get(t, base+"/")
 	// rmarkdown::run answers a loader page; the document itself is
 	// rendered per session and sent over the WebSocket.
 	if resp.StatusCode != http.StatusOK || !strings.Contains(string(page), `id="__reactivedoc__"`) {

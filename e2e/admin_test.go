@@ -39,14 +39,7 @@ func adminServer(t *testing.T, dataDir, backupDir string, newUser bool) (*Contai
 	if !newUser {
 		return c, ""
 	}
-	if r := c.Exec("sh", "-c", "echo admin-e2e-password | dais users add --role publisher bob"); r.Code != 0 {
-		t.Fatalf("dais users add: %d %s%s", r.Code, r.Stdout, r.Stderr)
-	}
-	r := c.Exec("dais", "keys", "create", "--user", "bob")
-	key := strings.TrimSpace(r.Stdout)
-	if r.Code != 0 || len(key) < 16 {
-		t.Fatalf("dais keys create: %d %q %s", r.Code, r.Stdout, r.Stderr)
-	}
+	key := publisherKey(t, c, "bob", "admin-e2e-password")
 	return c, key
 }
 

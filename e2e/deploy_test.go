@@ -26,14 +26,7 @@ func deployServer(t *testing.T) (*Container, string) {
 	t.Helper()
 	c := Run(t, Options{Env: []string{"DAIS_BUNDLE_MAX_BYTES=" + strconv.Itoa(deployBundleLimit)}})
 	c.WaitHTTP("/__ping__", http.StatusOK, startBound)
-	if r := c.Exec("sh", "-c", "echo alice-password-e2e | dais users add --role publisher alice"); r.Code != 0 {
-		t.Fatalf("dais users add: %d %s%s", r.Code, r.Stdout, r.Stderr)
-	}
-	r := c.Exec("dais", "keys", "create", "--user", "alice")
-	key := strings.TrimSpace(r.Stdout)
-	if r.Code != 0 || len(key) < 16 {
-		t.Fatalf("dais keys create: %d %q %s", r.Code, r.Stdout, r.Stderr)
-	}
+	key := publisherKey(t, c, "alice", "alice-password-e2e")
 	return c, key
 }
 

@@ -17,6 +17,7 @@
 //	Compose(t, project, env, args...) runs docker-compose (or `docker compose`)
 //	                                  on the repository's docker-compose.yml
 //	RepoRoot(t) string                the repository root (for examples/, ...)
+//	publisherKey(t, c, user, pw) string  a new publisher in c and an API key for it
 //
 // Options defaults are the documented `docker run`: --cap-add SYS_ADMIN, a
 // fresh host directory bound to /data, port 3939 published on 127.0.0.1, and
@@ -713,4 +714,19 @@ func ComposeDown(t testing.TB, project string, env []string, profiles ...string)
 // ProjectName is a unique compose project name for the test.
 func ProjectName(t testing.TB) string {
 	return strings.ReplaceAll(uniqueName(t), ".", "-")
+}
+
+// publisherKey adds a publisher with the given password in c (dais users
+// add) and returns an API key made for it (dais keys create).
+func publisherKey(t testing.TB, c *Container, user, password string) string {
+	t.Helper()
+	if r := c.Exec("sh", "-c", "echo "+password+" | dais users add --role publisher "+user); r.Code != 0 {
+		t.Fatalf("dais users add: %d %s%s", r.Code, r.Stdout, r.Stderr)
+	}
+	r := c.Exec("dais", "keys", "create", "--user", user)
+	key := strings.TrimSpace(r.Stdout)
+	if r.Code != 0 || len(key) < 16 {
+		t.Fatalf("dais keys create: %d %q %s", r.Code, r.Stdout, r.Stderr)
+	}
+	return key
 }

@@ -33,14 +33,7 @@ func lifecycleServer(t *testing.T) (*Container, string) {
 	t.Helper()
 	c := Run(t, Options{Env: []string{"CONNECT_SERVER_STOPTIMEOUT=150s"}})
 	c.WaitHTTP("/__ping__", http.StatusOK, startBound)
-	if r := c.Exec("sh", "-c", "echo alice-password-e2e | dais users add --role publisher alice"); r.Code != 0 {
-		t.Fatalf("dais users add: %d %s%s", r.Code, r.Stdout, r.Stderr)
-	}
-	r := c.Exec("dais", "keys", "create", "--user", "alice")
-	key := strings.TrimSpace(r.Stdout)
-	if r.Code != 0 || len(key) < 16 {
-		t.Fatalf("dais keys create: %d %q %s", r.Code, r.Stdout, r.Stderr)
-	}
+	key := publisherKey(t, c, "alice", "alice-password-e2e")
 	return c, key
 }
 
@@ -346,14 +339,7 @@ func TestLifecycleTwoServersOnePostgres(t *testing.T) {
 	b := Run(t, Options{Network: net, DataDir: data, Env: env})
 	b.WaitHTTP("/__ping__", http.StatusOK, startBound+30*time.Second)
 
-	if r := a.Exec("sh", "-c", "echo alice-password-e2e | dais users add --role publisher alice"); r.Code != 0 {
-		t.Fatalf("dais users add: %d %s%s", r.Code, r.Stdout, r.Stderr)
-	}
-	r := a.Exec("dais", "keys", "create", "--user", "alice")
-	key := strings.TrimSpace(r.Stdout)
-	if r.Code != 0 || len(key) < 16 {
-		t.Fatalf("dais keys create: %d %q %s", r.Code, r.Stdout, r.Stderr)
-	}
+	key := publisherKey(t, a, "alice", "alice-password-e2e")
 	guid, tk, out := deployV1(t, a, key, "scheduled", bundle(t, exampleDir("rmarkdown")))
 	if tk.Code != 0 {
 		t.Fatalf("deploy failed: %s\n%s", tk.Error, out)

@@ -43,14 +43,7 @@ func quartoServer(t *testing.T) (*Container, string) {
 		},
 	})
 	c.WaitHTTP("/__ping__", http.StatusOK, startBound)
-	if r := c.Exec("sh", "-c", "echo quarto-password-e2e | dais users add --role publisher quarto"); r.Code != 0 {
-		t.Fatalf("dais users add: %d %s%s", r.Code, r.Stdout, r.Stderr)
-	}
-	r := c.Exec("dais", "keys", "create", "--user", "quarto")
-	key := strings.TrimSpace(r.Stdout)
-	if r.Code != 0 || len(key) < 16 {
-		t.Fatalf("dais keys create: %d %q %s", r.Code, r.Stdout, r.Stderr)
-	}
+	key := publisherKey(t, c, "quarto", "quarto-password-e2e")
 	return c, key
 }
 

@@ -301,6 +301,29 @@ func waitIdle(t *testing.T, cmd *Cmd) {
 	}
 }
 
+// modeCommand is Command(ctx, os.Args[0], s) set to start cold, or on a
+// pre-started sandbox-exec made sure to be idle.
+func modeCommand(t *testing.T, ctx context.Context, s *specs.Spec, cold bool) *Cmd {
+	t.Helper()
+	cmd, err := Command(ctx, os.Args[0], s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Cold = cold
+	if !cold {
+		waitIdle(t, cmd)
+	}
+	return cmd
+}
+
+// checkMode fails unless cmd started the way modeCommand set it to.
+func checkMode(t *testing.T, cmd *Cmd, cold bool) {
+	t.Helper()
+	if cmd.warm == cold {
+		t.Errorf("started on a pre-started sandbox-exec: %v, want %v", cmd.warm, !cold)
+	}
+}
+
 // startModes are the two ways Cmd.Start starts a sandbox: handing the spec
 // to a pre-started sandbox-exec, or starting one for it.
 var startModes = []struct {
@@ -314,20 +337,11 @@ func runSandboxMode(t *testing.T, ctx context.Context, o Options, cold bool) (st
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd, err := Command(ctx, os.Args[0], s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Cold = cold
-	if !cold {
-		waitIdle(t, cmd)
-	}
+	cmd := modeCommand(t, ctx, s, cold)
 	var out, stderr strings.Builder
 	cmd.Stdout, cmd.Stderr = &out, &stderr
 	err = cmd.Run()
-	if !cold && !cmd.warm {
-		t.Errorf("a pre-started sandbox-exec was idle, yet not used")
-	}
+	checkMode(t, cmd, cold)
 	if stderr.Len() > 0 {
 		t.Logf("stderr: %s", stderr.String())
 	}
@@ -430,14 +444,11 @@ func TestSetupError(t *testing.T) {
 					t.Fatal(err)
 				}
 				tt.edit(s)
-				cmd, err := Command(context.Background(), os.Args[0], s)
-				if err != nil {
-					t.Fatal(err)
-				}
-				cmd.Cold = sm.cold
+				cmd := modeCommand(t, context.Background(), s, sm.cold)
 				var stderr strings.Builder
 				cmd.Stderr = &stderr
 				err = cmd.Run()
+				checkMode(t, cmd, sm.cold)
 				var se *SetupError
 				if !errors.As(err, &se) {
 					t.Fatalf("err = %v, want a *SetupError; stderr %s", err, stderr.String())
@@ -650,18 +661,9 @@ func TestOutput(t *testing.T) {
 	} {
 		for _, sm := range startModes {
 			t.Run(sm.name+"/"+tt.name, func(t *testing.T) {
-				cmd, err := Command(context.Background(), os.Args[0], s)
-				if err != nil {
-					t.Fatal(err)
-				}
-				cmd.Cold = sm.cold
-				if !sm.cold {
-					waitIdle(t, cmd)
-				}
+				cmd := modeCommand(t, context.Background(), s, sm.cold)
 				out, err := tt.run(cmd)
-				if cmd.warm == sm.cold {
-					t.Errorf("started pre-started=%v, want %v", cmd.warm, !sm.cold)
-				}
+				checkMode(t, cmd, sm.cold)
 				if err != nil || string(out) != tt.want {
 					t.Errorf("got %q, %v; want %q", out, err, tt.want)
 				}
@@ -685,20 +687,11 @@ func TestSignalRightAfterStart(t *testing.T) {
 		for i := range 10 {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
-			cmd, err := Command(ctx, os.Args[0], s)
-			if err != nil {
-				t.Fatal(err)
-			}
-			cmd.Cold = sm.cold
-			if !sm.cold {
-				waitIdle(t, cmd)
-			}
+			cmd := modeCommand(t, ctx, s, sm.cold)
 			if err := cmd.Start(); err != nil {
 				t.Fatal(err)
 			}
-			if cmd.warm == sm.cold {
-				t.Errorf("started pre-started=%v, want %v", cmd.warm, !sm.cold)
-			}
+			checkMode(t, cmd, sm.cold)
 			if err := cmd.Signal(syscall.SIGTERM); err != nil {
 				t.Fatal(err)
 			}
@@ -806,22 +799,13 @@ func TestStdio(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer out.Close()
-			cmd, err := Command(context.Background(), os.Args[0], s)
-			if err != nil {
-				t.Fatal(err)
-			}
-			cmd.Cold = sm.cold
-			if !sm.cold {
-				waitIdle(t, cmd)
-			}
+			cmd := modeCommand(t, context.Background(), s, sm.cold)
 			var stderr strings.Builder
 			cmd.Stdin, cmd.Stdout, cmd.Stderr = strings.NewReader("from-stdin\n"), out, &stderr
 			if err := cmd.Run(); err != nil {
 				t.Fatal(err)
 			}
-			if cmd.warm == sm.cold {
-				t.Errorf("started pre-started=%v, want %v", cmd.warm, !sm.cold)
-			}
+			checkMode(t, cmd, sm.cold)
 			b, _ := os.ReadFile(out.Name())
 			if string(b) != "from-stdin\n" || stderr.String() != "to-stderr\n" {
 				t.Errorf("stdout file %q, stderr %q; want %q and %q", b, stderr.String(), "from-stdin\n", "to-stderr\n")

@@ -285,6 +285,7 @@ func (f *Finder) version(ctx context.Context, lang manifest.Language, path strin
 	defer cancel()
 	cmd := exec.CommandContext(ctx, path, "--version")
 	cmd.Env = append(os.Environ(), "LANG=C")
+	ownGroup(cmd)
 	out, err := cmd.CombinedOutput() // Python 2 and old R print to stderr
 	if err != nil {
 		return Version{}, fmt.Errorf("%s executable %s: %s --version: %w", lang, path, path, err)

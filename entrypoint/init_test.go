@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -81,7 +82,7 @@ type initProc struct {
 	cmd    *exec.Cmd
 	stdin  io.WriteCloser
 	out    *bufio.Reader
-	stderr *bytes.Buffer
+	stderr *syncBuffer
 	pid    int // dais-init's pid as we see it
 	lines  chan string
 }
@@ -91,7 +92,7 @@ func startInit(t *testing.T, env []string, args ...string) *initProc {
 	t.Helper()
 	cmd := exec.Command("unshare", append([]string{"--pid", "--fork", "--mount-proc", initBin}, args...)...)
 	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH")}, env...)
-	p := &initProc{t: t, cmd: cmd, stderr: &bytes.Buffer{}, lines: make(chan string, 4096)}
+	p := &initProc{t: t, cmd: cmd, stderr: &syncBuffer{}, lines: make(chan string, 4096)}
 	cmd.Stderr = p.stderr
 	var err error
 	if p.stdin, err = cmd.StdinPipe(); err != nil {
@@ -129,6 +130,38 @@ func startInit(t *testing.T, env []string, args ...string) *initProc {
 		t.Fatalf("dais-init did not start; stderr: %s", p.stderr)
 	}
 	return p
+}
+
+// syncBuffer is dais-init's stderr as written so far: the copying goroutine
+// of exec.Cmd writes while the test reads.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+// waitStderr waits up to 5 s for s in dais-init's stderr: what it logged
+// before a child's output may reach the test after it (two pipes).
+func (p *initProc) waitStderr(s string) bool {
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.Contains(p.stderr.String(), s) {
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return true
 }
 
 // expect waits for the next output lines, in any order, and compares them.

@@ -301,7 +301,7 @@ func TestRenderedConfigAndScrubbedEnvironment(t *testing.T) {
 	if b2, _ := os.ReadFile(rendered); string(b2) != string(b) {
 		t.Errorf("a failed reload changed the rendered file")
 	}
-	if !strings.Contains(p.stderr.String(), "configuration reload failed") {
+	if !p.waitStderr("configuration reload failed") {
 		t.Errorf("stderr lacks the reload failure: %s", p.stderr)
 	}
 	p.stdin.Close()

@@ -58,6 +58,12 @@ func Dial(t testing.TB, ctx context.Context, url string, header http.Header) *Se
 	return &Session{conn: c, ctx: ctx, url: url, values: map[string]json.RawMessage{}}
 }
 
+// Close ends the session as a browser leaving the page does (a normal
+// WebSocket closure).
+func (s *Session) Close() {
+	s.conn.Close(websocket.StatusNormalClosure, "")
+}
+
 // Init is the data of the "init" message a browser sends for the page at
 // pathname: inputs, each of outputs shown, and the client data of a page
 // at http://127.0.0.1<pathname>.

@@ -90,3 +90,34 @@ func rmdShinyRoundTrip(t *testing.T, url string, rendered func(doc string)) {
 	s.Send(t, "update", map[string]any{"msg": "again"})
 	s.Expect(t, `"echo":"echo: again"`)
 }
+
+// Sessions of one document in one R process do not disturb each other's
+// inputs and outputs, and the second keeps working after the first has
+// gone. (Not asserted: a figure after another session ended. rmarkdown maps
+// the process-wide resource path "<doc>_files" to the last session's render
+// and deletes each session's render when it ends, so a figure can then 404
+// for the others: rmarkdown's behaviour, documented in docs/api.md.)
+func TestRmdShinyConcurrentSessions(t *testing.T) {
+	t.Parallel()
+	r := need(t, manifest.LangR, "/usr/bin/R", "library(shiny); library(rmarkdown); stopifnot(rmarkdown::pandoc_available(), capabilities('png'))")
+	base := serveExample(t, "rmd-shiny", content.Runtimes{R: r})
+	url := "ws" + strings.TrimPrefix(base, "http") + "/websocket/"
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	one := shinytest.Dial(t, ctx, url, nil)
+	two := shinytest.Dial(t, ctx, url, nil)
+	one.Send(t, "init", shinytest.Init("/", map[string]any{"msg": "from one"}, "__reactivedoc__", "echo"))
+	two.Send(t, "init", shinytest.Init("/", map[string]any{"msg": "from two"}, "__reactivedoc__", "echo"))
+	one.Expect(t, `"__reactivedoc__":{"html"`, `"echo":"echo: from one"`)
+	two.Expect(t, `"__reactivedoc__":{"html"`, `"echo":"echo: from two"`)
+	if err := figureServed(base, two.HTML("__reactivedoc__")); err != nil {
+		t.Errorf("with two sessions open: %v", err)
+	}
+	one.Send(t, "update", map[string]any{"msg": "one again"})
+	one.Expect(t, `"echo":"echo: one again"`)
+	one.Close()
+	two.Send(t, "update", map[string]any{"msg": "two again"})
+	if msgs := two.Expect(t, `"echo":"echo: two again"`); strings.Contains(strings.Join(msgs, ""), "one again") {
+		t.Errorf("the second session got the first one's output: %v", msgs)
+	}
+}

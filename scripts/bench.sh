@@ -3,6 +3,12 @@
 # bench/results/. Each script measures dais against a named peer in the same run.
 set -uo pipefail
 cd "$(dirname "$0")/.."
+# What scripts/test-env.sh set up (the PostgreSQL URL for bench/store.sh, ...).
+if [[ -f .tmp/test.env ]]; then
+	set -a
+	source .tmp/test.env
+	set +a
+fi
 mkdir -p bench/results
 status=0
 for b in bench/*.sh; do

@@ -12,6 +12,7 @@ import (
 	"net/http/httputil"
 	"net/textproto"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -30,10 +31,15 @@ const BaseURLHeader = "RStudio-Connect-App-Base-URL"
 //	px.Switch(ctx, guid, newPool) // warm the new pool, swap, drain the old one
 //	mux.Handle("/content/", accessCheck(px))
 //
-// Upstream requests carry X-Forwarded-For, -Host and -Proto (inbound ones
-// are replaced, not trusted), the original Host, RStudio-Connect-App-Base-URL
-// (the content's public URL, from PublicURL or the request) and
-// X-RSC-Request (the full public URL of the request). WebSocket upgrades
+// The public URL of a request is found as Posit Connect finds it behind a
+// reverse proxy: the X-RSC-Request header the proxy adds (the absolute URL
+// the client asked for; it works with path rewriting, e.g. a dais served
+// under https://proxy/rsc/), else X-Forwarded-Proto, -Host and -Port, else
+// PublicURL (Server.Address), else the request's own scheme and Host.
+// Upstream requests carry RStudio-Connect-App-Base-URL (the content's public
+// URL), X-RSC-Request (the request's public URL), X-Forwarded-Proto and
+// -Host of that public URL, X-Forwarded-For (the client's address: an
+// inbound one is replaced, not trusted) and the original Host. WebSocket upgrades
 // pass through; responses are streamed (streams flushed at once, responses
 // of known length at least every 20 ms). Access checks are the caller's:
 // wrap the Proxy in a handler that checks them.
@@ -51,10 +57,72 @@ type Proxy struct {
 type targetKey struct{}
 
 type target struct {
-	addr       string
-	path, raw  string
-	baseURL    string
-	requestURL string
+	addr        string
+	path, raw   string
+	baseURL     string
+	requestURL  string
+	proto, host string // of the public URL
+}
+
+// publicBase is the public URL of dais's root as the client of r sees it,
+// without a trailing slash: see Proxy. Headers that do not parse, or an
+// X-RSC-Request that is not the URL of this request, are ignored.
+func publicBase(r *http.Request, configured string) string {
+	if v := r.Header.Get("X-RSC-Request"); v != "" {
+		if u, err := url.Parse(v); err == nil && (u.Scheme == "http" || u.Scheme == "https") && validHost(u.Host) {
+			// What the proxy kept of the path after its own prefix is this
+			// request's path: what comes before is dais's root.
+			if prefix, ok := strings.CutSuffix(u.EscapedPath(), r.URL.EscapedPath()); ok {
+				return u.Scheme + "://" + u.Host + strings.TrimSuffix(prefix, "/")
+			}
+		}
+	}
+	proto := strings.ToLower(strings.TrimSpace(firstValue(r.Header.Get("X-Forwarded-Proto"))))
+	host := strings.TrimSpace(firstValue(r.Header.Get("X-Forwarded-Host")))
+	if proto != "" || host != "" {
+		if proto == "" {
+			proto = "http"
+			if r.TLS != nil {
+				proto = "https"
+			}
+		}
+		if host == "" {
+			host = r.Host
+		}
+		if port := strings.TrimSpace(firstValue(r.Header.Get("X-Forwarded-Port"))); port != "" && !strings.Contains(host, ":") {
+			if n, err := strconv.Atoi(port); err == nil && n > 0 && n < 65536 &&
+				!(proto == "https" && n == 443) && !(proto == "http" && n == 80) {
+				host += ":" + port
+			}
+		}
+		if (proto == "http" || proto == "https") && validHost(host) {
+			return proto + "://" + host
+		}
+	}
+	if configured != "" {
+		return strings.TrimSuffix(configured, "/")
+	}
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	return scheme + "://" + r.Host
+}
+
+// firstValue is the first of a comma-separated header value (a chain of
+// proxies appends theirs: the first is the one the client reached).
+func firstValue(v string) string {
+	first, _, _ := strings.Cut(v, ",")
+	return first
+}
+
+// validHost is a host[:port] with nothing a URL would read otherwise.
+func validHost(h string) bool {
+	if h == "" || strings.ContainsAny(h, "/?#@\\ \t\r\n") {
+		return false
+	}
+	u, err := url.Parse("http://" + h)
+	return err == nil && u.Host == h && u.Hostname() != ""
 }
 
 // NewProxy makes a Proxy with no content.
@@ -108,6 +176,10 @@ func (px *Proxy) rewrite(pr *httputil.ProxyRequest) {
 	pr.Out.URL.Path, pr.Out.URL.RawPath = t.path, t.raw
 	pr.Out.Host = pr.In.Host
 	pr.SetXForwarded()
+	if t.proto != "" {
+		pr.Out.Header.Set("X-Forwarded-Proto", t.proto)
+		pr.Out.Header.Set("X-Forwarded-Host", t.host)
+	}
 	pr.Out.Header.Set(BaseURLHeader, t.baseURL)
 	pr.Out.Header.Set("X-RSC-Request", t.requestURL)
 }
@@ -182,16 +254,12 @@ func (px *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.URL.RawPath != "" {
 		t.raw = strings.TrimPrefix(r.URL.RawPath, prefix)
 	}
-	base := strings.TrimSuffix(px.PublicURL, "/")
-	if base == "" {
-		scheme := "http"
-		if r.TLS != nil {
-			scheme = "https"
-		}
-		base = scheme + "://" + r.Host
-	}
+	base := publicBase(r, px.PublicURL)
 	t.baseURL = base + prefix + "/"
 	t.requestURL = base + r.URL.RequestURI()
+	if u, err := url.Parse(base); err == nil {
+		t.proto, t.host = u.Scheme, u.Host
+	}
 
 	var lease *Lease
 	for attempt := 0; ; attempt++ {

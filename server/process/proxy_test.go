@@ -124,6 +124,70 @@ func TestProxyRequests(t *testing.T) {
 	}
 }
 
+// The public URL of a request behind a reverse proxy, as Posit Connect
+// finds it: X-RSC-Request (with path rewriting too), else X-Forwarded-Proto,
+// -Host and -Port, else Server.Address, else the request; what does not
+// parse or does not match the request is ignored.
+func TestProxyPublicURL(t *testing.T) {
+	px, srv := proxyServer(t, "")
+	px.Set("abc", readyPool(t, Options{Min: 1}))
+	pxPublic, srvPublic := proxyServer(t, "https://connect.example.com/")
+	pxPublic.Set("abc", readyPool(t, Options{Min: 1}))
+	host := strings.TrimPrefix(srv.URL, "http://")
+	for _, tt := range []struct {
+		name      string
+		base      string
+		hdr       map[string]string
+		wantBase  string
+		wantProto string
+		wantHost  string
+	}{
+		{"X-RSC-Request from a path-rewriting proxy", srv.URL,
+			map[string]string{"X-RSC-Request": "https://proxy.example.org/rsc/content/abc/x?q=1"},
+			"https://proxy.example.org/rsc/content/abc/", "https", "proxy.example.org"},
+		{"X-RSC-Request wins over X-Forwarded-* and Server.Address", srvPublic.URL,
+			map[string]string{"X-RSC-Request": "https://a.example.org/content/abc/x", "X-Forwarded-Host": "b.example.org"},
+			"https://a.example.org/content/abc/", "https", "a.example.org"},
+		{"X-Forwarded-Proto, -Host and -Port", srv.URL,
+			map[string]string{"X-Forwarded-Proto": "https", "X-Forwarded-Host": "dais.example.org", "X-Forwarded-Port": "8443"},
+			"https://dais.example.org:8443/content/abc/", "https", "dais.example.org:8443"},
+		{"default port left out, first of a chain", srv.URL,
+			map[string]string{"X-Forwarded-Proto": "https, http", "X-Forwarded-Host": "dais.example.org, inner", "X-Forwarded-Port": "443"},
+			"https://dais.example.org/content/abc/", "https", "dais.example.org"},
+		{"X-Forwarded-Proto alone keeps the Host", srv.URL,
+			map[string]string{"X-Forwarded-Proto": "https"},
+			"https://" + host + "/content/abc/", "https", host},
+		{"X-RSC-Request of another path is ignored", srvPublic.URL,
+			map[string]string{"X-RSC-Request": "https://proxy.example.org/elsewhere"},
+			"https://connect.example.com/content/abc/", "https", "connect.example.com"},
+		{"a bad scheme or host is ignored", srv.URL,
+			map[string]string{"X-Forwarded-Proto": "javascript", "X-Forwarded-Host": "evil.example/x"},
+			srv.URL + "/content/abc/", "http", host},
+		{"Server.Address without proxy headers", srvPublic.URL, nil,
+			"https://connect.example.com/content/abc/", "https", "connect.example.com"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			req, _ := http.NewRequest("GET", tt.base+"/content/abc/x?q=1", nil)
+			for k, v := range tt.hdr {
+				req.Header.Set(k, v)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			var e struct{ Base, Rsc, Xfp, Xfh string }
+			if err := json.NewDecoder(resp.Body).Decode(&e); err != nil {
+				t.Fatal(err)
+			}
+			if e.Base != tt.wantBase || e.Rsc != tt.wantBase+"x?q=1" || e.Xfp != tt.wantProto || e.Xfh != tt.wantHost {
+				t.Errorf("the app saw base %q, X-RSC-Request %q, X-Forwarded-Proto %q, -Host %q; want %q, %q, %q, %q",
+					e.Base, e.Rsc, e.Xfp, e.Xfh, tt.wantBase, tt.wantBase+"x?q=1", tt.wantProto, tt.wantHost)
+			}
+		})
+	}
+}
+
 func TestProxyWebSocket(t *testing.T) {
 	px, srv := proxyServer(t, "")
 	px.Set("ws", readyPool(t, Options{Min: 1}))

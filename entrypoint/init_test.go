@@ -116,12 +116,16 @@ func startInit(t *testing.T, env []string, args ...string) *initProc {
 		}
 		close(p.lines)
 	}()
-	// unshare --fork's only child is dais-init.
+	// unshare --fork's only child is dais-init. It may have come and gone
+	// between two looks (a child that exits at once): then unshare has
+	// exited too, and the test reads the exit status without the pid.
 	deadline := time.Now().Add(5 * time.Second)
 	for p.pid == 0 && time.Now().Before(deadline) {
 		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", cmd.Process.Pid, cmd.Process.Pid))
 		if f := strings.Fields(string(b)); len(f) > 0 {
 			p.pid, _ = strconv.Atoi(f[0])
+		} else if exited(cmd.Process.Pid) {
+			return p
 		} else {
 			time.Sleep(2 * time.Millisecond)
 		}
@@ -130,6 +134,17 @@ func startInit(t *testing.T, env []string, args ...string) *initProc {
 		t.Fatalf("dais-init did not start; stderr: %s", p.stderr)
 	}
 	return p
+}
+
+// exited tells whether pid, a child not yet waited for, has exited (a zombie).
+func exited(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return true
+	}
+	// pid (comm) S ...: the state follows the last ')'.
+	i := strings.LastIndexByte(string(b), ')')
+	return i > 0 && i+2 < len(b) && b[i+2] == 'Z'
 }
 
 // syncBuffer is dais-init's stderr as written so far: the copying goroutine
@@ -196,6 +211,9 @@ func (p *initProc) expectWithin(d time.Duration, want ...string) {
 
 func (p *initProc) signal(sig syscall.Signal) {
 	p.t.Helper()
+	if p.pid == 0 {
+		p.t.Fatalf("signal %v: dais-init had already exited; stderr: %s", sig, p.stderr)
+	}
 	if err := syscall.Kill(p.pid, sig); err != nil {
 		p.t.Fatalf("kill %d %v: %v", p.pid, sig, err)
 	}

@@ -54,6 +54,15 @@ func OpenSQLite(ctx context.Context, path string, logger *slog.Logger) (SQLiteSt
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("create database directory (SQLite.Dir): %w", err)
 	}
+	// One process at a time opens and migrates: the first connection to a
+	// new database switches it to WAL, which needs the database alone and
+	// fails at once with "database is locked" (no busy wait) when another
+	// process is opening it too.
+	unlock, err := lockFile(path + ".migrate-lock")
+	if err != nil {
+		return nil, fmt.Errorf("open database %s: %w", path, err)
+	}
+	defer unlock()
 	_, statErr := os.Stat(path)
 	db, err := sql.Open("sqlite", sqliteDSN(path))
 	if err != nil {
@@ -86,13 +95,7 @@ func OpenSQLite(ctx context.Context, path string, logger *slog.Logger) (SQLiteSt
 			slog.Int64(logKeyFrom, old), slog.Int64(logKeyTo, SchemaVersion()))
 		return nil
 	}
-	unlock, err := lockFile(path + ".migrate-lock")
-	if err != nil {
-		db.Close()
-		return nil, fmt.Errorf("open database %s: %w", path, err)
-	}
 	err = migrate(ctx, db, DialectSQLite, path, BackupsDir(path), logger, backup)
-	unlock()
 	if err != nil {
 		db.Close()
 		return nil, err

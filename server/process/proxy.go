@@ -397,7 +397,7 @@ func (t *loopTransport) roundTrip(ctx context.Context, pc *loopConn, req *http.R
 			}
 			continue
 		}
-		resp.Body = &loopBody{rc: resp.Body, t: t, pc: pc, stop: stop, reuse: !resp.Close && !req.Close}
+		resp.Body = &loopBody{rc: resp.Body, t: t, pc: pc, stop: stop, reuse: !resp.Close && !req.Close, left: resp.ContentLength}
 		return resp, nil
 	}
 }
@@ -466,6 +466,7 @@ type loopBody struct {
 	stop  func() bool
 	reuse bool
 	done  bool
+	left  int64 // bytes of a known length still to come; -1 unknown
 }
 
 func (b *loopBody) Read(p []byte) (int, error) {
@@ -473,6 +474,15 @@ func (b *loopBody) Read(p []byte) (int, error) {
 		return 0, io.EOF
 	}
 	n, err := b.rc.Read(p)
+	if b.left > 0 {
+		b.left -= int64(n)
+		if b.left == 0 && err == nil {
+			// The whole body is here: give the connection back now, before
+			// the proxy writes these bytes to the client, who may send its
+			// next request before another Read would have seen io.EOF.
+			err = io.EOF
+		}
+	}
 	if err == io.EOF {
 		b.finish(true)
 	} else if err != nil {

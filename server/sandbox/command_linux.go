@@ -216,7 +216,7 @@ func (c *Cmd) readSetup() {
 // startWarm hands the spec and the standard descriptors to the pre-started
 // w. False means w was gone (it is reaped) and nothing was started.
 func (c *Cmd) startWarm(w *warmProc) bool {
-	fds, childEnds, err := c.stdio()
+	fds, childEnds, copies, err := c.stdio()
 	if err != nil {
 		w.release()
 		return false
@@ -243,6 +243,11 @@ func (c *Cmd) startWarm(w *warmProc) bool {
 		return false
 	}
 	w.sock.Close()
+	// Only now: had the send failed, the next start would need all of
+	// Stdin still unread.
+	for _, f := range copies {
+		c.copying.Go(f)
+	}
 	c.warm = true
 	c.Process = w.proc
 	c.errR = w.errR
@@ -260,15 +265,15 @@ func (c *Cmd) startWarm(w *warmProc) bool {
 
 // stdio gives the descriptors for the content's standard input, output and
 // error, as exec.Cmd would: /dev/null for nil, the file itself for an
-// *os.File, else a pipe with a goroutine copying (waited for in Wait).
-// childEnds are closed once sent.
-func (c *Cmd) stdio() (fds []int, childEnds []*os.File, err error) {
-	fail := func(err error) ([]int, []*os.File, error) {
+// *os.File, else a pipe and a copy to run once the descriptors are sent
+// (waited for in Wait). childEnds are closed once sent.
+func (c *Cmd) stdio() (fds []int, childEnds []*os.File, copies []func(), err error) {
+	fail := func(err error) ([]int, []*os.File, []func(), error) {
 		for _, f := range append(childEnds, c.pipes...) {
 			f.Close()
 		}
 		c.pipes = nil
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	var outFd = -1
 	for i, s := range []any{c.Stdin, c.Stdout, c.Stderr} {
@@ -295,7 +300,7 @@ func (c *Cmd) stdio() (fds []int, childEnds []*os.File, err error) {
 				childEnds = append(childEnds, r)
 				c.pipes = append(c.pipes, w)
 				fds = append(fds, int(r.Fd()))
-				c.copying.Go(func() {
+				copies = append(copies, func() {
 					io.Copy(w, v.(io.Reader)) // the content may stop reading: errors are its business
 					w.Close()
 				})
@@ -303,7 +308,7 @@ func (c *Cmd) stdio() (fds []int, childEnds []*os.File, err error) {
 				childEnds = append(childEnds, w)
 				c.pipes = append(c.pipes, r)
 				fds = append(fds, int(w.Fd()))
-				c.copying.Go(func() {
+				copies = append(copies, func() {
 					if _, err := io.Copy(v.(io.Writer), r); err != nil {
 						c.copyMu.Lock()
 						c.copyErr = cmp.Or(c.copyErr, err)
@@ -316,7 +321,7 @@ func (c *Cmd) stdio() (fds []int, childEnds []*os.File, err error) {
 			outFd = fds[1]
 		}
 	}
-	return fds, childEnds, nil
+	return fds, childEnds, copies, nil
 }
 
 // sameWriter is a == b, false where the type cannot be compared.

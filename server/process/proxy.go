@@ -2,6 +2,7 @@ package process
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"errors"
 	"io"
@@ -64,31 +65,27 @@ type target struct {
 	proto, host string // of the public URL
 }
 
-// publicBase is the public URL of dais's root as the client of r sees it,
-// without a trailing slash: see Proxy. Headers that do not parse, or an
+// publicRoot is dais's root URL as the client of r sees it: scheme, host
+// and path (no trailing slash); see Proxy. Headers that do not parse, or an
 // X-RSC-Request that is not the URL of this request, are ignored.
-func publicBase(r *http.Request, configured string) string {
+func publicRoot(r *http.Request, configured string) (proto, host, path string) {
+	own := "http"
+	if r.TLS != nil {
+		own = "https"
+	}
 	if v := r.Header.Get("X-RSC-Request"); v != "" {
 		if u, err := url.Parse(v); err == nil && (u.Scheme == "http" || u.Scheme == "https") && validHost(u.Host) {
 			// What the proxy kept of the path after its own prefix is this
 			// request's path: what comes before is dais's root.
 			if prefix, ok := strings.CutSuffix(u.EscapedPath(), r.URL.EscapedPath()); ok {
-				return u.Scheme + "://" + u.Host + strings.TrimSuffix(prefix, "/")
+				return u.Scheme, u.Host, strings.TrimSuffix(prefix, "/")
 			}
 		}
 	}
-	proto := strings.ToLower(strings.TrimSpace(firstValue(r.Header.Get("X-Forwarded-Proto"))))
-	host := strings.TrimSpace(firstValue(r.Header.Get("X-Forwarded-Host")))
+	proto = strings.ToLower(strings.TrimSpace(firstValue(r.Header.Get("X-Forwarded-Proto"))))
+	host = strings.TrimSpace(firstValue(r.Header.Get("X-Forwarded-Host")))
 	if proto != "" || host != "" {
-		if proto == "" {
-			proto = "http"
-			if r.TLS != nil {
-				proto = "https"
-			}
-		}
-		if host == "" {
-			host = r.Host
-		}
+		proto, host = cmp.Or(proto, own), cmp.Or(host, r.Host)
 		if port := strings.TrimSpace(firstValue(r.Header.Get("X-Forwarded-Port"))); port != "" && !strings.Contains(host, ":") {
 			if n, err := strconv.Atoi(port); err == nil && n > 0 && n < 65536 &&
 				!(proto == "https" && n == 443) && !(proto == "http" && n == 80) {
@@ -96,17 +93,13 @@ func publicBase(r *http.Request, configured string) string {
 			}
 		}
 		if (proto == "http" || proto == "https") && validHost(host) {
-			return proto + "://" + host
+			return proto, host, ""
 		}
 	}
-	if configured != "" {
-		return strings.TrimSuffix(configured, "/")
+	if u, err := url.Parse(configured); configured != "" && err == nil && u.Host != "" {
+		return u.Scheme, u.Host, strings.TrimSuffix(u.EscapedPath(), "/")
 	}
-	scheme := "http"
-	if r.TLS != nil {
-		scheme = "https"
-	}
-	return scheme + "://" + r.Host
+	return own, r.Host, ""
 }
 
 // firstValue is the first of a comma-separated header value (a chain of
@@ -176,10 +169,8 @@ func (px *Proxy) rewrite(pr *httputil.ProxyRequest) {
 	pr.Out.URL.Path, pr.Out.URL.RawPath = t.path, t.raw
 	pr.Out.Host = pr.In.Host
 	pr.SetXForwarded()
-	if t.proto != "" {
-		pr.Out.Header.Set("X-Forwarded-Proto", t.proto)
-		pr.Out.Header.Set("X-Forwarded-Host", t.host)
-	}
+	pr.Out.Header.Set("X-Forwarded-Proto", t.proto)
+	pr.Out.Header.Set("X-Forwarded-Host", t.host)
 	pr.Out.Header.Set(BaseURLHeader, t.baseURL)
 	pr.Out.Header.Set("X-RSC-Request", t.requestURL)
 }
@@ -254,12 +245,11 @@ func (px *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.URL.RawPath != "" {
 		t.raw = strings.TrimPrefix(r.URL.RawPath, prefix)
 	}
-	base := publicBase(r, px.PublicURL)
+	proto, host, root := publicRoot(r, px.PublicURL)
+	base := proto + "://" + host + root
 	t.baseURL = base + prefix + "/"
 	t.requestURL = base + r.URL.RequestURI()
-	if u, err := url.Parse(base); err == nil {
-		t.proto, t.host = u.Scheme, u.Host
-	}
+	t.proto, t.host = proto, host
 
 	var lease *Lease
 	for attempt := 0; ; attempt++ {

@@ -76,6 +76,26 @@ func slowDoc(t *testing.T, version string) string {
 	return dir
 }
 
+// setNextRun moves the next run of guid's one schedule to at, in the
+// database, and returns the content and the schedule's id.
+func setNextRun(t *testing.T, st store.Store, guid string, at time.Time) (*store.Content, int64) {
+	t.Helper()
+	ctx := context.Background()
+	content, err := st.ContentByGUID(ctx, guid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	scheds, err := st.ListSchedules(ctx, content.ID)
+	if err != nil || len(scheds) != 1 {
+		t.Fatalf("schedules: %v %+v", err, scheds)
+	}
+	scheds[0].NextRunAt = at
+	if err := st.UpdateSchedule(ctx, &scheds[0]); err != nil {
+		t.Fatal(err)
+	}
+	return content, scheds[0].ID
+}
+
 // setEnv sets one content environment variable.
 func setEnv(t *testing.T, c *Container, key, guid, name, value string) {
 	t.Helper()
@@ -260,18 +280,7 @@ func TestLifecycleStopStart(t *testing.T) {
 
 		// While stopped: the next run three hours ago (180 missed minutes).
 		st := openStore(t, c)
-		content, err := st.ContentByGUID(ctx, guid)
-		if err != nil {
-			t.Fatal(err)
-		}
-		scheds, err := st.ListSchedules(ctx, content.ID)
-		if err != nil || len(scheds) != 1 {
-			t.Fatalf("schedules: %v %+v", err, scheds)
-		}
-		scheds[0].NextRunAt = time.Now().UTC().Add(-3 * time.Hour)
-		if err := st.UpdateSchedule(ctx, &scheds[0]); err != nil {
-			t.Fatal(err)
-		}
+		content, _ := setNextRun(t, st, guid, time.Now().UTC().Add(-3*time.Hour))
 		before, err := st.ListTasks(ctx, store.TaskFilter{ContentID: content.ID, Kind: store.TaskRender})
 		if err != nil {
 			t.Fatal(err)
@@ -352,19 +361,8 @@ func TestLifecycleTwoServersOnePostgres(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	content, err := st.ContentByGUID(ctx, guid)
-	if err != nil {
-		t.Fatal(err)
-	}
-	scheds, err := st.ListSchedules(ctx, content.ID)
-	if err != nil || len(scheds) != 1 {
-		t.Fatalf("schedules: %v %+v", err, scheds)
-	}
 	// Due now, for both servers.
-	scheds[0].NextRunAt = time.Now().UTC().Add(-time.Minute)
-	if err := st.UpdateSchedule(ctx, &scheds[0]); err != nil {
-		t.Fatal(err)
-	}
+	content, schedID := setNextRun(t, st, guid, time.Now().UTC().Add(-time.Minute))
 	// Both poll every 10s: after 25s each has seen the due run at least twice.
 	time.Sleep(25 * time.Second)
 	tasks, err := st.ListTasks(ctx, store.TaskFilter{ContentID: content.ID, Kind: store.TaskRender})
@@ -374,7 +372,7 @@ func TestLifecycleTwoServersOnePostgres(t *testing.T) {
 	if len(tasks) != 1 {
 		t.Fatalf("render tasks = %d across two servers for one due run, want 1", len(tasks))
 	}
-	got, _ := st.Schedule(ctx, scheds[0].ID)
+	got, _ := st.Schedule(ctx, schedID)
 	t.Logf("the run was claimed by %s; next run %s", got.LastNode, got.NextRunAt.Format(time.RFC3339))
 	if !got.NextRunAt.After(time.Now().Add(50 * time.Minute)) {
 		t.Errorf("next run %s, want an hour after the claim", got.NextRunAt)

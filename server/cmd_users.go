@@ -12,6 +12,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/dais-dev/dais/server/authz"
 	"github.com/dais-dev/dais/server/config"
 	"github.com/dais-dev/dais/server/store"
 	"github.com/dais-dev/dais/server/web"
@@ -94,7 +95,7 @@ func runUsers(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 		if err := validUsername(name); err != nil {
 			return &exitError{code: 2, err: err}
 		}
-		if !web.ValidRole(role) {
+		if !authz.ValidRole(role) {
 			return &exitError{code: 2, err: fmt.Errorf("--role %q: use viewer, publisher or administrator", role)}
 		}
 		hash, err := readPassword(stdin)
@@ -134,7 +135,7 @@ func runUsers(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 		}
 		switch sub {
 		case "role":
-			if !web.ValidRole(fs.Arg(1)) {
+			if !authz.ValidRole(fs.Arg(1)) {
 				return &exitError{code: 2, err: fmt.Errorf("role %q: use viewer, publisher or administrator", fs.Arg(1))}
 			}
 			u.Role = fs.Arg(1)

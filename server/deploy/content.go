@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/dais-dev/dais/server/authz"
 	"github.com/dais-dev/dais/server/content/manifest"
 	"github.com/dais-dev/dais/server/store"
 	"github.com/dais-dev/dais/server/web"
@@ -55,9 +56,9 @@ func (s *Service) serveStatic(guid, dir string, m *manifest.Manifest) error {
 	return nil
 }
 
-// serveContent is /content/{guid}/...: the access check, then the files
+// ServeContent is /content/{guid}/...: the access check, then the files
 // or the app's processes.
-func (s *Service) serveContent(w http.ResponseWriter, r *http.Request) {
+func (s *Service) ServeContent(w http.ResponseWriter, r *http.Request) {
 	guid := r.PathValue("guid")
 	ctx := r.Context()
 	c, err := s.st.ContentByGUID(ctx, guid)
@@ -71,13 +72,13 @@ func (s *Service) serveContent(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	u, _ := web.UserFrom(ctx)
-	a, err := s.accessOf(ctx, u, c)
+	a, err := authz.Content(ctx, s.st, u, c)
 	if err != nil {
 		s.log.Error("check content access", logKeyContent, guid, logKeyErr, err)
 		http.Error(w, "cannot check access now", http.StatusServiceUnavailable)
 		return
 	}
-	if a == accessNone {
+	if a == authz.None {
 		if u == nil {
 			if r.Method == http.MethodGet || r.Method == http.MethodHead {
 				http.Redirect(w, r, "/__login__?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusFound)

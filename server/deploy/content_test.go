@@ -1,4 +1,4 @@
-package deploy
+package deploy_test
 
 import (
 	"fmt"
@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/dais-dev/dais/server/deploy"
 )
 
 // TestContentAccessRevokedAtOnce: at /content/<guid>/, a change of access
@@ -17,7 +19,7 @@ import (
 // next request, however many requests were allowed just before (a cache
 // of content or ACLs must not keep granting access).
 func TestContentAccessRevokedAtOnce(t *testing.T) {
-	f := newFixture(t, Options{})
+	f := newFixture(t, deploy.Options{})
 	guid, tj, lines := f.deployV1(t, "pub1", "site", tarGz(t, example("static")))
 	if tj.Code != 0 {
 		t.Fatalf("deploy failed: %s\n%s", tj.Error, strings.Join(lines, "\n"))
@@ -70,7 +72,7 @@ func TestContentPathBenchmark(t *testing.T) {
 	if d, err := time.ParseDuration(os.Getenv("DAIS_BENCH_DURATION")); err == nil {
 		dur = d
 	}
-	f := newFixture(t, Options{})
+	f := newFixture(t, deploy.Options{})
 	guid, tj, lines := f.deployV1(t, "pub1", "flask", tarGz(t, example("flask")))
 	if tj.Code != 0 {
 		t.Fatalf("deploy failed: %s\n%s", tj.Error, strings.Join(lines, "\n"))
@@ -78,7 +80,7 @@ func TestContentPathBenchmark(t *testing.T) {
 	if a := f.do(t, "GET", "/content/"+guid+"/hello", "", nil); a.status != 200 {
 		t.Fatalf("GET /hello = %d %s", a.status, a.body)
 	}
-	addr := f.svc.proxy.Pool(guid).Stats().Processes[0].Addr
+	addr := f.svc.ProcessAddr(guid)
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
 	for _, target := range []struct{ name, url, key string }{
 		{"direct", "http://" + addr + "/hello", ""},

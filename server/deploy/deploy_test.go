@@ -1,4 +1,4 @@
-package deploy
+package deploy_test
 
 import (
 	"archive/tar"
@@ -18,23 +18,27 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dais-dev/dais/server/api"
 	"github.com/dais-dev/dais/server/config"
+	"github.com/dais-dev/dais/server/deploy"
 	"github.com/dais-dev/dais/server/store"
 	"github.com/dais-dev/dais/server/web"
 )
 
 // fixture is a dais web server with the deploy service (content run
-// without the sandbox), over SQLite, with users and their API keys.
+// without the sandbox) and its API (server/api), over SQLite, with users
+// and their API keys.
 type fixture struct {
 	ts    *httptest.Server
 	st    store.Store
-	svc   *Service
+	web   *web.Server
+	svc   *deploy.Service
 	cfg   *config.Config
 	keys  map[string]string // username -> key
 	users map[string]*store.User
 }
 
-func newFixture(t *testing.T, o Options) *fixture {
+func newFixture(t *testing.T, o deploy.Options) *fixture {
 	t.Helper()
 	cfg := config.Defaults()
 	cfg.Server.DataDir = t.TempDir()
@@ -76,11 +80,13 @@ func newFixture(t *testing.T, o Options) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	o.Config, o.Store, o.Web, o.Logger, o.NoSandbox = srv.Config, st, srv, logger, true
-	f.svc, err = New(o)
+	o.Config, o.Store, o.Logger, o.NoSandbox = srv.Config, st, logger, true
+	f.web = srv
+	f.svc, err = deploy.New(o)
 	if err != nil {
 		t.Fatal(err)
 	}
+	api.Register(api.Options{Web: srv, Store: st, Deploy: f.svc, Logger: logger})
 	if err := f.svc.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -297,7 +303,7 @@ type listRec struct {
 
 // TestLegacyDeployStatic walks the calls rsconnect 0.8.29's deployApp makes.
 func TestLegacyDeployStatic(t *testing.T) {
-	f := newFixture(t, Options{})
+	f := newFixture(t, deploy.Options{})
 	var app appRec
 	f.must(t, "POST", "/__api__/applications", "pub1", `{"name":"site","title":"My site"}`, &app)
 	if app.ID == 0 || app.GUID == "" || app.Name != "site" || app.Title != "My site" || app.OwnerUsername != "pub1" ||
@@ -416,7 +422,7 @@ func TestLegacyDeployStatic(t *testing.T) {
 	if err := f.svc.Stop(ctx); err != nil {
 		t.Fatal(err)
 	}
-	svc2, err := New(Options{Config: f.svc.o.Config, Store: f.st, NoSandbox: true})
+	svc2, err := deploy.New(deploy.Options{Config: f.web.Config, Store: f.st, NoSandbox: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -427,7 +433,7 @@ func TestLegacyDeployStatic(t *testing.T) {
 	rec := httptest.NewRecorder()
 	req := httptest.NewRequest("GET", "/content/"+app.GUID+"/", nil)
 	mux := http.NewServeMux()
-	mux.HandleFunc("/content/{guid}/", svc2.serveContent)
+	mux.HandleFunc("/content/{guid}/", svc2.ServeContent)
 	mux.ServeHTTP(rec, req)
 	if rec.Code != 200 || !bytes.Equal(rec.Body.Bytes(), index) {
 		t.Errorf("after restart GET content = %d %q", rec.Code, rec.Body.String())
@@ -436,7 +442,7 @@ func TestLegacyDeployStatic(t *testing.T) {
 
 // TestAuthorization checks who may do what.
 func TestAuthorization(t *testing.T) {
-	f := newFixture(t, Options{})
+	f := newFixture(t, deploy.Options{})
 	var c struct {
 		GUID string `json:"guid"`
 		ID   string `json:"id"`
@@ -580,11 +586,11 @@ func (f *fixture) deployV1(t *testing.T, user, name string, archive []byte) (str
 // TestMaliciousBundles: each refusal is a failed task naming the cause,
 // and nothing is written outside the bundle's directory.
 func TestMaliciousBundles(t *testing.T) {
-	f := newFixture(t, Options{})
+	f := newFixture(t, deploy.Options{})
 	// Smaller limits, set as a reload does: each deploy reads them anew.
 	small := *f.cfg
 	small.Applications.BundleMaxSize, small.Applications.BundleMaxFiles = 1<<20, 50
-	f.svc.o.Web.SetConfig(&small)
+	f.web.SetConfig(&small)
 	outside := filepath.Join(f.cfg.Server.DataDir, "escaped")
 	var many []entry
 	for i := range 60 {
@@ -662,7 +668,7 @@ func needCommand(t *testing.T, what, packages, name string, args ...string) {
 // bundle and checks the switch; a failing redeploy keeps the old bundle.
 func TestFlaskV1DeployAndRedeploy(t *testing.T) {
 	needCommand(t, "python3 with flask", "python3-flask", "python3", "-c", "import flask")
-	f := newFixture(t, Options{})
+	f := newFixture(t, deploy.Options{})
 	guid, tj, lines := f.deployV1(t, "pub1", "flask", tarGz(t, example("flask")))
 	if tj.Code != 0 {
 		t.Fatalf("deploy failed: %s\n%s", tj.Error, strings.Join(lines, "\n"))
@@ -777,7 +783,7 @@ func TestFlaskV1DeployAndRedeploy(t *testing.T) {
 func TestRMarkdownRenderOnDeployAndOnDemand(t *testing.T) {
 	needCommand(t, "R with rmarkdown and pandoc", "r-cran-rmarkdown pandoc",
 		"Rscript", "-e", "library(rmarkdown); stopifnot(rmarkdown::pandoc_available())")
-	f := newFixture(t, Options{})
+	f := newFixture(t, deploy.Options{})
 	guid, tj, lines := f.deployV1(t, "pub1", "doc", tarGz(t, example("rmarkdown")))
 	if tj.Code != 0 {
 		t.Fatalf("deploy failed: %s\n%s", tj.Error, strings.Join(lines, "\n"))
@@ -794,7 +800,7 @@ func TestRMarkdownRenderOnDeployAndOnDemand(t *testing.T) {
 	if tj.Code != 0 || !strings.Contains(strings.Join(lines, "\n"), "Rendered") {
 		t.Fatalf("render on demand: %d %s\n%s", tj.Code, tj.Error, strings.Join(lines, "\n"))
 	}
-	renders, err := f.st.ListRenders(context.Background(), f.svc.mustContent(t, guid).ID, 0)
+	renders, err := f.st.ListRenders(context.Background(), f.mustContent(t, guid).ID, 0)
 	if err != nil || len(renders) != 2 || renders[0].Status != store.RenderSucceeded || renders[0].OutputDir == renders[1].OutputDir {
 		t.Fatalf("renders = %+v, %v: want two succeeded, in their own directories", renders, err)
 	}
@@ -808,9 +814,9 @@ func TestRMarkdownRenderOnDeployAndOnDemand(t *testing.T) {
 	}
 }
 
-func (s *Service) mustContent(t *testing.T, guid string) *store.Content {
+func (f *fixture) mustContent(t *testing.T, guid string) *store.Content {
 	t.Helper()
-	c, err := s.st.ContentByGUID(context.Background(), guid)
+	c, err := f.st.ContentByGUID(context.Background(), guid)
 	if err != nil {
 		t.Fatal(err)
 	}

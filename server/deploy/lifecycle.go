@@ -1,37 +1,18 @@
 package deploy
 
 // What the lifecycle side (server/schedule, the start-up component in
-// server/serve) needs from the deploy service: scheduled renders, the
-// content access check of the API, and waiting for MinProcesses at start.
+// server/serve) needs from the deploy service: scheduled renders and
+// waiting for MinProcesses at start.
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"sync"
 	"time"
 
 	"github.com/dais-dev/dais/server/store"
 )
-
-// ContentAccess loads the content named by the request's {guid} (or {id})
-// and checks the authenticated user may see it (edit false) or change it
-// (edit true: owner, collaborator, administrator). Its errors carry an
-// HTTP status: answer them with WriteError.
-func (s *Service) ContentAccess(r *http.Request, edit bool) (*store.Content, *store.User, error) {
-	want := accessViewer
-	if edit {
-		want = accessEditor
-	}
-	return s.contentFor(r, want)
-}
-
-// WriteError answers err as the deployment API does: its status when it
-// has one, else 500 with the details in the log.
-func (s *Service) WriteError(w http.ResponseWriter, r *http.Request, err error) {
-	s.writeErr(w, r, err)
-}
 
 // StartRender renders the active bundle of a document again, as a render
 // task started by the server itself (a schedule), and returns the task id.

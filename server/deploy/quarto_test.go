@@ -1,12 +1,8 @@
-package deploy
+package deploy_test
 
 import (
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
-
-	"github.com/dais-dev/dais/server/content/manifest"
 )
 
 // TestQuartoStaticServesRenderedDocument deploys examples/quarto with the
@@ -32,7 +28,7 @@ func TestQuartoStaticServesRenderedDocument(t *testing.T) {
 			t.Errorf("GET /content/%s%s = %d %.300s, want the rendered document", guid, p, a.status, a.body)
 		}
 	}
-	if c := f.svc.mustContent(t, guid); c.QuartoVersion != "1.4.550" {
+	if c := f.mustContent(t, guid); c.QuartoVersion != "1.4.550" {
 		t.Errorf("quarto_version = %q, want 1.4.550", c.QuartoVersion)
 	}
 
@@ -42,57 +38,5 @@ func TestQuartoStaticServesRenderedDocument(t *testing.T) {
 	}
 	if a := f.do(t, "GET", "/content/"+guid+"/", "", nil); a.status != 200 || !strings.Contains(string(a.body), phrase) {
 		t.Errorf("after the render on demand GET / = %d %.300s", a.status, a.body)
-	}
-}
-
-// TestQuartoIndex: the primary document's HTML becomes index.html, an
-// index.html of the render is kept, and nothing is read through a link
-// out of the output directory (it belongs to the content).
-func TestQuartoIndex(t *testing.T) {
-	m := &manifest.Manifest{Metadata: manifest.Metadata{AppMode: manifest.QuartoStatic, PrimaryRmd: "report.qmd"}}
-	secret := filepath.Join(t.TempDir(), "secret")
-	if err := os.WriteFile(secret, []byte("server secret"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	tests := []struct {
-		name  string
-		setup func(out string) error
-		want  string // index.html's content, "" for none
-	}{
-		{"document", func(out string) error {
-			return os.WriteFile(filepath.Join(out, "report.html"), []byte("<p>report</p>"), 0o644)
-		}, "<p>report</p>"},
-		{"project index kept", func(out string) error {
-			os.WriteFile(filepath.Join(out, "report.html"), []byte("<p>report</p>"), 0o644)
-			return os.WriteFile(filepath.Join(out, "index.html"), []byte("<p>index</p>"), 0o644)
-		}, "<p>index</p>"},
-		{"link out of the output", func(out string) error {
-			return os.Symlink(secret, filepath.Join(out, "report.html"))
-		}, ""},
-		{"not a regular file", func(out string) error {
-			return os.Mkdir(filepath.Join(out, "report.html"), 0o755)
-		}, ""},
-		{"nothing rendered", func(string) error { return nil }, ""},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			out := t.TempDir()
-			if err := tt.setup(out); err != nil {
-				t.Fatal(err)
-			}
-			if err := quartoIndex(out, m); err != nil {
-				t.Fatalf("quartoIndex: %v", err)
-			}
-			got, err := os.ReadFile(filepath.Join(out, "index.html"))
-			if tt.want == "" {
-				if err == nil {
-					t.Fatalf("index.html = %q, want none", got)
-				}
-				return
-			}
-			if string(got) != tt.want {
-				t.Fatalf("index.html = %q, %v; want %q", got, err, tt.want)
-			}
-		})
 	}
 }

@@ -1,8 +1,7 @@
-// Package deploy is the deployment side of dais: the Connect-compatible
-// API (the legacy /__api__/applications family that rsconnect 0.8.x and
-// rsconnect-python up to 1.26 use, and the v1 content API), the deploy
-// task runner, content settings, environment variables and permissions,
-// and the content router at /content/<guid>/.
+// Package deploy is the deployment side of dais: bundles, the deploy and
+// render task runner, content processes, and the content router at
+// /content/<guid>/. Its HTTP API is server/api, which calls the
+// operations in operations.go.
 //
 // A deploy goes, as a task whose output lines are written to the store
 // as they happen:
@@ -42,7 +41,6 @@ import (
 	"github.com/dais-dev/dais/server/render"
 	"github.com/dais-dev/dais/server/sandbox"
 	"github.com/dais-dev/dais/server/store"
-	"github.com/dais-dev/dais/server/web"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
@@ -59,8 +57,6 @@ type Options struct {
 	// Config returns the running configuration (web.Server.Config).
 	Config func() *config.Config
 	Store  store.Store
-	// Web receives the routes; nil registers none (tests call Register).
-	Web    *web.Server
 	Logger *slog.Logger
 	// Node names this server (the hostname), recorded on tasks and jobs.
 	Node string
@@ -107,7 +103,7 @@ type Service struct {
 	limits  bundle.Options // from the environment; zero fields: the configuration
 }
 
-// New builds the service and, when o.Web is set, registers its routes.
+// New builds the service; server/api puts its routes on the web server.
 func New(o Options) (*Service, error) {
 	if o.Config == nil || o.Store == nil {
 		return nil, errors.New("deploy: Options.Config and Options.Store are required")
@@ -155,9 +151,6 @@ func New(o Options) (*Service, error) {
 				log.Debug("sandbox spec (environment values left out)", "spec", sandbox.Describe(spec))
 			}
 		}
-	}
-	if o.Web != nil {
-		s.Register(o.Web)
 	}
 	return s, nil
 }

@@ -25,7 +25,7 @@ import (
 // startDeploy records a deploy task of bundle ref ("" = newest) and runs
 // it in the background.
 func (s *Service) startDeploy(ctx context.Context, c *store.Content, u *store.User, ref string) (*store.Task, error) {
-	b, err := s.bundleOf(ctx, c, ref)
+	b, err := s.BundleOf(ctx, c, ref)
 	if err != nil {
 		return nil, err
 	}

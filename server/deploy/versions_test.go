@@ -1,4 +1,4 @@
-package deploy
+package deploy_test
 
 import (
 	"encoding/json"
@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/dais-dev/dais/server/content/manifest"
+	"github.com/dais-dev/dais/server/deploy"
 )
 
 // Issue 7: the runtime version a deploy used must not become the request
@@ -38,9 +39,9 @@ func quartoFixture(t *testing.T, versions ...string) (*fixture, string) {
 			t.Fatal(err)
 		}
 	}
-	f := newFixture(t, Options{})
-	f.svc.finder.Executables[manifest.LangQuarto] = nil
-	f.svc.finder.Roots[manifest.LangQuarto] = []string{filepath.Join(root, "*", "bin", "quarto")}
+	f := newFixture(t, deploy.Options{})
+	f.svc.Finder().Executables[manifest.LangQuarto] = nil
+	f.svc.Finder().Roots[manifest.LangQuarto] = []string{filepath.Join(root, "*", "bin", "quarto")}
 	return f, root
 }
 
@@ -171,7 +172,7 @@ func TestRequestedVersionWinsUntilCleared(t *testing.T) {
 // requests ("" and null clear them); the fields themselves read back the
 // versions used, none before a deploy.
 func TestVersionFieldsSetRequests(t *testing.T) {
-	f := newFixture(t, Options{})
+	f := newFixture(t, deploy.Options{})
 	var c map[string]any
 	f.must(t, "POST", "/__api__/v1/content", "pub1",
 		`{"name":"v","r_version":"4.4.1","py_version":"3.12","quarto_version":"1.5.57"}`, &c)

@@ -11,11 +11,7 @@
 // were missed while every server was down runs once at start, not once per
 // missed slot.
 //
-// API (registered by Register):
-//
-//	GET    /__api__/v1/content/{guid}/schedule  the schedule, 404 when none
-//	PUT    /__api__/v1/content/{guid}/schedule  set it: {"cron" | "interval_seconds", "timezone", "enabled"}
-//	DELETE /__api__/v1/content/{guid}/schedule  remove it
+// The HTTP API of schedules is server/api (schedules.go).
 package schedule
 
 import (
@@ -101,4 +97,14 @@ func next(s *store.Schedule, after time.Time) (time.Time, error) {
 		return time.Time{}, fmt.Errorf("cron expression %q never runs", expr)
 	}
 	return t.UTC(), nil
+}
+
+// IsDocument tells whether content of appMode can have a schedule: only
+// documents (rmd-static, jupyter-static, quarto-static) render.
+func IsDocument(appMode string) bool {
+	switch appMode {
+	case "rmd-static", "jupyter-static", "quarto-static":
+		return true
+	}
+	return false
 }

@@ -49,6 +49,9 @@ type Scheduler struct {
 	wake   chan struct{}
 }
 
+// Now is the scheduler's clock (Options.Now).
+func (s *Scheduler) Now() time.Time { return s.o.Now() }
+
 // New makes a Scheduler.
 func New(o Options) (*Scheduler, error) {
 	if o.Store == nil || o.Render == nil {

@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/dais-dev/dais/server/api"
 	"github.com/dais-dev/dais/server/config"
 	"github.com/dais-dev/dais/server/deploy"
 	"github.com/dais-dev/dais/server/license"
@@ -65,7 +66,7 @@ type Deps struct {
 // while building: the listener is not open yet.
 func components(d Deps) ([]Component, error) {
 	dep, err := deploy.New(deploy.Options{
-		Config: d.Web.Config, Store: d.Store, Web: d.Web, Logger: d.Logger.With(logKeyComponent, "deploy"),
+		Config: d.Web.Config, Store: d.Store, Logger: d.Logger.With(logKeyComponent, "deploy"),
 		Node: d.Node, Stopping: d.Stopping, ConfigPath: d.ConfigPath,
 	})
 	if err != nil {
@@ -81,7 +82,7 @@ func components(d Deps) ([]Component, error) {
 	if err != nil {
 		return nil, err
 	}
-	sch.Register(d.Web, schedule.Access{Content: dep.ContentAccess, WriteErr: dep.WriteError})
+	api.Register(api.Options{Web: d.Web, Store: d.Store, Deploy: dep, Scheduler: sch, Logger: d.Logger.With(logKeyComponent, "api")})
 	cs := []Component{
 		newSessionJanitor(d.Store, d.Logger),
 		dep,                // the deployment API, deploy tasks, content processes and /content/

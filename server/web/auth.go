@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/dais-dev/dais/server/authz"
 	"github.com/dais-dev/dais/server/store"
 	"golang.org/x/crypto/bcrypt"
 )
@@ -26,22 +27,6 @@ const SessionLifetime = 7 * 24 * time.Hour
 // keyTouchInterval bounds how often an API key's last use is written, so
 // that a busy client does not turn every read into a database write.
 const keyTouchInterval = time.Minute
-
-// roleRank orders the roles; a higher rank may do what a lower one may.
-var roleRank = map[string]int{
-	store.RoleViewer:        1,
-	store.RolePublisher:     2,
-	store.RoleAdministrator: 3,
-}
-
-// ValidRole tells whether role is one of viewer, publisher, administrator.
-func ValidRole(role string) bool { return roleRank[role] > 0 }
-
-// HasRole tells whether u may act with role (administrators may do
-// everything publishers may, publishers everything viewers may).
-func HasRole(u *store.User, role string) bool {
-	return u != nil && roleRank[u.Role] >= roleRank[role] && roleRank[role] > 0
-}
 
 // HashPassword hashes a password with bcrypt (golang.org/x/crypto).
 func HashPassword(password string) (string, error) {
@@ -244,7 +229,7 @@ func RequireRole(role string) func(http.Handler) http.Handler {
 				}
 				return
 			}
-			if !HasRole(u, role) {
+			if !authz.HasRole(u, role) {
 				msg := fmt.Sprintf("user %s has role %s; this needs %s or above (an administrator can change it with 'dais users role')", u.Username, u.Role, role)
 				if isAPI(r.URL.Path) {
 					WriteError(w, http.StatusForbidden, msg)

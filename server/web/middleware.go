@@ -151,7 +151,7 @@ func (s *Server) apiRules(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !isAPI(r.URL.Path) {
 			if strings.HasPrefix(r.URL.Path, "/content/") {
-				if ok, reason := s.gateState(); !ok {
+				if ok, reason := s.Licensed(); !ok {
 					http.Error(w, "dais cannot serve content: "+reason, http.StatusPaymentRequired)
 					return
 				}

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/dais-dev/dais/server/authz"
 	"github.com/dais-dev/dais/server/store"
 )
 
@@ -217,7 +218,7 @@ func (s *Server) handleDashboard(w http.ResponseWriter, r *http.Request) {
 		pageData:        s.pageData(r, "Content"),
 		LoggedInWarning: template.HTML(s.Config().Server.LoggedInWarning),
 	}
-	if ok, reason := s.gateState(); !ok {
+	if ok, reason := s.Licensed(); !ok {
 		d.GateReason = reason
 	}
 	items, total, err := s.visibleContent(r, u)
@@ -230,9 +231,7 @@ func (s *Server) handleDashboard(w http.ResponseWriter, r *http.Request) {
 	s.render(w, s.pages.dashboard, http.StatusOK, d)
 }
 
-// visibleContent lists what u may see: everything for administrators;
-// otherwise their own, what is open to all or to logged-in users, and
-// what their ACL entries grant.
+// visibleContent lists what u may see, by the API's rule (server/authz).
 func (s *Server) visibleContent(r *http.Request, u *store.User) ([]dashboardItem, int, error) {
 	ctx := r.Context()
 	all, total, err := s.store.ListContent(ctx, store.ContentFilter{Count: dashboardLimit})
@@ -242,19 +241,13 @@ func (s *Server) visibleContent(r *http.Request, u *store.User) ([]dashboardItem
 	owners := map[int64]string{u.ID: u.Username}
 	var items []dashboardItem
 	for _, c := range all {
-		if !HasRole(u, store.RoleAdministrator) && c.OwnerID != u.ID && c.AccessType != store.AccessAll && c.AccessType != store.AccessLoggedIn {
-			perms, err := s.store.Permissions(ctx, c.ID)
-			if err != nil {
-				return nil, 0, err
-			}
-			granted := false
-			for _, p := range perms {
-				granted = granted || p.UserID == u.ID
-			}
-			if !granted {
-				total--
-				continue
-			}
+		a, err := authz.Content(ctx, s.store, u, &c)
+		if err != nil {
+			return nil, 0, err
+		}
+		if a == authz.None {
+			total--
+			continue
 		}
 		owner, ok := owners[c.OwnerID]
 		if !ok {

@@ -1,7 +1,7 @@
 // Package web is dais's HTTP side: the server with its middleware (metrics,
 // access log, authentication, the JSON-only rule of /__api__, the licensing
-// gate), the pages (welcome, login, dashboard) and the account endpoints of
-// the API. Other packages add their routes with Server.Handle.
+// gate), the pages (welcome, login, dashboard) and the JSON 404 of
+// /__api__. The API's routes (server/api) go on with Server.Handle.
 package web
 
 import (
@@ -65,7 +65,7 @@ type Server struct {
 }
 
 // New builds the server with its own routes: pages, /__ping__, /metrics and
-// the account endpoints of the API.
+// the JSON 404 of /__api__.
 func New(o Options) (*Server, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -133,8 +133,9 @@ func (s *Server) SetGate(g func() (ok bool, reason string)) {
 	s.gate.Store(&gg)
 }
 
-// gateState asks the gate, if any.
-func (s *Server) gateState() (bool, string) {
+// Licensed asks the licensing gate, if any: whether content may be
+// served, and why not.
+func (s *Server) Licensed() (bool, string) {
 	g := s.gate.Load()
 	if g == nil {
 		return true, ""
@@ -170,16 +171,8 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("GET /__static__/dais.css", s.handleCSS)
 	s.mux.HandleFunc("/content/", s.handleContentGate)
 
-	// API: accounts and settings. Everything else under /__api__ that no
-	// package registered is a JSON 404.
-	s.mux.HandleFunc("GET /__api__/server_settings", s.handleServerSettings)
-	s.mux.HandleFunc("GET /__api__/me", s.handleMe)
-	s.mux.HandleFunc("GET /__api__/users/current", s.handleMe)
-	s.mux.HandleFunc("GET /__api__/v1/user", s.handleMe)
-	s.mux.Handle("GET /__api__/v1/users", RequireRole(store.RoleViewer)(http.HandlerFunc(s.handleListUsers)))
-	s.mux.Handle("GET /__api__/v1/users/{guid}", RequireRole(store.RoleViewer)(http.HandlerFunc(s.handleGetUser)))
-	s.mux.Handle("POST /__api__/v1/users", RequireRole(store.RoleAdministrator)(http.HandlerFunc(s.handleCreateUser)))
-	s.mux.Handle("PATCH /__api__/v1/users/{guid}", RequireRole(store.RoleViewer)(http.HandlerFunc(s.handleUpdateUser)))
+	// API: the routes come from server/api; everything else under
+	// /__api__ is a JSON 404.
 	s.mux.HandleFunc("/__api__/", func(w http.ResponseWriter, r *http.Request) {
 		WriteError(w, http.StatusNotFound, "no API endpoint "+r.Method+" "+r.URL.Path)
 	})
@@ -189,7 +182,7 @@ func (s *Server) routes() {
 }
 
 func (s *Server) handlePing(w http.ResponseWriter, r *http.Request) {
-	if ok, reason := s.gateState(); !ok {
+	if ok, reason := s.Licensed(); !ok {
 		WriteError(w, http.StatusPaymentRequired, reason)
 		return
 	}
@@ -200,7 +193,7 @@ func (s *Server) handlePing(w http.ResponseWriter, r *http.Request) {
 // specific route: 402 while the gate is closed; /content/<guid> gets its
 // trailing slash (relative links in apps need it); else 404.
 func (s *Server) handleContentGate(w http.ResponseWriter, r *http.Request) {
-	if ok, reason := s.gateState(); !ok {
+	if ok, reason := s.Licensed(); !ok {
 		http.Error(w, "dais cannot serve content: "+reason, http.StatusPaymentRequired)
 		return
 	}

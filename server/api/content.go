@@ -1,39 +1,20 @@
-package deploy
+package api
 
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"regexp"
 	"strconv"
 	"time"
 
+	"github.com/dais-dev/dais/server/authz"
 	"github.com/dais-dev/dais/server/content/manifest"
 	"github.com/dais-dev/dais/server/store"
+	"github.com/dais-dev/dais/server/web"
 )
-
-// appJSON is a content as the legacy /__api__/applications API shows it;
-// rsconnect 0.8.x reads id, guid, name, title, url and owner_username.
-type appJSON struct {
-	ID               int64      `json:"id"`
-	GUID             string     `json:"guid"`
-	Name             string     `json:"name"`
-	Title            string     `json:"title"`
-	Description      string     `json:"description"`
-	URL              string     `json:"url"`
-	AppMode          string     `json:"app_mode"`
-	AccessType       string     `json:"access_type"`
-	BundleID         *int64     `json:"bundle_id"`
-	OwnerID          int64      `json:"owner_id"`
-	OwnerGUID        string     `json:"owner_guid"`
-	OwnerUsername    string     `json:"owner_username"`
-	OwnerFirstName   string     `json:"owner_first_name"`
-	OwnerLastName    string     `json:"owner_last_name"`
-	CreatedTime      time.Time  `json:"created_time"`
-	UpdatedTime      time.Time  `json:"updated_time"`
-	LastDeployedTime *time.Time `json:"last_deployed_time"`
-}
 
 // contentJSON is a content as the v1 API shows it, with Connect's names.
 // As in Connect, id and bundle_id are strings there, and r_version,
@@ -79,23 +60,23 @@ func strPtr(s string) *string {
 	return &s
 }
 
-func (s *Service) contentURL(r *http.Request, c *store.Content) string {
-	return s.publicBase(r) + "/content/" + c.GUID + "/"
+func (a *API) contentURL(r *http.Request, c *store.Content) string {
+	return a.publicBase(r) + "/content/" + c.GUID + "/"
 }
 
-func (s *Service) dashboardURL(r *http.Request, c *store.Content) string {
-	return s.publicBase(r) + "/connect/#/apps/" + c.GUID
+func (a *API) dashboardURL(r *http.Request, c *store.Content) string {
+	return a.publicBase(r) + "/connect/#/apps/" + c.GUID
 }
 
-func (s *Service) owner(ctx context.Context, c *store.Content) *store.User {
-	u, err := s.st.User(ctx, c.OwnerID)
+func (a *API) owner(ctx context.Context, c *store.Content) *store.User {
+	u, err := a.st.User(ctx, c.OwnerID)
 	if err != nil {
 		return &store.User{}
 	}
 	return u
 }
 
-func (s *Service) lastDeployed(c *store.Content) *time.Time {
+func (a *API) lastDeployed(c *store.Content) *time.Time {
 	if c.BundleID == nil {
 		return nil
 	}
@@ -103,25 +84,15 @@ func (s *Service) lastDeployed(c *store.Content) *time.Time {
 	return &t
 }
 
-func (s *Service) appJSON(r *http.Request, c *store.Content) appJSON {
-	o := s.owner(r.Context(), c)
-	return appJSON{
-		ID: c.ID, GUID: c.GUID, Name: c.Name, Title: c.Title, Description: c.Description,
-		URL: s.contentURL(r, c), AppMode: c.AppMode, AccessType: c.AccessType, BundleID: c.BundleID,
-		OwnerID: c.OwnerID, OwnerGUID: o.GUID, OwnerUsername: o.Username, OwnerFirstName: o.FirstName, OwnerLastName: o.LastName,
-		CreatedTime: c.CreatedAt.UTC(), UpdatedTime: c.UpdatedAt.UTC(), LastDeployedTime: s.lastDeployed(c),
-	}
-}
-
-func (s *Service) contentJSON(r *http.Request, c *store.Content, u *store.User) contentJSON {
-	o := s.owner(r.Context(), c)
+func (a *API) contentJSON(r *http.Request, c *store.Content, u *store.User) contentJSON {
+	o := a.owner(r.Context(), c)
 	j := contentJSON{
 		ID: strconv.FormatInt(c.ID, 10), GUID: c.GUID, Name: c.Name, Title: c.Title, Description: c.Description,
 		AccessType: c.AccessType, AppMode: c.AppMode, MinProcesses: c.MinProcesses, MaxProcesses: c.MaxProcesses,
 		MaxConnsPerProcess: c.MaxConnsPerProcess, IdleTimeout: c.IdleTimeout, InitTimeout: c.InitTimeout,
 		RVersion: strPtr(c.RVersion), PyVersion: strPtr(c.PyVersion), QuartoVersion: strPtr(c.QuartoVersion),
-		RunAs: strPtr(c.RunAs), OwnerGUID: o.GUID, ContentURL: s.contentURL(r, c), DashboardURL: s.dashboardURL(r, c),
-		CreatedTime: c.CreatedAt.UTC(), LastDeployedTime: s.lastDeployed(c),
+		RunAs: strPtr(c.RunAs), OwnerGUID: o.GUID, ContentURL: a.contentURL(r, c), DashboardURL: a.dashboardURL(r, c),
+		CreatedTime: c.CreatedAt.UTC(), LastDeployedTime: a.lastDeployed(c),
 	}
 	j.RVersionRequested, j.PyVersionRequested, j.QuartoVersionRequested =
 		strPtr(c.RVersionWanted), strPtr(c.PyVersionWanted), strPtr(c.QuartoVersionWanted)
@@ -136,13 +107,13 @@ func (s *Service) contentJSON(r *http.Request, c *store.Content, u *store.User) 
 			j.ContentCategory = "site"
 		}
 	}
-	switch a, _ := s.accessOf(r.Context(), u, c); a {
-	case accessEditor:
+	switch a, _ := authz.Content(r.Context(), a.st, u, c); a {
+	case authz.Editor:
 		j.AppRole = "owner"
 		if u != nil && u.ID != c.OwnerID {
 			j.AppRole = "editor"
 		}
-	case accessViewer:
+	case authz.Viewer:
 		j.AppRole = "viewer"
 	default:
 		j.AppRole = "none"
@@ -229,5 +200,172 @@ func (st settings) apply(c *store.Content, admin bool) error {
 	if c.MinProcesses != nil && c.MaxProcesses != nil && *c.MinProcesses > *c.MaxProcesses {
 		return errStatus(http.StatusBadRequest, "min_processes must not be above max_processes")
 	}
+	return nil
+}
+
+// visibleContent lists the content matching f that u may see, then pages it.
+func (a *API) visibleContent(ctx context.Context, u *store.User, f store.ContentFilter) ([]store.Content, int, error) {
+	start, count := f.Start, f.Count
+	f.Start, f.Count = 0, 0
+	all, _, err := a.st.ListContent(ctx, f)
+	if err != nil {
+		return nil, 0, err
+	}
+	var vis []store.Content
+	for i := range all {
+		a, err := authz.Content(ctx, a.st, u, &all[i])
+		if err != nil {
+			return nil, 0, err
+		}
+		if a != authz.None {
+			vis = append(vis, all[i])
+		}
+	}
+	total := len(vis)
+	if start > len(vis) {
+		start = len(vis)
+	}
+	vis = vis[start:]
+	if count > 0 && count < len(vis) {
+		vis = vis[:count]
+	}
+	return vis, total, nil
+}
+
+// newContent creates content owned by the request's user from the
+// request's fields (POST /__api__/applications and /__api__/v1/content).
+func (a *API) newContent(r *http.Request) (*store.Content, *store.User, error) {
+	u, err := needUser(r)
+	if err != nil {
+		return nil, nil, err
+	}
+	st, err := decodeSettings(r)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := needPublisher(u); err != nil {
+		return nil, nil, err
+	}
+	if _, ok := st["name"]; !ok {
+		return nil, nil, errStatus(http.StatusBadRequest, "name is required")
+	}
+	c := &store.Content{OwnerID: u.ID, AccessType: store.AccessACL}
+	if err := st.apply(c, u.Role == store.RoleAdministrator); err != nil {
+		return nil, nil, err
+	}
+	if err := a.st.CreateContent(r.Context(), c); err != nil {
+		if errors.Is(err, store.ErrConflict) {
+			return nil, nil, errStatus(http.StatusConflict, "you already have content named "+c.Name+"; pick another name or deploy to that one")
+		}
+		return nil, nil, err
+	}
+	a.log.Info("content created", logKeyContent, c.GUID, "name", c.Name, "owner", u.Username)
+	return c, u, nil
+}
+
+func decodeSettings(r *http.Request) (settings, error) {
+	var st settings
+	if err := web.DecodeJSON(r, &st); err != nil {
+		return nil, err
+	}
+	if st == nil {
+		return nil, errStatus(http.StatusBadRequest, "send a JSON object")
+	}
+	return st, nil
+}
+
+// update applies a settings body to the content of the request.
+func (a *API) update(r *http.Request) (*store.Content, error) {
+	c, u, err := a.contentFor(r, authz.Editor)
+	if err != nil {
+		return nil, err
+	}
+	st, err := decodeSettings(r)
+	if err != nil {
+		return nil, err
+	}
+	before := *c
+	if err := st.apply(c, u.Role == store.RoleAdministrator); err != nil {
+		return nil, err
+	}
+	if err := a.st.UpdateContent(r.Context(), c); err != nil {
+		if errors.Is(err, store.ErrConflict) {
+			return nil, errStatus(http.StatusConflict, "the owner already has content named "+c.Name)
+		}
+		return nil, err
+	}
+	a.dep.Changed(&before, c)
+	return c, nil
+}
+
+// listContent is GET /__api__/v1/content?name=N&owner_guid=G.
+func (a *API) listContent(w http.ResponseWriter, r *http.Request) error {
+	u, err := needUser(r)
+	if err != nil {
+		return err
+	}
+	q := r.URL.Query()
+	f := store.ContentFilter{Name: q.Get("name")}
+	if g := q.Get("owner_guid"); g != "" {
+		o, err := a.st.UserByGUID(r.Context(), g)
+		if errors.Is(err, store.ErrNotFound) {
+			web.WriteJSON(w, http.StatusOK, []contentJSON{})
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		f.OwnerID = o.ID
+	}
+	list, _, err := a.visibleContent(r.Context(), u, f)
+	if err != nil {
+		return err
+	}
+	out := make([]contentJSON, 0, len(list))
+	for i := range list {
+		out = append(out, a.contentJSON(r, &list[i], u))
+	}
+	web.WriteJSON(w, http.StatusOK, out)
+	return nil
+}
+
+func (a *API) createContent(w http.ResponseWriter, r *http.Request) error {
+	c, u, err := a.newContent(r)
+	if err != nil {
+		return err
+	}
+	web.WriteJSON(w, http.StatusOK, a.contentJSON(r, c, u))
+	return nil
+}
+
+func (a *API) getContent(w http.ResponseWriter, r *http.Request) error {
+	c, u, err := a.contentFor(r, authz.Viewer)
+	if err != nil {
+		return err
+	}
+	web.WriteJSON(w, http.StatusOK, a.contentJSON(r, c, u))
+	return nil
+}
+
+func (a *API) patchContent(w http.ResponseWriter, r *http.Request) error {
+	c, err := a.update(r)
+	if err != nil {
+		return err
+	}
+	u, _ := web.UserFrom(r.Context())
+	web.WriteJSON(w, http.StatusOK, a.contentJSON(r, c, u))
+	return nil
+}
+
+// deleteContent stops the content, removes its files and its records.
+func (a *API) deleteContent(w http.ResponseWriter, r *http.Request) error {
+	c, _, err := a.contentFor(r, authz.Editor)
+	if err != nil {
+		return err
+	}
+	if err := a.dep.Delete(r.Context(), c); err != nil {
+		return err
+	}
+	web.WriteJSON(w, http.StatusOK, struct{}{})
 	return nil
 }

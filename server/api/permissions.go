@@ -1,0 +1,142 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+
+	"github.com/dais-dev/dais/server/authz"
+	"github.com/dais-dev/dais/server/store"
+	"github.com/dais-dev/dais/server/web"
+)
+
+type permissionJSON struct {
+	ID            string `json:"id"`
+	ContentGUID   string `json:"content_guid"`
+	PrincipalGUID string `json:"principal_guid"`
+	PrincipalType string `json:"principal_type"`
+	Role          string `json:"role"`
+}
+
+func (a *API) permissionJSON(ctx context.Context, c *store.Content, p *store.Permission) permissionJSON {
+	j := permissionJSON{ID: strconv.FormatInt(p.ID, 10), ContentGUID: c.GUID, PrincipalType: "user", Role: p.Role}
+	if u, err := a.st.User(ctx, p.UserID); err == nil {
+		j.PrincipalGUID = u.GUID
+	}
+	return j
+}
+
+func (a *API) listPermissions(w http.ResponseWriter, r *http.Request) error {
+	c, _, err := a.contentFor(r, authz.Viewer)
+	if err != nil {
+		return err
+	}
+	ps, err := a.st.Permissions(r.Context(), c.ID)
+	if err != nil {
+		return err
+	}
+	out := make([]permissionJSON, 0, len(ps))
+	for i := range ps {
+		out = append(out, a.permissionJSON(r.Context(), c, &ps[i]))
+	}
+	web.WriteJSON(w, http.StatusOK, out)
+	return nil
+}
+
+type permissionRequest struct {
+	PrincipalGUID string `json:"principal_guid"`
+	PrincipalType string `json:"principal_type"`
+	Role          string `json:"role"`
+}
+
+func checkPermRole(role string) error {
+	if role != store.PermViewer && role != store.PermOwner {
+		return errStatus(http.StatusBadRequest, fmt.Sprintf("role %q is not valid: use viewer or owner", role))
+	}
+	return nil
+}
+
+// addPermission is POST .../permissions {principal_guid, principal_type: "user", role}.
+func (a *API) addPermission(w http.ResponseWriter, r *http.Request) error {
+	c, _, err := a.contentFor(r, authz.Editor)
+	if err != nil {
+		return err
+	}
+	var req permissionRequest
+	if err := web.DecodeJSON(r, &req); err != nil {
+		return err
+	}
+	if req.PrincipalType != "" && req.PrincipalType != "user" {
+		return errStatus(http.StatusBadRequest, "principal_type must be user: dais has no groups yet")
+	}
+	if err := checkPermRole(req.Role); err != nil {
+		return err
+	}
+	u, err := a.st.UserByGUID(r.Context(), req.PrincipalGUID)
+	if errors.Is(err, store.ErrNotFound) {
+		return errStatus(http.StatusBadRequest, "no user with guid "+req.PrincipalGUID)
+	}
+	if err != nil {
+		return err
+	}
+	p := &store.Permission{ContentID: c.ID, UserID: u.ID, Role: req.Role}
+	if err := a.st.SetPermission(r.Context(), p); err != nil {
+		return err
+	}
+	web.WriteJSON(w, http.StatusOK, a.permissionJSON(r.Context(), c, p))
+	return nil
+}
+
+func (a *API) permissionOf(r *http.Request, c *store.Content) (*store.Permission, error) {
+	id, err := strconv.ParseInt(r.PathValue("pid"), 10, 64)
+	if err != nil {
+		return nil, errStatus(http.StatusNotFound, "no permission "+r.PathValue("pid"))
+	}
+	p, err := a.st.Permission(r.Context(), id)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && p.ContentID != c.ID) {
+		return nil, errStatus(http.StatusNotFound, "no permission "+r.PathValue("pid")+" on "+c.Name)
+	}
+	return p, err
+}
+
+func (a *API) updatePermission(w http.ResponseWriter, r *http.Request) error {
+	c, _, err := a.contentFor(r, authz.Editor)
+	if err != nil {
+		return err
+	}
+	p, err := a.permissionOf(r, c)
+	if err != nil {
+		return err
+	}
+	var req permissionRequest
+	if err := web.DecodeJSON(r, &req); err != nil {
+		return err
+	}
+	if err := checkPermRole(req.Role); err != nil {
+		return err
+	}
+	p.Role = req.Role
+	if err := a.st.SetPermission(r.Context(), p); err != nil {
+		return err
+	}
+	web.WriteJSON(w, http.StatusOK, a.permissionJSON(r.Context(), c, p))
+	return nil
+}
+
+func (a *API) deletePermission(w http.ResponseWriter, r *http.Request) error {
+	c, _, err := a.contentFor(r, authz.Editor)
+	if err != nil {
+		return err
+	}
+	p, err := a.permissionOf(r, c)
+	if err != nil {
+		return err
+	}
+	if err := a.st.DeletePermission(r.Context(), p.ID); err != nil {
+		return err
+	}
+	web.WriteJSON(w, http.StatusOK, struct{}{})
+	return nil
+}

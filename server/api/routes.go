@@ -1,0 +1,105 @@
+package api
+
+import (
+	"net/http"
+
+	"github.com/dais-dev/dais/server/authz"
+	"github.com/dais-dev/dais/server/store"
+	"github.com/dais-dev/dais/server/web"
+)
+
+// routes is the route table: every endpoint dais serves under /__api__
+// (and the content it serves at /content/), in the order and with the
+// headings of docs/api.md; each handler lives in the file its comment
+// names. Keep one line per method and path. Every route gets the web
+// server's middleware: authentication (UserFrom), the JSON-only rule of
+// /__api__ and the refusal of anonymous writes; paths under /__api__ that
+// no route matches are a JSON 404 (server/web).
+func (a *API) routes() {
+	h := a.handler
+	viewer := web.RequireRole(store.RoleViewer)
+	admin := web.RequireRole(store.RoleAdministrator)
+	route := func(pattern string, handler http.Handler) { a.web.Handle(pattern, handler) }
+
+	// Server settings (server_settings.go).
+	route("GET /__api__/server_settings", http.HandlerFunc(a.serverSettings)) // public: clients read it before checking the key
+
+	// Users (users.go).
+	route("GET /__api__/me", http.HandlerFunc(a.me))
+	route("GET /__api__/users/current", http.HandlerFunc(a.me))
+	route("GET /__api__/v1/user", http.HandlerFunc(a.me))
+	route("GET /__api__/v1/users", viewer(http.HandlerFunc(a.listUsers)))
+	route("POST /__api__/v1/users", admin(http.HandlerFunc(a.createUser)))
+	route("GET /__api__/v1/users/{guid}", viewer(http.HandlerFunc(a.getUser)))
+	route("PATCH /__api__/v1/users/{guid}", viewer(http.HandlerFunc(a.updateUser)))
+
+	// Groups (groups.go): none yet (issue 14, item 7).
+
+	// Legacy applications API, rsconnect 0.8.x and rsconnect-python up to 1.26 (applications.go).
+	route("GET /__api__/applications", h(a.listApplications))
+	route("POST /__api__/applications", h(a.createApplication))
+	route("GET /__api__/applications/{id}", h(a.getApplication))
+	route("POST /__api__/applications/{id}", h(a.updateApplication))
+	route("POST /__api__/applications/{id}/upload", h(a.uploadApplication))
+	route("POST /__api__/applications/{id}/deploy", h(a.deployApplication))
+	route("GET /__api__/applications/{id}/config", h(a.configApplication))
+	route("GET /__api__/tasks/{id}", h(a.getTask("first_status", "status", "last_status"))) // tasks.go
+
+	// Content (content.go).
+	route("GET /__api__/v1/content", h(a.listContent))
+	route("POST /__api__/v1/content", h(a.createContent))
+	route("GET /__api__/v1/content/{guid}", h(a.getContent))
+	route("PATCH /__api__/v1/content/{guid}", h(a.patchContent))
+	route("DELETE /__api__/v1/content/{guid}", h(a.deleteContent))
+
+	// Bundles (bundles.go).
+	route("POST /__api__/v1/content/{guid}/bundles", h(a.uploadBundle))
+	route("GET /__api__/v1/content/{guid}/bundles", h(a.listBundles))
+	route("GET /__api__/v1/content/{guid}/bundles/{bid}", h(a.getBundle))
+
+	// Deploys and renders (deploys.go).
+	route("POST /__api__/v1/content/{guid}/deploy", h(a.deployContent))
+	route("POST /__api__/v1/content/{guid}/render", h(a.renderContent))
+
+	// Tasks (tasks.go).
+	route("GET /__api__/v1/tasks/{id}", h(a.getTask("first", "output", "last")))
+
+	// Environment variables (environment.go): names only ever leave the server.
+	route("GET /__api__/v1/content/{guid}/environment", h(a.getEnvironment))
+	route("PATCH /__api__/v1/content/{guid}/environment", h(a.setEnvironment(false)))
+	route("PUT /__api__/v1/content/{guid}/environment", h(a.setEnvironment(true)))
+
+	// Permissions (permissions.go).
+	route("GET /__api__/v1/content/{guid}/permissions", h(a.listPermissions))
+	route("POST /__api__/v1/content/{guid}/permissions", h(a.addPermission))
+	route("PUT /__api__/v1/content/{guid}/permissions/{pid}", h(a.updatePermission))
+	route("DELETE /__api__/v1/content/{guid}/permissions/{pid}", h(a.deletePermission))
+
+	// Jobs: the content's processes (jobs.go).
+	route("GET /__api__/v1/content/{guid}/jobs", h(a.listJobs))
+	route("GET /__api__/v1/content/{guid}/jobs/{key}/log", h(a.jobLog))
+
+	// Schedules (schedules.go).
+	if a.sch != nil {
+		route("GET /__api__/v1/content/{guid}/schedule", a.onContent(authz.Viewer, a.getSchedule))
+		route("PUT /__api__/v1/content/{guid}/schedule", a.onContent(authz.Editor, a.putSchedule))
+		route("DELETE /__api__/v1/content/{guid}/schedule", a.onContent(authz.Editor, a.deleteSchedule))
+	}
+
+	// Tags (tags.go), vanity URLs (vanities.go): none yet (issue 14, items 8 and 9).
+	// Audit log (audit.go), usage (instrumentation.go): none yet (issue 14, item 11).
+
+	// The content itself, outside /__api__ (server/deploy/content.go).
+	route("/content/{guid}/", http.HandlerFunc(a.dep.ServeContent))
+}
+
+// onContent is a handler of one content, which the user must have want on.
+func (a *API) onContent(want authz.Access, f func(http.ResponseWriter, *http.Request, *store.Content) error) http.Handler {
+	return a.handler(func(w http.ResponseWriter, r *http.Request) error {
+		c, _, err := a.contentFor(r, want)
+		if err != nil {
+			return err
+		}
+		return f(w, r, c)
+	})
+}

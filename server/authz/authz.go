@@ -1,0 +1,76 @@
+// Package authz is dais's one authorization rule: what a user's role lets
+// them do, and what a user may do with one content. The API and the
+// dashboard's pages both ask it, so that a page never shows what the API
+// would refuse, nor the other way round.
+package authz
+
+import (
+	"context"
+
+	"github.com/dais-dev/dais/server/store"
+)
+
+// roleRank orders the roles; a higher rank may do what a lower one may.
+var roleRank = map[string]int{
+	store.RoleViewer:        1,
+	store.RolePublisher:     2,
+	store.RoleAdministrator: 3,
+}
+
+// ValidRole tells whether role is one of viewer, publisher, administrator.
+func ValidRole(role string) bool { return roleRank[role] > 0 }
+
+// HasRole tells whether u may act with role (administrators may do
+// everything publishers may, publishers everything viewers may).
+func HasRole(u *store.User, role string) bool {
+	return u != nil && roleRank[u.Role] >= roleRank[role] && roleRank[role] > 0
+}
+
+// Access is what a user may do with one content.
+type Access int
+
+const (
+	// None: the content is hidden (the API answers 404, as if it did not exist).
+	None Access = iota
+	// Viewer may see it: open its URL, read its settings.
+	Viewer
+	// Editor may deploy it and change its settings: its owner, a
+	// collaborator (a publisher with the owner permission) or an administrator.
+	Editor
+)
+
+// Permissions is what the rule reads from the store.
+type Permissions interface {
+	Permissions(ctx context.Context, contentID int64) ([]store.Permission, error)
+}
+
+// Content tells what u (nil: anonymous) may do with c.
+func Content(ctx context.Context, st Permissions, u *store.User, c *store.Content) (Access, error) {
+	if u != nil {
+		if u.Role == store.RoleAdministrator || u.ID == c.OwnerID {
+			return Editor, nil
+		}
+		perms, err := st.Permissions(ctx, c.ID)
+		if err != nil {
+			return None, err
+		}
+		for _, p := range perms {
+			if p.UserID != u.ID {
+				continue
+			}
+			if p.Role == store.PermOwner && HasRole(u, store.RolePublisher) {
+				return Editor, nil
+			}
+			return Viewer, nil
+		}
+	}
+	switch c.AccessType {
+	case store.AccessAll:
+		return Viewer, nil
+	case store.AccessLoggedIn:
+		if u != nil {
+			return Viewer, nil
+		}
+	}
+	return None, nil
+}

@@ -1,0 +1,151 @@
+package deploy
+
+// What the API (server/api) asks of the deploy service: store an uploaded
+// bundle, start a deploy or a render, delete a content, restart its
+// processes after a change, read a process log. The HTTP handlers, their
+// JSON and their authorization live in server/api; errors returned here
+// that the client caused are *web.RequestError with their status.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/dais-dev/dais/server/store"
+	"github.com/dais-dev/dais/server/web"
+)
+
+// MaxUploadBytes bounds an uploaded (compressed) bundle.
+const MaxUploadBytes = 2 << 30
+
+// errStatus is a failure the client caused (or may retry), with its status.
+func errStatus(status int, msg string) error { return &web.RequestError{Status: status, Msg: msg} }
+
+// ReceiveBundle stores body, a bundle's tar.gz, as a new bundle of c.
+func (s *Service) ReceiveBundle(ctx context.Context, c *store.Content, body io.Reader) (*store.Bundle, error) {
+	dir := s.contentDir(c.ID)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("create %s: %w (check Server.DataDir)", dir, err)
+	}
+	tmp, err := os.CreateTemp(dir, "upload-*.tar.gz")
+	if err != nil {
+		return nil, fmt.Errorf("store upload: %w", err)
+	}
+	defer os.Remove(tmp.Name())
+	n, err := io.Copy(tmp, http.MaxBytesReader(nil, io.NopCloser(body), MaxUploadBytes))
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		return nil, errStatus(http.StatusRequestEntityTooLarge, fmt.Sprintf("bundle larger than %d bytes", int64(MaxUploadBytes)))
+	}
+	if err != nil {
+		return nil, errStatus(http.StatusBadRequest, "reading the bundle failed: "+err.Error())
+	}
+	if n == 0 {
+		return nil, errStatus(http.StatusBadRequest, "the bundle is empty: send the tar.gz archive as the request body")
+	}
+	b := &store.Bundle{ContentID: c.ID, Path: dir, Size: n}
+	if err := s.st.CreateBundle(ctx, b); err != nil {
+		return nil, err
+	}
+	bdir := s.bundleDir(c.ID, b.ID)
+	if err := os.MkdirAll(bdir, 0o755); err != nil {
+		return nil, err
+	}
+	if err := os.Rename(tmp.Name(), s.archivePath(c.ID, b.ID)); err != nil {
+		return nil, fmt.Errorf("store bundle %d: %w", b.ID, err)
+	}
+	s.log.Info("bundle uploaded", logKeyContent, c.GUID, logKeyBundle, b.ID, "bytes", n)
+	return b, nil
+}
+
+// BundleOf finds a bundle of c by its id; "" means the newest.
+func (s *Service) BundleOf(ctx context.Context, c *store.Content, ref string) (*store.Bundle, error) {
+	if ref == "" {
+		bs, err := s.st.ListBundles(ctx, c.ID)
+		if err != nil {
+			return nil, err
+		}
+		if len(bs) == 0 {
+			return nil, errStatus(http.StatusBadRequest, "content "+c.Name+" has no bundle: upload one first")
+		}
+		return &bs[0], nil
+	}
+	id, err := strconv.ParseInt(ref, 10, 64)
+	if err != nil {
+		return nil, errStatus(http.StatusBadRequest, "bundle id "+ref+" is not a number")
+	}
+	b, err := s.st.Bundle(ctx, id)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && b.ContentID != c.ID) {
+		return nil, errStatus(http.StatusNotFound, "content "+c.Name+" has no bundle "+ref)
+	}
+	return b, err
+}
+
+// StartDeploy records a deploy task of bundle ref ("" = newest) of c,
+// started by u, and runs it in the background.
+func (s *Service) StartDeploy(ctx context.Context, c *store.Content, u *store.User, ref string) (*store.Task, error) {
+	return s.startDeploy(ctx, c, u, ref)
+}
+
+// StartRenderBy renders a document's active bundle again as a task
+// started by u (POST /__api__/v1/content/{guid}/render).
+func (s *Service) StartRenderBy(ctx context.Context, c *store.Content, u *store.User) (*store.Task, error) {
+	return s.startRender(ctx, c, u)
+}
+
+// Delete stops the content, removes its files and its records.
+func (s *Service) Delete(ctx context.Context, c *store.Content) error {
+	lock := s.contentLock(c.ID)
+	lock.Lock()
+	defer lock.Unlock()
+	s.deactivate(c.GUID)
+	if err := s.st.DeleteContent(ctx, c.ID); err != nil {
+		return err
+	}
+	if err := os.RemoveAll(s.contentDir(c.ID)); err != nil {
+		s.log.Warn("remove content files", logKeyContent, c.GUID, logKeyErr, err)
+	}
+	s.log.Info("content deleted", logKeyContent, c.GUID)
+	return nil
+}
+
+// Changed is told that c's settings were stored (before is how they
+// were): when its process settings changed, its processes are replaced.
+func (s *Service) Changed(before, c *store.Content) {
+	if poolSettingsChanged(before, c) {
+		s.restartApp(c)
+	}
+}
+
+// Restart replaces a running app's processes with fresh ones of the same
+// bundle (after a change of its environment), without dropping requests.
+func (s *Service) Restart(c *store.Content) { s.restartApp(c) }
+
+// JobLog is the end (at most max lines) of the output of a process of c;
+// nil when there is none. Only a log under c's own directory is read.
+func (s *Service) JobLog(c *store.Content, j *store.Job, max int) []string {
+	if j.LogPath == "" || !strings.HasPrefix(filepath.Clean(j.LogPath), s.contentDir(c.ID)+"/") {
+		return nil
+	}
+	b, err := os.ReadFile(j.LogPath)
+	if err != nil {
+		return nil
+	}
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	if len(lines) > max {
+		lines = lines[len(lines)-max:]
+	}
+	return lines
+}
+
+// Stopping ends when the server starts to stop: long polls answer early.
+func (s *Service) Stopping() context.Context { return s.o.Stopping }

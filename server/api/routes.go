@@ -4,6 +4,7 @@ import (
 	"net/http"
 
 	"github.com/dais-dev/dais/server/authz"
+	"github.com/dais-dev/dais/server/content/manifest"
 	"github.com/dais-dev/dais/server/store"
 	"github.com/dais-dev/dais/server/web"
 )
@@ -23,6 +24,14 @@ func (a *API) routes() {
 
 	// Server settings (server_settings.go).
 	route("GET /__api__/server_settings", http.HandlerFunc(a.serverSettings)) // public: clients read it before checking the key
+	route("GET /__api__/server_settings/applications", viewer(http.HandlerFunc(a.applicationSettings)))
+	route("GET /__api__/server_settings/scheduler", viewer(http.HandlerFunc(a.schedulerSettings)))
+	route("GET /__api__/server_settings/scheduler/{app_mode}", viewer(http.HandlerFunc(a.schedulerSettings)))
+	route("GET /__api__/v1/server_settings/r", viewer(a.runtimeSettings(manifest.LangR)))
+	route("GET /__api__/v1/server_settings/python", viewer(a.runtimeSettings(manifest.LangPython)))
+	route("GET /__api__/v1/server_settings/quarto", viewer(a.runtimeSettings(manifest.LangQuarto)))
+	route("GET /__api__/v1/timezones", viewer(http.HandlerFunc(a.timezones)))
+	route("GET /__api__/timezones", viewer(http.HandlerFunc(a.timezones)))
 
 	// Users (users.go).
 	route("GET /__api__/me", http.HandlerFunc(a.me))
@@ -31,7 +40,9 @@ func (a *API) routes() {
 	route("GET /__api__/v1/users", viewer(http.HandlerFunc(a.listUsers)))
 	route("POST /__api__/v1/users", admin(http.HandlerFunc(a.createUser)))
 	route("GET /__api__/v1/users/{guid}", viewer(http.HandlerFunc(a.getUser)))
+	route("PUT /__api__/v1/users/{guid}", viewer(http.HandlerFunc(a.updateUser)))
 	route("PATCH /__api__/v1/users/{guid}", viewer(http.HandlerFunc(a.updateUser)))
+	route("POST /__api__/v1/users/{guid}/lock", admin(http.HandlerFunc(a.lockUser)))
 
 	// Groups (groups.go): none yet (issue 14, item 7).
 

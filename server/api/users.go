@@ -215,6 +215,10 @@ func (a *API) updateUser(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	if u.ID == me.ID && req.Locked != nil && *req.Locked {
+		web.WriteError(w, http.StatusBadRequest, "administrators cannot lock themselves; ask another administrator")
+		return
+	}
 	if err := req.apply(u); err != nil {
 		web.WriteRequestError(w, err)
 		return
@@ -228,5 +232,44 @@ func (a *API) updateUser(w http.ResponseWriter, r *http.Request) {
 		web.WriteError(w, http.StatusInternalServerError, "cannot update the user now")
 		return
 	}
+	web.WriteJSON(w, http.StatusOK, newUserJSON(u))
+}
+
+// lockUser is POST /__api__/v1/users/{guid}/lock {locked} (administrators):
+// a locked user's API keys and sessions are refused at once, everywhere.
+func (a *API) lockUser(w http.ResponseWriter, r *http.Request) {
+	me, _ := web.UserFrom(r.Context())
+	var req struct {
+		Locked *bool `json:"locked"`
+	}
+	if err := web.DecodeJSON(r, &req); err != nil {
+		web.WriteRequestError(w, err)
+		return
+	}
+	if req.Locked == nil {
+		web.WriteError(w, http.StatusBadRequest, "locked is required: send {\"locked\": true} to lock, false to unlock")
+		return
+	}
+	u, err := a.st.UserByGUID(r.Context(), r.PathValue("guid"))
+	if errors.Is(err, store.ErrNotFound) {
+		web.WriteError(w, http.StatusNotFound, "no user with guid "+r.PathValue("guid"))
+		return
+	}
+	if err != nil {
+		a.log.Error("get user", logKeyErr, err)
+		web.WriteError(w, http.StatusInternalServerError, "cannot read the user now")
+		return
+	}
+	if u.ID == me.ID && *req.Locked {
+		web.WriteError(w, http.StatusBadRequest, "administrators cannot lock themselves; ask another administrator")
+		return
+	}
+	u.Locked = *req.Locked
+	if err := a.st.UpdateUser(r.Context(), u); err != nil {
+		a.log.Error("lock user", logKeyUser, u.Username, logKeyErr, err)
+		web.WriteError(w, http.StatusInternalServerError, "cannot update the user now")
+		return
+	}
+	a.log.Info("user lock changed", logKeyUser, u.Username, "locked", u.Locked, "by", me.Username)
 	web.WriteJSON(w, http.StatusOK, newUserJSON(u))
 }

@@ -2,7 +2,6 @@ package api_test
 
 import (
 	"context"
-	"strings"
 	"testing"
 )
 
@@ -31,13 +30,25 @@ func TestUsers(t *testing.T) {
 	}
 }
 
-func TestServerSettings(t *testing.T) {
+func TestUserUpdateLockAndSearch(t *testing.T) {
 	f := newFixture(t)
+	pub := f.users["publisher"].GUID
 	f.run(t, []apiCase{
-		{name: "public", method: "GET", path: "/__api__/server_settings", want: 200, wantIn: `"version":"1.2.3-test"`},
+		{name: "PUT as connectapi sends it", method: "PUT", path: "/__api__/v1/users/" + pub, role: "administrator", body: `{"email":"p@example.com","first_name":"Pat"}`, want: 200, wantIn: `"email":"p@example.com"`},
+		{name: "PUT keeps fields not sent", method: "GET", path: "/__api__/v1/users/" + pub, role: "viewer", want: 200, wantIn: `"first_name":"Pat"`},
+		{name: "PUT wrong type", method: "PUT", path: "/__api__/v1/users/" + pub, role: "administrator", body: `{"email":3}`, want: 400, wantIn: "email must be a string"},
+		{name: "PUT unknown user", method: "PUT", path: "/__api__/v1/users/nope", role: "administrator", body: `{"email":"x@example.com"}`, want: 404},
+		{name: "publisher cannot lock", method: "POST", path: "/__api__/v1/users/" + pub + "/lock", role: "publisher", body: `{"locked":true}`, want: 403},
+		{name: "lock needs the field", method: "POST", path: "/__api__/v1/users/" + pub + "/lock", role: "administrator", body: `{}`, want: 400, wantIn: "locked is required"},
+		{name: "lock wrong type", method: "POST", path: "/__api__/v1/users/" + pub + "/lock", role: "administrator", body: `{"locked":"yes"}`, want: 400},
+		{name: "admin cannot lock self", method: "POST", path: "/__api__/v1/users/" + f.users["administrator"].GUID + "/lock", role: "administrator", body: `{"locked":true}`, want: 400, wantIn: "cannot lock themselves"},
+		{name: "lock", method: "POST", path: "/__api__/v1/users/" + pub + "/lock", role: "administrator", body: `{"locked":true}`, want: 200, wantIn: `"locked":true`},
+		{name: "locked user refused", method: "GET", path: "/__api__/v1/user", role: "publisher", want: 401, wantIn: "locked"},
+		{name: "locked user cannot write", method: "POST", path: "/__api__/v1/content", role: "publisher", body: `{"name":"x"}`, want: 401, wantIn: "locked"},
+		{name: "unlock", method: "POST", path: "/__api__/v1/users/" + pub + "/lock", role: "administrator", body: `{"locked":false}`, want: 200, wantIn: `"locked":false`},
+		{name: "unlocked user back", method: "GET", path: "/__api__/v1/user", role: "publisher", want: 200, wantIn: `"username":"publisher1"`},
+		{name: "search by prefix", method: "GET", path: "/__api__/v1/users?prefix=pub", role: "viewer", want: 200, wantIn: `"total":1`},
+		{name: "search by first name prefix", method: "GET", path: "/__api__/v1/users?prefix=pa", role: "viewer", want: 200, wantIn: `"username":"publisher1"`},
+		{name: "search finds none", method: "GET", path: "/__api__/v1/users?prefix=zz", role: "viewer", want: 200, wantIn: `"total":0`},
 	})
-	f.web.SetGate(func() (bool, string) { return false, "no license lease: start the license server" })
-	if a := f.do(t, "GET", "/__api__/server_settings", "", ""); !strings.Contains(a.body, `"ok":false`) {
-		t.Fatalf("server_settings does not show the gate: %s", a.body)
-	}
 }

@@ -17,6 +17,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/dais-dev/dais/server/content/manifest"
+	"github.com/dais-dev/dais/server/content/runtime"
 	"github.com/dais-dev/dais/server/store"
 	"github.com/dais-dev/dais/server/web"
 )
@@ -149,3 +151,8 @@ func (s *Service) JobLog(c *store.Content, j *store.Job, max int) []string {
 
 // Stopping ends when the server starts to stop: long polls answer early.
 func (s *Service) Stopping() context.Context { return s.o.Stopping }
+
+// Installations lists the runtimes of lang that deploys may use.
+func (s *Service) Installations(ctx context.Context, lang manifest.Language) ([]runtime.Installation, error) {
+	return s.finder.Discover(ctx, lang)
+}

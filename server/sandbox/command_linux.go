@@ -46,6 +46,11 @@ type Cmd struct {
 
 	ctx     context.Context
 	wire    []byte // the spec's wire form
+	// Landlock mode: the server's connect ruleset (fd 6 of sandbox-exec)
+	// and the private TMPDIR, removed by Wait.
+	landlock bool
+	connect  *os.File
+	tmpDir   string
 	key     warmKey
 	attr    *syscall.SysProcAttr
 	errR    *os.File
@@ -121,7 +126,19 @@ func Command(ctx context.Context, daisPath string, spec *specs.Spec) (*Cmd, erro
 			return nil, fmt.Errorf("sandbox: namespace %q is not supported", ns.Type)
 		}
 	}
-	if attr.Cloneflags&unix.CLONE_NEWNS == 0 {
+	c := &Cmd{ctx: ctx, wire: b, attr: attr, ready: make(chan struct{})}
+	if specMode(spec) == ModeLandlock {
+		if attr.Cloneflags != 0 {
+			return nil, errors.New("sandbox: a Landlock spec has no namespace")
+		}
+		if c.connect, err = ConnectRuleset(spec.Annotations[AnnotationConnectTCP]); err != nil {
+			return nil, err
+		}
+		if err := makeTmpBase(); err != nil {
+			return nil, err
+		}
+		c.landlock, c.tmpDir = true, spec.Annotations[AnnotationTmpDir]
+	} else if attr.Cloneflags&unix.CLONE_NEWNS == 0 {
 		return nil, errors.New("sandbox: the spec needs a mount namespace")
 	}
 
@@ -132,15 +149,51 @@ func Command(ctx context.Context, daisPath string, spec *specs.Spec) (*Cmd, erro
 		if cmd.Process == nil {
 			return nil
 		}
-		// Setsid made the pid the process group id.
-		err := syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		if err != nil {
-			return cmd.Process.Kill()
-		}
-		return nil
+		return c.kill(cmd.Process.Pid)
 	}
 	cmd.WaitDelay = 5 * time.Second
-	return &Cmd{Cmd: cmd, ctx: ctx, wire: b, key: keyOf(daisPath, attr), attr: attr, ready: make(chan struct{})}, nil
+	c.Cmd = cmd
+	c.key = keyOf(daisPath, attr, spec.Annotations[AnnotationConnectTCP])
+	return c, nil
+}
+
+// kill ends the sandbox whose sandbox-exec is pid: SIGKILL to its process
+// group (with a PID namespace, its init's death ends every process in it);
+// in Landlock mode, sigCleanup to its init, which kills every descendant
+// (those that left the process group too) and exits.
+func (c *Cmd) kill(pid int) error {
+	if c.landlock {
+		if err := syscall.Kill(pid, sigCleanup); err == nil {
+			return nil
+		}
+	}
+	// Setsid made the pid the process group id.
+	if err := syscall.Kill(-pid, syscall.SIGKILL); err != nil {
+		return syscall.Kill(pid, syscall.SIGKILL)
+	}
+	return nil
+}
+
+// makeTmpBase makes the directory of the Landlock sandboxes' private
+// TMPDIRs: the server's own, not a link, 0711 (content reaches its own
+// directory inside and nothing else; Landlock hides the rest anyway).
+func makeTmpBase() error {
+	base := tmpBase()
+	err := os.Mkdir(base, 0o711)
+	if err != nil && !errors.Is(err, os.ErrExist) {
+		return fmt.Errorf("sandbox: make %s: %w", base, err)
+	}
+	var st unix.Stat_t
+	if err := unix.Lstat(base, &st); err != nil {
+		return fmt.Errorf("sandbox: %s: %w", base, err)
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFDIR || int(st.Uid) != os.Geteuid() {
+		return fmt.Errorf("sandbox: %s is not a directory of this server's user (uid %d): remove it", base, os.Geteuid())
+	}
+	if st.Mode&0o7777 != 0o711 {
+		return os.Chmod(base, 0o711)
+	}
+	return nil
 }
 
 // OnCommand, when set, is called with every spec Command is given: the
@@ -166,7 +219,7 @@ func (c *Cmd) Start() error {
 		return err
 	}
 	if !c.Cold && len(c.wire) <= maxWarmSpec {
-		defer refill(c.key, c.attr)
+		defer refill(c.key, c.attr, c.extraFiles())
 		for w := takeWarm(c.key); w != nil; w = takeWarm(c.key) {
 			if c.startWarm(w) {
 				return nil
@@ -194,7 +247,7 @@ func (c *Cmd) startCold() error {
 		return fmt.Errorf("sandbox: error pipe: %w", err)
 	}
 	c.errR = errR
-	c.ExtraFiles = []*os.File{specFile, errW, alive}
+	c.ExtraFiles = append([]*os.File{specFile, errW, alive}, c.extraFiles()...)
 	onSpawnerThread(func() { err = c.Cmd.Start() })
 	errW.Close()
 	if err != nil {
@@ -203,6 +256,15 @@ func (c *Cmd) startCold() error {
 		return fmt.Errorf("sandbox: start %s sandbox-exec: %w%s", c.Path, err, startHint(err))
 	}
 	go c.readSetup()
+	return nil
+}
+
+// extraFiles are the descriptors sandbox-exec gets after the alive pipe:
+// in Landlock mode the connect ruleset, as fd 6.
+func (c *Cmd) extraFiles() []*os.File {
+	if c.connect != nil {
+		return []*os.File{c.connect}
+	}
 	return nil
 }
 
@@ -256,7 +318,7 @@ func (c *Cmd) startWarm(w *warmProc) bool {
 	go func() {
 		select {
 		case <-c.ctx.Done():
-			syscall.Kill(-c.Process.Pid, syscall.SIGKILL)
+			c.kill(c.Process.Pid)
 		case <-c.exited:
 		}
 	}()
@@ -377,6 +439,9 @@ func (c *Cmd) Wait() error {
 	// closed by now; the deadline only guards against a surprise.
 	c.errR.SetReadDeadline(time.Now().Add(time.Second))
 	<-c.ready
+	if c.tmpDir != "" {
+		os.RemoveAll(c.tmpDir)
+	}
 	if len(c.setupErr) > 0 {
 		step, msg, _ := strings.Cut(string(c.setupErr), "\x00")
 		return &SetupError{Step: step, Err: msg}

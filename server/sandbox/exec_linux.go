@@ -52,7 +52,10 @@ func Main(stderr io.Writer) int {
 	step, msg := "sandbox-exec", err.Error()
 	var se *stepError
 	if errors.As(err, &se) {
-		step, msg = se.step, se.err.Error()+hint(se.err)
+		step, msg = se.step, se.err.Error()
+		if !strings.HasPrefix(step, "landlock") {
+			msg += hint(se.err)
+		}
 	}
 	errPipe.write([]byte(step + "\x00" + msg))
 	fmt.Fprintf(stderr, "dais sandbox: %s: %s\n", step, msg)
@@ -178,6 +181,9 @@ func run() (int, error) {
 	// is closed on exec (the error pipe and the alive pipe included).
 	if err := cloexecFrom(3); err != nil {
 		return 0, fail("close inherited file descriptors", err)
+	}
+	if specMode(s) == ModeLandlock {
+		return runLandlock(s)
 	}
 	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
 		return 0, fail("make / rprivate", fmt.Errorf("mount: %w", err))

@@ -29,10 +29,13 @@ type warmKey struct {
 	path  string
 	flags uintptr
 	maps  string
+	// connect is the Landlock connect ruleset's port list ("" in
+	// namespaces mode): its descriptor is given at the start.
+	connect string
 }
 
-func keyOf(path string, attr *syscall.SysProcAttr) warmKey {
-	return warmKey{path, attr.Cloneflags, fmt.Sprint(attr.UidMappings, attr.GidMappings)}
+func keyOf(path string, attr *syscall.SysProcAttr, connect string) warmKey {
+	return warmKey{path, attr.Cloneflags, fmt.Sprint(attr.UidMappings, attr.GidMappings), connect}
 }
 
 type warmProc struct {
@@ -88,7 +91,7 @@ func takeWarm(key warmKey) *warmProc {
 }
 
 // refill starts, in the background, what key lacks of its idle processes.
-func refill(key warmKey, attr *syscall.SysProcAttr) {
+func refill(key warmKey, attr *syscall.SysProcAttr, extra []*os.File) {
 	warm.Lock()
 	n := warm.keep - len(warm.idle[key]) - warm.starting[key]
 	if n > 0 {
@@ -97,7 +100,7 @@ func refill(key warmKey, attr *syscall.SysProcAttr) {
 	warm.Unlock()
 	for range n {
 		go func() {
-			w, err := prestart(key.path, attr)
+			w, err := prestart(key.path, attr, extra)
 			warm.Lock()
 			warm.starting[key]--
 			if err == nil && len(warm.idle[key]) < warm.keep {
@@ -120,7 +123,7 @@ func refill(key warmKey, attr *syscall.SysProcAttr) {
 var prestartEnv = []string{"GOMAXPROCS=1", "GOGC=off"}
 
 // prestart starts a sandbox-exec that waits for its spec on a socket.
-func prestart(path string, attr *syscall.SysProcAttr) (*warmProc, error) {
+func prestart(path string, attr *syscall.SysProcAttr, extra []*os.File) (*warmProc, error) {
 	alive, err := alivePipe()
 	if err != nil {
 		return nil, err
@@ -148,7 +151,7 @@ func prestart(path string, attr *syscall.SysProcAttr) (*warmProc, error) {
 	onSpawnerThread(func() {
 		p, err = os.StartProcess(path, []string{path, "sandbox-exec"}, &os.ProcAttr{
 			Env:   prestartEnv,
-			Files: []*os.File{null, null, null, theirs, errW, alive},
+			Files: append([]*os.File{null, null, null, theirs, errW, alive}, extra...),
 			Sys:   attr,
 		})
 	})

@@ -90,6 +90,15 @@ type Options struct {
 	// dies, the content's children die too and content cannot see or signal
 	// the server's processes.
 	NoPIDNamespace bool
+	// Mode is ModeNamespaces (the default, also for "" and ModeAuto: the
+	// server resolves auto with Choose) or ModeLandlock (landlock.go).
+	Mode Mode
+	// Port is the TCP port the content serves on; in Landlock mode the only
+	// one it may bind (0: none).
+	Port int
+	// ConnectPorts are the TCP ports Landlock-confined content may connect
+	// to, as "1-1023,5432". Default DefaultConnectPorts.
+	ConnectPorts string
 }
 
 // Mount option words understood by sandbox-exec, beyond the OCI ones.
@@ -113,13 +122,23 @@ func Spec(o Options) (*specs.Spec, error) {
 	if runAs == "" {
 		runAs = DefaultRunAs
 	}
-	u, err := lookupUser(runAs)
-	if err != nil {
+	var u specs.User
+	var err error
+	if o.Mode == ModeLandlock && os.Geteuid() != 0 {
+		// A server without root cannot change user: content runs as the
+		// server's uid, and Landlock alone keeps it from the server's files.
+		u = specs.User{UID: uint32(os.Getuid()), GID: uint32(os.Getgid())}
+		if cu, err := user.Current(); err == nil {
+			runAs, u.Username = cu.Username, cu.Username
+		}
+	} else if u, err = lookupUser(runAs); err != nil {
 		return nil, err
 	}
-	mounts, err := mountList(o)
-	if err != nil {
-		return nil, err
+	var mounts []specs.Mount
+	if o.Mode != ModeLandlock {
+		if mounts, err = mountList(o); err != nil {
+			return nil, err
+		}
 	}
 	dir := o.Dir
 	if dir == "" {
@@ -155,6 +174,9 @@ func Spec(o Options) (*specs.Spec, error) {
 			RootfsPropagation: "rprivate",
 			Namespaces:        []specs.LinuxNamespace{{Type: specs.MountNamespace}},
 		},
+	}
+	if o.Mode == ModeLandlock {
+		return landlockSpec(o, s, runAs)
 	}
 	if !o.NoUserNamespace {
 		s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: specs.UserNamespace})

@@ -285,7 +285,7 @@ func runSandbox(t *testing.T, ctx context.Context, o Options) (string, error) {
 // namespaces is idle, so that cmd.Start uses it.
 func waitIdle(t *testing.T, cmd *Cmd) {
 	t.Helper()
-	refill(cmd.key, cmd.attr)
+	refill(cmd.key, cmd.attr, cmd.extraFiles())
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		warm.Lock()

@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
@@ -16,9 +18,10 @@ import (
 // built together.
 //
 // Layout: wireMagic, then length-prefixed strings and uvarints in the order
-// of encodeSpec. What sandbox-exec does not read (capabilities: it drops
-// every one; namespaces: made by clone(2) in the parent) is not sent.
-const wireMagic = "dais-sandbox-spec/1\n"
+// of encodeSpec, the annotations (the Landlock settings) last, sorted by
+// key. What sandbox-exec does not read (capabilities: it drops every one;
+// namespaces: made by clone(2) in the parent) is not sent.
+const wireMagic = "dais-sandbox-spec/2\n"
 
 // wireLimit bounds every count and string length in a wire spec.
 const wireLimit = 1 << 20
@@ -61,6 +64,12 @@ func encodeSpec(s *specs.Spec) ([]byte, error) {
 		w.str(m.Source)
 		w.strs(m.Options)
 	}
+	keys := slices.Sorted(maps.Keys(s.Annotations))
+	w.num(uint64(len(keys)))
+	for _, k := range keys {
+		w.str(k)
+		w.str(s.Annotations[k])
+	}
 	return w.b, nil
 }
 
@@ -88,6 +97,13 @@ func decodeSpec(b []byte) (*specs.Spec, error) {
 	s := &specs.Spec{Root: &specs.Root{Path: "/"}, Process: p}
 	for n := r.count(); n > 0 && r.err == nil; n-- {
 		s.Mounts = append(s.Mounts, specs.Mount{Destination: r.str(), Type: r.str(), Source: r.str(), Options: r.strs()})
+	}
+	for n := r.count(); n > 0 && r.err == nil; n-- {
+		if s.Annotations == nil {
+			s.Annotations = map[string]string{}
+		}
+		k := r.str()
+		s.Annotations[k] = r.str()
 	}
 	if r.err == nil && len(r.b) != 0 {
 		r.err = fmt.Errorf("%d bytes left over", len(r.b))

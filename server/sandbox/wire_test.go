@@ -26,7 +26,9 @@ func wireSample() *specs.Spec {
 			{Destination: "/data", Type: "tmpfs", Source: "tmpfs", Options: []string{"ro", "nosuid", "mode=0755", "size=64k"}},
 			{Destination: "/data/apps/1/code", Type: "bind", Source: "/data/apps/1/code", Options: []string{"rbind", "ro", optMkdir}},
 			{Destination: "/proc", Type: "proc", Source: "proc"},
+			{Destination: "/usr", Type: mountLandlock, Source: "/usr", Options: []string{accessRead, accessExecute}},
 		},
+		Annotations: map[string]string{AnnotationMode: string(ModeLandlock), AnnotationBindTCP: "41234"},
 	}
 }
 

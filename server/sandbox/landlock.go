@@ -1,0 +1,274 @@
+package sandbox
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+// Mode is how sandboxes are built ([Sandbox] Mode).
+type Mode string
+
+const (
+	// ModeAuto picks namespaces when they can be created, else Landlock.
+	ModeAuto Mode = "auto"
+	// ModeNamespaces builds mount, user and PID namespaces (needs
+	// CAP_SYS_ADMIN: --cap-add SYS_ADMIN in Docker).
+	ModeNamespaces Mode = "namespaces"
+	// ModeLandlock confines content with Landlock rulesets, which an
+	// unprivileged process may apply to itself: no capability needed.
+	ModeLandlock Mode = "landlock"
+)
+
+// ParseMode reads a [Sandbox] Mode value; "" is ModeAuto.
+func ParseMode(s string) (Mode, error) {
+	switch m := Mode(strings.ToLower(strings.TrimSpace(s))); m {
+	case "":
+		return ModeAuto, nil
+	case ModeAuto, ModeNamespaces, ModeLandlock:
+		return m, nil
+	}
+	return "", fmt.Errorf("sandbox mode %q: want auto, namespaces or landlock", s)
+}
+
+// LandlockMinABI is the lowest Landlock ABI dais runs content under: 6
+// (Linux 6.12) scopes signals and abstract Unix sockets to the sandbox, so
+// that content cannot signal or reach other content running as the same
+// user; 4 brought the TCP bind and connect rules.
+const LandlockMinABI = 6
+
+// DefaultConnectPorts are the TCP ports Landlock-confined content may
+// connect to ([Sandbox] LandlockConnectPorts): the well-known ports and the
+// usual database, cache and HTTP ports. Content ports (the kernel's
+// ephemeral range, where dais allocates them) must stay outside, so that
+// content cannot reach another content's process. Landlock names one port
+// per rule and every rule costs at each start (about 0.3 µs), so the list
+// is short rather than "everything but the content ports".
+const DefaultConnectPorts = "1-1023,1433,1521,3306,3939,5432,6379,8080,8443,9200,27017"
+
+// Spec annotations of a Landlock sandbox. The filesystem rules are mounts
+// of type "landlock" (a path and its access: read, write, execute); the
+// rest is here.
+const (
+	AnnotationMode       = "org.dais.sandbox.mode"
+	AnnotationBindTCP    = "org.dais.landlock.bind-tcp"
+	AnnotationConnectTCP = "org.dais.landlock.connect-tcp"
+	AnnotationScoped     = "org.dais.landlock.scoped"
+	AnnotationTmpDir     = "org.dais.landlock.tmpdir"
+	AnnotationMinABI     = "org.dais.landlock.min-abi"
+)
+
+// mountLandlock is the type of the mounts that are Landlock rules.
+const mountLandlock = "landlock"
+
+// Access words of a Landlock rule, in its mount options.
+const (
+	accessRead    = "read"
+	accessWrite   = "write"
+	accessExecute = "execute"
+	accessDevice  = "device" // read, write and ioctl on a device node
+)
+
+// PortRange is an inclusive range of TCP ports.
+type PortRange struct{ First, Last uint16 }
+
+// ParsePorts reads "1-1023,5432": ports and inclusive ranges.
+func ParsePorts(s string) ([]PortRange, error) {
+	var out []PortRange
+	for _, f := range strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == ' ' }) {
+		a, b, isRange := strings.Cut(f, "-")
+		if !isRange {
+			b = a
+		}
+		first, err1 := strconv.ParseUint(a, 10, 16)
+		last, err2 := strconv.ParseUint(b, 10, 16)
+		if err1 != nil || err2 != nil || first == 0 || last < first {
+			return nil, fmt.Errorf("port list %q: %q is not a port (1-65535) or a range first-last", s, f)
+		}
+		out = append(out, PortRange{uint16(first), uint16(last)})
+	}
+	return out, nil
+}
+
+// Overlaps tells whether any port of rs lies in [first, last].
+func Overlaps(rs []PortRange, first, last int) bool {
+	for _, r := range rs {
+		if int(r.First) <= last && int(r.Last) >= first {
+			return true
+		}
+	}
+	return false
+}
+
+// tmpBase is where each Landlock sandbox gets its private temporary
+// directory (TMPDIR): made by sandbox-exec, removed by Cmd.Wait.
+func tmpBase() string { return filepath.Join(os.TempDir(), "dais-sandbox") }
+
+// alwaysHidden are hidden from Landlock-confined content besides the
+// masks: the shared temporary directories (namespaces mode gives each
+// sandbox its own /tmp; here TMPDIR is a private directory instead) and
+// shared memory.
+func alwaysHidden() []string {
+	return []string{"/tmp", "/var/tmp", os.TempDir(), "/dev/shm", "/dev/mqueue"}
+}
+
+// devices content may open for reading and writing.
+var devices = []string{"/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom", "/dev/tty", "/dev/ptmx", "/dev/pts"}
+
+// landlockSpec is Spec for ModeLandlock: no namespace, no mount; the
+// filesystem the content may use as rules (mounts of type "landlock"):
+// read and execute everything of / but the masks and the shared temporary
+// directories, its code and ReadOnly directories, read and write its work
+// directory, ReadWrite and a private TMPDIR; bind only Options.Port; connect
+// only to ConnectPorts; signals and abstract sockets scoped to the sandbox.
+func landlockSpec(o Options, s *specs.Spec, runAs string) (*specs.Spec, error) {
+	connect := o.ConnectPorts
+	if connect == "" {
+		connect = DefaultConnectPorts
+	}
+	if _, err := ParsePorts(connect); err != nil {
+		return nil, fmt.Errorf("sandbox: Sandbox.LandlockConnectPorts: %w", err)
+	}
+	var hidden []string
+	for _, p := range append(slices.Clone(o.Masks), alwaysHidden()...) {
+		if p == "" {
+			continue
+		}
+		if !filepath.IsAbs(p) {
+			return nil, fmt.Errorf("sandbox: mask %q is not an absolute path", p)
+		}
+		p = filepath.Clean(p)
+		hidden = append(hidden, p)
+		if r, err := filepath.EvalSymlinks(p); err == nil && r != p {
+			hidden = append(hidden, r)
+		}
+	}
+	hidden = append(hidden, "/dev") // only the devices listed below
+	var ms []specs.Mount
+	rule := func(p string, access ...string) {
+		ms = append(ms, specs.Mount{Destination: p, Type: mountLandlock, Source: p, Options: access})
+	}
+	for _, p := range visibleTree("/", hidden) {
+		rule(p, accessRead, accessExecute)
+	}
+	for _, d := range devices {
+		if _, err := os.Stat(d); err == nil {
+			rule(d, accessDevice)
+		}
+	}
+	dir := func(what, p string) (string, error) {
+		if !filepath.IsAbs(p) {
+			return "", fmt.Errorf("sandbox: %s %q is not an absolute path", what, p)
+		}
+		fi, err := os.Stat(p)
+		if err != nil {
+			return "", fmt.Errorf("sandbox: %s: %w", what, err)
+		}
+		if !fi.IsDir() {
+			return "", fmt.Errorf("sandbox: %s %s is not a directory", what, p)
+		}
+		return filepath.EvalSymlinks(filepath.Clean(p))
+	}
+	for _, d := range append(slices.Clone(o.ReadOnly), o.CodeDir) {
+		if d == "" {
+			continue
+		}
+		p, err := dir("read-only directory", d)
+		if err != nil {
+			return nil, err
+		}
+		rule(p, accessRead, accessExecute)
+	}
+	for _, d := range append([]string{o.WorkDir}, o.ReadWrite...) {
+		if d == "" {
+			continue
+		}
+		p, err := dir("writable directory", d)
+		if err != nil {
+			return nil, err
+		}
+		rule(p, accessRead, accessWrite, accessExecute)
+	}
+	tmp, err := tmpName()
+	if err != nil {
+		return nil, err
+	}
+	ms = append(ms, specs.Mount{Destination: tmp, Type: mountLandlock, Source: tmp,
+		Options: []string{accessRead, accessWrite, accessExecute, optMkdir}})
+
+	s.Mounts = ms
+	s.Linux = &specs.Linux{}
+	s.Annotations = map[string]string{
+		AnnotationMode:       string(ModeLandlock),
+		AnnotationConnectTCP: connect,
+		AnnotationScoped:     "signal,abstract-unix-socket",
+		AnnotationTmpDir:     tmp,
+		AnnotationMinABI:     strconv.Itoa(LandlockMinABI),
+		AnnotationBindTCP:    "none",
+	}
+	if o.Port > 0 {
+		s.Annotations[AnnotationBindTCP] = strconv.Itoa(o.Port)
+	}
+	for i, kv := range s.Process.Env {
+		if strings.HasPrefix(kv, "TMPDIR=") {
+			s.Process.Env[i] = "TMPDIR=" + tmp
+		}
+	}
+	return s, nil
+}
+
+func tmpName() (string, error) {
+	var b [8]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", fmt.Errorf("sandbox: name a temporary directory: %w", err)
+	}
+	return filepath.Join(tmpBase(), hex.EncodeToString(b[:])), nil
+}
+
+// visibleTree lists the paths whose subtrees together make up root minus
+// the hidden paths: root itself when nothing hidden lies inside it, else
+// its entries, split the same way. Symbolic links are left out: a rule
+// follows them, and one could lead into a hidden directory (what they
+// point to is covered where it lies).
+func visibleTree(root string, hidden []string) []string {
+	under := func(p, dir string) bool {
+		return p == dir || dir == "/" || strings.HasPrefix(p, dir+"/")
+	}
+	if slices.ContainsFunc(hidden, func(h string) bool { return under(root, h) && root != "/" }) {
+		return nil // root is hidden, or inside a hidden path
+	}
+	if !slices.ContainsFunc(hidden, func(h string) bool { return under(h, root) }) {
+		return []string{root}
+	}
+	ents, err := os.ReadDir(root)
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, e := range ents {
+		if e.Type()&os.ModeSymlink != 0 {
+			continue
+		}
+		out = append(out, visibleTree(filepath.Join(root, e.Name()), hidden)...)
+	}
+	return out
+}
+
+// specMode is the mode a spec was built for.
+func specMode(s *specs.Spec) Mode {
+	if s.Annotations[AnnotationMode] == string(ModeLandlock) {
+		return ModeLandlock
+	}
+	return ModeNamespaces
+}
+
+// errNoLandlock says the kernel offers no usable Landlock.
+var errNoLandlock = errors.New("landlock unavailable")

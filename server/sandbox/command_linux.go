@@ -44,17 +44,17 @@ type Cmd struct {
 	// one is idle, and starts none for later (benchmarks and tests).
 	Cold bool
 
-	ctx     context.Context
-	wire    []byte // the spec's wire form
+	ctx  context.Context
+	wire []byte // the spec's wire form
 	// Landlock mode: the server's connect ruleset (fd 6 of sandbox-exec)
 	// and the private TMPDIR, removed by Wait.
 	landlock bool
 	connect  *os.File
 	tmpDir   string
-	key     warmKey
-	attr    *syscall.SysProcAttr
-	errR    *os.File
-	started bool
+	key      warmKey
+	attr     *syscall.SysProcAttr
+	errR     *os.File
+	started  bool
 
 	// ready is closed when sandbox-exec closes the error pipe: it exec'd
 	// the content, or (with a PID namespace) its init forwards signals

@@ -17,6 +17,11 @@ const DefaultPath = "/etc/rstudio-connect/rstudio-connect.gcfg"
 // it inside a container, where it is on the container's writable layer.
 const DefaultDataDir = "/var/lib/rstudio-connect"
 
+// DefaultLandlockConnectPorts is Sandbox.LandlockConnectPorts's default:
+// the well-known ports and the usual database, cache and HTTP ports
+// (sandbox.DefaultConnectPorts, which must stay equal).
+const DefaultLandlockConnectPorts = "1-1023,1433,1521,3306,3939,5432,6379,8080,8443,9200,27017"
+
 // Default bundle limits, Applications.BundleMaxSize and BundleMaxFiles.
 const (
 	DefaultBundleMaxSize  int64 = 2 << 30
@@ -38,6 +43,7 @@ type Config struct {
 	Quarto         Runtime
 	Applications   Applications
 	Scheduler      Scheduler
+	Sandbox        Sandbox
 	Logging        Logging
 	// RPackageRepository holds named repositories, [RPackageRepository "CRAN"].
 	RPackageRepository map[string]*RPackageRepository
@@ -137,6 +143,17 @@ type Scheduler struct {
 	InitTimeout Duration
 }
 
+// Sandbox is the [Sandbox] section (dais only; Posit Connect has none).
+type Sandbox struct {
+	// Mode is how content is sandboxed: "auto" (default), "namespaces" or
+	// "landlock".
+	Mode string
+	// LandlockConnectPorts are the TCP ports Landlock-confined content may
+	// connect to: ports and ranges, "1-1023,5432". Default
+	// sandbox.DefaultConnectPorts.
+	LandlockConnectPorts string
+}
+
 // Logging is the [Logging] section. Reloadable.
 type Logging struct {
 	// ServiceLogLevel is DEBUG, INFO (default), WARN or ERROR.
@@ -174,6 +191,7 @@ func Defaults() *Config {
 			IdleTimeout:  Duration(120 * time.Second),
 			InitTimeout:  Duration(60 * time.Second),
 		},
+		Sandbox: Sandbox{Mode: "auto", LandlockConnectPorts: DefaultLandlockConnectPorts},
 		Logging: Logging{ServiceLogLevel: "INFO", ServiceLogFormat: "TEXT", AccessLog: true},
 	}
 }

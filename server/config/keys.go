@@ -123,6 +123,14 @@ var Keys = []Key{
 		Doc: "How long an idle process above `MinProcesses` lives before it is stopped."},
 	{Section: "Scheduler", Name: "InitTimeout", Type: TypeDuration, Reloadable: true,
 		Doc: "How long a new process has to accept connections before it counts as failed."},
+	{Section: "Sandbox", Name: "Mode", Type: TypeString,
+		Doc: "How content processes are sandboxed (dais only): `namespaces` (mount, user and PID namespaces; needs CAP_SYS_ADMIN, " +
+			"`--cap-add SYS_ADMIN` in Docker), `landlock` (Landlock rulesets, no privilege needed; Linux 6.12 or later), " +
+			"or `auto`: namespaces when they work, else Landlock. The server logs the mode it chose and why. See docs/sandbox.md."},
+	{Section: "Sandbox", Name: "LandlockConnectPorts", Type: TypeString,
+		Doc: "TCP ports that content may connect to in Landlock mode, as ports and ranges (`1-1023,5432`). " +
+			"It must leave out the kernel's ephemeral range (`net.ipv4.ip_local_port_range`), where content ports are allocated, " +
+			"so that content cannot reach another content's process. Each port costs a little at every process start."},
 	{Section: "Logging", Name: "ServiceLogLevel", Type: TypeString, Reloadable: true,
 		Doc: "Server log level: `DEBUG`, `INFO`, `WARN` or `ERROR`."},
 	{Section: "Logging", Name: "ServiceLogFormat", Type: TypeString, Reloadable: true,

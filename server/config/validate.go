@@ -94,6 +94,11 @@ func validate(c *Config, origins map[string]string) (problems, warnings []string
 		c.Authentication.Provider = "password"
 	}
 
+	oneOf("Sandbox.Mode", &c.Sandbox.Mode, false, "auto", "namespaces", "landlock")
+	if !validPorts(c.Sandbox.LandlockConnectPorts) {
+		bad("Sandbox.LandlockConnectPorts", c.Sandbox.LandlockConnectPorts, "must list TCP ports and ranges, like 1-1023,5432")
+	}
+
 	oneOf("Licensing.LicenseType", &c.Licensing.LicenseType, false, "none", "remote")
 	if c.Licensing.LicenseType == "remote" && c.Licensing.LicenseServer == "" {
 		// Posit Connect's files say "remote" and leave the server to the
@@ -267,4 +272,24 @@ func RedactURL(s string) string {
 		return u.String()
 	}
 	return s
+}
+
+// validPorts tells whether s is a list of ports and ranges ("1-1023,5432").
+func validPorts(s string) bool {
+	fields := strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == ' ' })
+	if len(fields) == 0 {
+		return false
+	}
+	for _, f := range fields {
+		a, b, isRange := strings.Cut(f, "-")
+		if !isRange {
+			b = a
+		}
+		first, err1 := strconv.ParseUint(a, 10, 16)
+		last, err2 := strconv.ParseUint(b, 10, 16)
+		if err1 != nil || err2 != nil || first == 0 || last < first {
+			return false
+		}
+	}
+	return true
 }

@@ -62,6 +62,7 @@ func (s *Service) sandboxOptions(c *store.Content, p *prepared, rw []string) san
 	o := sandbox.Options{
 		CodeDir: p.dirs.Code, WorkDir: p.dirs.Work, ReadWrite: rw,
 		Masks: sandbox.DefaultMasks(cfg, extra...), RunAs: s.runAs(c), Env: s.contentEnv(c),
+		Mode: s.mode, ConnectPorts: cfg.Sandbox.LandlockConnectPorts,
 	}
 	if fi, err := os.Stat(p.env); err == nil && fi.IsDir() && !slices.Contains(rw, p.env) {
 		o.ReadOnly = append(o.ReadOnly, p.env)
@@ -149,6 +150,7 @@ func (s *Service) launcher(c *store.Content, bundleID int64, p *prepared) proces
 		} else {
 			o := s.sandboxOptions(c, p, nil)
 			o.Args, o.Env, o.PathDirs, o.Dir = cmd.Args, append(o.Env, cmd.Env...), cmd.PathDirs, cmd.Dir
+			o.Port = port
 			spec, err := sandbox.Spec(o)
 			if err != nil {
 				return nil, err

@@ -101,6 +101,9 @@ type Service struct {
 
 	renders *render.Queue  // bounds the renders running at once
 	limits  bundle.Options // from the environment; zero fields: the configuration
+
+	// mode is the sandbox mode chosen at start (Sandbox.Mode resolved).
+	mode sandbox.Mode
 }
 
 // New builds the service; server/api puts its routes on the web server.
@@ -144,7 +147,24 @@ func New(o Options) (*Service, error) {
 				return nil, fmt.Errorf("deploy: %w", err)
 			}
 		}
-		s.log.Info("content processes start in sandboxes built by "+path, "sandbox_exec", path)
+		want, err := sandbox.ParseMode(cfg.Sandbox.Mode)
+		if err != nil {
+			return nil, fmt.Errorf("deploy: Sandbox.Mode: %w", err)
+		}
+		mode, why, err := sandbox.Choose(ctx, want, o.DaisPath, s.runAs(&store.Content{}))
+		if err != nil {
+			cancel()
+			return nil, fmt.Errorf("deploy: %w", err)
+		}
+		if mode == sandbox.ModeLandlock {
+			if err := checkConnectPorts(cfg.Sandbox.LandlockConnectPorts); err != nil {
+				cancel()
+				return nil, fmt.Errorf("deploy: %w", err)
+			}
+		}
+		s.mode = mode
+		s.log.Info("content processes start in "+string(mode)+" sandboxes built by "+path+" ("+why+")",
+			"sandbox_exec", path, "sandbox_mode", string(mode), "reason", why)
 		log := s.log
 		sandbox.OnCommand = func(spec *specs.Spec) {
 			if log.Enabled(context.Background(), slog.LevelDebug) {
@@ -363,4 +383,26 @@ func (s *Service) proxyGUIDs() []string {
 		}
 	}
 	return out
+}
+
+// checkConnectPorts refuses a Sandbox.LandlockConnectPorts that lets content
+// connect into the kernel's ephemeral port range, where the ports of content
+// processes are allocated.
+func checkConnectPorts(ports string) error {
+	rs, err := sandbox.ParsePorts(ports)
+	if err != nil {
+		return fmt.Errorf("Sandbox.LandlockConnectPorts: %w", err)
+	}
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return nil // not Linux's procfs: nothing to compare with
+	}
+	var first, last int
+	if _, err := fmt.Sscan(string(b), &first, &last); err != nil {
+		return nil
+	}
+	if sandbox.Overlaps(rs, first, last) {
+		return fmt.Errorf("Sandbox.LandlockConnectPorts = %s reaches into the ephemeral port range %d-%d (net.ipv4.ip_local_port_range), where content processes get their ports: content could connect to other content; leave that range out", ports, first, last)
+	}
+	return nil
 }

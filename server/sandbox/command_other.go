@@ -49,3 +49,11 @@ func SetPrestart(n int) {}
 
 // Signal fails off Linux.
 func (c *Cmd) Signal(sig os.Signal) error { return ErrUnsupported }
+
+// LandlockABI is 0 off Linux.
+func LandlockABI() (int, error) { return 0, ErrUnsupported }
+
+// Choose fails off Linux.
+func Choose(ctx context.Context, want Mode, daisPath, runAs string) (Mode, string, error) {
+	return "", "", ErrUnsupported
+}

@@ -62,6 +62,7 @@ type contentFlags struct {
 	code, work, runAs, dir    string
 	ro, rw, env, path, masks  list
 	noUserNS, noPIDNS, noConf bool
+	mode                      string
 }
 
 // registerCommon registers the flags spec and selftest share.
@@ -72,6 +73,7 @@ func (c *contentFlags) registerCommon(fs *flag.FlagSet) {
 	fs.Var(&c.masks, "mask", "another `path` to hide (repeatable)")
 	fs.BoolVar(&c.noUserNS, "no-userns", false, "leave out the user namespace")
 	fs.BoolVar(&c.noPIDNS, "no-pidns", false, "leave out the PID namespace")
+	fs.StringVar(&c.mode, "mode", "", "sandbox `mode`: namespaces, landlock or auto (default Sandbox.Mode; auto picks as the server does)")
 }
 
 func (c *contentFlags) register(fs *flag.FlagSet) {
@@ -103,10 +105,25 @@ func (c *contentFlags) options(args []string) (Options, *config.Loaded, error) {
 	if !c.noConf {
 		extra = append(extra, filepath.Dir(c.configPath))
 	}
+	mode := c.mode
+	if mode == "" {
+		mode = cfg.Sandbox.Mode
+	}
+	m, err := ParseMode(mode)
+	if err != nil {
+		return Options{}, nil, err
+	}
+	if m == ModeAuto {
+		// As the server chooses, with trial sandboxes.
+		if m, _, err = Choose(context.Background(), ModeAuto, "", runAs); err != nil {
+			return Options{}, nil, err
+		}
+	}
 	return Options{
 		Args: args, Env: c.env, PathDirs: c.path, Dir: c.dir, CodeDir: c.code, WorkDir: c.work,
 		ReadOnly: c.ro, ReadWrite: c.rw, Masks: DefaultMasks(cfg, extra...), RunAs: runAs,
-		NoUserNamespace: c.noUserNS, NoPIDNamespace: c.noPIDNS,
+		NoUserNamespace: c.noUserNS, NoPIDNamespace: c.noPIDNS, Mode: m,
+		ConnectPorts: cfg.Sandbox.LandlockConnectPorts,
 	}, loaded, nil
 }
 
@@ -116,7 +133,9 @@ func cliSpec(args []string, stdout, stderr io.Writer) int {
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: dais sandbox spec [flags] [--] program [args...]\n\n"+
 			"Prints, as JSON, the OCI runtime spec that `dais sandbox-exec` applies: process, user,\n"+
-			"environment, capabilities (all empty), rlimits, mounts in order, namespaces.\n"+
+			"environment, capabilities (all empty), rlimits, mounts in order, namespaces. In Landlock\n"+
+			"mode the mounts are the Landlock rules (type \"landlock\": a path and its access) and the\n"+
+			"annotations org.dais.landlock.* say what the content may bind, connect to and signal.\n"+
 			"Example: dais sandbox spec --code /data/apps/1/2 --work /data/apps/1/work --ro /opt/R/4.2.2 -- /opt/R/4.2.2/bin/R --version\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
@@ -153,7 +172,8 @@ func cliSelfTest(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: dais sandbox selftest [flags]\n\n"+
-			"As root, builds sandboxes the way the server does, under Server.DataDir, and checks from\n"+
+			"As root (or, in Landlock mode, as any user), builds sandboxes the way the server does, in the\n"+
+			"mode it would choose (--mode), under Server.DataDir, and checks from\n"+
 			"inside and outside: masks hide the data dir, database, config, /home, /var/tmp and the host's\n"+
 			"/tmp; code and runtime dirs (submounts too) are read-only; /tmp and the work dir are writable\n"+
 			"and private; no uid 0, no capability, no_new_privs; no server env or fd leaks in; the server\n"+
@@ -194,7 +214,7 @@ func cliSelfTest(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	}
 	err = SelfTest(ctx, SelfTestOptions{
 		DataDir: dd, Masks: o.Masks, Secrets: secrets, RunAs: o.RunAs,
-		NoUserNamespace: o.NoUserNamespace, NoPIDNamespace: o.NoPIDNamespace,
+		NoUserNamespace: o.NoUserNamespace, NoPIDNamespace: o.NoPIDNamespace, Mode: o.Mode,
 	}, stdout)
 	if err != nil {
 		fmt.Fprintf(stderr, "dais sandbox selftest: %v\n", err)

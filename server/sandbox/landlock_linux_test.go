@@ -6,6 +6,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -50,5 +51,56 @@ func TestLandlockShell(t *testing.T) {
 				t.Errorf("output %q", out)
 			}
 		})
+	}
+}
+
+// The self-test in Landlock mode, as root (content as RunAs) and, when
+// DAIS_TEST_LANDLOCK_NONROOT is unset, again as uid 999 through setpriv
+// (content as the server's own uid).
+func TestSelfTestLandlock(t *testing.T) {
+	needRoot(t)
+	needLandlock(t)
+	dd := dataDir(t)
+	db := filepath.Join(dd, "db")
+	os.MkdirAll(db, 0o755)
+	secret := filepath.Join(db, "connect.db")
+	os.WriteFile(secret, []byte("SQLite format 3"), 0o644)
+	var out strings.Builder
+	err := SelfTest(context.Background(), SelfTestOptions{
+		DaisPath: os.Args[0], DataDir: dd, Masks: []string{"/home", "/var/tmp"}, Secrets: []string{secret},
+		RunAs: testUser(t), Mode: ModeLandlock,
+	}, &out)
+	lines := strings.Split(out.String(), "\n")
+	for _, l := range lines {
+		if strings.HasPrefix(l, "FAIL") {
+			t.Error(l)
+		}
+	}
+	if err != nil {
+		t.Fatalf("SelfTest: %v\n%s", err, out.String())
+	}
+	for _, w := range landlockRequired(secret) {
+		if !slices.ContainsFunc(lines, func(l string) bool { return strings.HasPrefix(l, "ok ") && strings.Contains(l, w) }) {
+			t.Errorf("no passing check mentions %q\n%s", w, out.String())
+		}
+	}
+}
+
+// landlockRequired are the checks a Landlock self-test must pass.
+func landlockRequired(secret string) []string {
+	return []string{
+		"hidden /tmp/dais-selftest-", "/secret", "/b/code/app.R", "/a/work/marker-a", "marker-a",
+		"read-only ", "/runtime/lib", "writable /tmp/dais-sandbox/", "/a/work",
+		"uid", "gid", "setuid(0)", "regain a capability",
+		"CapEff is 0", "CapPrm is 0", "CapAmb is 0", "CapInh is 0", "NoNewPrivs is 1",
+		"env " + selftestSecretEnv + " absent", "no inherited fds", "signal the server", "ptrace the server",
+		"read the server's environ", "list the server's fds", "enter the server's root", "open the server's mem",
+		"signal another content", "ptrace another content", "read another content's environ",
+		"list another content's fds", "enter another content's root", "open another content's mem",
+		"connect to another content's port", "connect to the server's abstract socket",
+		"bind its own port", "bind a second port", "symlink to " + secret, "hard link to " + secret,
+		"hidden " + secret, "content A's private TMPDIR",
+		"host: the work dir write is visible outside", "setup error names the step",
+		"server SIGKILLed: content and its children die",
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -40,6 +41,14 @@ func Probe(args []string, w io.Writer) int {
 	marker := fs.String("marker", "probe", "`name` of the files written in writable dirs")
 	sleep := fs.Duration("sleep", 0, "after the checks, sleep this long")
 	child := fs.Bool("child", false, "before sleeping, start a child that sleeps an hour (for the parent-death test)")
+	var otherPids, connect, links list
+	fs.Var(&otherPids, "other-pid", "`pid` of another content's process: no signal, ptrace, environ, fd or root (repeatable)")
+	fs.Var(&connect, "connect", "a TCP `port` on 127.0.0.1 (another content's) that must refuse this content (repeatable)")
+	fs.Var(&links, "link-target", "a `file` (the database) that a symlink or hard link in the first --writable dir must not expose (repeatable)")
+	allowBnd := fs.Bool("allow-bounding", false, "a server without root cannot empty the bounding set: accept it (no_new_privs keeps it unusable)")
+	listen := fs.Int("listen", 0, "TCP `port` of this content: binding it must work, and it is served while sleeping")
+	bindOther := fs.Int("bind-other", 0, "a TCP `port` that is not this content's: binding it must fail")
+	abstract := fs.String("abstract", "", "`name` of an abstract Unix socket of the server that must refuse this content")
 	if err := fs.Parse(args); err != nil {
 		return 1
 	}
@@ -71,7 +80,9 @@ func Probe(args []string, w io.Writer) int {
 		err := os.WriteFile(f, []byte("x"), 0o644)
 		check("read-only "+d, wantErr(err, "created "+f))
 	}
-	for _, d := range writable {
+	for i, d := range writable {
+		d = os.ExpandEnv(d) // "$TMPDIR": the private one of Landlock mode
+		writable[i] = d
 		f := filepath.Join(d, *marker)
 		check("writable "+d, os.WriteFile(f, []byte(*marker), 0o644))
 	}
@@ -105,6 +116,10 @@ func Probe(args []string, w io.Writer) int {
 	status, err := os.ReadFile("/proc/self/status")
 	check("read /proc/self/status", err)
 	for _, k := range []string{"CapInh", "CapEff", "CapPrm", "CapBnd", "CapAmb"} {
+		if k == "CapBnd" && *allowBnd {
+			fmt.Fprintln(w, "note CapBnd kept: the server has no root to empty it; no_new_privs keeps exec from using it")
+			continue
+		}
 		check(k+" is 0", statusField(string(status), k, "0000000000000000"))
 	}
 	check("NoNewPrivs is 1", statusField(string(status), "NoNewPrivs", "1"))
@@ -135,6 +150,73 @@ func Probe(args []string, w io.Writer) int {
 			}
 		}
 		check("ptrace the server", wantErr(err, "attached"))
+		if !*pidns {
+			procChecks(check, "the server", *serverPid)
+		}
+	}
+	for _, v := range otherPids {
+		pid, _ := strconv.Atoi(v)
+		err := unix.Kill(pid, unix.SIGWINCH)
+		check("signal another content "+v, wantErr(err, "could signal it"))
+		err = unix.PtraceAttach(pid)
+		if err == nil {
+			unix.PtraceDetach(pid)
+		}
+		check("ptrace another content "+v, wantErr(err, "attached"))
+		procChecks(check, "another content", pid)
+	}
+	for _, p := range connect {
+		c, err := net.DialTimeout("tcp", "127.0.0.1:"+p, 5*time.Second)
+		if err == nil {
+			c.Close()
+		}
+		check("connect to another content's port "+p, wantErr(err, "connected"))
+	}
+	if *abstract != "" {
+		c, err := net.DialTimeout("unix", "@"+*abstract, 5*time.Second)
+		if err == nil {
+			c.Close()
+		}
+		check("connect to the server's abstract socket @"+*abstract, wantErr(err, "connected"))
+	}
+	var served net.Listener
+	if *listen > 0 {
+		l, err := net.Listen("tcp4", "127.0.0.1:"+strconv.Itoa(*listen))
+		check("bind its own port "+strconv.Itoa(*listen), err)
+		served = l
+	}
+	if *bindOther > 0 {
+		l, err := net.Listen("tcp4", "127.0.0.1:"+strconv.Itoa(*bindOther))
+		if err == nil {
+			l.Close()
+		}
+		check("bind a second port "+strconv.Itoa(*bindOther), wantErr(err, "bound it"))
+	}
+	for i, target := range links {
+		if len(writable) == 0 {
+			check("link to "+target, errors.New("no --writable dir to put the link in"))
+			break
+		}
+		sym := filepath.Join(writable[0], fmt.Sprintf(".symlink-%d", i))
+		os.Remove(sym)
+		err := os.Symlink(target, sym)
+		if err == nil {
+			_, err = os.ReadFile(sym)
+			err = wantErr(err, "read "+target+" through a symlink")
+		} else {
+			err = nil // not even the link
+		}
+		check("symlink to "+target, err)
+		hard := filepath.Join(writable[0], fmt.Sprintf(".hardlink-%d", i))
+		os.Remove(hard)
+		err = os.Link(target, hard)
+		if err == nil {
+			_, err = os.ReadFile(hard)
+			err = wantErr(err, "hard-linked and read "+target)
+		} else {
+			err = nil
+		}
+		check("hard link to "+target, err)
 	}
 	if *child {
 		// A grandchild that outlives nothing: it must die with the server.
@@ -146,10 +228,40 @@ func Probe(args []string, w io.Writer) int {
 		}
 	}
 	if *sleep > 0 {
+		if served != nil {
+			go func() {
+				for {
+					c, err := served.Accept()
+					if err != nil {
+						return
+					}
+					c.Close()
+				}
+			}()
+		}
+		fmt.Fprintf(w, "pid %d\n", os.Getpid())
+		fmt.Fprintf(w, "tmpdir %s\n", os.Getenv("TMPDIR"))
 		fmt.Fprintln(w, "sleeping")
 		time.Sleep(*sleep)
 	}
 	return failures
+}
+
+// procChecks reads what /proc would give away of pid: its environment, its
+// open files, its root and its memory.
+func procChecks(check func(string, error), who string, pid int) {
+	dir := "/proc/" + strconv.Itoa(pid)
+	_, err := os.ReadFile(dir + "/environ")
+	check("read "+who+"'s environ", wantErr(err, "read it"))
+	_, err = os.ReadDir(dir + "/fd")
+	check("list "+who+"'s fds", wantErr(err, "listed them"))
+	_, err = os.ReadDir(dir + "/root/")
+	check("enter "+who+"'s root", wantErr(err, "listed it"))
+	f, err := os.Open(dir + "/mem")
+	if err == nil {
+		f.Close()
+	}
+	check("open "+who+"'s mem", wantErr(err, "opened it"))
 }
 
 // ProbeSleepChild is the grandchild Probe --sleep starts.

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -19,6 +20,7 @@ import (
 	"time"
 
 	"github.com/moby/sys/mountinfo"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 )
 
@@ -42,6 +44,11 @@ type SelfTestOptions struct {
 	RunAs string
 	// NoUserNamespace and NoPIDNamespace are passed to every sandbox.
 	NoUserNamespace, NoPIDNamespace bool
+	// Mode is ModeNamespaces (default) or ModeLandlock. In Landlock mode
+	// the self-test also runs as a user without root (the content then runs
+	// as that user), and content B probes content A while A runs: A's
+	// processes, port, files and TMPDIR; the server's abstract socket.
+	Mode Mode
 }
 
 // selftestSecretEnv is set in the server's environment during SelfTest and
@@ -50,7 +57,7 @@ const selftestSecretEnv = "DAIS_SELFTEST_SECRET"
 
 // SelfTest builds sandboxes as the server would and checks, from inside
 // (with Probe) and from outside, everything the sandbox promises. It must run
-// as root. Each check is one line on w; the error counts the failures.
+// as root, except in Landlock mode. Each check is one line on w; the error counts the failures.
 func SelfTest(ctx context.Context, o SelfTestOptions, w io.Writer) error {
 	if o.DaisPath == "" {
 		p, err := os.Executable()
@@ -62,8 +69,13 @@ func SelfTest(ctx context.Context, o SelfTestOptions, w io.Writer) error {
 	if o.RunAs == "" {
 		o.RunAs = DefaultRunAs
 	}
-	u, err := lookupUser(o.RunAs)
-	if err != nil {
+	landlock := o.Mode == ModeLandlock
+	root := os.Geteuid() == 0
+	var u specs.User
+	var err error
+	if landlock && !root {
+		u = specs.User{UID: uint32(os.Getuid()), GID: uint32(os.Getgid())}
+	} else if u, err = lookupUser(o.RunAs); err != nil {
 		return err
 	}
 	if err := os.MkdirAll(o.DataDir, 0o755); err != nil {
@@ -103,6 +115,9 @@ func SelfTest(ctx context.Context, o SelfTestOptions, w io.Writer) error {
 		return fmt.Errorf("selftest: %w", err)
 	}
 	for _, d := range []string{workA, workB} {
+		if !root {
+			break
+		}
 		if err := os.Chown(d, int(u.UID), int(u.GID)); err != nil {
 			return fmt.Errorf("selftest: chown %s: %w", d, err)
 		}
@@ -118,7 +133,7 @@ func SelfTest(ctx context.Context, o SelfTestOptions, w io.Writer) error {
 	}
 	// First: can a sandbox be built at all? Its error names the fix.
 	trial := Options{Args: []string{"/bin/true"}, CodeDir: codeA, WorkDir: workA, Masks: []string{o.DataDir},
-		RunAs: o.RunAs, NoUserNamespace: o.NoUserNamespace, NoPIDNamespace: o.NoPIDNamespace}
+		RunAs: o.RunAs, NoUserNamespace: o.NoUserNamespace, NoPIDNamespace: o.NoPIDNamespace, Mode: o.Mode}
 	if spec, err := Spec(trial); err != nil {
 		return err
 	} else if cmd, err := Command(ctx, o.ExecPath, spec); err != nil {
@@ -132,11 +147,22 @@ func SelfTest(ctx context.Context, o SelfTestOptions, w io.Writer) error {
 		p, _ := ExecPath()
 		report("sandboxes built by "+p+", as the server builds them", nil)
 	}
+	if landlock {
+		abi, _ := LandlockABI()
+		fmt.Fprintf(w, "note landlock mode, kernel ABI %d, uid %d\n", abi, os.Getuid())
+	}
 	// A submount under the read-only runtime dir: it must be read-only too.
 	if err := unix.Mount("tmpfs", libDir, "tmpfs", 0, "mode=0777"); err != nil {
-		return fmt.Errorf("selftest: mount a tmpfs on %s (needs root with CAP_SYS_ADMIN): %w", libDir, err)
+		if !landlock {
+			return fmt.Errorf("selftest: mount a tmpfs on %s (needs root with CAP_SYS_ADMIN): %w", libDir, err)
+		}
+		// Without CAP_SYS_ADMIN there is no submount to check; Landlock's
+		// rules cover whatever lies beneath a directory anyway.
+		os.Chmod(libDir, 0o777)
+		fmt.Fprintf(w, "note no submount test: mounting a tmpfs on %s: %v\n", libDir, err)
+	} else {
+		defer unix.Unmount(libDir, unix.MNT_DETACH)
 	}
-	defer unix.Unmount(libDir, unix.MNT_DETACH)
 
 	// Files content must not see: planted world-readable, so that only
 	// the masks hide them.
@@ -145,8 +171,16 @@ func SelfTest(ctx context.Context, o SelfTestOptions, w io.Writer) error {
 	if fi, err := os.Stat("/home"); err == nil && fi.IsDir() {
 		planted = append(planted, "/home/dais-selftest-"+tag)
 	}
-	for _, p := range planted {
+	for i := 0; i < len(planted); i++ {
+		p := planted[i]
 		if err := os.WriteFile(p, []byte("secret\n"), 0o644); err != nil {
+			if i > 0 && !root {
+				// A server without root cannot write /home: nothing to hide there.
+				fmt.Fprintf(w, "note not planted: %v\n", err)
+				planted = slices.Delete(planted, i, i+1)
+				i--
+				continue
+			}
 			return fmt.Errorf("selftest: plant %s: %w", p, err)
 		}
 		defer os.Remove(p)
@@ -162,11 +196,11 @@ func SelfTest(ctx context.Context, o SelfTestOptions, w io.Writer) error {
 	defer os.Unsetenv(selftestSecretEnv)
 
 	masks := append([]string{o.DataDir}, o.Masks...)
-	opts := func(code, work string) Options {
+	opts := func(code, work string, port int) Options {
 		return Options{
 			CodeDir: code, WorkDir: work, ReadOnly: []string{runtimeDir}, Masks: masks,
 			RunAs: o.RunAs, NoUserNamespace: o.NoUserNamespace, NoPIDNamespace: o.NoPIDNamespace,
-			PathDirs: []string{filepath.Join(runtimeDir, "bin")},
+			PathDirs: []string{filepath.Join(runtimeDir, "bin")}, Mode: o.Mode, Port: port,
 		}
 	}
 	hidden := append(append([]string{}, planted...), o.Secrets...)
@@ -176,8 +210,11 @@ func SelfTest(ctx context.Context, o SelfTestOptions, w io.Writer) error {
 	for _, h := range hidden {
 		common = append(common, "--hidden", h)
 	}
-	if !o.NoPIDNamespace {
+	if !o.NoPIDNamespace && !landlock {
 		common = append(common, "--pidns")
+	}
+	if landlock && !root && capBounding() != 0 {
+		common = append(common, "--allow-bounding")
 	}
 	winch := make(chan os.Signal, 1)
 	signal.Notify(winch, syscall.SIGWINCH)
@@ -188,13 +225,81 @@ func SelfTest(ctx context.Context, o SelfTestOptions, w io.Writer) error {
 		}
 	}
 
-	// Content A writes its markers and, while it sleeps, the host looks.
+	tmpW := "/tmp"
+	if landlock {
+		tmpW = "$TMPDIR"
+	}
+	portA, portB, portX := freeTCPPort(), freeTCPPort(), freeTCPPort()
+	// Content B must not see A's /tmp nor A's work dir; in Landlock mode it
+	// runs while A does and must not reach A's processes, port or TMPDIR
+	// either, nor the server's abstract socket.
+	argsB := append([]string{probe, "sandbox", "probe", "--marker", "marker-b",
+		"--readonly", codeB, "--writable", workB, "--writable", tmpW,
+		"--hidden", filepath.Join(workA, "marker-a"), "--hidden", filepath.Join(codeA, "app.R")}, common...)
+	for _, sec := range o.Secrets {
+		argsB = append(argsB, "--link-target", sec)
+	}
+	var outB string
+	var errB error
+	runB := func(extra ...string) {
+		outB, errB = runProbe(ctx, o.ExecPath, opts(codeB, workB, portB), append(slices.Clone(argsB), extra...), nil)
+	}
+	abstract := "dais-selftest-" + tag
+	if landlock {
+		l, err := net.Listen("unix", "@"+abstract)
+		if err != nil {
+			return fmt.Errorf("selftest: listen on an abstract socket: %w", err)
+		}
+		defer l.Close()
+		go func() {
+			for {
+				c, err := l.Accept()
+				if err != nil {
+					return
+				}
+				c.Close()
+			}
+		}()
+	}
+
+	// Content A writes its markers and, while it sleeps, the host looks
+	// (and, in Landlock mode, content B probes it).
 	argsA := append([]string{probe, "sandbox", "probe", "--marker", "marker-a",
-		"--readonly", codeA, "--writable", workA, "--writable", "/tmp",
+		"--readonly", codeA, "--writable", workA, "--writable", tmpW,
 		"--hidden", filepath.Join(codeB, "app.R"), "--sleep", "1s"}, common...)
-	outA, err := runProbe(ctx, o.ExecPath, opts(codeA, workA), argsA, func() {
+	if landlock {
+		argsA = append(argsA, "--listen", strconv.Itoa(portA), "--sleep", "1h")
+	}
+	var cancelA context.CancelFunc
+	ctxA := ctx
+	if landlock {
+		ctxA, cancelA = context.WithCancel(ctx)
+		defer cancelA()
+	}
+	outA, err := runProbe(ctxA, o.ExecPath, opts(codeA, workA, portA), argsA, func(out string) {
 		report("host: the sandbox's mounts are not visible outside", noMountAt(o.DataDir))
 		report("host: /tmp marker not in the host's /tmp", absentOnHost("/tmp/marker-a"))
+		if !landlock {
+			return
+		}
+		defer cancelA()
+		var pidA, tmpA string
+		for _, line := range strings.Split(out, "\n") {
+			if v, ok := strings.CutPrefix(line, "pid "); ok {
+				pidA = v
+			}
+			if v, ok := strings.CutPrefix(line, "tmpdir "); ok {
+				tmpA = v
+			}
+		}
+		report("host: content A's private TMPDIR is not the host's /tmp", func() error {
+			if tmpA == "" || !strings.HasPrefix(tmpA, tmpBase()+"/") {
+				return fmt.Errorf("TMPDIR %q", tmpA)
+			}
+			return nil
+		}())
+		runB("--other-pid", pidA, "--connect", strconv.Itoa(portA), "--hidden", filepath.Join(tmpA, "marker-a"),
+			"--abstract", abstract, "--listen", strconv.Itoa(portB), "--bind-other", strconv.Itoa(portX))
 	})
 	if err != nil {
 		return err
@@ -203,14 +308,11 @@ func SelfTest(ctx context.Context, o SelfTestOptions, w io.Writer) error {
 	_, err = os.Stat(filepath.Join(workA, "marker-a"))
 	report("host: the work dir write is visible outside", err)
 
-	// Content B must not see A's /tmp nor A's work dir.
-	argsB := append([]string{probe, "sandbox", "probe", "--marker", "marker-b",
-		"--readonly", codeB, "--writable", workB, "--writable", "/tmp",
-		"--absent", "/tmp/marker-a", "--hidden", filepath.Join(workA, "marker-a"),
-		"--hidden", filepath.Join(codeA, "app.R")}, common...)
-	outB, err := runProbe(ctx, o.ExecPath, opts(codeB, workB), argsB, nil)
-	if err != nil {
-		return err
+	if !landlock {
+		runB("--absent", "/tmp/marker-a")
+	}
+	if errB != nil {
+		return errB
 	}
 	failures += relay(w, "b", outB)
 
@@ -222,12 +324,12 @@ func SelfTest(ctx context.Context, o SelfTestOptions, w io.Writer) error {
 	}
 
 	// The server dies: the content and its children die too.
-	if !o.NoPIDNamespace {
-		report("server SIGKILLed: content and its children die", parentDeath(ctx, o.DaisPath, opts(codeA, workA), probe))
+	if !o.NoPIDNamespace || landlock {
+		report("server SIGKILLed: content and its children die", parentDeath(ctx, o.DaisPath, opts(codeA, workA, 0), probe))
 	}
 
 	// A sandbox that cannot be built says which step failed.
-	bad := opts(codeA, workA)
+	bad := opts(codeA, workA, 0)
 	bad.Args = []string{"/nonexistent/program"}
 	report("setup error names the step", setupErrorNamed(ctx, o.ExecPath, bad))
 
@@ -239,7 +341,7 @@ func SelfTest(ctx context.Context, o SelfTestOptions, w io.Writer) error {
 
 // runProbe runs args in a sandbox built from o; during, if set, runs once the
 // probe says "sleeping". It returns the probe's output.
-func runProbe(ctx context.Context, dais string, o Options, args []string, during func()) (string, error) {
+func runProbe(ctx context.Context, dais string, o Options, args []string, during func(out string)) (string, error) {
 	o.Args = args
 	spec, err := Spec(o)
 	if err != nil {
@@ -264,7 +366,7 @@ func runProbe(ctx context.Context, dais string, o Options, args []string, during
 		for sc.Scan() {
 			out.WriteString(sc.Text() + "\n")
 			if sc.Text() == "sleeping" && during != nil {
-				during()
+				during(out.String())
 			}
 		}
 	}()
@@ -337,6 +439,11 @@ func parentDeath(ctx context.Context, dais string, o Options, probe string) erro
 	if o.NoUserNamespace {
 		args = append([]string{args[0], args[1], "--no-userns"}, args[2:]...)
 	}
+	mode := ModeNamespaces
+	if o.Mode == ModeLandlock {
+		mode = ModeLandlock
+	}
+	args = append([]string{args[0], args[1], "--mode", string(mode)}, args[2:]...)
 	parent := exec.CommandContext(ctx, dais, args...)
 	stdout, err := parent.StdoutPipe()
 	if err != nil {
@@ -482,4 +589,26 @@ func copyFile(from, to string, mode os.FileMode) error {
 		return err
 	}
 	return out.Close()
+}
+
+// freeTCPPort is a port of the kernel's ephemeral range, free right now.
+func freeTCPPort() int {
+	l, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		return 0
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// capBounding is this process's bounding set.
+func capBounding() uint64 {
+	b, _ := os.ReadFile("/proc/self/status")
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "CapBnd:"); ok {
+			n, _ := strconv.ParseUint(strings.TrimSpace(v), 16, 64)
+			return n
+		}
+	}
+	return 0
 }

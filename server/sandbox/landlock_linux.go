@@ -316,6 +316,9 @@ func confineAndFork(prog string, p *specs.Process, layer int) (int, error) {
 	if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
 		return 0, fail("set no_new_privs", err)
 	}
+	if err := seccompNoMPTCP(); err != nil {
+		return 0, fail("landlock: refuse Multipath TCP sockets", err)
+	}
 	if err := ll.LandlockRestrictSelf(layer, 0); err != nil {
 		return 0, fail("landlock: enforce the content's ruleset", err)
 	}

@@ -171,6 +171,14 @@ func Probe(args []string, w io.Writer) int {
 			c.Close()
 		}
 		check("connect to another content's port "+p, wantErr(err, "connected"))
+		// Multipath TCP falls back to TCP and escapes Landlock's TCP rules.
+		fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM, 262)
+		if err == nil {
+			port, _ := strconv.Atoi(p)
+			err = unix.Connect(fd, &unix.SockaddrInet4{Port: port, Addr: [4]byte{127, 0, 0, 1}})
+			unix.Close(fd)
+		}
+		check("connect over Multipath TCP to another content's port "+p, wantErr(err, "connected"))
 	}
 	if *abstract != "" {
 		c, err := net.DialTimeout("unix", "@"+*abstract, 5*time.Second)
@@ -191,6 +199,12 @@ func Probe(args []string, w io.Writer) int {
 			l.Close()
 		}
 		check("bind a second port "+strconv.Itoa(*bindOther), wantErr(err, "bound it"))
+		fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM, 262)
+		if err == nil {
+			err = unix.Bind(fd, &unix.SockaddrInet4{Port: *bindOther, Addr: [4]byte{127, 0, 0, 1}})
+			unix.Close(fd)
+		}
+		check("bind a second port over Multipath TCP", wantErr(err, "bound it"))
 	}
 	for i, target := range links {
 		if len(writable) == 0 {
@@ -253,8 +267,8 @@ func procChecks(check func(string, error), who string, pid int) {
 	dir := "/proc/" + strconv.Itoa(pid)
 	_, err := os.ReadFile(dir + "/environ")
 	check("read "+who+"'s environ", wantErr(err, "read it"))
-	_, err = os.ReadDir(dir + "/fd")
-	check("list "+who+"'s fds", wantErr(err, "listed them"))
+	_, err = os.Readlink(dir + "/fd/0")
+	check("read "+who+"'s fd links", wantErr(err, "read where its fd 0 leads"))
 	_, err = os.ReadDir(dir + "/root/")
 	check("enter "+who+"'s root", wantErr(err, "listed it"))
 	f, err := os.Open(dir + "/mem")

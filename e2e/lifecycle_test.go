@@ -49,13 +49,20 @@ func openStore(t *testing.T, c *Container) store.Store {
 
 // slowDoc writes an R Markdown document that sleeps E2E_SLEEP seconds (a
 // content environment variable; 0 when unset) and prints the version and
-// how long it slept, with the example's manifest (checksum updated).
+// how long it slept.
 func slowDoc(t *testing.T, version string) string {
 	t.Helper()
+	return rmdDir(t, "---\ntitle: \"dais lifecycle\"\noutput: html_document\n---\n\n```{r}\n"+
+		"s <- as.numeric(Sys.getenv(\"E2E_SLEEP\", \"0\"))\nSys.sleep(s)\n"+
+		"cat(\"lifecycle version "+version+" slept\", s, \"\\n\")\n```\n")
+}
+
+// rmdDir writes the R Markdown document rmd as doc.Rmd into a new
+// directory, with the example's manifest (checksum updated), and returns
+// the directory.
+func rmdDir(t *testing.T, rmd string) string {
+	t.Helper()
 	dir := t.TempDir()
-	rmd := "---\ntitle: \"dais lifecycle\"\noutput: html_document\n---\n\n```{r}\n" +
-		"s <- as.numeric(Sys.getenv(\"E2E_SLEEP\", \"0\"))\nSys.sleep(s)\n" +
-		"cat(\"lifecycle version " + version + " slept\", s, \"\\n\")\n```\n"
 	if err := os.WriteFile(filepath.Join(dir, "doc.Rmd"), []byte(rmd), 0o644); err != nil {
 		t.Fatal(err)
 	}

@@ -2,59 +2,14 @@ package deploy
 
 import (
 	"errors"
-	"io/fs"
 	"net/http"
 	"net/url"
-	"os"
 	"strings"
-	"time"
 
 	"github.com/dais-dev/dais/server/authz"
-	"github.com/dais-dev/dais/server/content/manifest"
 	"github.com/dais-dev/dais/server/store"
 	"github.com/dais-dev/dais/server/web"
 )
-
-// fileSite serves one content's files (a static bundle or a rendered
-// document) through an os.Root, so no link can lead outside.
-type fileSite struct {
-	root  *os.Root
-	fsys  fs.FS
-	files http.Handler
-	index string // served for "/" when there is no index.html
-}
-
-func (f *fileSite) close() {
-	// Requests in flight may still open files: close a little later.
-	r := f.root
-	time.AfterFunc(time.Minute, func() { r.Close() })
-}
-
-// serveStatic makes dir the files of guid; m (nil for rendered output)
-// names the primary document.
-func (s *Service) serveStatic(guid, dir string, m *manifest.Manifest) error {
-	root, err := os.OpenRoot(dir)
-	if err != nil {
-		return err
-	}
-	f := &fileSite{root: root, fsys: root.FS(), index: "index.html"}
-	f.files = http.FileServerFS(f.fsys)
-	if _, err := fs.Stat(f.fsys, "index.html"); err != nil && m != nil {
-		if doc := m.PrimaryDocument(".html"); doc != "" {
-			f.index = doc
-		} else if doc := m.PrimaryDocument(".htm"); doc != "" {
-			f.index = doc
-		}
-	}
-	s.mu.Lock()
-	old := s.files[guid]
-	s.files[guid] = f
-	s.mu.Unlock()
-	if old != nil {
-		old.close()
-	}
-	return nil
-}
 
 // ServeContent is /content/{guid}/...: the access check, then the files
 // or the app's processes.
@@ -98,7 +53,7 @@ func (s *Service) ServeContent(w http.ResponseWriter, r *http.Request) {
 	f := s.files[guid]
 	s.mu.Unlock()
 	if f != nil {
-		s.serveFiles(w, r, f, "/content/"+guid)
+		f.serve(w, r, strings.TrimPrefix(r.URL.Path, "/content/"+guid))
 		return
 	}
 	if s.proxy.Pool(guid) != nil {
@@ -107,23 +62,6 @@ func (s *Service) ServeContent(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	http.Error(w, "this content is not running: its last deploy failed or the server could not start it; see the deploy log", http.StatusServiceUnavailable)
-}
-
-func (s *Service) serveFiles(w http.ResponseWriter, r *http.Request, f *fileSite, prefix string) {
-	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		w.Header().Set("Allow", "GET, HEAD")
-		http.Error(w, "static content answers GET and HEAD only", http.StatusMethodNotAllowed)
-		return
-	}
-	rest := strings.TrimPrefix(r.URL.Path, prefix)
-	if rest == "/" && f.index != "index.html" {
-		http.ServeFileFS(w, r, f.fsys, f.index)
-		return
-	}
-	r2 := r.Clone(r.Context())
-	r2.URL.Path = rest
-	r2.URL.RawPath = ""
-	f.files.ServeHTTP(w, r2)
 }
 
 // stripCredentials keeps the user's dais credentials (API key, session

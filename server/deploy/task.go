@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/dais-dev/dais/server/content"
@@ -458,8 +457,8 @@ func (s *Service) render(ctx context.Context, c *store.Content, bundleID int64, 
 			return fail(err)
 		}
 	}
-	if _, err := os.Stat(filepath.Join(out, "index.html")); err != nil {
-		return fail(fmt.Errorf("the render wrote no index.html into its output: %w", err))
+	if err := checkIndex(out); err != nil {
+		return fail(err)
 	}
 	rn.Status, rn.FinishedAt = store.RenderSucceeded, time.Now()
 	if err := s.st.UpdateRender(ctx, rn); err != nil {
@@ -489,14 +488,11 @@ func quartoIndex(out string, m *manifest.Manifest) error {
 		return nil
 	}
 	html := strings.TrimSuffix(filepath.Base(doc), filepath.Ext(doc)) + ".html"
-	src, err := root.OpenFile(html, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	src, _, err := openRegular(root, html, false)
 	if err != nil {
 		return nil // the check after the render names the problem
 	}
 	defer src.Close()
-	if fi, err := src.Stat(); err != nil || !fi.Mode().IsRegular() {
-		return nil
-	}
 	dst, err := root.OpenFile("index.html", os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
 		return fmt.Errorf("serve %s as index.html: %w", html, err)
@@ -506,6 +502,24 @@ func quartoIndex(out string, m *manifest.Manifest) error {
 		return fmt.Errorf("serve %s as index.html: %w", html, err)
 	}
 	return dst.Close()
+}
+
+// checkIndex makes sure a render's output has an index.html that can be
+// served: a regular file, not a link out of the output or a FIFO.
+func checkIndex(out string) error {
+	root, err := os.OpenRoot(out)
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	f, _, err := openRegular(root, "index.html", false)
+	if errors.Is(err, errNotRegular) {
+		return fmt.Errorf("the render's index.html is not a regular file: %w", err)
+	}
+	if err != nil {
+		return fmt.Errorf("the render wrote no index.html into its output: %w", err)
+	}
+	return f.Close()
 }
 
 // tailProcessLog copies the end of the newest process log into the task.

@@ -12,8 +12,8 @@
 // m.Languages() -> env.Restore (env.SandboxRunner) -> for apps, a
 // process.Pool whose Launcher (process.SandboxLauncher) runs LaunchArgs in
 // the sandbox, switched in with process.Proxy.Switch; for documents,
-// RenderArgs in the sandbox, then StaticHandler(Dirs.Output); for static
-// content, StaticHandler(Dirs.Code, primary_html).
+// RenderArgs in the sandbox, then deploy's file site serves Dirs.Output;
+// for static content, it serves Dirs.Code (primary_html at "/").
 //
 // The commands only bind 127.0.0.1 on the port given; the proxy in
 // server/process strips the /content/<guid>/ prefix and sets the

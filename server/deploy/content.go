@@ -57,31 +57,9 @@ func (s *Service) ServeContent(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if s.proxy.Pool(guid) != nil {
-		stripCredentials(r)
+		web.StripCredentials(r)
 		s.proxy.ServeHTTP(w, r)
 		return
 	}
 	http.Error(w, "this content is not running: its last deploy failed or the server could not start it; see the deploy log", http.StatusServiceUnavailable)
-}
-
-// stripCredentials keeps the user's dais credentials (API key, session
-// cookie) from reaching the content's processes.
-func stripCredentials(r *http.Request) {
-	if a := r.Header.Get("Authorization"); strings.HasPrefix(strings.ToLower(a), "key ") {
-		r.Header.Del("Authorization")
-	}
-	cookies := r.Cookies()
-	if len(cookies) == 0 {
-		return
-	}
-	var keep []string
-	for _, ck := range cookies {
-		if ck.Name != web.SessionCookie {
-			keep = append(keep, ck.Name+"="+ck.Value)
-		}
-	}
-	r.Header.Del("Cookie")
-	if len(keep) > 0 {
-		r.Header.Set("Cookie", strings.Join(keep, "; "))
-	}
 }

@@ -1,6 +1,7 @@
 package web
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
@@ -82,18 +83,21 @@ func newSessionToken() (string, error) {
 }
 
 // apiKeyFrom returns the key of "Authorization: Key <k>" (Connect's
-// scheme; "Bearer <k>" is accepted too), or "".
-func apiKeyFrom(r *http.Request) (string, bool) {
+// scheme; "Bearer <k>" is accepted too) and the scheme, lower case. Any
+// other Authorization (Basic, ...) is not dais's: present is false and it
+// reaches content unchanged.
+func apiKeyFrom(r *http.Request) (key, scheme string, present bool) {
 	h := r.Header.Get("Authorization")
 	if h == "" {
-		return "", false
+		return "", "", false
 	}
-	scheme, key, _ := strings.Cut(strings.TrimSpace(h), " ")
-	switch strings.ToLower(scheme) {
+	scheme, key, _ = strings.Cut(strings.TrimSpace(h), " ")
+	scheme = strings.ToLower(scheme)
+	switch scheme {
 	case "key", "bearer":
-		return strings.TrimSpace(key), true
+		return strings.TrimSpace(key), scheme, true
 	}
-	return "", true
+	return "", "", false
 }
 
 // authenticate finds the user of a request: an API key in Authorization
@@ -107,9 +111,15 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 			return
 		}
 		ctx := r.Context()
-		if key, present := apiKeyFrom(r); present {
+		if key, scheme, present := apiKeyFrom(r); present {
 			u, err := s.userByKey(r, key)
 			if err != nil {
+				if errors.Is(err, errBadKey) && scheme == "bearer" && strings.HasPrefix(r.URL.Path, "/content/") {
+					// Not a dais key: an app's own bearer token. Content
+					// gets it unchanged; to dais the request is anonymous.
+					s.authenticateCookie(next, w, r)
+					return
+				}
 				if errors.Is(err, errBadKey) {
 					s.refuse(w, r, http.StatusUnauthorized, "invalid API key: send 'Authorization: Key <key>' with a key from 'dais keys create --user NAME'")
 					return
@@ -123,26 +133,32 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 				return
 			}
 			infoFrom(r).username = u.Username
-			next.ServeHTTP(w, r.WithContext(WithUser(ctx, u)))
+			ctx = context.WithValue(WithUser(ctx, u), authorizationKey{}, true)
+			next.ServeHTTP(w, r.WithContext(ctx))
 			return
 		}
-		if c, err := r.Cookie(SessionCookie); err == nil && c.Value != "" {
-			u, err := s.userBySession(r, c.Value)
-			switch {
-			case err == nil && !u.Locked:
-				if unsafeMethod(r.Method) && !sameOrigin(r) {
-					s.refuse(w, r, http.StatusForbidden, "cross-site request refused: send an API key, or make the request from this server's own pages")
-					return
-				}
-				infoFrom(r).username = u.Username
-				next.ServeHTTP(w, r.WithContext(WithUser(ctx, u)))
-				return
-			case err != nil && !errors.Is(err, store.ErrNotFound):
-				s.log.Error("authenticate session", logKeyErr, err)
-			}
-		}
-		next.ServeHTTP(w, r)
+		s.authenticateCookie(next, w, r)
 	})
+}
+
+// authenticateCookie is authenticate's second way: the session cookie.
+func (s *Server) authenticateCookie(next http.Handler, w http.ResponseWriter, r *http.Request) {
+	if c, err := r.Cookie(SessionCookie); err == nil && c.Value != "" {
+		u, err := s.userBySession(r, c.Value)
+		switch {
+		case err == nil && !u.Locked:
+			if unsafeMethod(r.Method) && !sameOrigin(r) {
+				s.refuse(w, r, http.StatusForbidden, "cross-site request refused: send an API key, or make the request from this server's own pages")
+				return
+			}
+			infoFrom(r).username = u.Username
+			next.ServeHTTP(w, r.WithContext(WithUser(r.Context(), u)))
+			return
+		case err != nil && !errors.Is(err, store.ErrNotFound):
+			s.log.Error("authenticate session", logKeyErr, err)
+		}
+	}
+	next.ServeHTTP(w, r)
 }
 
 var errBadKey = errors.New("invalid API key")

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/dais-dev/dais/server/authz"
+	"github.com/dais-dev/dais/server/deploy"
 	"github.com/dais-dev/dais/server/store"
 	"github.com/dais-dev/dais/server/web"
 )
@@ -187,7 +188,10 @@ func (a *API) deployApplication(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 	}
-	t, err := a.dep.StartDeploy(r.Context(), c, u, string(req.Bundle))
+	if c.Locked {
+		return errLocked(c)
+	}
+	t, err := a.dep.StartDeploy(r.Context(), c, u, string(req.Bundle), deploy.DeployOptions{})
 	if err != nil {
 		return err
 	}

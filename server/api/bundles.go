@@ -1,6 +1,7 @@
 package api
 
 import (
+	"fmt"
 	"net/http"
 	"strconv"
 	"time"
@@ -69,3 +70,42 @@ func (a *API) getBundle(w http.ResponseWriter, r *http.Request) error {
 }
 
 // bundleOf finds a bundle of c by its id; "" means the newest.
+
+// downloadBundle is GET .../bundles/{bid}/download: the archive as it was
+// uploaded, byte for byte.
+func (a *API) downloadBundle(w http.ResponseWriter, r *http.Request) error {
+	c, _, err := a.contentFor(r, authz.Editor)
+	if err != nil {
+		return err
+	}
+	b, err := a.dep.BundleOf(r.Context(), c, r.PathValue("bid"))
+	if err != nil {
+		return err
+	}
+	f, err := a.dep.OpenArchive(b)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	w.Header().Set("Content-Type", "application/x-tar")
+	w.Header().Set("Content-Disposition", fmt.Sprintf(`attachment; filename="bundle-%d.tar.gz"`, b.ID))
+	http.ServeContent(w, r, "", b.CreatedAt, f)
+	return nil
+}
+
+// deleteBundle is DELETE .../bundles/{bid}: not the active bundle.
+func (a *API) deleteBundle(w http.ResponseWriter, r *http.Request) error {
+	c, _, err := a.contentFor(r, authz.Editor)
+	if err != nil {
+		return err
+	}
+	b, err := a.dep.BundleOf(r.Context(), c, r.PathValue("bid"))
+	if err != nil {
+		return err
+	}
+	if err := a.dep.DeleteBundle(r.Context(), c, b); err != nil {
+		return err
+	}
+	web.WriteJSON(w, http.StatusOK, struct{}{})
+	return nil
+}

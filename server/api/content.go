@@ -5,9 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"regexp"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/dais-dev/dais/server/authz"
@@ -38,6 +41,9 @@ type contentJSON struct {
 	PyVersion          *string    `json:"py_version"`
 	QuartoVersion      *string    `json:"quarto_version"`
 	RunAs              *string    `json:"run_as"`
+	RunAsCurrentUser   bool       `json:"run_as_current_user"`
+	Locked             bool       `json:"locked"`
+	LockedMessage      string     `json:"locked_message"`
 	OwnerGUID          string     `json:"owner_guid"`
 	ContentURL         string     `json:"content_url"`
 	DashboardURL       string     `json:"dashboard_url"`
@@ -92,7 +98,7 @@ func (a *API) contentJSON(r *http.Request, c *store.Content, u *store.User) cont
 		MaxConnsPerProcess: c.MaxConnsPerProcess, IdleTimeout: c.IdleTimeout, InitTimeout: c.InitTimeout,
 		RVersion: strPtr(c.RVersion), PyVersion: strPtr(c.PyVersion), QuartoVersion: strPtr(c.QuartoVersion),
 		RunAs: strPtr(c.RunAs), OwnerGUID: o.GUID, ContentURL: a.contentURL(r, c), DashboardURL: a.dashboardURL(r, c),
-		CreatedTime: c.CreatedAt.UTC(), LastDeployedTime: a.lastDeployed(c),
+		CreatedTime: c.CreatedAt.UTC(), LastDeployedTime: a.lastDeployed(c), Locked: c.Locked, LockedMessage: c.LockedMessage,
 	}
 	j.RVersionRequested, j.PyVersionRequested, j.QuartoVersionRequested =
 		strPtr(c.RVersionWanted), strPtr(c.PyVersionWanted), strPtr(c.QuartoVersionWanted)
@@ -128,8 +134,77 @@ type settings map[string]json.RawMessage
 
 var nameRE = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,64}$`)
 
-// apply copies the known fields onto c; admin says whether run_as may change.
-func (st settings) apply(c *store.Content, admin bool) error {
+// readOnlyFields are content fields the API shows but a client cannot set.
+var readOnlyFields = []string{
+	"id", "guid", "app_mode", "content_category", "bundle_id", "created_time", "last_deployed_time",
+	"content_url", "dashboard_url", "app_role", "owner", "parameterized", "cluster_name", "image_name",
+	"r_version_requested", "py_version_requested", "quarto_version_requested", "tags", "vanity_url", "extension",
+}
+
+// unsupportedFields are fields of Connect's content that dais does not
+// implement: null, false, 0 or "" (the server default) is accepted, any
+// other value refused with a 400 naming the field, never ignored.
+var unsupportedFields = map[string]string{
+	"connection_timeout":   "dais's proxy has no connection timeout per content",
+	"read_timeout":         "dais's proxy has no read timeout per content",
+	"load_factor":          "dais starts a new process when the others are full (max_conns_per_process)",
+	"memory_request":       "content limits are not set per content yet",
+	"memory_limit":         "content limits are not set per content yet",
+	"cpu_request":          "content limits are not set per content yet",
+	"cpu_limit":            "content limits are not set per content yet",
+	"amd_gpu_limit":        "dais runs no GPU content",
+	"nvidia_gpu_limit":     "dais runs no GPU content",
+	"service_account_name": "dais runs content on its own host, not on Kubernetes",
+	"default_image_name":   "dais runs content on its own host, not in images",
+	"run_as_current_user":  "dais runs content as run_as, never as the visiting user",
+}
+
+// alwaysOnFields are switches dais cannot turn off: null or true only.
+var alwaysOnFields = map[string]string{
+	"r_environment_management":          "dais always restores a bundle's R packages",
+	"py_environment_management":         "dais always restores a bundle's Python packages",
+	"default_r_environment_management":  "dais always restores a bundle's R packages",
+	"default_py_environment_management": "dais always restores a bundle's Python packages",
+}
+
+// knownFields are the fields apply sets.
+var knownFields = []string{
+	"name", "title", "description", "access_type", "r_version", "py_version", "quarto_version",
+	"min_processes", "max_processes", "max_conns_per_process", "idle_timeout", "init_timeout",
+	"run_as", "locked", "locked_message", "owner_guid",
+}
+
+// check refuses the fields dais does not set: read-only ones, the
+// unsupported ones with a value other than the default, and unknown ones.
+func (st settings) check() error {
+	for _, key := range slices.Sorted(maps.Keys(st)) {
+		raw := strings.TrimSpace(string(st[key]))
+		switch {
+		case slices.Contains(knownFields, key):
+		case slices.Contains(readOnlyFields, key):
+			return errStatus(http.StatusBadRequest, key+" cannot be set: it is read-only")
+		case unsupportedFields[key] != "":
+			if raw != "null" && raw != "false" && raw != "0" && raw != `""` && raw != "0.0" {
+				return errStatus(http.StatusBadRequest, fmt.Sprintf("dais does not support %s (%s): leave it out or send null", key, unsupportedFields[key]))
+			}
+		case alwaysOnFields[key] != "":
+			if raw != "null" && raw != "true" {
+				return errStatus(http.StatusBadRequest, fmt.Sprintf("%s can only be true or null: %s", key, alwaysOnFields[key]))
+			}
+		default:
+			return errStatus(http.StatusBadRequest, fmt.Sprintf("unknown content field %q: see docs/api.md for the fields dais sets", key))
+		}
+	}
+	return nil
+}
+
+// apply checks the request's fields and copies them onto c; u is who
+// asks (run_as and owner_guid are for administrators).
+func (a *API) apply(ctx context.Context, st settings, c *store.Content, u *store.User) error {
+	if err := st.check(); err != nil {
+		return err
+	}
+	admin := u.Role == store.RoleAdministrator
 	str := func(key string, dst *string) error {
 		raw, ok := st[key]
 		if !ok {
@@ -160,6 +235,16 @@ func (st settings) apply(c *store.Content, admin bool) error {
 		*dst = &v
 		return nil
 	}
+	boolean := func(key string, dst *bool) error {
+		raw, ok := st[key]
+		if !ok || string(raw) == "null" {
+			return nil
+		}
+		if err := json.Unmarshal(raw, dst); err != nil {
+			return errStatus(http.StatusBadRequest, key+" must be true or false")
+		}
+		return nil
+	}
 	for _, f := range []func() error{
 		func() error { return str("name", &c.Name) },
 		func() error { return str("title", &c.Title) },
@@ -170,11 +255,13 @@ func (st settings) apply(c *store.Content, admin bool) error {
 		func() error { return str("r_version", &c.RVersionWanted) },
 		func() error { return str("py_version", &c.PyVersionWanted) },
 		func() error { return str("quarto_version", &c.QuartoVersionWanted) },
-		func() error { return num("min_processes", &c.MinProcesses, 0, 1000) },
-		func() error { return num("max_processes", &c.MaxProcesses, 1, 1000) },
+		func() error { return num("min_processes", &c.MinProcesses, 0, maxProcessesLimit) },
+		func() error { return num("max_processes", &c.MaxProcesses, 1, maxProcessesLimit) },
 		func() error { return num("max_conns_per_process", &c.MaxConnsPerProcess, 1, 100000) },
 		func() error { return num("idle_timeout", &c.IdleTimeout, 0, 86400*30) },
 		func() error { return num("init_timeout", &c.InitTimeout, 1, 86400) },
+		func() error { return boolean("locked", &c.Locked) },
+		func() error { return str("locked_message", &c.LockedMessage) },
 	} {
 		if err := f(); err != nil {
 			return err
@@ -189,6 +276,28 @@ func (st settings) apply(c *store.Content, admin bool) error {
 			return errStatus(http.StatusForbidden, "only administrators may change run_as")
 		}
 	}
+	if raw, ok := st["owner_guid"]; ok && string(raw) != "null" {
+		var guid string
+		if err := json.Unmarshal(raw, &guid); err != nil {
+			return errStatus(http.StatusBadRequest, "owner_guid must be a string: the guid of a user")
+		}
+		o, err := a.st.UserByGUID(ctx, guid)
+		if errors.Is(err, store.ErrNotFound) {
+			return errStatus(http.StatusBadRequest, "owner_guid: no user with guid "+guid)
+		}
+		if err != nil {
+			return err
+		}
+		if o.ID != c.OwnerID {
+			if !admin {
+				return errStatus(http.StatusForbidden, "only administrators may change the owner (owner_guid)")
+			}
+			if !authz.HasRole(o, store.RolePublisher) {
+				return errStatus(http.StatusBadRequest, "owner_guid: user "+o.Username+" is a viewer; the owner must be a publisher or an administrator")
+			}
+			c.OwnerID = o.ID
+		}
+	}
 	if !nameRE.MatchString(c.Name) {
 		return errStatus(http.StatusBadRequest, fmt.Sprintf("name %q is not valid: use 1 to 64 letters, digits, '-', '_' or '.'", c.Name))
 	}
@@ -201,6 +310,11 @@ func (st settings) apply(c *store.Content, admin bool) error {
 		return errStatus(http.StatusBadRequest, "min_processes must not be above max_processes")
 	}
 	return nil
+}
+
+// errLocked refuses a change of locked content.
+func errLocked(c *store.Content) error {
+	return errStatus(http.StatusConflict, "content "+c.Name+" is locked: unlock it first (PATCH {\"locked\": false})")
 }
 
 // visibleContent lists the content matching f that u may see, then pages it.
@@ -250,7 +364,7 @@ func (a *API) newContent(r *http.Request) (*store.Content, *store.User, error) {
 		return nil, nil, errStatus(http.StatusBadRequest, "name is required")
 	}
 	c := &store.Content{OwnerID: u.ID, AccessType: store.AccessACL}
-	if err := st.apply(c, u.Role == store.RoleAdministrator); err != nil {
+	if err := a.apply(r.Context(), st, c, u); err != nil {
 		return nil, nil, err
 	}
 	if err := a.st.CreateContent(r.Context(), c); err != nil {
@@ -285,8 +399,15 @@ func (a *API) update(r *http.Request) (*store.Content, error) {
 		return nil, err
 	}
 	before := *c
-	if err := st.apply(c, u.Role == store.RoleAdministrator); err != nil {
+	if err := a.apply(r.Context(), st, c, u); err != nil {
 		return nil, err
+	}
+	if before.Locked && c.Locked {
+		for key := range st {
+			if key != "locked" && key != "locked_message" {
+				return nil, errLocked(c) // locked content keeps its settings
+			}
+		}
 	}
 	if err := a.st.UpdateContent(r.Context(), c); err != nil {
 		if errors.Is(err, store.ErrConflict) {

@@ -6,17 +6,33 @@ import (
 	"strings"
 
 	"github.com/dais-dev/dais/server/authz"
+	"github.com/dais-dev/dais/server/deploy"
 	"github.com/dais-dev/dais/server/web"
 )
 
-// deployContent is POST /__api__/v1/content/{guid}/deploy {bundle_id}.
+// deployContent is POST /__api__/v1/content/{guid}/deploy
+// {bundle_id, activate}: bundle_id absent or null means the newest;
+// activate false builds the bundle as a draft, without making it live.
 func (a *API) deployContent(w http.ResponseWriter, r *http.Request) error {
+	return a.startDeploy(w, r, false)
+}
+
+// buildContent is POST /__api__/v1/content/{guid}/build {bundle_id,
+// activate}: a deploy whose package environment is restored again from
+// scratch (not from the package cache), as rsconnect's content build run
+// asks after a runtime changed.
+func (a *API) buildContent(w http.ResponseWriter, r *http.Request) error {
+	return a.startDeploy(w, r, true)
+}
+
+func (a *API) startDeploy(w http.ResponseWriter, r *http.Request, rebuild bool) error {
 	c, u, err := a.contentFor(r, authz.Editor)
 	if err != nil {
 		return err
 	}
 	var req struct {
 		BundleID json.RawMessage `json:"bundle_id"`
+		Activate *bool           `json:"activate"`
 	}
 	if r.ContentLength != 0 {
 		if err := web.DecodeJSON(r, &req); err != nil {
@@ -27,7 +43,11 @@ func (a *API) deployContent(w http.ResponseWriter, r *http.Request) error {
 	if ref == "null" {
 		ref = ""
 	}
-	t, err := a.dep.StartDeploy(r.Context(), c, u, ref)
+	if c.Locked {
+		return errLocked(c)
+	}
+	o := deploy.DeployOptions{Draft: req.Activate != nil && !*req.Activate, Rebuild: rebuild}
+	t, err := a.dep.StartDeploy(r.Context(), c, u, ref, o)
 	if err != nil {
 		return err
 	}

@@ -74,6 +74,9 @@ func (a *API) setEnvironment(replace bool) func(http.ResponseWriter, *http.Reque
 		if err != nil {
 			return err
 		}
+		if c.Locked {
+			return errLocked(c)
+		}
 		vars, err := decodeEnv(r)
 		if err != nil {
 			return err

@@ -67,9 +67,12 @@ func (a *API) routes() {
 	route("POST /__api__/v1/content/{guid}/bundles", h(a.uploadBundle))
 	route("GET /__api__/v1/content/{guid}/bundles", h(a.listBundles))
 	route("GET /__api__/v1/content/{guid}/bundles/{bid}", h(a.getBundle))
+	route("DELETE /__api__/v1/content/{guid}/bundles/{bid}", h(a.deleteBundle))
+	route("GET /__api__/v1/content/{guid}/bundles/{bid}/download", h(a.downloadBundle))
 
 	// Deploys and renders (deploys.go).
 	route("POST /__api__/v1/content/{guid}/deploy", h(a.deployContent))
+	route("POST /__api__/v1/content/{guid}/build", h(a.buildContent))
 	route("POST /__api__/v1/content/{guid}/render", h(a.renderContent))
 
 	// Tasks (tasks.go).
@@ -96,6 +99,10 @@ func (a *API) routes() {
 		route("PUT /__api__/v1/content/{guid}/schedule", a.onContent(authz.Editor, a.putSchedule))
 		route("DELETE /__api__/v1/content/{guid}/schedule", a.onContent(authz.Editor, a.deleteSchedule))
 	}
+
+	// System: runtime package caches (caches.go; administrators).
+	route("GET /__api__/v1/system/caches/runtime", admin(h(a.listRuntimeCaches)))
+	route("DELETE /__api__/v1/system/caches/runtime", admin(h(a.deleteRuntimeCache)))
 
 	// Tags (tags.go), vanity URLs (vanities.go): none yet (issue 14, items 8 and 9).
 	// Audit log (audit.go), usage (instrumentation.go): none yet (issue 14, item 11).

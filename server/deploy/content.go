@@ -45,6 +45,14 @@ func (s *Service) ServeContent(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "user "+u.Username+" may not view this content; ask its owner for access", http.StatusForbidden)
 		return
 	}
+	if c.Locked {
+		msg := "This content is locked."
+		if c.LockedMessage != "" {
+			msg += "\n\n" + c.LockedMessage
+		}
+		http.Error(w, msg, http.StatusForbidden)
+		return
+	}
 	if c.BundleID == nil {
 		http.Error(w, "this content has not been deployed yet", http.StatusNotFound)
 		return

@@ -94,8 +94,8 @@ func (s *Service) BundleOf(ctx context.Context, c *store.Content, ref string) (*
 
 // StartDeploy records a deploy task of bundle ref ("" = newest) of c,
 // started by u, and runs it in the background.
-func (s *Service) StartDeploy(ctx context.Context, c *store.Content, u *store.User, ref string) (*store.Task, error) {
-	return s.startDeploy(ctx, c, u, ref)
+func (s *Service) StartDeploy(ctx context.Context, c *store.Content, u *store.User, ref string, o DeployOptions) (*store.Task, error) {
+	return s.startDeploy(ctx, c, u, ref, o)
 }
 
 // StartRenderBy renders a document's active bundle again as a task
@@ -121,11 +121,40 @@ func (s *Service) Delete(ctx context.Context, c *store.Content) error {
 }
 
 // Changed is told that c's settings were stored (before is how they
-// were): when its process settings changed, its processes are replaced.
+// were): locked content stops being served (its processes stop), unlocked
+// content is served again, and when its process settings changed, its
+// processes are replaced.
 func (s *Service) Changed(before, c *store.Content) {
-	if poolSettingsChanged(before, c) {
+	switch {
+	case c.Locked && !before.Locked:
+		s.log.Info("content locked: its processes stop", logKeyContent, c.GUID)
+		s.whileLocked(c, func() { s.deactivate(c.GUID) })
+	case !c.Locked && before.Locked:
+		s.log.Info("content unlocked", logKeyContent, c.GUID)
+		s.whileLocked(c, func() {
+			fresh, err := s.st.Content(s.ctx, c.ID)
+			if err != nil || fresh.Locked || fresh.BundleID == nil {
+				return
+			}
+			if err := s.activate(s.ctx, fresh); err != nil {
+				s.log.Error("cannot serve unlocked content; deploy it again", logKeyContent, c.GUID, logKeyErr, err)
+			}
+		})
+	case poolSettingsChanged(before, c):
 		s.restartApp(c)
 	}
+}
+
+// whileLocked runs f in the background under c's deploy lock.
+func (s *Service) whileLocked(c *store.Content, f func()) {
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		lock := s.contentLock(c.ID)
+		lock.Lock()
+		defer lock.Unlock()
+		f()
+	}()
 }
 
 // Restart replaces a running app's processes with fresh ones of the same
@@ -155,4 +184,38 @@ func (s *Service) Stopping() context.Context { return s.o.Stopping }
 // Installations lists the runtimes of lang that deploys may use.
 func (s *Service) Installations(ctx context.Context, lang manifest.Language) ([]runtime.Installation, error) {
 	return s.finder.Discover(ctx, lang)
+}
+
+// OpenArchive opens the archive of bundle b as it was uploaded.
+func (s *Service) OpenArchive(b *store.Bundle) (*os.File, error) {
+	f, err := os.Open(s.archivePath(b.ContentID, b.ID))
+	if err != nil {
+		return nil, fmt.Errorf("open bundle %d: %w", b.ID, err)
+	}
+	return f, nil
+}
+
+// DeleteBundle removes bundle b of c, its archive and its files. The
+// active bundle and one being deployed are refused (409).
+func (s *Service) DeleteBundle(ctx context.Context, c *store.Content, b *store.Bundle) error {
+	lock := s.contentLock(c.ID)
+	if !lock.TryLock() {
+		return errStatus(http.StatusConflict, "a deploy of "+c.Name+" is in progress; delete the bundle once it has finished")
+	}
+	defer lock.Unlock()
+	fresh, err := s.st.Content(ctx, c.ID)
+	if err != nil {
+		return err
+	}
+	if fresh.BundleID != nil && *fresh.BundleID == b.ID {
+		return errStatus(http.StatusConflict, fmt.Sprintf("bundle %d is the active bundle of %s; deploy another bundle first", b.ID, c.Name))
+	}
+	if err := s.st.DeleteBundle(ctx, b.ID); err != nil {
+		return err
+	}
+	if err := os.RemoveAll(s.bundleDir(c.ID, b.ID)); err != nil {
+		s.log.Warn("remove bundle files", logKeyContent, c.GUID, logKeyBundle, b.ID, logKeyErr, err)
+	}
+	s.log.Info("bundle deleted", logKeyContent, c.GUID, logKeyBundle, b.ID)
+	return nil
 }

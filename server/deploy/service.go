@@ -241,7 +241,7 @@ func (s *Service) Start(ctx context.Context) error {
 	}
 	for i := range all {
 		c := &all[i]
-		if c.BundleID == nil {
+		if c.BundleID == nil || c.Locked {
 			continue
 		}
 		if err := s.activate(ctx, c); err != nil {

@@ -21,9 +21,21 @@ import (
 	"github.com/dais-dev/dais/server/store"
 )
 
+// DeployOptions say what a deploy task does beyond the default (build the
+// bundle, then make it live).
+type DeployOptions struct {
+	// Draft builds the bundle (unpacks it, restores its packages) without
+	// making it live: the content keeps serving its active bundle, and a
+	// later deploy of this bundle activates it ("activate": false).
+	Draft bool
+	// Rebuild restores the package environment from scratch instead of
+	// reusing the one built before or the package cache (POST .../build).
+	Rebuild bool
+}
+
 // startDeploy records a deploy task of bundle ref ("" = newest) and runs
 // it in the background.
-func (s *Service) startDeploy(ctx context.Context, c *store.Content, u *store.User, ref string) (*store.Task, error) {
+func (s *Service) startDeploy(ctx context.Context, c *store.Content, u *store.User, ref string, o DeployOptions) (*store.Task, error) {
 	b, err := s.BundleOf(ctx, c, ref)
 	if err != nil {
 		return nil, err
@@ -41,7 +53,7 @@ func (s *Service) startDeploy(ctx context.Context, c *store.Content, u *store.Us
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		s.runDeploy(t, c.ID, b)
+		s.runDeploy(t, c.ID, b, o)
 	}()
 	return t, nil
 }
@@ -96,14 +108,14 @@ func (l *taskLog) flush() {
 }
 
 // runDeploy is one deploy task, from the archive to live content.
-func (s *Service) runDeploy(t *store.Task, contentID int64, b *store.Bundle) {
+func (s *Service) runDeploy(t *store.Task, contentID int64, b *store.Bundle, o DeployOptions) {
 	tl := &taskLog{s: s, id: t.ID}
 	lock := s.contentLock(contentID)
 	lock.Lock()
 	defer lock.Unlock()
 	start := time.Now()
 	log := s.log.With(logKeyTask, t.ID, logKeyBundle, b.ID)
-	err := s.deploy(s.ctx, tl, contentID, b)
+	err := s.deploy(s.ctx, tl, contentID, b, o)
 	tl.flush()
 	code, msg := 0, ""
 	if err != nil {
@@ -114,7 +126,11 @@ func (s *Service) runDeploy(t *store.Task, contentID int64, b *store.Bundle) {
 		tl.Printf("Deployment failed: %s", msg)
 		log.Warn("deploy failed", logKeyErr, msg)
 	} else {
-		tl.Printf("Deployment completed in %s", time.Since(start).Round(time.Millisecond))
+		what := "Deployment"
+		if o.Draft {
+			what = "Build"
+		}
+		tl.Printf("%s completed in %s", what, time.Since(start).Round(time.Millisecond))
 		log.Info("deployed", "elapsed", time.Since(start).Round(time.Millisecond).String())
 	}
 	tl.flush()
@@ -134,7 +150,7 @@ type prepared struct {
 	env  string // the env dir (venv and R library inside)
 }
 
-func (s *Service) deploy(ctx context.Context, tl *taskLog, contentID int64, b *store.Bundle) error {
+func (s *Service) deploy(ctx context.Context, tl *taskLog, contentID int64, b *store.Bundle, o DeployOptions) error {
 	c, err := s.st.Content(ctx, contentID)
 	if err != nil {
 		return fmt.Errorf("read content: %w", err)
@@ -173,8 +189,12 @@ func (s *Service) deploy(ctx context.Context, tl *taskLog, contentID int64, b *s
 	if err != nil {
 		return err
 	}
-	if err := s.restore(ctx, c, p, tl); err != nil {
+	if err := s.restore(ctx, c, p, tl, o.Rebuild); err != nil {
 		return err
+	}
+	if o.Draft {
+		tl.Printf("Bundle %d is built but not live (a draft): %s keeps serving its active bundle; deploy bundle %d to make it live", b.ID, c.Name, b.ID)
+		return nil
 	}
 
 	switch mode.Kind() {
@@ -347,24 +367,16 @@ func firstNonEmpty(v ...string) string {
 	return ""
 }
 
-// restore builds the bundle's package environment, in the sandbox.
-func (s *Service) restore(ctx context.Context, c *store.Content, p *prepared, tl *taskLog) error {
-	langs := p.m.Languages()
-	if len(langs) == 0 {
-		return nil
-	}
-	for _, d := range []string{p.env, p.dirs.Work} {
-		if err := os.MkdirAll(d, 0o755); err != nil {
-			return err
+// restore builds the bundle's package environment, in the sandbox, or
+// copies it from the package cache (cache.go) when a deploy built one
+// for the same requirements and runtime before. rebuild builds it from
+// scratch beside the current one, which it replaces once built.
+func (s *Service) restore(ctx context.Context, c *store.Content, p *prepared, tl *taskLog, rebuild bool) error {
+	if len(p.m.Languages()) == 0 {
+		if rebuild {
+			tl.Printf("A %s bundle has no package environment to rebuild", p.m.Metadata.AppMode)
 		}
-	}
-	if err := s.giveTo(c, p.env, p.dirs.Work); err != nil {
-		return err
-	}
-	tl.Printf("Restoring the package environment")
-	runner, err := s.runner(ctx, c, p, []string{p.env}, nil)
-	if err != nil {
-		return err
+		return nil
 	}
 	repos := map[string]string{}
 	for name, r := range s.o.Config().RPackageRepository {
@@ -372,16 +384,91 @@ func (s *Service) restore(ctx context.Context, c *store.Content, p *prepared, tl
 			repos[name] = r.URL
 		}
 	}
-	res, err := env.Restore(ctx, env.Options{
-		Manifest: p.m, Runtimes: p.rts, CodeDir: p.dirs.Code, EnvDir: p.env,
-		Repositories: repos, Run: runner, Log: tl,
-	})
-	if err != nil {
-		return fmt.Errorf("restore the environment: %w", err)
+	final := p.env
+	if rebuild {
+		p.env = final + ".rebuild"
+		if err := os.RemoveAll(p.env); err != nil {
+			return err
+		}
+		tl.Printf("Rebuilding the package environment from scratch")
 	}
-	p.dirs.Venv, p.dirs.RLibrary = res.Venv, res.RLibrary
-	if len(res.Installed) > 0 {
-		tl.Printf("Installed: %s", strings.Join(res.Installed, ", "))
+	for _, d := range []string{p.env, p.dirs.Work} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return err
+		}
+	}
+	langs := cacheable(p)
+	entries := map[manifest.Language]string{}
+	hits := 0
+	for _, lang := range langs {
+		entry, err := s.cacheDir(p, lang, repos)
+		if err != nil {
+			return fmt.Errorf("package cache: %w", err)
+		}
+		entries[lang] = entry
+		if rebuild {
+			continue
+		}
+		ok, err := s.fromCache(ctx, p, lang, entry)
+		if err != nil {
+			tl.Printf("Warning: the package cache could not be used (%v); restoring instead", err)
+			continue
+		}
+		if ok {
+			hits++
+			tl.Printf("Reusing the %s package environment of the runtime cache (%s, same requirements)", cacheLanguage(lang), filepath.Base(filepath.Dir(entry)))
+		}
+	}
+	if err := s.giveTo(c, p.env, p.dirs.Work); err != nil {
+		return err
+	}
+	if hits < len(langs) || len(langs) == 0 {
+		tl.Printf("Restoring the package environment")
+		runner, err := s.runner(ctx, c, p, []string{p.env}, nil)
+		if err != nil {
+			return err
+		}
+		res, err := env.Restore(ctx, env.Options{
+			Manifest: p.m, Runtimes: p.rts, CodeDir: p.dirs.Code, EnvDir: p.env,
+			Repositories: repos, Run: runner, Log: tl,
+		})
+		if err != nil {
+			return fmt.Errorf("restore the environment: %w", err)
+		}
+		if len(res.Installed) > 0 {
+			tl.Printf("Installed: %s", strings.Join(res.Installed, ", "))
+		}
+		for _, lang := range langs {
+			if err := s.toCache(ctx, p, lang, entries[lang]); err != nil {
+				tl.Printf("Warning: the %s environment was not kept in the package cache: %v", lang, err)
+			}
+		}
+	}
+	if rebuild {
+		old := final + ".old"
+		if err := os.RemoveAll(old); err != nil {
+			return err
+		}
+		if err := os.Rename(final, old); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("replace the package environment: %w", err)
+		}
+		if err := os.Rename(p.env, final); err != nil {
+			return fmt.Errorf("replace the package environment: %w", err)
+		}
+		if err := relocate(filepath.Join(final, "python"), filepath.Join(p.env, "python"), filepath.Join(final, "python")); err != nil {
+			return err
+		}
+		p.env = final
+		if err := os.RemoveAll(old); err != nil {
+			s.log.Warn("remove the replaced package environment", logKeyErr, err)
+		}
+	}
+	p.dirs.Venv, p.dirs.RLibrary = "", ""
+	if fi, err := os.Stat(filepath.Join(p.env, "python")); err == nil && fi.IsDir() {
+		p.dirs.Venv = filepath.Join(p.env, "python")
+	}
+	if fi, err := os.Stat(filepath.Join(p.env, "R")); err == nil && fi.IsDir() {
+		p.dirs.RLibrary = filepath.Join(p.env, "R")
 	}
 	return nil
 }
@@ -552,6 +639,9 @@ func (s *Service) tailProcessLog(tl *taskLog, dir string) {
 func (s *Service) startRender(ctx context.Context, c *store.Content, u *store.User) (*store.Task, error) {
 	if c.BundleID == nil {
 		return nil, errStatus(400, "content "+c.Name+" has not been deployed yet: deploy it first")
+	}
+	if c.Locked {
+		return nil, errStatus(409, "content "+c.Name+" is locked: unlock it first (PATCH {\"locked\": false})")
 	}
 	if manifest.AppMode(c.AppMode).Kind() != manifest.KindDocument {
 		return nil, errStatus(400, "content "+c.Name+" is "+c.AppMode+", not a document: only rmd-static, jupyter-static and quarto-static render")

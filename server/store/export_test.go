@@ -23,6 +23,17 @@ func MigrateSQLiteTo(ctx context.Context, path string, version int64) error {
 	return err
 }
 
+// PreviousSchemaVersions lists the versions of the migrations before the
+// last, newest first, then 0 (the empty database).
+func PreviousSchemaVersions() []int64 {
+	v := migrationVersions(DialectSQLite)
+	out := []int64{}
+	for i := len(v) - 2; i >= 0; i-- {
+		out = append(out, v[i])
+	}
+	return append(out, 0)
+}
+
 // PostgresSchemaVersion is the last PostgreSQL migration.
 func PostgresSchemaVersion() int64 { return maxMigration(DialectPostgres) }
 

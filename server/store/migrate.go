@@ -38,6 +38,17 @@ func SchemaVersion() int64 {
 }
 
 func maxMigration(dialect string) int64 {
+	v := migrationVersions(dialect)
+	if len(v) == 0 {
+		return 0
+	}
+	return v[len(v)-1]
+}
+
+// migrationVersions lists the versions of dialect's migrations, in order.
+// They need not be consecutive: each engineer numbers from the range the
+// project gave them.
+func migrationVersions(dialect string) []int64 {
 	entries, err := fs.ReadDir(migrations(dialect), ".")
 	if err != nil {
 		panic(err)
@@ -54,10 +65,7 @@ func maxMigration(dialect string) int64 {
 		}
 	}
 	sort.Slice(versions, func(i, j int) bool { return versions[i] < versions[j] })
-	if len(versions) == 0 {
-		return 0
-	}
-	return versions[len(versions)-1]
+	return versions
 }
 
 // SchemaTooNewError is returned (wrapping ErrSchemaTooNew) for a database

@@ -36,7 +36,7 @@ func TestMigrationsDownUp(t *testing.T) {
 			}
 			defer s.Close()
 			defer db.Close()
-			for v := store.SchemaVersion() - 1; v >= 0; v-- {
+			for _, v := range store.PreviousSchemaVersions() {
 				if err := store.MigrateDBTo(ctx, db, dialect, v); err != nil {
 					t.Fatalf("down to %d: %v", v, err)
 				}

@@ -145,8 +145,12 @@ type Content struct {
 	PyVersionWanted     string
 	QuartoVersionWanted string
 	RunAs               string // empty: Applications.RunAs
-	CreatedAt           time.Time
-	UpdatedAt           time.Time
+	// Locked content is not served, deployed or changed (but for
+	// unlocking); LockedMessage is shown to its visitors.
+	Locked        bool
+	LockedMessage string
+	CreatedAt     time.Time
+	UpdatedAt     time.Time
 }
 
 // ContentFilter selects content for ListContent. Zero values select everything.

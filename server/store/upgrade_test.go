@@ -23,7 +23,7 @@ func TestSQLiteUpgradeBackup(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
 	path := filepath.Join(dir, "dais.db")
-	old := store.SchemaVersion() - 1
+	old := store.PreviousSchemaVersions()[0]
 
 	// Older backups already there: six, oldest first.
 	bdir := store.BackupsDir(path)

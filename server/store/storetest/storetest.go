@@ -313,6 +313,7 @@ func testContent(t *testing.T, s store.Store) {
 	upd.IdleTimeout, upd.InitTimeout = intp(300), intp(0)
 	upd.RVersion, upd.PyVersion, upd.QuartoVersion, upd.RunAs = "4.3.1", "3.11.4", "1.4.5", "runner"
 	upd.RVersionWanted, upd.PyVersionWanted, upd.QuartoVersionWanted = "4.4.0", "", "1.5"
+	upd.Locked, upd.LockedMessage = true, "Moved to **reports**"
 	must(t, s.UpdateContent(c, &upd))
 	got, err = s.Content(c, ct.ID)
 	must(t, err)

@@ -10,11 +10,12 @@ mkdir -p .tmp
 #   debootstrap: make base-image; postgresql: the store conformance suite;
 #   tini, dumb-init, bubblewrap, wrk, hyperfine: peers measured by make bench
 #   and used by tests; r-cran-rsconnect + R + Python: the real clients;
-#   systemd: systemd-analyze verify of dais.service; util-linux: unshare.
+#   systemd: systemd-analyze verify of dais.service; util-linux: unshare;
+#   python3-click, -semver, -jwt: what rsconnect-python (shared/clients) needs.
 pkgs=(debootstrap postgresql tini dumb-init bubblewrap wrk hyperfine util-linux
 	r-base-core r-cran-rsconnect r-cran-shiny r-cran-plumber r-cran-rmarkdown pandoc
 	python3 python3-venv python3-flask python3-fastapi python3-uvicorn python3-websockets
-	python3-nbconvert python3-ipykernel gunicorn
+	python3-nbconvert python3-ipykernel gunicorn python3-click python3-semver python3-jwt
 	systemd curl ca-certificates sqlite3 procps jq docker-compose)
 missing=()
 for p in "${pkgs[@]}"; do

@@ -10,6 +10,10 @@ export VERSION
 GO         ?= go
 GOFLAGS    ?=
 LDFLAGS    := -s -w -X main.version=$(VERSION)
+# dais-init forwards SIGURG, so the Go runtime in it must not send URG to
+# itself (asynchronous preemption). //go:debug cannot set this one; the
+# linker can, and main.godebugDefault tells dais-init that it did.
+INIT_LDFLAGS := -X=runtime.godebugDefault=asyncpreemptoff=1 -X=main.godebugDefault=asyncpreemptoff=1
 BIN        := bin
 # The Debian base every Dockerfile starts FROM. `make base-image` builds it
 # offline-capable with debootstrap; elsewhere debian:bookworm-slim works too.
@@ -30,7 +34,7 @@ build: ## build bin/dais, bin/dais-sandbox-exec and bin/dais-init (static, versi
 	@mkdir -p $(BIN)
 	CGO_ENABLED=0 $(GO) build $(GOFLAGS) -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/dais ./server
 	CGO_ENABLED=0 $(GO) build $(GOFLAGS) -trimpath -ldflags '$(LDFLAGS)' -tags dais_sandbox_exec -o $(BIN)/dais-sandbox-exec ./server/sandbox/cmd/dais-sandbox-exec
-	CGO_ENABLED=0 $(GO) build $(GOFLAGS) -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/dais-init ./entrypoint
+	CGO_ENABLED=0 $(GO) build $(GOFLAGS) -trimpath -ldflags '$(LDFLAGS) $(INIT_LDFLAGS)' -o $(BIN)/dais-init ./entrypoint
 
 base-image: ## build the Debian base image with debootstrap (offline-capable)
 	docker/base-image.sh $(BASE_IMAGE)

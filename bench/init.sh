@@ -25,8 +25,10 @@ fi
 
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-go build -o "$tmp/dais-init" ./entrypoint
-go build -o "$tmp/testchild" ./entrypoint/testchild
+# As make builds dais-init (INIT_LDFLAGS: asynchronous preemption off).
+ldflags=$(sed -n 's/^INIT_LDFLAGS := //p' Makefile)
+CGO_ENABLED=0 go build -trimpath -ldflags "-s -w $ldflags" -o "$tmp/dais-init" ./entrypoint
+CGO_ENABLED=0 go build -ldflags "$ldflags" -o "$tmp/testchild" ./entrypoint/testchild
 INIT=$tmp/dais-init
 CHILD=$tmp/testchild
 

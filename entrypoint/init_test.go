@@ -35,9 +35,14 @@ func TestMain(m *testing.M) {
 	initBin = filepath.Join(dir, "dais-init")
 	childBin = filepath.Join(dir, "testchild")
 	fakeBin = filepath.Join(dir, "fakebin")
+	ldflags, err := initLDFlags()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
 	for _, b := range [][2]string{{initBin, "."}, {childBin, "./testchild"}} {
 		// Static, so that the Docker test can run it in an empty image.
-		cmd := exec.Command("go", "build", "-o", b[0], b[1])
+		cmd := exec.Command("go", "build", "-ldflags", ldflags, "-o", b[0], b[1])
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		out, err := cmd.CombinedOutput()
 		if err != nil {
@@ -56,6 +61,21 @@ func TestMain(m *testing.M) {
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)
+}
+
+// initLDFlags reads INIT_LDFLAGS from the Makefile: dais-init is tested as
+// make builds it (asynchronous preemption off, so SIGURG is forwarded).
+func initLDFlags() (string, error) {
+	b, err := os.ReadFile("../Makefile")
+	if err != nil {
+		return "", err
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "INIT_LDFLAGS := "); ok {
+			return strings.TrimSpace(v), nil
+		}
+	}
+	return "", fmt.Errorf("no INIT_LDFLAGS in the Makefile")
 }
 
 // needRoot skips without root and unshare, or fails when CI=true.
@@ -90,7 +110,14 @@ type initProc struct {
 // startInit runs `unshare --pid --fork --mount-proc dais-init args...`.
 func startInit(t *testing.T, env []string, args ...string) *initProc {
 	t.Helper()
+	return startInitIn(t, "", env, args...)
+}
+
+// startInitIn is startInit in the working directory dir.
+func startInitIn(t *testing.T, dir string, env []string, args ...string) *initProc {
+	t.Helper()
 	cmd := exec.Command("unshare", append([]string{"--pid", "--fork", "--mount-proc", initBin}, args...)...)
+	cmd.Dir = dir
 	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH")}, env...)
 	p := &initProc{t: t, cmd: cmd, stderr: &syncBuffer{}, lines: make(chan string, 4096)}
 	cmd.Stderr = p.stderr
@@ -299,14 +326,14 @@ func TestCommandCannotStart(t *testing.T) {
 	}
 }
 
-// forwardable are the signals 1..31 dais-init passes on (KILL and STOP
-// cannot be caught; CHLD, URG and PIPE it keeps; the Go runtime consumes
-// PROF for its profiler, so neither dais-init nor the Go test child ever sees it).
+// forwardable are the signals 1..31 dais-init passes on: all but KILL and
+// STOP (which cannot be caught) and CHLD (which drives reaping), as
+// dumb-init does. URG, PIPE and PROF included.
 func forwardable() []syscall.Signal {
 	var out []syscall.Signal
 	for n := 1; n <= 31; n++ {
 		switch s := syscall.Signal(n); s {
-		case syscall.SIGKILL, syscall.SIGSTOP, syscall.SIGCHLD, syscall.SIGURG, syscall.SIGPIPE, syscall.SIGPROF:
+		case syscall.SIGKILL, syscall.SIGSTOP, syscall.SIGCHLD:
 		default:
 			out = append(out, s)
 		}
@@ -335,6 +362,87 @@ func TestSignalsForwardedOnceInOrder(t *testing.T) {
 			}
 			if len(rest) > 0 {
 				t.Errorf("extra signal lines after the last one (duplicates or a grandchild in child mode): %q", rest)
+			}
+		})
+	}
+}
+
+// TestOwnSIGPIPENotForwarded: when dais-init's stderr has no reader, its
+// own log line raises a SIGPIPE in dais-init; that one is not forwarded,
+// while a SIGPIPE sent to dais-init is.
+func TestOwnSIGPIPENotForwarded(t *testing.T) {
+	needRoot(t)
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Close()
+	defer w.Close()
+	cmd := exec.Command("unshare", "--pid", "--fork", "--mount-proc", initBin, "--forward-to", "child", "--stop-timeout", "1m", "--", childBin, "signals")
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
+	cmd.Stderr = w
+	stdin, _ := cmd.StdinPipe()
+	out, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	lines := make(chan string, 64)
+	go func() {
+		s := bufio.NewScanner(out)
+		for s.Scan() {
+			lines <- s.Text()
+		}
+		close(lines)
+	}()
+	p := &initProc{t: t, cmd: cmd, stdin: stdin, stderr: &syncBuffer{}, lines: lines}
+	p.expect("ready")
+	p.pid = childPid(t, cmd.Process.Pid)
+	// TERM makes dais-init log "stopping: ...", to the closed pipe.
+	p.signal(syscall.SIGTERM)
+	p.expect("child 15")
+	p.signal(syscall.SIGUSR1)
+	p.expect("child 10") // a forwarded SIGPIPE of its own would come first
+	p.signal(syscall.SIGPIPE)
+	p.expect("child 13")
+	stdin.Close()
+	if code, rest := p.wait(); code != 0 || len(rest) > 0 {
+		t.Errorf("exit %d, extra lines %q", code, rest)
+	}
+}
+
+// childPid is the only child of pid.
+func childPid(t *testing.T, pid int) int {
+	t.Helper()
+	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", pid, pid))
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		t.Fatalf("process %d has no child", pid)
+	}
+	n, _ := strconv.Atoi(f[0])
+	return n
+}
+
+// TestWorkingDirectory: the child starts in the directory dais-init was
+// started in, found by a relative path from there; dais-init itself moves to
+// / so that it holds no mount busy.
+func TestWorkingDirectory(t *testing.T) {
+	needRoot(t)
+	dir := t.TempDir()
+	if err := os.Symlink(childBin, filepath.Join(dir, "child")); err != nil {
+		t.Fatal(err)
+	}
+	for _, mode := range []string{"group", "child"} {
+		t.Run(mode, func(t *testing.T) {
+			cmd := exec.Command("unshare", "--pid", "--fork", "--mount-proc", initBin, "--forward-to", mode, "--", "./child", "cwd")
+			cmd.Dir = dir
+			cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
+			out, err := cmd.Output()
+			if err != nil {
+				t.Fatalf("%v: %s", err, out)
+			}
+			if want := "self " + dir + "\nparent /\n"; string(out) != want {
+				t.Errorf("got %q, want %q", out, want)
 			}
 		})
 	}

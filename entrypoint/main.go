@@ -10,6 +10,12 @@ import (
 // version is stamped by the Makefile.
 var version = "dev"
 
+// godebugDefault is the GODEBUG default the Makefile links into the runtime
+// (INIT_LDFLAGS): asyncpreemptoff=1, so that every SIGURG dais-init gets
+// comes from outside and is forwarded. A build without it does not forward
+// URG (see urgForwarded).
+var godebugDefault string
+
 func main() {
-	os.Exit(run(os.Args, os.Environ(), os.Stdout, os.Stderr))
+	os.Exit(run(os.Args, os.Environ(), os.Stdout, ownStderr()))
 }

@@ -195,8 +195,9 @@ Flags (each also read from its environment variable; the flag wins):
 Defaults: --config %s, --rendered %s,
 --stop-timeout auto, --forward-to group.
 
-Signals: every signal except CHLD, URG and PIPE is forwarded; HUP re-renders
-the configuration first. On TERM or INT the child gets the signal, then after
+Signals: every signal but CHLD is forwarded, once each, in order (URG,
+PIPE and PROF included); HUP re-renders the configuration first. The child
+starts in dais-init's working directory; dais-init then moves to /. On TERM or INT the child gets the signal, then after
 the stop timeout its whole process group gets SIGKILL. Docker kills the
 container 10 s after "docker stop" unless told otherwise: use
 "docker stop -t 90" or compose "stop_grace_period: 90s" (longer than the stop

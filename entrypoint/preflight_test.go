@@ -248,7 +248,9 @@ func TestRenderedConfigAndScrubbedEnvironment(t *testing.T) {
 		"KEEP_ME=yes",
 		"FAKE_DAIS_THEN=signals",
 	}
-	p := startInit(t, env, "--config", base, "--rendered", rendered)
+	// Relative paths, from the directory dais-init starts in: the reloads
+	// below run after dais-init has moved to /.
+	p := startInitIn(t, dir, env, "--config", filepath.Base(base), "--rendered", "run/dais/r.gcfg")
 	p.expect("args serve --config " + rendered)
 	var environ []string
 	for {

@@ -8,12 +8,14 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/dais-dev/dais/entrypoint/sigprof"
 	"github.com/dais-dev/dais/server/config"
 )
 
@@ -56,8 +58,14 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 	// dais-init with 128+N, and none may be lost once it does.
 	sigs := make(chan os.Signal, 1024)
 	chld := make(chan os.Signal, 1)
-	signal.Notify(sigs, catchable()...)
+	signal.Notify(sigs, catchable(environ)...)
+	if !urgForwarded(environ) {
+		log.Warn("SIGURG will not be forwarded: dais-init was built without the Makefile's INIT_LDFLAGS (asyncpreemptoff=1)")
+	}
 	signal.Notify(chld, unix.SIGCHLD)
+	if err := sigprof.Notify(sigs); err != nil {
+		log.Warn("SIGPROF will not be forwarded", keyErr, err.Error())
+	}
 
 	if os.Getpid() != 1 {
 		// Orphans of the child's tree come to us, not to the real PID 1.
@@ -85,9 +93,6 @@ wait:
 			break wait
 		case sig := <-sigs:
 			ss := sig.(syscall.Signal)
-			if notForwarded[ss] {
-				continue
-			}
 			cancel()
 			log.Warn("signal before the child started: exiting", keySignal, unix.SignalName(ss), keyCode, 128+int(ss))
 			return 128 + int(ss)
@@ -117,6 +122,12 @@ wait:
 		fmt.Fprintf(stderr, "dais-init: %v\n", err)
 		return exitNotExecutable
 	}
+	// The child keeps the directory dais-init was started in; dais-init
+	// itself moves to / so that it holds no mount busy (as dumb-init does).
+	// Paths it reads later (the reload) were made absolute in prepare.
+	if err := unix.Chdir("/"); err != nil {
+		log.Warn("cannot change to /: dais-init keeps its working directory", keyErr, err.Error())
+	}
 	if res.s.reload != nil {
 		log.Info("server started", keyPID, pid, keyCommand, strings.Join(res.s.argv, " "))
 	}
@@ -137,6 +148,13 @@ func prepare(ctx context.Context, log *slog.Logger, o *options, environ []string
 	if !serverCommand(o.Args) && !o.Check {
 		d, err := o.stopTimeout(config.Defaults().Server.StopTimeout.Std())
 		return &setup{argv: o.Args, env: environ, stopTimeout: d}, err
+	}
+	// Absolute, for the reload: by then dais-init runs in /.
+	base := o.Config
+	for _, p := range []*string{&o.Config, &o.Rendered} {
+		if a, err := filepath.Abs(*p); err == nil {
+			*p = a
+		}
 	}
 	l, err := loadConfig(log, o, environ)
 	if err != nil {
@@ -161,7 +179,7 @@ func prepare(ctx context.Context, log *slog.Logger, o *options, environ []string
 		return render(l, o.Rendered)
 	}
 	return &setup{
-		argv:        serverArgs(o.Args, o.Config, o.Rendered),
+		argv:        serverArgs(o.Args, base, o.Rendered),
 		env:         childEnv(environ, l.ConsumedEnv),
 		stopTimeout: d,
 		reload:      reload,

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
+	"strings"
 	"syscall"
 	"time"
 
@@ -29,22 +30,49 @@ const (
 	keyCommand = "command"
 )
 
-// notForwarded are the signals dais-init keeps: CHLD drives reaping, URG is
-// the Go runtime's preemption signal, PIPE concerns dais-init's own writes.
-var notForwarded = map[syscall.Signal]bool{unix.SIGCHLD: true, unix.SIGURG: true, unix.SIGPIPE: true}
-
-// catchable lists every signal dais-init listens to besides CHLD: 1..64
-// without KILL and STOP (which cannot be caught) and CHLD.
-func catchable() []os.Signal {
+// catchable lists the signals dais-init forwards through os/signal: 1..64
+// without KILL and STOP (which cannot be caught), CHLD (which drives
+// reaping) and PROF (which os/signal never delivers: package sigprof), as
+// dumb-init forwards all but CHLD. URG is among them when the runtime's
+// asynchronous preemption, the only sender of URG inside dais-init, is off
+// (urgForwarded); PIPE because dais-init's own writes never raise one
+// (stderrWriter).
+func catchable(environ []string) []os.Signal {
 	var out []os.Signal
 	for n := 1; n <= 64; n++ {
 		s := syscall.Signal(n)
-		if s == unix.SIGKILL || s == unix.SIGSTOP || s == unix.SIGCHLD {
+		if s == unix.SIGKILL || s == unix.SIGSTOP || s == unix.SIGCHLD || s == unix.SIGPROF ||
+			(s == unix.SIGURG && !urgForwarded(environ)) {
 			continue
 		}
 		out = append(out, s)
 	}
 	return out
+}
+
+// urgForwarded reports whether the Go runtime's asynchronous preemption,
+// which signals threads with SIGURG, is off: GODEBUG's last asyncpreemptoff
+// setting, else the one linked in (godebugDefault).
+func urgForwarded(environ []string) bool {
+	v := ""
+	for _, s := range []string{godebugDefault, getenv(environ, "GODEBUG")} {
+		for _, kv := range strings.Split(s, ",") {
+			if k, val, ok := strings.Cut(kv, "="); ok && k == "asyncpreemptoff" {
+				v = val
+			}
+		}
+	}
+	return v == "1"
+}
+
+func getenv(environ []string, key string) string {
+	v := ""
+	for _, kv := range environ {
+		if k, val, ok := strings.Cut(kv, "="); ok && k == key {
+			v = val
+		}
+	}
+	return v
 }
 
 // startError is a command that could not be started, with its exit code.
@@ -118,9 +146,6 @@ func (s *supervisor) run(pid int) int {
 		case <-s.chld:
 		case sig := <-s.sigs:
 			ss := sig.(syscall.Signal)
-			if notForwarded[ss] {
-				continue
-			}
 			if ss == unix.SIGHUP && s.reload != nil {
 				if err := s.reload(); err != nil {
 					s.log.Error("configuration reload failed: the previous rendered configuration stays in place", keyErr, err.Error())

@@ -3,10 +3,14 @@
 //
 //	exit N              exit with code N
 //	killself SIG        die of signal number SIG (through /bin/sh)
-//	signals [group]     print "ready", then "child N" for every signal N it
-//	                    gets (not CHLD, URG, PIPE) until stdin closes; with
+//	signals [group]     print "ready", then "child N" for every signal N
+//	                    1..31 it gets (all but KILL, STOP, CHLD; build with
+//	                    asyncpreemptoff=1 linked in, as dais-init is, or the
+//	                    runtime's own URGs show) until stdin closes; with
 //	                    group, a grandchild in the same process group prints
 //	                    "grandchild N" too
+//	cwd                 print "self DIR" (its working directory), then
+//	                    "parent DIR" once its parent's is / (within 10 s)
 //	ignore-term         ignore SIGTERM, print "ready", sleep until killed
 //	orphans N wait      leave N orphans (cat processes) to dais-init, make
 //	                    them all exit at once, and print "gone SECONDS" when
@@ -36,6 +40,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/dais-dev/dais/entrypoint/sigprof"
 )
 
 func main() {
@@ -58,6 +64,8 @@ func main() {
 		fail(err)
 	case "signals":
 		signals("child", len(args) > 0 && args[0] == "group")
+	case "cwd":
+		cwd()
 	case "signals-grandchild":
 		signals("grandchild", false)
 	case "ignore-term":
@@ -114,12 +122,15 @@ func signals(who string, group bool) {
 	var all []os.Signal
 	for n := 1; n <= 31; n++ {
 		switch s := syscall.Signal(n); s {
-		case syscall.SIGKILL, syscall.SIGSTOP, syscall.SIGCHLD, syscall.SIGURG, syscall.SIGPIPE:
+		case syscall.SIGKILL, syscall.SIGSTOP, syscall.SIGCHLD, syscall.SIGPROF:
 		default:
 			all = append(all, s)
 		}
 	}
 	signal.Notify(c, all...)
+	if err := sigprof.Notify(c); err != nil {
+		fail(err)
+	}
 	var gc *exec.Cmd
 	if group {
 		gc = exec.Command(os.Args[0], "signals-grandchild")
@@ -268,6 +279,24 @@ func zombies() int {
 		}
 	}
 	return z
+}
+
+// cwd reports its own working directory and, once it is /, its parent's
+// (dais-init moves there right after starting the child).
+func cwd() {
+	self, err := os.Getwd()
+	if err != nil {
+		fail(err)
+	}
+	fmt.Printf("self %s\n", self)
+	link := fmt.Sprintf("/proc/%d/cwd", os.Getppid())
+	var parent string
+	for t0 := time.Now(); time.Since(t0) < 10*time.Second; time.Sleep(5 * time.Millisecond) {
+		if parent, err = os.Readlink(link); err == nil && parent == "/" {
+			break
+		}
+	}
+	fmt.Printf("parent %s\n", parent)
 }
 
 func sigecho() {

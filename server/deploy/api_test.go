@@ -341,3 +341,66 @@ func TestRuntimeCache(t *testing.T) {
 		t.Fatalf("deploy after clearing: %d %s (want a restore)\n%s", tj.Code, tj.Error, strings.Join(lines, "\n"))
 	}
 }
+
+// TestBadInput: wrong types, unknown guids, another user's content, a
+// viewer writing, oversized bodies: Connect's JSON error and status, and
+// nothing changes.
+func TestBadInput(t *testing.T) {
+	f := newFixture(t, deploy.Options{})
+	guid, tj, _ := f.deployV1(t, "pub1", "site", staticBundle(t, "kept"))
+	if tj.Code != 0 {
+		t.Fatalf("deploy failed: %s", tj.Error)
+	}
+	var private struct {
+		GUID string `json:"guid"`
+	}
+	f.must(t, "POST", "/__api__/v1/content", "pub1", `{"name":"private"}`, &private)
+	otherBundle := f.upload(t, "pub1", private.GUID, staticBundle(t, "other"))
+	big := `{"title":"` + strings.Repeat("x", 5<<20) + `"}`
+	before := *f.mustContent(t, guid)
+	for _, tt := range []struct {
+		name, method, path, user, body string
+		want                           int
+	}{
+		{"oversized PATCH", "PATCH", "/__api__/v1/content/" + guid, "pub1", big, 413},
+		{"oversized user", "POST", "/__api__/v1/users", "admin1", big, 413},
+		{"malformed JSON", "PATCH", "/__api__/v1/content/" + guid, "pub1", `{"title":`, 400},
+		{"wrong type", "PATCH", "/__api__/v1/content/" + guid, "pub1", `{"title":7}`, 400},
+		{"not an object", "PATCH", "/__api__/v1/content/" + guid, "pub1", `["title"]`, 400},
+		{"unknown guid", "PATCH", "/__api__/v1/content/00000000-0000-0000-0000-000000000000", "pub1", `{"title":"x"}`, 404},
+		{"another user's content", "PATCH", "/__api__/v1/content/" + private.GUID, "pub2", `{"title":"x"}`, 404},
+		{"another user's bundle", "GET", "/__api__/v1/content/" + private.GUID + "/bundles/" + otherBundle + "/download", "pub2", "", 404},
+		{"a bundle of other content", "POST", "/__api__/v1/content/" + guid + "/deploy", "pub1", `{"bundle_id":"` + otherBundle + `"}`, 404},
+		{"bundle id not a number", "POST", "/__api__/v1/content/" + guid + "/deploy", "pub1", `{"bundle_id":{}}`, 400},
+		{"viewer creates", "POST", "/__api__/v1/content", "viewer1", `{"name":"mine"}`, 403},
+		{"viewer patches", "PATCH", "/__api__/v1/content/" + guid, "viewer1", `{"title":"x"}`, 403},
+		{"viewer deletes a bundle", "DELETE", "/__api__/v1/content/" + guid + "/bundles/" + otherBundle, "viewer1", "", 403},
+		{"viewer locks a user", "POST", "/__api__/v1/users/" + f.users["pub1"].GUID + "/lock", "viewer1", `{"locked":true}`, 403},
+		{"anonymous write", "PATCH", "/__api__/v1/content/" + guid, "", `{"title":"x"}`, 401},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			a := f.do(t, tt.method, tt.path, tt.user, tt.body)
+			var e struct {
+				Error string `json:"error"`
+				Code  int    `json:"code"`
+			}
+			a.json(t, &e)
+			if a.status != tt.want || e.Code != tt.want || e.Error == "" {
+				t.Fatalf("%s %s = %d %s, want %d with {error, code}", tt.method, tt.path, a.status, a.body, tt.want)
+			}
+		})
+	}
+	after := *f.mustContent(t, guid)
+	if after.Title != before.Title || *after.BundleID != *before.BundleID || after.UpdatedAt != before.UpdatedAt {
+		t.Errorf("refused requests changed the content: %+v -> %+v", before, after)
+	}
+	if u, err := f.st.UserByGUID(t.Context(), f.users["pub1"].GUID); err != nil || u.Locked {
+		t.Errorf("a viewer locked pub1: %v %+v", err, u)
+	}
+	if got := f.page(t, guid); !strings.Contains(got, "kept") {
+		t.Errorf("the content serves %q after the refused requests", got)
+	}
+	if a := f.do(t, "GET", "/__ping__", "", nil); a.status != 200 {
+		t.Errorf("the server stopped answering: %d", a.status)
+	}
+}

@@ -27,7 +27,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/dais-dev/dais/server/content/manifest"
@@ -48,10 +47,6 @@ type RuntimeCache struct {
 	Version   string `json:"version"`
 	ImageName string `json:"image_name"`
 }
-
-// cacheLock: deploys read and fill entries under RLock; clearing a
-// runtime's caches takes Lock.
-var cacheLock sync.RWMutex
 
 func (s *Service) cacheRoot() string {
 	return filepath.Join(s.o.Config().Server.DataDir, "cache", "runtime")
@@ -163,8 +158,8 @@ func relocate(venv, from, to string) error {
 // fromCache copies the cached environment of lang into p.env; false when
 // there is no entry.
 func (s *Service) fromCache(ctx context.Context, p *prepared, lang manifest.Language, entry string) (bool, error) {
-	cacheLock.RLock()
-	defer cacheLock.RUnlock()
+	s.cacheMu.RLock()
+	defer s.cacheMu.RUnlock()
 	src := filepath.Join(entry, envSubdir(lang))
 	if _, err := os.Stat(src); err != nil {
 		return false, nil
@@ -187,8 +182,8 @@ func (s *Service) fromCache(ctx context.Context, p *prepared, lang manifest.Lang
 // toCache keeps p.env's environment of lang as the cache entry; an entry
 // made meanwhile by another deploy wins.
 func (s *Service) toCache(ctx context.Context, p *prepared, lang manifest.Language, entry string) error {
-	cacheLock.RLock()
-	defer cacheLock.RUnlock()
+	s.cacheMu.RLock()
+	defer s.cacheMu.RUnlock()
 	src := filepath.Join(p.env, envSubdir(lang))
 	if _, err := os.Stat(src); err != nil {
 		return nil
@@ -219,8 +214,8 @@ func (s *Service) toCache(ctx context.Context, p *prepared, lang manifest.Langua
 
 // RuntimeCaches lists the runtimes that have a package cache.
 func (s *Service) RuntimeCaches() ([]RuntimeCache, error) {
-	cacheLock.RLock()
-	defer cacheLock.RUnlock()
+	s.cacheMu.RLock()
+	defer s.cacheMu.RUnlock()
 	out := []RuntimeCache{}
 	for _, lang := range []string{"Python", "R"} {
 		ents, err := os.ReadDir(filepath.Join(s.cacheRoot(), lang))
@@ -266,9 +261,9 @@ func (s *Service) StartDeleteRuntimeCache(ctx context.Context, rc RuntimeCache, 
 		defer s.wg.Done()
 		tl := &taskLog{s: s, id: t.ID}
 		tl.Printf("Removing the package cache of %s %s", rc.Language, rc.Version)
-		cacheLock.Lock()
+		s.cacheMu.Lock()
 		err := os.RemoveAll(filepath.Join(s.cacheRoot(), rc.Language, rc.Version))
-		cacheLock.Unlock()
+		s.cacheMu.Unlock()
 		code, msg := 0, ""
 		if err != nil {
 			code, msg = 1, err.Error()

@@ -99,6 +99,10 @@ type Service struct {
 	locks   map[int64]*sync.Mutex
 	stopped bool
 
+	// cacheMu: deploys read and fill runtime cache entries under RLock;
+	// clearing a runtime's cache takes Lock.
+	cacheMu sync.RWMutex
+
 	renders *render.Queue  // bounds the renders running at once
 	limits  bundle.Options // from the environment; zero fields: the configuration
 

@@ -458,10 +458,9 @@ func (s *Service) restore(ctx context.Context, c *store.Content, p *prepared, tl
 		if err := relocate(filepath.Join(final, "python"), filepath.Join(p.env, "python"), filepath.Join(final, "python")); err != nil {
 			return err
 		}
+		// The replaced environment stays (until the next rebuild) for the
+		// processes of the old pool that still import from it.
 		p.env = final
-		if err := os.RemoveAll(old); err != nil {
-			s.log.Warn("remove the replaced package environment", logKeyErr, err)
-		}
 	}
 	p.dirs.Venv, p.dirs.RLibrary = "", ""
 	if fi, err := os.Stat(filepath.Join(p.env, "python")); err == nil && fi.IsDir() {

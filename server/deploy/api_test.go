@@ -277,13 +277,38 @@ func TestRuntimeCache(t *testing.T) {
 	if tj.Code != 0 || strings.Contains(strings.Join(lines, "\n"), reuse) {
 		t.Fatalf("first deploy: %d %s (want a restore, not the cache)\n%s", tj.Code, tj.Error, strings.Join(lines, "\n"))
 	}
-	guid2, tj, lines := f.deployV1(t, "pub2", "second", tarGz(t, example("flask")))
+	guid2, tj, lines := f.deployV1(t, "pub1", "second", tarGz(t, example("flask")))
 	if tj.Code != 0 || !strings.Contains(strings.Join(lines, "\n"), reuse) {
 		t.Fatalf("second deploy: %d %s (want the cache reused)\n%s", tj.Code, tj.Error, strings.Join(lines, "\n"))
 	}
 	for _, g := range []string{guid, guid2} {
 		if a := f.do(t, "GET", "/content/"+g+"/hello", "", nil); a.status != 200 || !strings.Contains(string(a.body), "hello from flask") {
 			t.Fatalf("GET /hello of %s = %d %s", g, a.status, a.body)
+		}
+	}
+	// Never across tenants, nor with other environment variables (they
+	// reach the restore: PIP_INDEX_URL, ...), nor for a package file that
+	// refers to files or options.
+	if _, tj, lines := f.deployV1(t, "pub2", "other-owner", tarGz(t, example("flask"))); tj.Code != 0 || strings.Contains(strings.Join(lines, "\n"), reuse) {
+		t.Fatalf("another owner's deploy: %d %s (want its own restore)\n%s", tj.Code, tj.Error, strings.Join(lines, "\n"))
+	}
+	var withEnv struct {
+		GUID string `json:"guid"`
+	}
+	f.must(t, "POST", "/__api__/v1/content", "pub1", `{"name":"with-env","access_type":"all"}`, &withEnv)
+	f.must(t, "PATCH", "/__api__/v1/content/"+withEnv.GUID+"/environment", "pub1", `[{"name":"PIP_INDEX_URL","value":"http://127.0.0.1:9/simple"}]`, nil)
+	if _, tj, lines := f.deployV1(t, "pub1", "with-env", tarGz(t, example("flask"))); tj.Code != 0 || strings.Contains(strings.Join(lines, "\n"), reuse) {
+		t.Fatalf("deploy with an environment variable: %d %s (want its own restore)\n%s", tj.Code, tj.Error, strings.Join(lines, "\n"))
+	}
+	refs := t.TempDir()
+	for name, body := range map[string]string{"app.py": "from flask import Flask\napp = Flask(__name__)\n", "requirements.txt": "-r base.txt\n", "base.txt": "flask\n",
+		"manifest.json": `{"version":1,"metadata":{"appmode":"python-api","entrypoint":"app"},"python":{"version":"3","package_manager":{"name":"pip","package_file":"requirements.txt"}},"files":{}}`} {
+		os.WriteFile(filepath.Join(refs, name), []byte(body), 0o644)
+	}
+	for range 2 {
+		_, tj, lines := f.deployV1(t, "pub1", "refs", tarGz(t, refs))
+		if tj.Code != 0 || strings.Contains(strings.Join(lines, "\n"), reuse) || !strings.Contains(strings.Join(lines, "\n"), "not kept in the package cache") {
+			t.Fatalf("deploy of a package file with -r: %d %s (want no cache)\n%s", tj.Code, tj.Error, strings.Join(lines, "\n"))
 		}
 	}
 

@@ -6,11 +6,18 @@ package deploy
 //	DataDir/cache/runtime/<Language>/<version>/<key>/python  (a venv)
 //	DataDir/cache/runtime/<Language>/<version>/<key>/R       (an R library)
 //
-// where key hashes the runtime's path and version and the bundle's
+// where key hashes the runtime's path and version, the bundle's
 // requirements (Python: the package file; R: the manifest's packages and
-// the repositories). A deploy whose requirements have a cache entry copies
-// it instead of creating the environment, checking the packages and
-// installing the missing ones again. GET/DELETE
+// the repositories), the content's owner and its environment variables. A
+// deploy whose key has an entry copies it instead of creating the
+// environment, checking the packages and installing the missing ones again.
+//
+// What a restore builds can depend on more than the requirements: the
+// content's environment variables reach it (PIP_INDEX_URL, R_PROFILE_USER,
+// ...), and a requirement may point into the bundle (-r, -e, ./pkg,
+// file:). So an entry is only ever reused for the same owner and the same
+// variables, never across tenants, and a package file with such a
+// reference is not cached at all. GET/DELETE
 // /__api__/v1/system/caches/runtime list and clear the caches of one
 // runtime, as Connect's API does.
 
@@ -22,6 +29,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -85,10 +93,18 @@ func cacheable(p *prepared) []manifest.Language {
 	return out
 }
 
-// cacheDir is the entry of lang's environment for p's requirements.
-func (s *Service) cacheDir(p *prepared, lang manifest.Language, repos map[string]string) (string, error) {
+// cacheDir is the entry of lang's environment for p's requirements, as
+// built for c; "" when the environment must not be cached.
+func (s *Service) cacheDir(ctx context.Context, c *store.Content, p *prepared, lang manifest.Language, repos map[string]string) (string, error) {
 	h := sha256.New()
-	fmt.Fprintf(h, "%s\x00%s\x00", cacheFormat, lang)
+	fmt.Fprintf(h, "%s\x00%s\x00owner %d\x00", cacheFormat, lang, c.OwnerID)
+	vars, err := s.st.Environment(ctx, c.ID) // the variables set through the API
+	if err != nil {
+		return "", err
+	}
+	for _, k := range slices.Sorted(maps.Keys(vars)) {
+		fmt.Fprintf(h, "env %s=%s\x00", k, vars[k])
+	}
 	var version string
 	switch lang {
 	case manifest.LangPython:
@@ -97,6 +113,9 @@ func (s *Service) cacheDir(p *prepared, lang manifest.Language, repos map[string
 		req, err := os.ReadFile(filepath.Join(p.dirs.Code, p.m.PackageFile()))
 		if err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return "", err
+		}
+		if pointsOutside(req) {
+			return "", nil
 		}
 		h.Write(req)
 	case manifest.LangR:
@@ -116,6 +135,27 @@ func (s *Service) cacheDir(p *prepared, lang manifest.Language, repos map[string
 		}
 	}
 	return filepath.Join(s.cacheRoot(), cacheLanguage(lang), version, hex.EncodeToString(h.Sum(nil))[:32]), nil
+}
+
+// pointsOutside tells whether a pip requirements file refers to anything
+// but package names and versions: an option (-r, -c, -e, --index-url,
+// ...), a path or a URL. What such a file installs depends on more than
+// its text.
+func pointsOutside(req []byte) bool {
+	for _, line := range strings.Split(string(req), "\n") {
+		if i := strings.Index(line, "#"); i >= 0 {
+			line = line[:i]
+		}
+		line = strings.TrimSpace(line)
+		if line == "" {
+			continue
+		}
+		if strings.HasPrefix(line, "-") || strings.HasPrefix(line, ".") || strings.ContainsAny(line, "/\\") ||
+			strings.Contains(line, "file:") || strings.Contains(line, "@") {
+			return true
+		}
+	}
+	return false
 }
 
 // copyTree copies src to dst (which must not exist), links and modes kept.

@@ -401,12 +401,12 @@ func (s *Service) restore(ctx context.Context, c *store.Content, p *prepared, tl
 	entries := map[manifest.Language]string{}
 	hits := 0
 	for _, lang := range langs {
-		entry, err := s.cacheDir(p, lang, repos)
+		entry, err := s.cacheDir(ctx, c, p, lang, repos)
 		if err != nil {
 			return fmt.Errorf("package cache: %w", err)
 		}
 		entries[lang] = entry
-		if rebuild {
+		if rebuild || entry == "" {
 			continue
 		}
 		ok, err := s.fromCache(ctx, p, lang, entry)
@@ -439,6 +439,10 @@ func (s *Service) restore(ctx context.Context, c *store.Content, p *prepared, tl
 			tl.Printf("Installed: %s", strings.Join(res.Installed, ", "))
 		}
 		for _, lang := range langs {
+			if entries[lang] == "" {
+				tl.Printf("The %s environment is not kept in the package cache: %s refers to files or options", lang, p.m.PackageFile())
+				continue
+			}
 			if err := s.toCache(ctx, p, lang, entries[lang]); err != nil {
 				tl.Printf("Warning: the %s environment was not kept in the package cache: %v", lang, err)
 			}

@@ -120,8 +120,11 @@ func (r *rsconnectPy) run(args ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, r.python, append([]string{"-m", "rsconnect.main"}, args...)...)
+	// Its records (content build's store included) go to its own
+	// directories, never into the repository.
+	cmd.Dir = r.home
 	cmd.Env = append(os.Environ(), "PYTHONPATH="+r.src, "HOME="+r.home, "XDG_CONFIG_HOME="+filepath.Join(r.home, ".config"),
-		"PYTHONDONTWRITEBYTECODE=1", "NO_COLOR=1")
+		"CONNECT_CONTENT_BUILD_DIR="+filepath.Join(r.home, "rsconnect-build"), "PYTHONDONTWRITEBYTECODE=1", "NO_COLOR=1")
 	b, err := cmd.CombinedOutput()
 	out := ansi.ReplaceAllString(string(b), "") // its log lines are coloured whatever NO_COLOR says
 	r.t.Logf("$ rsconnect %s\n%s", strings.Join(args, " "), tail(out, 40))

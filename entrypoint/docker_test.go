@@ -24,16 +24,19 @@ func needDocker(t *testing.T) {
 
 // TestProbeInDocker runs the real capability check and namespace probe in
 // containers started with the options users get wrong, in an image that
-// holds nothing but dais-init.
+// holds nothing but dais-init and a dais whose init-setup is the real one
+// (testchild).
 func TestProbeInDocker(t *testing.T) {
 	needDocker(t)
 	dir := t.TempDir()
-	data, err := os.ReadFile(initBin)
-	if err != nil {
-		t.Fatal(err)
+	for name, bin := range map[string]string{"dais-init": initBin, "dais": childBin} {
+		data, err := os.ReadFile(bin)
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.WriteFile(filepath.Join(dir, name), data, 0o755)
 	}
-	os.WriteFile(filepath.Join(dir, "dais-init"), data, 0o755)
-	os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte("FROM scratch\nCOPY dais-init /dais-init\nENTRYPOINT [\"/dais-init\"]\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte("FROM scratch\nCOPY dais-init dais /usr/local/bin/\nENTRYPOINT [\"/usr/local/bin/dais-init\"]\n"), 0o644)
 	image := "dais-init-probe-test:" + strconv.Itoa(os.Getpid())
 	if out, err := exec.Command("docker", "build", "-q", "-t", image, dir).CombinedOutput(); err != nil {
 		t.Fatalf("docker build: %v\n%s", err, out)

@@ -9,9 +9,18 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/dais-dev/dais/server/config"
 )
+
+// defaultConfig is defaultConfig (a test keeps them equal): dais-init
+// links nothing of the server, see package setup.
+const defaultConfig = "/etc/rstudio-connect/rstudio-connect.gcfg"
+
+// defaultServerStop is config.Defaults().Server.StopTimeout (a test keeps
+// them equal): the auto stop timeout of a command that is not the server.
+const defaultServerStop = 60 * time.Second
+
+// checkNames are setup.CheckNames (a test keeps them equal).
+var checkNames = []string{"cap", "datadir", "netfs", "lock", "runtimes"}
 
 // DefaultRendered is where the rendered configuration goes by default: under
 // /run, so a read-only /etc/rstudio-connect mount still works and the file
@@ -62,7 +71,7 @@ func parseOptions(args []string, environ []string, stderr io.Writer) (*options, 
 			env[k] = v
 		}
 	}
-	o := &options{Config: config.DefaultPath, Rendered: DefaultRendered, Stop: "auto", Forward: forwardGroup}
+	o := &options{Config: defaultConfig, Rendered: DefaultRendered, Stop: "auto", Forward: forwardGroup}
 	skip := ""
 	vals := map[string]*string{"config": &o.Config, "rendered": &o.Rendered, "stop-timeout": &o.Stop, "skip-checks": &skip, "forward-to": &o.Forward}
 	fs := flag.NewFlagSet("dais-init", flag.ContinueOnError)
@@ -213,5 +222,5 @@ Checks (--skip-checks, logged as a WARNING when skipped):
   netfs     SQLite not on a network filesystem (use PostgreSQL)
   lock      SQLite data directory not held by another running dais
   runtimes  R >= 3.1.0, Python >= 3.5, Quarto (warnings only)
-`, config.DefaultPath, DefaultRendered)
+`, defaultConfig, DefaultRendered)
 }

@@ -6,6 +6,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/dais-dev/dais/entrypoint/setup"
+	"github.com/dais-dev/dais/server/config"
 )
 
 func TestParseOptions(t *testing.T) {
@@ -81,25 +84,41 @@ func TestServerArgs(t *testing.T) {
 }
 
 func TestChildEnv(t *testing.T) {
-	in := []string{"PATH=/bin", "CONNECT_POSTGRES_PASSWORD=x", "CONNECT_UNKNOWN_THING=y", "RSC_LICENSE_SERVER=l:1", "MY_SECRET=z", "HOME=/root"}
-	got := childEnv(in, []string{"CONNECT_POSTGRES_PASSWORD", "MY_SECRET"})
-	want := []string{"PATH=/bin", "HOME=/root"}
-	if !reflect.DeepEqual(got, want) {
+	in := []string{"PATH=/bin", "CONNECT_POSTGRES_PASSWORD=x", "CONNECT_UNKNOWN_THING=y", "RSC_LICENSE_SERVER=l:1", "MY_VAR=z", "HOME=/root"}
+	want := []string{"PATH=/bin", "MY_VAR=z", "HOME=/root"}
+	if got := childEnv(in); !reflect.DeepEqual(got, want) {
 		t.Errorf("got %q, want %q", got, want)
+	}
+	// Every variable the configuration consumes is one childEnv drops.
+	environ := append(in, "CONNECT_SERVER_ADDRESS=https://x.example/", "CONNECT_HTTP_LISTEN=:4000")
+	l, err := config.Load("", environ)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(l.ConsumedEnv) < 3 {
+		t.Fatalf("consumed only %q", l.ConsumedEnv)
+	}
+	kept := strings.Join(childEnv(environ), "\n")
+	for _, c := range l.ConsumedEnv {
+		if strings.Contains(kept, c+"=") {
+			t.Errorf("the configuration consumes %s, the child keeps it", c)
+		}
 	}
 }
 
-func TestVersionLess(t *testing.T) {
-	tests := []struct {
-		a, b string
-		less bool
-	}{
-		{"3.0.2", "3.1.0", true}, {"3.1.0", "3.1.0", false}, {"3.1", "3.1.0", false},
-		{"3.10.1", "3.5", false}, {"3.4.10", "3.5", true}, {"4.3.1", "3.1.0", false},
+// dais-init links nothing of the server: the few facts it needs from it are
+// constants here, kept equal to their sources.
+func TestServerConstants(t *testing.T) {
+	if defaultConfig != config.DefaultPath {
+		t.Errorf("defaultConfig %q, config.DefaultPath %q", defaultConfig, config.DefaultPath)
 	}
-	for _, tt := range tests {
-		if got := versionLess(tt.a, tt.b); got != tt.less {
-			t.Errorf("versionLess(%s, %s) = %v", tt.a, tt.b, got)
-		}
+	if d := config.Defaults().Server.StopTimeout.Std(); defaultServerStop != d {
+		t.Errorf("defaultServerStop %v, Server.StopTimeout default %v", defaultServerStop, d)
+	}
+	if !reflect.DeepEqual(checkNames, setup.CheckNames) {
+		t.Errorf("checkNames %q, setup.CheckNames %q", checkNames, setup.CheckNames)
+	}
+	if setupCommand != setup.Command {
+		t.Errorf("setupCommand %q, setup.Command %q", setupCommand, setup.Command)
 	}
 }

@@ -58,7 +58,7 @@ func runCheck(t *testing.T, wrapper []string, env []string, args ...string) (int
 	t.Helper()
 	argv := append(append(append([]string{}, wrapper...), initBin, "--check", "--rendered", filepath.Join(t.TempDir(), "run", "r.gcfg")), args...)
 	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH")}, env...)
+	cmd.Env = append([]string{"PATH=" + fakeBin + ":" + os.Getenv("PATH")}, env...)
 	out, err := cmd.CombinedOutput()
 	code := 0
 	if ee, ok := err.(*exec.ExitError); ok {

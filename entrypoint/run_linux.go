@@ -1,7 +1,7 @@
 package main
 
 import (
-	"context"
+	"bufio"
 	"errors"
 	"fmt"
 	"io"
@@ -15,30 +15,22 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/dais-dev/dais/entrypoint/sigprof"
-	"github.com/dais-dev/dais/server/config"
+	"github.com/dais-dev/dais/entrypoint/rawsig"
 )
 
-// Hidden test hooks: fake inputs for the preflight checks.
-const (
-	envTestMountinfo = "DAIS_INIT_TEST_MOUNTINFO" // a mountinfo file read instead of /proc/self/mountinfo
-	envTestCapEff    = "DAIS_INIT_TEST_CAPEFF"    // a CapEff hex mask used instead of the real capabilities
-	envTestProbe     = "DAIS_INIT_TEST_PROBE"     // "ok" or "step:ERRNO" instead of the real namespace probe
-	envTestSysRoot   = "DAIS_INIT_TEST_SYSROOT"   // a directory prefixed to /proc and /sys files read
-)
+// setupCommand is the dais subcommand that runs the checks and renders the
+// configuration (package setup); dais-init links none of that itself.
+const setupCommand = "init-setup"
 
-// setup is what the work before the child produces.
-type setup struct {
+// plan is what the work before the child produces.
+type plan struct {
 	argv        []string
 	env         []string
 	stopTimeout time.Duration
-	reload      func() error
+	setupArgv   []string // the reload command (HUP); nil for a plain command
 }
 
 func run(args, environ []string, stdout, stderr io.Writer) int {
-	if len(args) > 2 && args[1] == probeArg {
-		return runProbeChild(args[2])
-	}
 	log := slog.New(slog.NewTextHandler(stderr, nil)).With("component", "dais-init")
 	o, err := parseOptions(args[1:], environ, stderr)
 	if err != nil {
@@ -58,13 +50,19 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 	// dais-init with 128+N, and none may be lost once it does.
 	sigs := make(chan os.Signal, 1024)
 	chld := make(chan os.Signal, 1)
-	signal.Notify(sigs, catchable(environ)...)
+	signal.Notify(sigs, faults...)
+	if err := rawsig.Notify(sigs, forwarded(environ)...); err == nil {
+		err = rawsig.Notify(chld, unix.SIGCHLD)
+	} else {
+		// Unreachable but for a lack of file descriptors: os/signal then.
+		log.Warn("signals through os/signal: SIGPROF will not be forwarded", keyErr, err.Error())
+		for _, s := range forwarded(environ) {
+			signal.Notify(sigs, s)
+		}
+		signal.Notify(chld, unix.SIGCHLD)
+	}
 	if !urgForwarded(environ) {
 		log.Warn("SIGURG will not be forwarded: dais-init was built without the Makefile's INIT_LDFLAGS (asyncpreemptoff=1)")
-	}
-	signal.Notify(chld, unix.SIGCHLD)
-	if err := sigprof.Notify(sigs); err != nil {
-		log.Warn("SIGPROF will not be forwarded", keyErr, err.Error())
 	}
 
 	if os.Getpid() != 1 {
@@ -74,45 +72,16 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 		}
 	}
 
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	type result struct {
-		s   *setup
-		err error
-	}
-	done := make(chan result, 1)
-	go func() {
-		s, err := prepare(ctx, log, o, environ)
-		done <- result{s, err}
-	}()
-	var res result
-wait:
-	for {
-		select {
-		case res = <-done:
-			break wait
-		case sig := <-sigs:
-			ss := sig.(syscall.Signal)
-			cancel()
-			log.Warn("signal before the child started: exiting", keySignal, unix.SignalName(ss), keyCode, 128+int(ss))
-			return 128 + int(ss)
-		}
-	}
-	if res.err != nil {
-		var ce *checkError
-		if errors.As(res.err, &ce) {
-			fmt.Fprintf(stderr, "dais-init: %s\n", ce.msg)
-		} else {
-			fmt.Fprintf(stderr, "dais-init: %v\n", res.err)
-		}
-		return exitConfig
+	s, code := prepare(log, o, environ, stderr, sigs)
+	if s == nil {
+		return code
 	}
 	if o.Check {
 		log.Info("checks passed")
 		return 0
 	}
 
-	pid, err := startChild(res.s.argv, res.s.env)
+	pid, err := startChild(s.argv, s.env)
 	if err != nil {
 		var se *startError
 		if errors.As(err, &se) {
@@ -124,97 +93,147 @@ wait:
 	}
 	// The child keeps the directory dais-init was started in; dais-init
 	// itself moves to / so that it holds no mount busy (as dumb-init does).
-	// Paths it reads later (the reload) were made absolute in prepare.
+	// The paths the reload reads were made absolute in prepare.
 	if err := unix.Chdir("/"); err != nil {
 		log.Warn("cannot change to /: dais-init keeps its working directory", keyErr, err.Error())
 	}
-	if res.s.reload != nil {
-		log.Info("server started", keyPID, pid, keyCommand, strings.Join(res.s.argv, " "))
+	if s.setupArgv != nil {
+		log.Info("server started", keyPID, pid, keyCommand, strings.Join(s.argv, " "))
 	}
 	sup := &supervisor{
 		log:         log,
 		group:       o.Forward == forwardGroup,
-		stopTimeout: res.s.stopTimeout,
-		reload:      res.s.reload,
+		stopTimeout: s.stopTimeout,
+		environ:     environ,
 		sigs:        sigs,
 		chld:        chld,
+	}
+	if s.setupArgv != nil {
+		sup.reloadArgv = append(s.setupArgv, "--reload")
 	}
 	return sup.run(pid)
 }
 
-// prepare runs everything before the child: for the server, the checks and
-// the rendering; for any other command, nothing but the stop timeout.
-func prepare(ctx context.Context, log *slog.Logger, o *options, environ []string) (*setup, error) {
+// prepare runs everything before the child: for the server (and --check),
+// `dais init-setup`, which runs the checks and renders the configuration;
+// for any other command, nothing. A signal meanwhile ends dais-init with
+// 128+N. A nil plan comes with dais-init's exit code.
+func prepare(log *slog.Logger, o *options, environ []string, stderr io.Writer, sigs <-chan os.Signal) (*plan, int) {
 	if !serverCommand(o.Args) && !o.Check {
-		d, err := o.stopTimeout(config.Defaults().Server.StopTimeout.Std())
-		return &setup{argv: o.Args, env: environ, stopTimeout: d}, err
+		d, _ := o.stopTimeout(defaultServerStop)
+		return &plan{argv: o.Args, env: environ, stopTimeout: d}, 0
 	}
 	// Absolute, for the reload: by then dais-init runs in /.
-	base := o.Config
-	for _, p := range []*string{&o.Config, &o.Rendered} {
+	config, rendered := o.Config, o.Rendered
+	for _, p := range []*string{&config, &rendered} {
 		if a, err := filepath.Abs(*p); err == nil {
 			*p = a
 		}
 	}
-	l, err := loadConfig(log, o, environ)
+	// The dais that is about to serve renders its own configuration.
+	dais := "dais"
+	if len(o.Args) > 0 {
+		dais = o.Args[0]
+	}
+	path, err := lookPath(dais)
 	if err != nil {
-		return nil, err
+		fmt.Fprintf(stderr, "dais-init: the checks and the configuration are done by %s %s: %v\n", dais, setupCommand, err)
+		return nil, err.(*startError).code
 	}
-	if err := preflight(ctx, log, newHost(environ), o, l.Config); err != nil {
-		return nil, err
+	argv := []string{path, setupCommand, "--config", config, "--rendered", rendered}
+	if len(o.Skip) > 0 {
+		argv = append(argv, "--skip-checks", strings.Join(o.Skip, ","))
 	}
-	if err := render(l, o.Rendered); err != nil {
-		return nil, err
+	out, code, sig := runSetup(argv, environ, sigs)
+	if sig != 0 {
+		log.Warn("signal before the child started: exiting", keySignal, unix.SignalName(sig), keyCode, 128+int(sig))
+		return nil, 128 + int(sig)
 	}
-	log.Info("configuration rendered", keyPath, o.Rendered)
-	d, err := o.stopTimeout(l.Config.Server.StopTimeout.Std())
-	if err != nil {
-		return nil, err
-	}
-	reload := func() error {
-		l, err := loadConfig(log, o, environ)
-		if err != nil {
-			return err
+	if code != 0 {
+		if code != exitConfig && code != 2 {
+			fmt.Fprintf(stderr, "dais-init: %s %s failed (exit %d): see above\n", dais, setupCommand, code)
 		}
-		return render(l, o.Rendered)
+		return nil, exitConfig
 	}
-	return &setup{
-		argv:        serverArgs(o.Args, base, o.Rendered),
-		env:         childEnv(environ, l.ConsumedEnv),
+	serverStop := defaultServerStop
+	if v, ok := strings.CutPrefix(strings.TrimSpace(out), "server-stop-timeout "); ok {
+		if d, err := time.ParseDuration(v); err == nil {
+			serverStop = d
+		}
+	}
+	d, _ := o.stopTimeout(serverStop)
+	return &plan{
+		argv:        serverArgs(o.Args, o.Config, rendered),
+		env:         childEnv(environ),
 		stopTimeout: d,
-		reload:      reload,
-	}, nil
+		setupArgv:   argv,
+	}, 0
 }
 
-// newHost returns the real system, with the test hooks applied.
-func newHost(environ []string) *host {
-	env := map[string]string{}
-	for _, kv := range environ {
-		for i := 0; i < len(kv); i++ {
-			if kv[i] == '=' {
-				env[kv[:i]] = kv[i+1:]
+// runSetup runs `dais init-setup` in its own process group and returns its
+// stdout and exit code; or, when a signal comes first, kills its group and
+// returns the signal.
+func runSetup(argv, environ []string, sigs <-chan os.Signal) (string, int, syscall.Signal) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		return err.Error(), exitConfig, 0
+	}
+	null, err := os.Open(os.DevNull)
+	if err != nil {
+		return err.Error(), exitConfig, 0
+	}
+	pid, err := syscall.ForkExec(argv[0], argv, &syscall.ProcAttr{
+		Env:   environ,
+		Files: []uintptr{null.Fd(), w.Fd(), 2},
+		Sys:   &syscall.SysProcAttr{Setpgid: true},
+	})
+	null.Close()
+	w.Close()
+	if err != nil {
+		r.Close()
+		return "", exitNotExecutable, 0
+	}
+	type result struct {
+		out  string
+		code int
+	}
+	done := make(chan result, 1)
+	go func() {
+		defer r.Close()
+		var b strings.Builder
+		io.Copy(&b, bufio.NewReader(r))
+		var ws unix.WaitStatus
+		for {
+			_, err := unix.Wait4(pid, &ws, 0, nil)
+			if !errors.Is(err, unix.EINTR) {
 				break
 			}
 		}
+		code := ws.ExitStatus()
+		if ws.Signaled() {
+			code = 128 + int(ws.Signal())
+		}
+		done <- result{b.String(), code}
+	}()
+	select {
+	case res := <-done:
+		return res.out, res.code, 0
+	case sig := <-sigs:
+		_ = unix.Kill(-pid, unix.SIGKILL)
+		return "", 0, sig.(syscall.Signal)
 	}
-	h := &host{
-		capSysAdmin: realCapSysAdmin,
-		probe:       realProbe,
-		mountinfo:   openMountinfo("/proc/self/mountinfo"),
-		readFile:    os.ReadFile,
-		runtimes:    findRuntimes,
+}
+
+// childEnv is environ without, to be safe with secrets, any CONNECT_* or
+// RSC_LICENSE_SERVER: every variable the configuration consumes is one.
+func childEnv(environ []string) []string {
+	out := make([]string, 0, len(environ))
+	for _, kv := range environ {
+		k, _, _ := strings.Cut(kv, "=")
+		if strings.HasPrefix(k, "CONNECT_") || k == "RSC_LICENSE_SERVER" {
+			continue
+		}
+		out = append(out, kv)
 	}
-	if v := env[envTestMountinfo]; v != "" {
-		h.mountinfo = openMountinfo(v)
-	}
-	if v := env[envTestCapEff]; v != "" {
-		h.capSysAdmin = fakeCapSysAdmin(v)
-	}
-	if v := env[envTestProbe]; v != "" {
-		h.probe = fakeProbe(v)
-	}
-	if v := env[envTestSysRoot]; v != "" {
-		h.readFile = func(p string) ([]byte, error) { return os.ReadFile(v + p) }
-	}
-	return h
+	return out
 }

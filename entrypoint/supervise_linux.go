@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -28,24 +29,34 @@ const (
 	keyTimeout = "stop_timeout"
 	keyElapsed = "elapsed"
 	keyCommand = "command"
+	keyErr     = "err"
 )
 
-// catchable lists the signals dais-init forwards through os/signal: 1..64
-// without KILL and STOP (which cannot be caught), CHLD (which drives
-// reaping) and PROF (which os/signal never delivers: package sigprof), as
-// dumb-init forwards all but CHLD. URG is among them when the runtime's
-// asynchronous preemption, the only sender of URG inside dais-init, is off
-// (urgForwarded); PIPE because dais-init's own writes never raise one
-// (stderrWriter).
-func catchable(environ []string) []os.Signal {
-	var out []os.Signal
+// exitConfig is EX_CONFIG from sysexits.h: a check or the configuration
+// failed (dais init-setup says which).
+const exitConfig = 78
+
+// faults are the signals the Go runtime needs to catch itself (a real fault
+// becomes a panic); sent with kill, it delivers them through os/signal.
+var faults = []os.Signal{unix.SIGSEGV, unix.SIGBUS, unix.SIGFPE, unix.SIGILL}
+
+// forwarded lists the other signals dais-init forwards, through package
+// rawsig: 1..64 without KILL and STOP (which cannot be caught), CHLD (which
+// drives reaping), 32 and 33 (kept by the C library and the Go runtime, as
+// dumb-init's sigfillset leaves them out) and the faults. URG is among them
+// when the runtime's asynchronous preemption, the only sender of URG inside
+// dais-init, is off (urgForwarded); PIPE because dais-init's own writes
+// never raise one (stderrWriter).
+func forwarded(environ []string) []syscall.Signal {
+	var out []syscall.Signal
 	for n := 1; n <= 64; n++ {
-		s := syscall.Signal(n)
-		if s == unix.SIGKILL || s == unix.SIGSTOP || s == unix.SIGCHLD || s == unix.SIGPROF ||
-			(s == unix.SIGURG && !urgForwarded(environ)) {
-			continue
+		switch s := syscall.Signal(n); {
+		case s == unix.SIGKILL || s == unix.SIGSTOP || s == unix.SIGCHLD || n == 32 || n == 33,
+			s == unix.SIGSEGV || s == unix.SIGBUS || s == unix.SIGFPE || s == unix.SIGILL,
+			s == unix.SIGURG && !urgForwarded(environ):
+		default:
+			out = append(out, s)
 		}
-		out = append(out, s)
 	}
 	return out
 }
@@ -83,17 +94,26 @@ type startError struct {
 
 func (e *startError) Error() string { return e.err.Error() }
 
-// startChild starts argv in its own process group (the terminal's
-// foreground group when stdin is our controlling terminal). It does not wait:
-// the supervisor's reaper collects its status.
-func startChild(argv, env []string) (int, error) {
-	path, err := exec.LookPath(argv[0])
+// lookPath finds a command as the shell would, with tini's exit codes.
+func lookPath(name string) (string, error) {
+	path, err := exec.LookPath(name)
 	if err != nil {
 		code := exitNotExecutable
 		if errors.Is(err, exec.ErrNotFound) || errors.Is(err, fs.ErrNotExist) {
 			code = exitNotFound
 		}
-		return 0, &startError{code, fmt.Errorf("exec %s: %w", argv[0], err)}
+		return "", &startError{code, fmt.Errorf("exec %s: %w", name, err)}
+	}
+	return path, nil
+}
+
+// startChild starts argv in its own process group (the terminal's
+// foreground group when stdin is our controlling terminal). It does not wait:
+// the supervisor's reaper collects its status.
+func startChild(argv, env []string) (int, error) {
+	path, err := lookPath(argv[0])
+	if err != nil {
+		return 0, err
 	}
 	sys := &syscall.SysProcAttr{Setpgid: true}
 	if _, err := unix.IoctlGetInt(0, unix.TIOCGPGRP); err == nil {
@@ -122,23 +142,43 @@ type supervisor struct {
 	log         *slog.Logger
 	group       bool          // forward to the child's process group
 	stopTimeout time.Duration // after TERM/INT, until SIGKILL of the group
-	reload      func() error  // run on HUP before forwarding; nil for none
+	reloadArgv  []string      // run on HUP before forwarding it; nil for none
+	environ     []string      // dais-init's own, for the reload
 	sigs        <-chan os.Signal
 	chld        <-chan os.Signal
+
+	reloadPid int              // the running reload, 0 for none
+	held      []syscall.Signal // signals that came during the reload, in order
+	stopAt    time.Time
+	stopTimer *time.Timer
 }
+
+// reloadTimeout bounds a reload: signals wait for it.
+const reloadTimeout = 30 * time.Second
 
 // run supervises pid until it exits and returns dais-init's exit code.
 func (s *supervisor) run(pid int) int {
 	var (
-		stopC     <-chan time.Time
-		stopAt    time.Time
-		stopTimer *time.Timer
+		stopC   <-chan time.Time
+		reloadC <-chan time.Time
 	)
 	for {
-		if code, done := s.reap(pid); done {
-			if stopTimer != nil {
-				stopTimer.Stop()
-				s.log.Info("child exited after stop signal", keyCode, code, keyElapsed, time.Since(stopAt).Round(time.Millisecond).String())
+		code, done, reloaded := s.reap(pid)
+		if reloaded {
+			reloadC = nil
+			// HUP first, then what came meanwhile, in order.
+			held := s.held
+			s.held = nil
+			for _, sig := range held {
+				if c := s.deliver(pid, sig); c != nil {
+					stopC = c
+				}
+			}
+		}
+		if done {
+			if s.stopTimer != nil {
+				s.stopTimer.Stop()
+				s.log.Info("child exited after stop signal", keyCode, code, keyElapsed, time.Since(s.stopAt).Round(time.Millisecond).String())
 			}
 			return code
 		}
@@ -146,29 +186,67 @@ func (s *supervisor) run(pid int) int {
 		case <-s.chld:
 		case sig := <-s.sigs:
 			ss := sig.(syscall.Signal)
-			if ss == unix.SIGHUP && s.reload != nil {
-				if err := s.reload(); err != nil {
+			switch {
+			case s.reloadPid != 0:
+				s.held = append(s.held, ss)
+			case ss == unix.SIGHUP && s.reloadArgv != nil:
+				// The configuration is rendered again (dais init-setup
+				// --reload, which logs how it went) before HUP goes on.
+				if rp, err := s.startReload(); err != nil {
 					s.log.Error("configuration reload failed: the previous rendered configuration stays in place", keyErr, err.Error())
+					if c := s.deliver(pid, ss); c != nil {
+						stopC = c
+					}
 				} else {
-					s.log.Info("configuration re-rendered for reload")
+					s.reloadPid, s.held = rp, []syscall.Signal{ss}
+					reloadC = time.After(reloadTimeout)
+				}
+			default:
+				if c := s.deliver(pid, ss); c != nil {
+					stopC = c
 				}
 			}
-			s.forward(pid, ss)
-			if (ss == unix.SIGTERM || ss == unix.SIGINT) && stopTimer == nil {
-				stopAt = time.Now()
-				stopTimer = time.NewTimer(s.stopTimeout)
-				stopC = stopTimer.C
-				s.log.Info("stopping: forwarded "+unix.SignalName(ss)+"; SIGKILL to the process group if the child still runs after the stop timeout",
-					keySignal, unix.SignalName(ss), keyTimeout, s.stopTimeout.String())
-			}
+		case <-reloadC:
+			reloadC = nil
+			s.log.Error("configuration reload still running after "+reloadTimeout.String()+": killed; HUP is forwarded anyway", keyPID, s.reloadPid)
+			_ = unix.Kill(-s.reloadPid, unix.SIGKILL)
 		case <-stopC:
 			stopC = nil
 			s.log.Warn("stop timeout reached: sending SIGKILL to the child's process group",
-				keyTimeout, s.stopTimeout.String(), keyElapsed, time.Since(stopAt).Round(time.Millisecond).String(), keyPID, pid)
+				keyTimeout, s.stopTimeout.String(), keyElapsed, time.Since(s.stopAt).Round(time.Millisecond).String(), keyPID, pid)
 			_ = unix.Kill(-pid, unix.SIGKILL)
 			_ = unix.Kill(pid, unix.SIGKILL)
 		}
 	}
+}
+
+// deliver forwards sig; on the first TERM or INT it starts the stop timer
+// and returns its channel.
+func (s *supervisor) deliver(pid int, sig syscall.Signal) <-chan time.Time {
+	s.forward(pid, sig)
+	if (sig == unix.SIGTERM || sig == unix.SIGINT) && s.stopTimer == nil {
+		s.stopAt = time.Now()
+		s.stopTimer = time.NewTimer(s.stopTimeout)
+		s.log.Info("stopping: forwarded "+unix.SignalName(sig)+"; SIGKILL to the process group if the child still runs after the stop timeout",
+			keySignal, unix.SignalName(sig), keyTimeout, s.stopTimeout.String())
+		return s.stopTimer.C
+	}
+	return nil
+}
+
+// startReload starts `dais init-setup --reload` in its own process group,
+// with dais-init's environment; the reaper collects it.
+func (s *supervisor) startReload() (int, error) {
+	null, err := os.Open(os.DevNull)
+	if err != nil {
+		return 0, err
+	}
+	defer null.Close()
+	return syscall.ForkExec(s.reloadArgv[0], s.reloadArgv, &syscall.ProcAttr{
+		Env:   s.environ,
+		Files: []uintptr{null.Fd(), null.Fd(), 2},
+		Sys:   &syscall.SysProcAttr{Setpgid: true},
+	})
 }
 
 func (s *supervisor) forward(pid int, sig syscall.Signal) {
@@ -182,8 +260,8 @@ func (s *supervisor) forward(pid int, sig syscall.Signal) {
 }
 
 // reap collects every exited child without blocking. It reports the exit
-// code once pid itself has exited.
-func (s *supervisor) reap(pid int) (code int, done bool) {
+// code once pid itself has exited, and whether the reload ended.
+func (s *supervisor) reap(pid int) (code int, done, reloaded bool) {
 	for {
 		var ws unix.WaitStatus
 		p, err := unix.Wait4(-1, &ws, unix.WNOHANG, nil)
@@ -191,7 +269,15 @@ func (s *supervisor) reap(pid int) (code int, done bool) {
 			continue
 		}
 		if err != nil || p <= 0 {
-			return code, done
+			return code, done, reloaded
+		}
+		if p == s.reloadPid && s.reloadPid != 0 {
+			s.reloadPid, reloaded = 0, true
+			// Exit 78 was logged by the reload itself.
+			if ws.Signaled() || (ws.Exited() && ws.ExitStatus() != 0 && ws.ExitStatus() != exitConfig) {
+				s.log.Error("configuration reload failed: the previous rendered configuration stays in place", keyErr, "dais "+setupCommand+": "+exitDescription(ws))
+			}
+			continue
 		}
 		if p != pid {
 			continue
@@ -204,4 +290,11 @@ func (s *supervisor) reap(pid int) (code int, done bool) {
 			s.log.Info("child killed by signal", keySignal, unix.SignalName(ws.Signal()), keyCode, code)
 		}
 	}
+}
+
+func exitDescription(ws unix.WaitStatus) string {
+	if ws.Signaled() {
+		return "killed by " + unix.SignalName(ws.Signal())
+	}
+	return "exit status " + strconv.Itoa(ws.ExitStatus())
 }

@@ -22,9 +22,10 @@
 //	                    until the echo, in microseconds
 //	rss PID             print VmHWM of PID in KiB
 //
-// Named "dais" (a symlink), it prints its arguments and its environment as
-// /proc/self/environ has it, then exits 0: a fake `dais serve`. With
-// FAKE_DAIS_THEN=signals it goes on as "signals" does.
+// Named "dais" (a symlink), it is a fake `dais serve`: it prints its
+// arguments and its environment as /proc/self/environ has it, then exits 0;
+// with FAKE_DAIS_THEN=signals it goes on as "signals" does. `dais init-setup`
+// is the real one (package setup).
 package main
 
 import (
@@ -41,11 +42,15 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/dais-dev/dais/entrypoint/sigprof"
+	"github.com/dais-dev/dais/entrypoint/rawsig"
+	"github.com/dais-dev/dais/entrypoint/setup"
 )
 
 func main() {
 	if filepath.Base(os.Args[0]) == "dais" {
+		if len(os.Args) > 1 && os.Args[1] == setup.Command {
+			os.Exit(setup.Main(os.Args[2:], os.Environ(), os.Stdout, os.Stderr, "test"))
+		}
 		fakeDais()
 		return
 	}
@@ -119,16 +124,19 @@ func fakeDais() {
 // signals reports every signal it receives, one write per line.
 func signals(who string, group bool) {
 	c := make(chan os.Signal, 64)
-	var all []os.Signal
+	var all []syscall.Signal
 	for n := 1; n <= 31; n++ {
 		switch s := syscall.Signal(n); s {
-		case syscall.SIGKILL, syscall.SIGSTOP, syscall.SIGCHLD, syscall.SIGPROF:
+		case syscall.SIGKILL, syscall.SIGSTOP, syscall.SIGCHLD,
+			syscall.SIGSEGV, syscall.SIGBUS, syscall.SIGFPE, syscall.SIGILL:
+			if s != syscall.SIGKILL && s != syscall.SIGSTOP && s != syscall.SIGCHLD {
+				signal.Notify(c, s) // the runtime's own; kill delivers them here
+			}
 		default:
 			all = append(all, s)
 		}
 	}
-	signal.Notify(c, all...)
-	if err := sigprof.Notify(c); err != nil {
+	if err := rawsig.Notify(c, all...); err != nil { // PROF too
 		fail(err)
 	}
 	var gc *exec.Cmd

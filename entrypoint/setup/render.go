@@ -1,4 +1,4 @@
-package main
+package setup
 
 import (
 	"errors"
@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"strings"
 
 	"github.com/dais-dev/dais/server/admin"
 	"github.com/dais-dev/dais/server/config"
@@ -16,7 +15,7 @@ import (
 // loadConfig reads the base file plus the environment. A missing base file
 // is an error unless it is the default path, where defaults + environment
 // are used (and said so).
-func loadConfig(log *slog.Logger, o *options, environ []string) (*config.Loaded, error) {
+func loadConfig(log *slog.Logger, o *options, environ []string, version string) (*config.Loaded, error) {
 	path := o.Config
 	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) && path == config.DefaultPath {
 		log.Warn("no base configuration file: using the defaults and CONNECT_* variables; mount one at "+config.DefaultPath+" or pass --config", keyPath, path)
@@ -52,22 +51,4 @@ func render(l *config.Loaded, path string) error {
 		return fmt.Errorf("%w: pass --rendered (DAIS_INIT_RENDERED) with a writable path", err)
 	}
 	return nil
-}
-
-// childEnv is environ without the variables the configuration consumed and,
-// to be safe with secrets, without any CONNECT_* or RSC_LICENSE_SERVER.
-func childEnv(environ, consumed []string) []string {
-	drop := map[string]bool{}
-	for _, c := range consumed {
-		drop[c] = true
-	}
-	out := make([]string, 0, len(environ))
-	for _, kv := range environ {
-		k, _, _ := strings.Cut(kv, "=")
-		if drop[k] || strings.HasPrefix(k, "CONNECT_") || k == "RSC_LICENSE_SERVER" {
-			continue
-		}
-		out = append(out, kv)
-	}
-	return out
 }

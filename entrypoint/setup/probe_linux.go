@@ -1,4 +1,4 @@
-package main
+package setup
 
 import (
 	"bytes"
@@ -16,8 +16,8 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// probeArg is the hidden first argument that turns dais-init into the
-// namespace probe child.
+// probeArg is the hidden first argument of `dais init-setup` that makes it
+// the namespace probe child.
 const probeArg = "__dais-init-probe"
 
 // realCapSysAdmin reads the effective capability set of this process.
@@ -43,7 +43,7 @@ func fakeCapSysAdmin(hex string) func() (bool, error) {
 	}
 }
 
-// realProbe proves what the sandbox needs: it re-executes dais-init in a new
+// realProbe proves what the sandbox needs: it re-executes itself in a new
 // user + mount namespace (root mapped to root, as the sandbox does), where
 // the child makes / rprivate, mounts a tmpfs and bind-mounts inside it.
 func realProbe(ctx context.Context) probeResult {
@@ -55,8 +55,8 @@ func realProbe(ctx context.Context) probeResult {
 	if fi, err := os.Stat(target); err != nil || !fi.IsDir() {
 		target = "/"
 	}
-	cmd := exec.CommandContext(ctx, self, probeArg, target)
-	cmd.Args[0] = "dais-init"
+	cmd := exec.CommandContext(ctx, self, Command, probeArg, target)
+	cmd.Args[0] = "dais"
 	cmd.Env = []string{}
 	uid, gid := os.Getuid(), os.Getgid()
 	cmd.SysProcAttr = &syscall.SysProcAttr{

@@ -127,7 +127,7 @@ func (r *rsconnectPy) run(args ...string) (string, error) {
 		"CONNECT_CONTENT_BUILD_DIR="+filepath.Join(r.home, "rsconnect-build"), "PYTHONDONTWRITEBYTECODE=1", "NO_COLOR=1")
 	b, err := cmd.CombinedOutput()
 	out := ansi.ReplaceAllString(string(b), "") // its log lines are coloured whatever NO_COLOR says
-	r.t.Logf("$ rsconnect %s\n%s", strings.Join(args, " "), tail(out, 40))
+	r.t.Logf("$ rsconnect %s\n%s", strings.ReplaceAll(strings.Join(args, " "), r.key, "<key>"), tail(out, 40))
 	return out, err
 }
 
@@ -138,7 +138,7 @@ func (r *rsconnectPy) must(args ...string) string {
 	r.t.Helper()
 	out, err := r.run(args...)
 	if err != nil {
-		r.t.Fatalf("rsconnect %s failed: %v\n%s", strings.Join(args, " "), err, out)
+		r.t.Fatalf("rsconnect %s failed: %v\n%s", strings.ReplaceAll(strings.Join(args, " "), r.key, "<key>"), err, out)
 	}
 	return out
 }

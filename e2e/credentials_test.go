@@ -53,8 +53,9 @@ func flaskDir(t *testing.T, appPy string) string {
 	return dir
 }
 
-// headersApp answers GET /headers with the request headers it got.
-const headersApp = `from flask import Flask, jsonify, request
+// probeApp answers GET /headers with the request headers it got, and
+// POST /body with the length of the body it read.
+const probeApp = `from flask import Flask, jsonify, request
 
 app = Flask(__name__)
 
@@ -62,6 +63,11 @@ app = Flask(__name__)
 @app.get("/headers")
 def headers():
     return jsonify({k: v for k, v in request.headers.items()})
+
+
+@app.post("/body")
+def body():
+    return jsonify(bytes=len(request.get_data()))
 `
 
 // loginCookie logs user in through the login form and returns the
@@ -90,7 +96,7 @@ func loginCookie(t *testing.T, c *Container, user, password string) string {
 // cookies pass unchanged.
 func testCredentialsStripped(t *testing.T, r *row) {
 	c, key := deployServer(t)
-	guid, tk, out := deployV1(t, c, key, "headers", bundle(t, flaskDir(t, headersApp)))
+	guid, tk, out := deployV1(t, c, key, "headers", bundle(t, flaskDir(t, probeApp)))
 	if tk.Code != 0 {
 		t.Fatalf("deploy failed: %s\n%s", tk.Error, out)
 	}

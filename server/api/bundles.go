@@ -31,6 +31,7 @@ func (a *API) uploadBundle(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	web.AllowUpload(r) // an editor of c: the bundle may take its time
 	b, err := a.dep.ReceiveBundle(r.Context(), c, r.Body)
 	if err != nil {
 		return err

@@ -5,6 +5,7 @@ import (
 
 	"github.com/dais-dev/dais/server/authz"
 	"github.com/dais-dev/dais/server/content/manifest"
+	"github.com/dais-dev/dais/server/deploy"
 	"github.com/dais-dev/dais/server/store"
 	"github.com/dais-dev/dais/server/web"
 )
@@ -51,7 +52,7 @@ func (a *API) routes() {
 	route("POST /__api__/applications", h(a.createApplication))
 	route("GET /__api__/applications/{id}", h(a.getApplication))
 	route("POST /__api__/applications/{id}", h(a.updateApplication))
-	route("POST /__api__/applications/{id}/upload", h(a.uploadApplication))
+	route("POST /__api__/applications/{id}/upload", web.Upload(deploy.MaxUploadBytes, "bundle", h(a.uploadApplication)))
 	route("POST /__api__/applications/{id}/deploy", h(a.deployApplication))
 	route("GET /__api__/applications/{id}/config", h(a.configApplication))
 	route("GET /__api__/tasks/{id}", h(a.getTask("first_status", "status", "last_status"))) // tasks.go
@@ -64,7 +65,7 @@ func (a *API) routes() {
 	route("DELETE /__api__/v1/content/{guid}", h(a.deleteContent))
 
 	// Bundles (bundles.go).
-	route("POST /__api__/v1/content/{guid}/bundles", h(a.uploadBundle))
+	route("POST /__api__/v1/content/{guid}/bundles", web.Upload(deploy.MaxUploadBytes, "bundle", h(a.uploadBundle)))
 	route("GET /__api__/v1/content/{guid}/bundles", h(a.listBundles))
 	route("GET /__api__/v1/content/{guid}/bundles/{bid}", h(a.getBundle))
 	route("DELETE /__api__/v1/content/{guid}/bundles/{bid}", h(a.deleteBundle))

@@ -28,6 +28,12 @@ const (
 	DefaultBundleMaxFiles       = 100_000
 )
 
+// Default request body bounds, HTTP.BodyTimeout and HTTP.UploadMinRate.
+const (
+	DefaultBodyTimeout         = 10 * time.Second
+	DefaultUploadMinRate int64 = 16 << 10
+)
+
 // Config is the whole configuration. Section and key names follow Posit
 // Connect; gcfg matches them case-insensitively.
 type Config struct {
@@ -72,6 +78,14 @@ type Server struct {
 type HTTP struct {
 	// Listen is the address the HTTP server binds. Default ":3939".
 	Listen string
+	// BodyTimeout bounds how long a small request body (a login form,
+	// JSON) may take to arrive whole, and is the grace before
+	// UploadMinRate applies to large ones. Default 10s. Reloadable. dais only.
+	BodyTimeout Duration
+	// UploadMinRate is the slowest, in bytes per second averaged from the
+	// start, that a large request body (a bundle upload, a request to
+	// content) may arrive. Default 16384. Reloadable. dais only.
+	UploadMinRate int64
 }
 
 // Database is the [Database] section.
@@ -174,7 +188,7 @@ type RPackageRepository struct {
 func Defaults() *Config {
 	return &Config{
 		Server:         Server{DataDir: DefaultDataDir, StopTimeout: Duration(60 * time.Second)},
-		HTTP:           HTTP{Listen: ":3939"},
+		HTTP:           HTTP{Listen: ":3939", BodyTimeout: Duration(DefaultBodyTimeout), UploadMinRate: DefaultUploadMinRate},
 		Database:       Database{Provider: "sqlite"},
 		Authentication: Authentication{Provider: "password"},
 		Licensing:      Licensing{LicenseType: "none"},

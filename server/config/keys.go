@@ -84,6 +84,12 @@ var Keys = []Key{
 			"Keep it below the container runtime's stop grace period."},
 	{Section: "HTTP", Name: "Listen", Type: TypeString,
 		Doc: "Address the HTTP server binds, `host:port` or `:port`."},
+	{Section: "HTTP", Name: "BodyTimeout", Type: TypeDuration, Reloadable: true,
+		Doc: "How long a small request body (the login form, a JSON document) may take to arrive, whole; a slower client " +
+			"is cut off with 408. Also the grace before `UploadMinRate` applies (dais only; Connect has no such key)."},
+	{Section: "HTTP", Name: "UploadMinRate", Type: TypeInt, Reloadable: true,
+		Doc: "Slowest rate, in bytes per second averaged from the start, at which a large request body (a bundle upload, " +
+			"a request to content) may arrive; a slower client is cut off (dais only; Connect has no such key)."},
 	{Section: "Database", Name: "Provider", Type: TypeString,
 		Doc: "`sqlite` (embedded, one server) or `postgres` (needs `Postgres.URL`; required for several servers)."},
 	{Section: "SQLite", Name: "Dir", Type: TypeString,

@@ -75,6 +75,12 @@ func validate(c *Config, origins map[string]string) (problems, warnings []string
 	if err := checkListen(c.HTTP.Listen); err != nil {
 		bad("HTTP.Listen", c.HTTP.Listen, "%v; write host:port or :port, like :3939", err)
 	}
+	if c.HTTP.BodyTimeout.Std() < minTimeout {
+		bad("HTTP.BodyTimeout", c.HTTP.BodyTimeout, "must be at least 1s; write a unit, like 10s (a bare number is nanoseconds)")
+	}
+	if c.HTTP.UploadMinRate < 1 {
+		bad("HTTP.UploadMinRate", c.HTTP.UploadMinRate, "must be 1 or more bytes per second, like 16384")
+	}
 
 	oneOf("Database.Provider", &c.Database.Provider, false, "sqlite", "postgres")
 	if c.SQLite.Dir != "" && !absPath(c.SQLite.Dir) {

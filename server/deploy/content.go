@@ -66,8 +66,55 @@ func (s *Service) ServeContent(w http.ResponseWriter, r *http.Request) {
 	}
 	if s.proxy.Pool(guid) != nil {
 		web.StripCredentials(r)
+		if r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0 {
+			w = &slowBodyWriter{ResponseWriter: w, r: r}
+		}
 		s.proxy.ServeHTTP(w, r)
 		return
 	}
 	http.Error(w, "this content is not running: its last deploy failed or the server could not start it; see the deploy log", http.StatusServiceUnavailable)
 }
+
+// slowBodyWriter answers 408 in place of the app's answer when the
+// client's body missed its deadline (server/web): the app got a truncated
+// body, and some servers answer that as if it were whole.
+type slowBodyWriter struct {
+	http.ResponseWriter
+	r       *http.Request
+	dropped bool
+	wrote   bool
+}
+
+func (w *slowBodyWriter) WriteHeader(code int) {
+	if w.wrote {
+		return
+	}
+	w.wrote = true
+	if web.BodyTimedOut(w.r) {
+		w.dropped = true
+		for k := range w.Header() {
+			w.Header().Del(k)
+		}
+		http.Error(w.ResponseWriter, "the request body arrived too slowly; see [HTTP] UploadMinRate", http.StatusRequestTimeout)
+		return
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *slowBodyWriter) Write(b []byte) (int, error) {
+	if !w.wrote {
+		w.WriteHeader(http.StatusOK)
+	}
+	if w.dropped {
+		return len(b), nil
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+func (w *slowBodyWriter) Flush() {
+	if !w.dropped {
+		_ = http.NewResponseController(w.ResponseWriter).Flush()
+	}
+}
+
+func (w *slowBodyWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

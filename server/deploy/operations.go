@@ -48,6 +48,9 @@ func (s *Service) ReceiveBundle(ctx context.Context, c *store.Content, body io.R
 	if errors.As(err, &mbe) {
 		return nil, errStatus(http.StatusRequestEntityTooLarge, fmt.Sprintf("bundle larger than %d bytes", int64(MaxUploadBytes)))
 	}
+	if status, msg, ok := web.BodyError(err); ok && status == http.StatusRequestTimeout {
+		return nil, errStatus(status, "reading the bundle failed: "+msg)
+	}
 	if err != nil {
 		return nil, errStatus(http.StatusBadRequest, "reading the bundle failed: "+err.Error())
 	}

@@ -156,6 +156,12 @@ func NewProxy(logger *slog.Logger, publicURL string) *Proxy {
 			if errors.Is(err, context.Canceled) {
 				return // the client went away
 			}
+			var slow interface{ ClientTooSlow() bool }
+			if errors.As(err, &slow) && slow.ClientTooSlow() {
+				// The client's body missed its deadline (server/web): not the app's fault.
+				http.Error(w, err.Error(), http.StatusRequestTimeout)
+				return
+			}
 			px.log.Warn("proxy to content process failed", "path", r.URL.Path, "err", err)
 			http.Error(w, "content process unavailable: "+err.Error(), http.StatusBadGateway)
 		},

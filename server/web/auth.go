@@ -201,6 +201,7 @@ func (s *Server) userBySession(r *http.Request, token string) (*store.User, erro
 
 // refuse answers an authentication failure: JSON under /__api__, text elsewhere.
 func (s *Server) refuse(w http.ResponseWriter, r *http.Request, status int, msg string) {
+	closeUnread(w, r)
 	if isAPI(r.URL.Path) {
 		WriteError(w, status, msg)
 		return

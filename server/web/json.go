@@ -66,6 +66,9 @@ func DecodeJSON(r *http.Request, v any) error {
 	body := &countingReader{r: io.LimitReader(r.Body, MaxJSONBody+1)}
 	dec := json.NewDecoder(body)
 	if err := dec.Decode(v); err != nil {
+		if status, msg, ok := BodyError(err); ok {
+			return &RequestError{status, msg}
+		}
 		switch {
 		case body.n > MaxJSONBody:
 			return &RequestError{http.StatusRequestEntityTooLarge, fmt.Sprintf("request body is larger than %d bytes", MaxJSONBody)}

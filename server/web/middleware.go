@@ -161,6 +161,7 @@ func (s *Server) apiRules(next http.Handler) http.Handler {
 		}
 		if r.Method != http.MethodGet && r.Method != http.MethodHead && r.Method != http.MethodOptions {
 			if _, ok := UserFrom(r.Context()); !ok {
+				closeUnread(w, r)
 				WriteError(w, http.StatusUnauthorized, "authentication required: send an API key as 'Authorization: Key <key>' (create one with 'dais keys create --user NAME')")
 				return
 			}

@@ -120,6 +120,10 @@ func safeNext(next string) string {
 
 func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 	if err := r.ParseForm(); err != nil {
+		if status, msg, ok := BodyError(err); ok {
+			http.Error(w, msg, status)
+			return
+		}
 		http.Error(w, "malformed form", http.StatusBadRequest)
 		return
 	}

@@ -96,7 +96,7 @@ func New(o Options) (*Server, error) {
 	if o.TestEndpoints {
 		s.testRoutes()
 	}
-	s.handler = s.observe(s.recoverPanic(s.authenticate(s.apiRules(recordRoute(s.mux)))))
+	s.handler = s.observe(s.recoverPanic(s.limitBody(s.authenticate(s.apiRules(recordRoute(s.mux))))))
 	return s, nil
 }
 
@@ -159,11 +159,13 @@ func (s *Server) routes() {
 	// Pages.
 	s.mux.HandleFunc("GET /{$}", s.handleWelcome)
 	s.mux.HandleFunc("GET /__login__", s.handleLoginForm)
-	s.mux.HandleFunc("POST /__login__", s.handleLogin)
+	login := smallBody(MaxLoginBody, "login form", http.HandlerFunc(s.handleLogin))
+	s.mux.Handle("POST /__login__", login)
 	s.mux.HandleFunc("GET /connect/login", s.handleLoginForm)
-	s.mux.HandleFunc("POST /connect/login", s.handleLogin)
-	s.mux.HandleFunc("POST /__logout__", s.handleLogout)
-	s.mux.HandleFunc("POST /connect/logout", s.handleLogout)
+	s.mux.Handle("POST /connect/login", login)
+	logout := smallBody(MaxLoginBody, "logout form", http.HandlerFunc(s.handleLogout))
+	s.mux.Handle("POST /__logout__", logout)
+	s.mux.Handle("POST /connect/logout", logout)
 	s.mux.HandleFunc("GET /connect", func(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, "/connect/", http.StatusFound)
 	})

@@ -35,7 +35,7 @@ func (s *Service) ReceiveBundle(ctx context.Context, c *store.Content, body io.R
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("create %s: %w (check Server.DataDir)", dir, err)
 	}
-	tmp, err := os.CreateTemp(dir, "upload-*.tar.gz")
+	tmp, err := os.CreateTemp(dir, s.uploadPattern()) // crash leftovers: cleanup.go
 	if err != nil {
 		return nil, fmt.Errorf("store upload: %w", err)
 	}

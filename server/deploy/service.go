@@ -239,6 +239,10 @@ func (s *Service) Start(ctx context.Context) error {
 	} else if n > 0 {
 		s.log.Warn("renders left unfinished by the last run marked failed", "count", n)
 	}
+	if err := s.cleanLeftovers(ctx, s.st.Dialect() != "sqlite"); err != nil {
+		// Not fatal: the next start tries again.
+		s.log.Warn("look for what earlier runs left behind", logKeyErr, err)
+	}
 	all, _, err := s.st.ListContent(ctx, store.ContentFilter{})
 	if err != nil {
 		return fmt.Errorf("list content: %w", err)

@@ -88,7 +88,7 @@ COPY docker/rstudio-connect.gcfg /etc/rstudio-connect/rstudio-connect.gcfg
 EXPOSE 3939
 VOLUME /data
 STOPSIGNAL SIGTERM
-# `dais health` GETs /__ping__ on the HTTP.Listen port of the config (with the
+# `dais health` GETs /__ready__ on the HTTP.Listen port of the config (with the
 # container's CONNECT_* variables applied): no curl needed in the image.
 HEALTHCHECK --interval=15s --timeout=5s --start-period=60s --retries=3 \
     CMD ["dais", "health"]

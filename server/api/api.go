@@ -78,6 +78,10 @@ func (a *API) writeErr(w http.ResponseWriter, r *http.Request, err error) {
 		web.WriteError(w, re.Status, re.Msg)
 		return
 	}
+	if fe := a.web.Disk().Failed(err); fe != nil {
+		web.WriteError(w, fe.Status(), fe.Error()) // the volume is full: said in words, logged once a minute
+		return
+	}
 	a.log.Error("API request failed", "method", r.Method, "path", r.URL.Path, logKeyErr, err)
 	web.WriteError(w, http.StatusInternalServerError, "internal error; the server log has the details")
 }

@@ -164,6 +164,9 @@ func (a *API) uploadApplication(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	if err := a.dep.CheckSpace(r.ContentLength); err != nil {
+		return err // 507 before a byte is read
+	}
 	web.AllowUpload(r) // an editor of c: the bundle may take its time
 	b, err := a.dep.ReceiveBundle(r.Context(), c, r.Body)
 	if err != nil {

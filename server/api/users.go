@@ -179,6 +179,10 @@ func (a *API) createUser(w http.ResponseWriter, r *http.Request) {
 			web.WriteError(w, http.StatusConflict, "user "+u.Username+" already exists")
 			return
 		}
+		if fe := a.web.Disk().Failed(err); fe != nil {
+			web.WriteError(w, fe.Status(), fe.Error())
+			return
+		}
 		a.log.Error("create user", logKeyUser, u.Username, logKeyErr, err)
 		web.WriteError(w, http.StatusInternalServerError, "cannot create the user now")
 		return
@@ -228,6 +232,10 @@ func (a *API) updateUser(w http.ResponseWriter, r *http.Request) {
 			web.WriteError(w, http.StatusConflict, "user "+u.Username+" already exists")
 			return
 		}
+		if fe := a.web.Disk().Failed(err); fe != nil {
+			web.WriteError(w, fe.Status(), fe.Error())
+			return
+		}
 		a.log.Error("update user", logKeyUser, u.Username, logKeyErr, err)
 		web.WriteError(w, http.StatusInternalServerError, "cannot update the user now")
 		return
@@ -266,6 +274,10 @@ func (a *API) lockUser(w http.ResponseWriter, r *http.Request) {
 	}
 	u.Locked = *req.Locked
 	if err := a.st.UpdateUser(r.Context(), u); err != nil {
+		if fe := a.web.Disk().Failed(err); fe != nil {
+			web.WriteError(w, fe.Status(), fe.Error())
+			return
+		}
 		a.log.Error("lock user", logKeyUser, u.Username, logKeyErr, err)
 		web.WriteError(w, http.StatusInternalServerError, "cannot update the user now")
 		return

@@ -28,6 +28,9 @@ const (
 	DefaultBundleMaxFiles       = 100_000
 )
 
+// DefaultDataDirReserve is Server.DataDirReserve's default, 256 MiB.
+const DefaultDataDirReserve int64 = 256 << 20
+
 // Default request body bounds, HTTP.BodyTimeout and HTTP.UploadMinRate.
 const (
 	DefaultBodyTimeout         = 10 * time.Second
@@ -69,6 +72,11 @@ type Server struct {
 	PublicWarning string
 	// LoggedInWarning is an HTML snippet shown on the dashboard. Reloadable.
 	LoggedInWarning string
+	// DataDirReserve is the free space, in bytes, kept on DataDir's volume:
+	// below it uploads, deploys and renders are refused (507), so that
+	// the database does not run out first. 0 turns it off. Default 256 MiB.
+	// Reloadable. dais only.
+	DataDirReserve int64
 	// StopTimeout bounds graceful shutdown: in-flight requests, app processes
 	// and renders together. Default 60s; keep below compose's stop_grace_period.
 	StopTimeout Duration
@@ -187,7 +195,7 @@ type RPackageRepository struct {
 // Defaults returns the configuration before any file is read.
 func Defaults() *Config {
 	return &Config{
-		Server:         Server{DataDir: DefaultDataDir, StopTimeout: Duration(60 * time.Second)},
+		Server:         Server{DataDir: DefaultDataDir, DataDirReserve: DefaultDataDirReserve, StopTimeout: Duration(60 * time.Second)},
 		HTTP:           HTTP{Listen: ":3939", BodyTimeout: Duration(DefaultBodyTimeout), UploadMinRate: DefaultUploadMinRate},
 		Database:       Database{Provider: "sqlite"},
 		Authentication: Authentication{Provider: "password"},

@@ -71,6 +71,11 @@ var Keys = []Key{
 	{Section: "Server", Name: "DataDir", Type: TypeString,
 		Doc: "Directory for bundles, rendered output, logs and (by default) the SQLite database. " +
 			"Must be an absolute path on a persistent volume; the image sets `/data`."},
+	{Section: "Server", Name: "DataDirReserve", Type: TypeInt, Reloadable: true,
+		Doc: "Free space, in bytes, kept on the volume of `DataDir` (`268435456` is 256 MiB): below it uploads, deploys " +
+			"and renders are refused with 507 and a message naming the volume, and `/__ready__` and `dais health` report " +
+			"\"degraded: data volume full\", so that the database does not run out of space first. `0` turns it off " +
+			"(dais only; Connect has no such key)."},
 	{Section: "Server", Name: "Address", Type: TypeString,
 		Doc: "Public URL of the server (`https://connect.example.com/`), used in links given to clients. Empty: derived from each request."},
 	{Section: "Server", Name: "SenderEmail", Type: TypeString,

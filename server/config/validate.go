@@ -68,6 +68,9 @@ func validate(c *Config, origins map[string]string) (problems, warnings []string
 			bad("Server.SenderEmail", c.Server.SenderEmail, "not a mail address (%v); write one like connect@example.com, or leave it empty", err)
 		}
 	}
+	if c.Server.DataDirReserve < 0 {
+		bad("Server.DataDirReserve", c.Server.DataDirReserve, "must be 0 (off) or more bytes, like 268435456 (256 MiB)")
+	}
 	if c.Server.StopTimeout.Std() < minTimeout {
 		bad("Server.StopTimeout", c.Server.StopTimeout, "must be at least 1s; write a unit, like 60s (a bare number is nanoseconds)")
 	}

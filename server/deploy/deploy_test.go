@@ -80,7 +80,7 @@ func newFixture(t *testing.T, o deploy.Options) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	o.Config, o.Store, o.Logger, o.NoSandbox = srv.Config, st, logger, true
+	o.Config, o.Store, o.Logger, o.NoSandbox, o.Disk = srv.Config, st, logger, true, srv.Disk()
 	f.web = srv
 	f.svc, err = deploy.New(o)
 	if err != nil {

@@ -19,6 +19,7 @@ import (
 
 	"github.com/dais-dev/dais/server/content/manifest"
 	"github.com/dais-dev/dais/server/content/runtime"
+	"github.com/dais-dev/dais/server/diskspace"
 	"github.com/dais-dev/dais/server/store"
 	"github.com/dais-dev/dais/server/web"
 )
@@ -29,20 +30,67 @@ const MaxUploadBytes = 2 << 30
 // errStatus is a failure the client caused (or may retry), with its status.
 func errStatus(status int, msg string) error { return &web.RequestError{Status: status, Msg: msg} }
 
+// CheckSpace refuses (507, naming the data volume and its free space)
+// work that would write need more bytes (0 unknown) to a data volume
+// below its reserve (Server.DataDirReserve).
+func (s *Service) CheckSpace(need int64) error {
+	if err := s.o.Disk.Check(max(need, 0)); err != nil {
+		return errStatus(diskspace.StatusInsufficientStorage, err.Error())
+	}
+	return nil
+}
+
+// spaceErr is err in words when it is a write that failed for lack of
+// space (a *web.RequestError with status 507), else err.
+func (s *Service) spaceErr(err error) error {
+	if fe := s.o.Disk.Failed(err); fe != nil {
+		return errStatus(fe.Status(), fe.Error())
+	}
+	return err
+}
+
+// checkedWriter writes to w and, every checkEvery bytes, asks the disk
+// monitor whether the volume went below its reserve meanwhile.
+type checkedWriter struct {
+	w     io.Writer
+	disk  *diskspace.Monitor
+	since int64
+}
+
+const checkEvery = 8 << 20
+
+func (c *checkedWriter) Write(p []byte) (int, error) {
+	c.since += int64(len(p))
+	if c.since >= checkEvery {
+		c.since = 0
+		if err := c.disk.Check(0); err != nil {
+			return 0, err
+		}
+	}
+	return c.w.Write(p)
+}
+
 // ReceiveBundle stores body, a bundle's tar.gz, as a new bundle of c.
 func (s *Service) ReceiveBundle(ctx context.Context, c *store.Content, body io.Reader) (*store.Bundle, error) {
 	dir := s.contentDir(c.ID)
+	if err := s.CheckSpace(0); err != nil {
+		return nil, err
+	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("create %s: %w (check Server.DataDir)", dir, err)
+		return nil, s.spaceErr(fmt.Errorf("create %s: %w (check Server.DataDir)", dir, err))
 	}
 	tmp, err := os.CreateTemp(dir, s.uploadPattern()) // crash leftovers: cleanup.go
 	if err != nil {
-		return nil, fmt.Errorf("store upload: %w", err)
+		return nil, s.spaceErr(fmt.Errorf("store upload: %w", err))
 	}
 	defer os.Remove(tmp.Name())
-	n, err := io.Copy(tmp, http.MaxBytesReader(nil, io.NopCloser(body), MaxUploadBytes))
+	n, err := io.Copy(&checkedWriter{w: tmp, disk: s.o.Disk}, http.MaxBytesReader(nil, io.NopCloser(body), MaxUploadBytes))
 	if cerr := tmp.Close(); err == nil {
 		err = cerr
+	}
+	if fe := s.o.Disk.Failed(err); fe != nil {
+		// Not the client's fault: the volume is full.
+		return nil, errStatus(fe.Status(), "storing the bundle failed: "+fe.Error())
 	}
 	var mbe *http.MaxBytesError
 	if errors.As(err, &mbe) {
@@ -59,11 +107,11 @@ func (s *Service) ReceiveBundle(ctx context.Context, c *store.Content, body io.R
 	}
 	b := &store.Bundle{ContentID: c.ID, Path: dir, Size: n}
 	if err := s.st.CreateBundle(ctx, b); err != nil {
-		return nil, err
+		return nil, s.spaceErr(err)
 	}
 	bdir := s.bundleDir(c.ID, b.ID)
 	if err := os.MkdirAll(bdir, 0o755); err != nil {
-		return nil, err
+		return nil, s.spaceErr(err)
 	}
 	if err := os.Rename(tmp.Name(), s.archivePath(c.ID, b.ID)); err != nil {
 		return nil, fmt.Errorf("store bundle %d: %w", b.ID, err)

@@ -37,6 +37,7 @@ import (
 	"github.com/dais-dev/dais/server/config"
 	"github.com/dais-dev/dais/server/content/bundle"
 	"github.com/dais-dev/dais/server/content/runtime"
+	"github.com/dais-dev/dais/server/diskspace"
 	"github.com/dais-dev/dais/server/process"
 	"github.com/dais-dev/dais/server/render"
 	"github.com/dais-dev/dais/server/sandbox"
@@ -68,6 +69,10 @@ type Options struct {
 	// sandbox.ExecPath(): dais-sandbox-exec next to this executable, else
 	// this executable.
 	DaisPath string
+	// Disk watches the data volume (web.Server.Disk): uploads, deploys and
+	// renders are refused below its reserve, and writes that fail for lack
+	// of space are told in words. nil: never refused.
+	Disk *diskspace.Monitor
 	// NoSandbox runs content processes as plain children of the server,
 	// as the server's user. Only for tests of this package: production
 	// content always goes through the sandbox.

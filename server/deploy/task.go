@@ -46,6 +46,9 @@ func (s *Service) startDeploy(ctx context.Context, c *store.Content, u *store.Us
 	if stopped {
 		return nil, errStatus(503, "the server is stopping; deploy again once it is back")
 	}
+	if err := s.CheckSpace(b.Size); err != nil { // unpacked, it is larger still
+		return nil, err
+	}
 	t := &store.Task{ContentID: c.ID, BundleID: b.ID, UserID: u.ID, Kind: store.TaskDeploy, Node: s.o.Node}
 	if err := s.st.CreateTask(ctx, t); err != nil {
 		return nil, err
@@ -119,7 +122,7 @@ func (s *Service) runDeploy(t *store.Task, contentID int64, b *store.Bundle, o D
 	tl.flush()
 	code, msg := 0, ""
 	if err != nil {
-		code, msg = 1, err.Error()
+		code, msg = 1, s.spaceErr(err).Error()
 		if s.ctx.Err() != nil {
 			msg = "the server stopped during the deploy; deploy again: " + msg
 		}
@@ -655,6 +658,9 @@ func (s *Service) startRender(ctx context.Context, c *store.Content, u *store.Us
 	if stopped {
 		return nil, errStatus(503, "the server is stopping; render again once it is back")
 	}
+	if err := s.CheckSpace(0); err != nil {
+		return nil, err
+	}
 	t := &store.Task{ContentID: c.ID, BundleID: *c.BundleID, UserID: u.ID, Kind: store.TaskRender, Node: s.o.Node}
 	if err := s.st.CreateTask(ctx, t); err != nil {
 		return nil, err
@@ -666,7 +672,7 @@ func (s *Service) startRender(ctx context.Context, c *store.Content, u *store.Us
 		err := s.rerender(tl, c.ID)
 		code, msg := 0, ""
 		if err != nil {
-			code, msg = 1, err.Error()
+			code, msg = 1, s.spaceErr(err).Error()
 			tl.Printf("Render failed: %s", msg)
 		}
 		tl.flush()

@@ -67,7 +67,7 @@ type Deps struct {
 func components(d Deps) ([]Component, error) {
 	dep, err := deploy.New(deploy.Options{
 		Config: d.Web.Config, Store: d.Store, Logger: d.Logger.With(logKeyComponent, "deploy"),
-		Node: d.Node, Stopping: d.Stopping, ConfigPath: d.ConfigPath,
+		Node: d.Node, Stopping: d.Stopping, ConfigPath: d.ConfigPath, Disk: d.Web.Disk(),
 	})
 	if err != nil {
 		return nil, err

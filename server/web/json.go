@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/dais-dev/dais/server/diskspace"
 	"io"
 	"net/http"
 	"strings"
@@ -114,6 +115,11 @@ func WriteRequestError(w http.ResponseWriter, err error) {
 	var re *RequestError
 	if errors.As(err, &re) {
 		WriteError(w, re.Status, re.Msg)
+		return
+	}
+	var fe *diskspace.FullError
+	if errors.As(err, &fe) {
+		WriteError(w, fe.Status(), fe.Error())
 		return
 	}
 	WriteError(w, http.StatusInternalServerError, "internal error")

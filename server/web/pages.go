@@ -166,6 +166,10 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 	now := time.Now()
 	sess := &store.Session{TokenHash: HashToken(token), UserID: u.ID, CreatedAt: now, ExpiresAt: now.Add(SessionLifetime)}
 	if err := s.store.CreateSession(r.Context(), sess); err != nil {
+		if fe := s.disk.Failed(err); fe != nil {
+			fail(fe.Status(), "cannot start a session: "+fe.Error())
+			return
+		}
 		s.log.Error("login: create session", logKeyUser, username, logKeyErr, err)
 		fail(http.StatusServiceUnavailable, "cannot start a session; try again")
 		return

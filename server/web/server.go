@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 
 	"github.com/dais-dev/dais/server/config"
+	"github.com/dais-dev/dais/server/diskspace"
 	"github.com/dais-dev/dais/server/store"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -62,6 +63,7 @@ type Server struct {
 	registry *prometheus.Registry
 	metrics  *httpMetrics
 	pages    *pages
+	disk     *diskspace.Monitor
 }
 
 // New builds the server with its own routes: pages, /__ping__, /metrics and
@@ -82,6 +84,7 @@ func New(o Options) (*Server, error) {
 		registry: o.Registry,
 	}
 	s.cfg.Store(o.Config)
+	s.disk = diskspace.New(o.Config.Server.DataDir, func() int64 { return s.Config().Server.DataDirReserve }, o.Logger)
 	m, err := newHTTPMetrics(o.Registry)
 	if err != nil {
 		return nil, err
@@ -149,11 +152,18 @@ func (s *Server) Registry() *prometheus.Registry { return s.registry }
 // Logger is the server's logger.
 func (s *Server) Logger() *slog.Logger { return s.log }
 
+// Disk watches the data volume's free space (Server.DataDir and
+// Server.DataDirReserve): the readiness endpoint reports it, and whoever
+// writes to the volume asks it first (Check) and tells it of failed
+// writes (Failed).
+func (s *Server) Disk() *diskspace.Monitor { return s.disk }
+
 // Version is the dais version the server shows.
 func (s *Server) Version() string { return s.version }
 
 func (s *Server) routes() {
 	s.mux.HandleFunc("GET /__ping__", s.handlePing)
+	s.mux.HandleFunc("GET /__ready__", s.handleReady)
 	s.mux.Handle("GET /metrics", s.metricsHandler())
 
 	// Pages.
@@ -181,6 +191,27 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("/__api__", func(w http.ResponseWriter, r *http.Request) {
 		WriteError(w, http.StatusNotFound, "no API endpoint "+r.Method+" "+r.URL.Path)
 	})
+}
+
+// handleReady is the readiness check (dais health, the image's
+// HEALTHCHECK, a load balancer's or Kubernetes' readiness probe): 200
+// {"status":"ok"} when dais can do its work; 503 with the status
+// "degraded: data volume full" and the reason when the data volume is
+// below its reserve or a write failed for lack of space in the last
+// minute, or 503 with the licensing gate's reason. /__ping__ stays a
+// liveness check: it answers 200 as long as the server serves.
+func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
+	body := map[string]any{"status": "ok"}
+	status := http.StatusOK
+	if u, ok := s.disk.Usage(); ok {
+		body["data_volume"] = u
+	}
+	if full, why := s.disk.Degraded(); full {
+		status, body["status"], body["error"] = http.StatusServiceUnavailable, diskspace.Degraded, why
+	} else if ok, reason := s.Licensed(); !ok {
+		status, body["status"], body["error"] = http.StatusServiceUnavailable, "degraded: no license", reason
+	}
+	WriteJSON(w, status, body)
 }
 
 func (s *Server) handlePing(w http.ResponseWriter, r *http.Request) {

@@ -45,6 +45,12 @@ func (a *API) routes() {
 	route("PATCH /__api__/v1/users/{guid}", viewer(http.HandlerFunc(a.updateUser)))
 	route("POST /__api__/v1/users/{guid}/lock", admin(http.HandlerFunc(a.lockUser)))
 
+	// Tokens: R rsconnect's connectUser() and the RStudio IDE (tokens.go;
+	// signed requests: server/web/tokenauth.go; the claim page: server/web/tokens.go).
+	route("POST /__api__/tokens", web.Anonymous(maxTokenBody, "token", h(a.createToken))) // public: the client has no credentials yet
+	route("GET /__api__/tokens", viewer(h(a.listTokens)))
+	route("DELETE /__api__/tokens/{id}", viewer(h(a.deleteToken)))
+
 	// Groups (groups.go): none yet (issue 14, item 7).
 
 	// Legacy applications API, rsconnect 0.8.x and rsconnect-python up to 1.26 (applications.go).

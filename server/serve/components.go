@@ -128,7 +128,8 @@ func (f *Funcs) Reload(ctx context.Context, cfg *config.Config) error {
 	return f.ReloadFunc(ctx, cfg)
 }
 
-// sessionJanitor deletes expired login sessions every hour.
+// sessionJanitor deletes expired login sessions, unclaimed tokens and the
+// expired signatures of token authentication every hour.
 type sessionJanitor struct {
 	store  store.Store
 	log    *slog.Logger
@@ -149,12 +150,19 @@ func (j *sessionJanitor) Start(context.Context) error {
 		t := time.NewTicker(time.Hour)
 		defer t.Stop()
 		for {
-			n, err := j.store.DeleteExpiredSessions(ctx, time.Now())
-			switch {
-			case err != nil && ctx.Err() == nil:
-				j.log.Warn("delete expired sessions", logKeyErr, err)
-			case n > 0:
-				j.log.Debug("deleted expired sessions", "count", n)
+			now := time.Now()
+			for what, del := range map[string]func() (int64, error){
+				"expired sessions":   func() (int64, error) { return j.store.DeleteExpiredSessions(ctx, now) },
+				"unclaimed tokens":   func() (int64, error) { return j.store.DeleteUnclaimedTokens(ctx, now.Add(-web.UnclaimedTokenLifetime)) },
+				"expired signatures": func() (int64, error) { return j.store.DeleteExpiredSignatures(ctx, now) },
+			} {
+				n, err := del()
+				switch {
+				case err != nil && ctx.Err() == nil:
+					j.log.Warn("delete "+what, logKeyErr, err)
+				case n > 0:
+					j.log.Debug("deleted "+what, "count", n)
+				}
 			}
 			select {
 			case <-ctx.Done():

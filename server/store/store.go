@@ -397,6 +397,9 @@ type Store interface {
 	// stored value: the first of several racing nodes wins.
 	SetSettingIfAbsent(ctx context.Context, name, value string) (string, error)
 
+	// Tokens of R rsconnect's token authentication (tokens.go).
+	TokenStore
+
 	// DatabaseVersion is the schema version the database is at.
 	DatabaseVersion(ctx context.Context) (int64, error)
 	// Dialect is "sqlite" or "postgres".

@@ -101,7 +101,7 @@ func apiKeyFrom(r *http.Request) (key, scheme string, present bool) {
 }
 
 // authenticate finds the user of a request: an API key in Authorization
-// first, else the session cookie. A bad key is refused with 401; a bad or
+// first, else a token's signature (tokenauth.go), else the session cookie. A bad key is refused with 401; a bad or
 // expired cookie just means "not logged in". Unsafe requests authenticated
 // by the cookie alone must come from the same origin (CSRF).
 func (s *Server) authenticate(next http.Handler) http.Handler {
@@ -135,6 +135,25 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 			infoFrom(r).username = u.Username
 			ctx = context.WithValue(WithUser(ctx, u), authorizationKey{}, true)
 			next.ServeHTTP(w, r.WithContext(ctx))
+			return
+		}
+		if signedRequest(r) {
+			u, r2, err := s.userByToken(r)
+			var ae *authError
+			switch {
+			case errors.As(err, &ae):
+				s.refuse(w, r, ae.status, ae.msg)
+				return
+			case err != nil:
+				s.log.Error("authenticate token", logKeyErr, err)
+				s.refuse(w, r, http.StatusServiceUnavailable, "cannot check credentials now; try again")
+				return
+			case u.Locked:
+				s.refuse(w, r, http.StatusUnauthorized, "account "+u.Username+" is locked")
+				return
+			}
+			infoFrom(r).username = u.Username
+			next.ServeHTTP(w, r2.WithContext(context.WithValue(WithUser(ctx, u), authorizationKey{}, true)))
 			return
 		}
 		s.authenticateCookie(next, w, r)

@@ -69,6 +69,17 @@ func Upload(max int64, what string, h http.Handler) http.Handler {
 	return policyHandler{h, bodyPolicy{kind: bodyUpload, max: max, what: what}}
 }
 
+// Anonymous marks h as a route under /__api__ that takes writes without
+// credentials (POST /__api__/tokens: the client has none yet), with a
+// small body of at most max bytes (what names it in the 413 message).
+func Anonymous(max int64, what string, h http.Handler) http.Handler {
+	return anonymousHandler{policyHandler{h, bodyPolicy{kind: bodySmall, max: max, what: what}}}
+}
+
+type anonymousHandler struct{ policyHandler }
+
+func (anonymousHandler) allowsAnonymous() bool { return true }
+
 // smallBody marks h as a route whose body holds at most max bytes.
 func smallBody(max int64, what string, h http.Handler) http.Handler {
 	return policyHandler{h, bodyPolicy{kind: bodySmall, max: max, what: what}}
@@ -79,7 +90,8 @@ func smallBody(max int64, what string, h http.Handler) http.Handler {
 var ErrBodyTimeout = errors.New("request body arrived too slowly")
 
 // BodyError tells whether err, from reading a request body, is the
-// client's: a body too large (413) or too slow (408). msg names the limit.
+// client's: a body too large (413), too slow (408) or not the one signed
+// (400). msg names the limit.
 func BodyError(err error) (status int, msg string, ok bool) {
 	var mbe *http.MaxBytesError
 	switch {
@@ -87,6 +99,8 @@ func BodyError(err error) (status int, msg string, ok bool) {
 		return http.StatusRequestEntityTooLarge, fmt.Sprintf("request body larger than %d bytes", mbe.Limit), true
 	case errors.Is(err, ErrBodyTimeout):
 		return http.StatusRequestTimeout, err.Error(), true
+	case errors.Is(err, ErrBodyChecksum):
+		return http.StatusBadRequest, err.Error(), true
 	}
 	return 0, "", false
 }

@@ -17,7 +17,7 @@ var CredentialCookies = []string{SessionCookie}
 // StripCredentials removes from r every dais credential the request
 // carries, before it is passed to content: an Authorization header that
 // authenticate accepted as an API key (any scheme) or that uses Connect's
-// Key scheme, and the CredentialCookies. Other Authorization values (an
+// Key scheme, a token's signature headers, and the CredentialCookies. Other Authorization values (an
 // app's own Basic or bearer token) and other cookies pass unchanged. Call it on the request that goes to the content's processes,
 // WebSocket upgrades included.
 func StripCredentials(r *http.Request) {
@@ -26,6 +26,7 @@ func StripCredentials(r *http.Request) {
 	} else if _, scheme, present := apiKeyFrom(r); present && scheme == "key" {
 		r.Header.Del("Authorization")
 	}
+	stripTokenHeaders(r)
 	stripCookies(r.Header, CredentialCookies)
 }
 

@@ -90,6 +90,14 @@ func DecodeJSON(r *http.Request, v any) error {
 	if dec.More() {
 		return &RequestError{http.StatusBadRequest, "malformed JSON: more than one value in the body"}
 	}
+	// Read to the end, where a signed body is checked (tokenauth.go):
+	// More stops at the first error without returning it.
+	if _, err := io.Copy(io.Discard, body); err != nil {
+		if status, msg, ok := BodyError(err); ok {
+			return &RequestError{status, msg}
+		}
+		return &RequestError{http.StatusBadRequest, "reading the request body failed: " + err.Error()}
+	}
 	return nil
 }
 

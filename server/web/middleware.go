@@ -145,8 +145,8 @@ func (s *Server) recoverPanic(next http.Handler) http.Handler {
 
 // apiRules enforces, under /__api__: JSON answers only (whatever a handler
 // or the mux writes as plain text or a redirect becomes a JSON error), and
-// no writes without an authenticated user. Outside /__api__ it applies the
-// licensing gate to /content/.
+// no writes without an authenticated user but on routes made with
+// Anonymous. Outside /__api__ it applies the licensing gate to /content/.
 func (s *Server) apiRules(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !isAPI(r.URL.Path) {
@@ -160,7 +160,7 @@ func (s *Server) apiRules(next http.Handler) http.Handler {
 			return
 		}
 		if r.Method != http.MethodGet && r.Method != http.MethodHead && r.Method != http.MethodOptions {
-			if _, ok := UserFrom(r.Context()); !ok {
+			if _, ok := UserFrom(r.Context()); !ok && !s.allowsAnonymous(r) {
 				closeUnread(w, r)
 				WriteError(w, http.StatusUnauthorized, "authentication required: send an API key as 'Authorization: Key <key>' (create one with 'dais keys create --user NAME')")
 				return
@@ -170,6 +170,13 @@ func (s *Server) apiRules(next http.Handler) http.Handler {
 		next.ServeHTTP(jw, r)
 		jw.finish()
 	})
+}
+
+// allowsAnonymous tells whether r's route was made with Anonymous.
+func (s *Server) allowsAnonymous(r *http.Request) bool {
+	h, _ := s.mux.Handler(r)
+	a, ok := h.(interface{ allowsAnonymous() bool })
+	return ok && a.allowsAnonymous()
 }
 
 // jsonOnlyWriter rewrites non-JSON error answers and redirects into JSON

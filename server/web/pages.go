@@ -21,8 +21,8 @@ var templateFS embed.FS
 const dashboardLimit = 200
 
 type pages struct {
-	welcome, login, dashboard *template.Template
-	css                       []byte
+	welcome, login, dashboard, token *template.Template
+	css                              []byte
 }
 
 func newPages() (*pages, error) {
@@ -42,6 +42,9 @@ func newPages() (*pages, error) {
 		return nil, err
 	}
 	if p.dashboard, err = parse("dashboard.html"); err != nil {
+		return nil, err
+	}
+	if p.token, err = parse("token.html"); err != nil {
 		return nil, err
 	}
 	if p.css, err = templateFS.ReadFile("templates/dais.css"); err != nil {

@@ -29,6 +29,7 @@ func Run(t *testing.T, open Opener) {
 		{"ListUsers", testListUsers},
 		{"APIKeys", testAPIKeys},
 		{"Sessions", testSessions},
+		{"Tokens", testTokens},
 		{"Content", testContent},
 		{"ListContent", testListContent},
 		{"Environment", testEnvironment},

@@ -228,7 +228,7 @@ func TestDeployV1(t *testing.T) {
 					// Their sandboxes are built by the small helper, not by
 					// re-executing dais: its inits (one per app, plus one
 					// pre-started and idle) are dais-sandbox-exec processes.
-					if !strings.Contains(c.Logs(), "content processes start in sandboxes built by /usr/local/bin/dais-sandbox-exec") {
+					if !strings.Contains(c.Logs(), "sandboxes built by /usr/local/bin/dais-sandbox-exec") {
 						t.Errorf("the server does not say it uses /usr/local/bin/dais-sandbox-exec; log:\n%s", tail(c.Logs(), 30))
 					}
 					r = c.Exec("sh", "-c", `for p in /proc/[0-9]*; do tr '\0' '\n' <$p/cmdline 2>/dev/null | head -n 1; done | grep -c '^/usr/local/bin/dais-sandbox-exec$'`)

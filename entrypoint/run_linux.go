@@ -134,6 +134,13 @@ func prepare(log *slog.Logger, o *options, environ []string, stderr io.Writer, s
 	dais := "dais"
 	if len(o.Args) > 0 {
 		dais = o.Args[0]
+	} else if self, err := os.Executable(); err == nil {
+		// `dais-init --check` with no command (systemd's ExecStartPre):
+		// the dais installed beside dais-init (/opt/dais/bin from the
+		// package), which need not be on PATH; else PATH's.
+		if p := filepath.Join(filepath.Dir(self), "dais"); isExecutable(p) {
+			dais = p
+		}
 	}
 	path, err := lookPath(dais)
 	if err != nil {
@@ -236,4 +243,10 @@ func childEnv(environ []string) []string {
 		out = append(out, kv)
 	}
 	return out
+}
+
+// isExecutable tells whether path is a regular file someone may execute.
+func isExecutable(path string) bool {
+	fi, err := os.Stat(path)
+	return err == nil && fi.Mode().IsRegular() && fi.Mode().Perm()&0o111 != 0
 }

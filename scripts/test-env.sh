@@ -31,6 +31,17 @@ if ((${#missing[@]})); then
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+# Content runs as Applications.RunAs (default rstudio-connect); dais serve
+# refuses to start when that user does not exist, as on any host install.
+if ! getent passwd rstudio-connect >/dev/null; then
+	if [[ $(id -u) != 0 ]]; then
+		echo "test-env: no rstudio-connect user (run as root, or: useradd --system --user-group rstudio-connect)" >&2
+		exit 1
+	fi
+	useradd --system --user-group --no-create-home --shell /usr/sbin/nologin rstudio-connect
+	echo "test-env: created the rstudio-connect system user"
+fi
+
 if ! docker info >/dev/null 2>&1; then
 	echo "test-env: the Docker engine is not reachable (docker info failed); the suite drives real containers" >&2
 	exit 1

@@ -7,6 +7,7 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
+	"github.com/dais-dev/dais/server/sandbox"
 	"io"
 	"net"
 	"net/http"
@@ -24,6 +25,11 @@ import (
 var daisBin string
 
 func TestMain(m *testing.M) {
+	// Run in-process, the server starts its sandboxes (the trial sandbox
+	// that picks the mode included) by re-executing this test binary.
+	if len(os.Args) > 1 && os.Args[1] == "sandbox-exec" {
+		os.Exit(sandbox.Main(os.Stderr))
+	}
 	dir, err := os.MkdirTemp("", "dais-serve-test")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

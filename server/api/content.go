@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/dais-dev/dais/server/authz"
+	"github.com/dais-dev/dais/server/config"
 	"github.com/dais-dev/dais/server/content/manifest"
 	"github.com/dais-dev/dais/server/store"
 	"github.com/dais-dev/dais/server/web"
@@ -274,6 +275,11 @@ func (a *API) apply(ctx context.Context, st settings, c *store.Content, u *store
 		}
 		if c.RunAs != old && !admin {
 			return errStatus(http.StatusForbidden, "only administrators may change run_as")
+		}
+		if c.RunAs != old && c.RunAs != "" {
+			if err := config.CheckRunAs(c.RunAs); err != nil {
+				return errStatus(http.StatusBadRequest, "run_as: "+err.Error())
+			}
 		}
 	}
 	if raw, ok := st["owner_guid"]; ok && string(raw) != "null" {

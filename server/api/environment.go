@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strings"
 
 	"github.com/dais-dev/dais/server/authz"
 	"github.com/dais-dev/dais/server/store"
@@ -46,6 +47,9 @@ func decodeEnv(r *http.Request) ([]store.EnvVar, error) {
 	for _, v := range req {
 		if !envNameOK(v.Name) {
 			return nil, errStatus(http.StatusBadRequest, fmt.Sprintf("environment variable name %q is not valid: use letters, digits and '_', not starting with a digit", v.Name))
+		}
+		if v.Value != nil && strings.IndexByte(*v.Value, 0) >= 0 {
+			return nil, errStatus(http.StatusBadRequest, fmt.Sprintf("environment variable %s: its value holds a NUL byte, which no process environment can carry; remove it", v.Name))
 		}
 		out = append(out, store.EnvVar{Name: v.Name, Value: v.Value})
 	}

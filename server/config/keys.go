@@ -120,7 +120,8 @@ var Keys = []Key{
 	{Section: "Quarto", Name: "Executable", Type: TypeList,
 		Doc: "Quarto installations: absolute paths, the key repeated for several (comma-separated in the environment variable). `/opt/quarto/*` is scanned too."},
 	{Section: "Applications", Name: "RunAs", Type: TypeString,
-		Doc: "Unix user that content processes run as."},
+		Doc: "Unix user that content processes run as. It must exist and not be root: `dais serve` refuses to start " +
+			"otherwise (exit 78), naming the fix."},
 	{Section: "Applications", Name: "BundleMaxSize", Type: TypeInt, Reloadable: true,
 		Doc: "Most bytes a bundle may hold unpacked (a plain integer: `2147483648` is 2 GiB). " +
 			"A larger bundle fails its deploy before filling the disk. Read at each deploy."},

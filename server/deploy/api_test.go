@@ -226,7 +226,7 @@ func TestContentPatchFields(t *testing.T) {
 		{"locked wrong type", "pub1", `{"locked":"yes"}`, 400, "locked must be true or false"},
 		{"process settings", "pub1", `{"min_processes":1,"max_processes":2,"idle_timeout":5,"init_timeout":30,"max_conns_per_process":10}`, 200, `"max_processes":2`},
 		{"run_as by a publisher", "pub1", `{"run_as":"someone"}`, 403, "only administrators may change run_as"},
-		{"run_as by an administrator", "admin1", `{"run_as":"rstudio-connect"}`, 200, `"run_as":"rstudio-connect"`},
+		{"run_as by an administrator", "admin1", `{"run_as":"nobody"}`, 200, `"run_as":"nobody"`}, // a user that exists here and is not root
 		{"owner by a publisher", "pub1", `{"owner_guid":"` + f.users["pub2"].GUID + `"}`, 403, "only administrators may change the owner"},
 		{"owner unknown", "admin1", `{"owner_guid":"nope"}`, 400, "owner_guid: no user"},
 		{"owner a viewer", "admin1", `{"owner_guid":"` + f.users["viewer1"].GUID + `"}`, 400, "is a viewer"},

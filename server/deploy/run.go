@@ -40,6 +40,13 @@ func (s *Service) contentEnv(c *store.Content) []string {
 	}
 	slices.Sort(keys)
 	for _, k := range keys {
+		if strings.ContainsAny(k, "=\x00") || strings.IndexByte(vars[k], 0) >= 0 {
+			// Stored before the API refused such values: no process
+			// environment can carry them.
+			s.log.Warn("content environment variable left out: its name or value holds '=' or a NUL byte; set it again",
+				logKeyContent, c.GUID, "variable", strings.ReplaceAll(k, "\x00", `\0`))
+			continue
+		}
 		e = append(e, k+"="+vars[k])
 	}
 	return e

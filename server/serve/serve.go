@@ -120,6 +120,11 @@ func Run(ctx context.Context, o Options) (err error) {
 	for _, w := range loaded.Warnings {
 		s.log.Warn("configuration: " + w)
 	}
+	// Content runs as Applications.RunAs: a user that cannot be (missing,
+	// root) would fail every deploy later with a misleading error.
+	if msg := loaded.RunAsProblem(); msg != "" {
+		return configErr("%s", msg)
+	}
 	s.log.Info("dais starting", "version", o.Version, logKeyConfig, strings.Join(loaded.Files, ", "),
 		"database", s.cfg.Database.Provider, "pid", os.Getpid())
 

@@ -132,6 +132,32 @@ func Restore(ctx context.Context, o Options) (Result, error) {
 	return res, nil
 }
 
+// venvHint is the fix for a failed `python -m venv` when its output says
+// that the venv module is what is missing (Debian splits it into
+// python3-venv); "" when something else failed (the sandbox could not
+// start, the environment was refused, ...), which the error says itself.
+func venvHint(out string) string {
+	for _, s := range []string{"No module named venv", "ensurepip is not available", "python3-venv"} {
+		if strings.Contains(out, s) {
+			return "; install python3-venv with that Python"
+		}
+	}
+	return ""
+}
+
+// limitedBuffer keeps the first max bytes written to it.
+type limitedBuffer struct {
+	b   *bytes.Buffer
+	max int
+}
+
+func (l *limitedBuffer) Write(p []byte) (int, error) {
+	if room := l.max - l.b.Len(); room > 0 {
+		l.b.Write(p[:min(len(p), room)])
+	}
+	return len(p), nil
+}
+
 func (o Options) logf(format string, args ...any) {
 	fmt.Fprintf(o.Log, format+"\n", args...)
 }
@@ -154,12 +180,13 @@ func restorePython(ctx context.Context, o Options, res *Result) error {
 		return fmt.Errorf("restore Python environment: %w", err)
 	}
 	o.logf("Creating the Python environment with %s %s", o.Runtimes.Python.Path, o.Runtimes.Python.Version)
+	var venvOut bytes.Buffer
 	if err := o.Run(ctx, content.Command{
 		// Without pip: ensurepip takes seconds and most bundles need no
 		// install; the system's pip serves when one is needed.
 		Args: []string{o.Runtimes.Python.Path, "-m", "venv", "--system-site-packages", "--without-pip", venv}, Dir: o.EnvDir,
-	}, o.Log); err != nil {
-		return fmt.Errorf("create Python virtual environment: %w; install python3-venv with that Python", err)
+	}, io.MultiWriter(o.Log, &limitedBuffer{b: &venvOut, max: 64 << 10})); err != nil {
+		return fmt.Errorf("create Python virtual environment: %w%s", err, venvHint(venvOut.String()))
 	}
 	res.Venv = venv
 	py := filepath.Join(venv, "bin", "python")

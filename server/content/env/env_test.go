@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -162,6 +163,41 @@ func TestRestoreR(t *testing.T) {
 			}
 			if tt.warn == "" && len(res.Warnings) > 0 {
 				t.Errorf("unexpected warnings %v", res.Warnings)
+			}
+		})
+	}
+}
+
+// TestVenvHint (issue 23, defect 8): "install python3-venv" is the fix
+// only when creating the venv failed for want of the venv module; a NUL
+// in the environment or a sandbox that did not start got it too.
+func TestVenvHint(t *testing.T) {
+	code, m := bundle(t, pyManifest, map[string]string{"app.py": "app = None\n"})
+	tests := []struct {
+		name   string
+		output string
+		err    error
+		hint   bool
+	}{
+		{"venv module missing (Debian)", "The virtual environment was not created successfully because ensurepip is not\navailable.  On Debian/Ubuntu systems, you need to install the python3-venv\npackage using the following command.\n", errors.New("exit status 1"), true},
+		{"no module named venv", "/usr/bin/python3: No module named venv\n", errors.New("exit status 1"), true},
+		{"a NUL in the environment", "", errors.New("fork/exec /usr/local/bin/dais-sandbox-exec: invalid argument"), false},
+		{"the sandbox did not start", "dais sandbox: setuid: operation not permitted\n", errors.New("sandbox: setup failed"), false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			run := func(ctx context.Context, c content.Command, out io.Writer) error {
+				io.WriteString(out, tt.output)
+				return tt.err
+			}
+			var log bytes.Buffer
+			_, err := Restore(context.Background(), Options{Manifest: m, Runtimes: content.Runtimes{Python: runtime.Installation{Path: "/usr/bin/python3"}},
+				CodeDir: code, EnvDir: filepath.Join(t.TempDir(), "env"), Run: run, Log: &log})
+			if err == nil || !strings.Contains(err.Error(), tt.err.Error()) {
+				t.Fatalf("Restore = %v, want the runner's error", err)
+			}
+			if got := strings.Contains(err.Error(), "python3-venv"); got != tt.hint {
+				t.Errorf("error %q: hint %v, want %v", err, got, tt.hint)
 			}
 		})
 	}

@@ -65,6 +65,11 @@ RUN apt-get update \
     && apt-get install -y --no-install-recommends postgresql-client \
     && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin
 
+# git for git-backed content (dais clones and polls the repository; docs/api.md).
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends git \
+    && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin
+
 ARG QUARTO_VERSION=""
 COPY docker/quarto/ /tmp/quarto/
 RUN set -eu; \

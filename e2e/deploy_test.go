@@ -132,11 +132,12 @@ func exampleDir(name string) string { return filepath.Join("..", "examples", nam
 
 // v1Task is a task as GET /__api__/v1/tasks/{id} shows it.
 type v1Task struct {
-	Output   []string `json:"output"`
-	Last     int      `json:"last"`
-	Finished bool     `json:"finished"`
-	Code     int      `json:"code"`
-	Error    string   `json:"error"`
+	Output   []string        `json:"output"`
+	Last     int             `json:"last"`
+	Finished bool            `json:"finished"`
+	Code     int             `json:"code"`
+	Error    string          `json:"error"`
+	Result   json.RawMessage `json:"result"`
 }
 
 // deployV1 creates content (access_type all), uploads the archive, deploys

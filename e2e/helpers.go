@@ -164,7 +164,8 @@ type Options struct {
 	// default just 3939. Use []string{} to publish none.
 	Ports []string
 	// Network attaches the container to a network from NewNetwork, with
-	// Aliases as extra DNS names there.
+	// Aliases as extra DNS names there; "container:<id>" shares that
+	// container's network namespace (its loopback) instead.
 	Network string
 	Aliases []string
 	// Health replaces the health check settings. Default: the image's test
@@ -288,9 +289,11 @@ func Run(t testing.TB, o Options) *Container {
 	var nc *network.NetworkingConfig
 	if o.Network != "" {
 		hc.NetworkMode = container.NetworkMode(o.Network)
-		nc = &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{
-			o.Network: {Aliases: o.Aliases},
-		}}
+		if !hc.NetworkMode.IsContainer() {
+			nc = &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{
+				o.Network: {Aliases: o.Aliases},
+			}}
+		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()

@@ -11,8 +11,9 @@ import (
 )
 
 // deployContent is POST /__api__/v1/content/{guid}/deploy
-// {bundle_id, activate}: bundle_id absent or null means the newest;
-// activate false builds the bundle as a draft, without making it live.
+// {bundle_id, activate}: bundle_id absent or null means the newest (for
+// git-backed content: a new bundle from the branch's head); activate false
+// builds the bundle as a draft, without making it live.
 func (a *API) deployContent(w http.ResponseWriter, r *http.Request) error {
 	return a.startDeploy(w, r, false)
 }
@@ -47,6 +48,21 @@ func (a *API) startDeploy(w http.ResponseWriter, r *http.Request, rebuild bool) 
 		return errLocked(c)
 	}
 	o := deploy.DeployOptions{Draft: req.Activate != nil && !*req.Activate, Rebuild: rebuild}
+	if ref == "" {
+		// Git-backed content without a bundle named: fetch the branch.
+		git, err := a.gitBacked(r, c)
+		if err != nil {
+			return err
+		}
+		if git {
+			t, err := a.dep.StartRepoDeploy(r.Context(), c, u, o)
+			if err != nil {
+				return err
+			}
+			web.WriteJSON(w, http.StatusOK, map[string]string{"task_id": t.ID})
+			return nil
+		}
+	}
 	t, err := a.dep.StartDeploy(r.Context(), c, u, ref, o)
 	if err != nil {
 		return err

@@ -20,6 +20,7 @@ import (
 func (a *API) routes() {
 	h := a.handler
 	viewer := web.RequireRole(store.RoleViewer)
+	publisher := web.RequireRole(store.RolePublisher)
 	admin := web.RequireRole(store.RoleAdministrator)
 	route := func(pattern string, handler http.Handler) { a.web.Handle(pattern, handler) }
 
@@ -81,6 +82,17 @@ func (a *API) routes() {
 	route("POST /__api__/v1/content/{guid}/deploy", h(a.deployContent))
 	route("POST /__api__/v1/content/{guid}/build", h(a.buildContent))
 	route("POST /__api__/v1/content/{guid}/render", h(a.renderContent))
+
+	// Git-backed content (repository.go): POST .../deploy without a
+	// bundle_id deploys the branch (deploys.go).
+	route("GET /__api__/v1/content/{guid}/repository", a.onContent(authz.Viewer, a.getRepository))
+	route("PUT /__api__/v1/content/{guid}/repository", a.onContent(authz.Editor, a.putRepository))
+	route("PATCH /__api__/v1/content/{guid}/repository", a.onContent(authz.Editor, a.patchRepository))
+	route("DELETE /__api__/v1/content/{guid}/repository", a.onContent(authz.Editor, a.deleteRepository))
+
+	route("GET /__api__/repo/account", publisher(h(a.repoAccount)))
+	route("GET /__api__/repo/branches", publisher(h(a.repoBranches)))
+	route("GET /__api__/repo/manifest-dirs", publisher(h(a.repoManifestDirs)))
 
 	// Tasks (tasks.go).
 	route("GET /__api__/v1/tasks/{id}", h(a.getTask("first", "output", "last")))

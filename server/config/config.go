@@ -53,6 +53,7 @@ type Config struct {
 	Applications   Applications
 	Scheduler      Scheduler
 	Sandbox        Sandbox
+	Git            Git
 	Logging        Logging
 	// RPackageRepository holds named repositories, [RPackageRepository "CRAN"].
 	RPackageRepository map[string]*RPackageRepository
@@ -186,6 +187,23 @@ type Logging struct {
 	AccessLog bool
 }
 
+// Git is the [Git] section: git-backed content.
+type Git struct {
+	// Executable is the git program. Default "git" (found on PATH).
+	Executable string
+	// PollingFrequency is how often the branches of git-backed content
+	// with polling on are checked. Default 15m.
+	PollingFrequency Duration
+	// CommandTimeout bounds every git command (ls-remote, clone). Default 5m. dais only.
+	CommandTimeout Duration
+	// MaxConcurrentChecks bounds the branch checks run at once. Default 2. dais only.
+	MaxConcurrentChecks int
+	// CredentialsFile holds credentials for repositories whose URL has
+	// none, in git's credential-store format: one https://user:token@host
+	// line per host. Default empty. dais only.
+	CredentialsFile string
+}
+
 // RPackageRepository is a named [RPackageRepository "NAME"] section.
 type RPackageRepository struct {
 	// URL of the CRAN-like repository.
@@ -214,6 +232,7 @@ func Defaults() *Config {
 			InitTimeout:  Duration(60 * time.Second),
 		},
 		Sandbox: Sandbox{Mode: "auto", LandlockConnectPorts: DefaultLandlockConnectPorts},
+		Git:     Git{Executable: "git", PollingFrequency: Duration(15 * time.Minute), CommandTimeout: Duration(5 * time.Minute), MaxConcurrentChecks: 2},
 		Logging: Logging{ServiceLogLevel: "INFO", ServiceLogFormat: "TEXT", AccessLog: true},
 	}
 }

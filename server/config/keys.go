@@ -143,6 +143,18 @@ var Keys = []Key{
 		Doc: "TCP ports that content may connect to in Landlock mode, as ports and ranges (`1-1023,5432`). " +
 			"It must leave out the kernel's ephemeral range (`net.ipv4.ip_local_port_range`), where content ports are allocated, " +
 			"so that content cannot reach another content's process. Each port costs a little at every process start."},
+	{Section: "Git", Name: "Executable", Type: TypeString, Reloadable: true,
+		Doc: "The git program that clones and polls git-backed content (the image has Debian's `git`)."},
+	{Section: "Git", Name: "PollingFrequency", Type: TypeDuration, Reloadable: true,
+		Doc: "How often the branch of each git-backed content with polling on is checked; a moved branch is deployed again."},
+	{Section: "Git", Name: "CommandTimeout", Type: TypeDuration, Reloadable: true,
+		Doc: "Deadline of every git command (dais only); a clone or check that takes longer fails, and the next poll tries again."},
+	{Section: "Git", Name: "MaxConcurrentChecks", Type: TypeInt, Reloadable: true,
+		Doc: "Most branch checks run at once (dais only)."},
+	{Section: "Git", Name: "CredentialsFile", Type: TypeString, Reloadable: true,
+		Doc: "Credentials for repositories whose URL carries none (dais only): a file in git's credential-store format, " +
+			"one `https://USER:TOKEN@HOST` line per host, read at each use; keep it mode 0600. " +
+			"Credentials never reach content, task logs, the server log or the API's answers."},
 	{Section: "Logging", Name: "ServiceLogLevel", Type: TypeString, Reloadable: true,
 		Doc: "Server log level: `DEBUG`, `INFO`, `WARN` or `ERROR`."},
 	{Section: "Logging", Name: "ServiceLogFormat", Type: TypeString, Reloadable: true,

@@ -104,6 +104,15 @@ func validate(c *Config, origins map[string]string) (problems, warnings []string
 	}
 
 	oneOf("Sandbox.Mode", &c.Sandbox.Mode, false, "auto", "namespaces", "landlock")
+	if c.Git.PollingFrequency.Std() < time.Second {
+		bad("Git.PollingFrequency", c.Git.PollingFrequency, "must be at least 1s; write a unit, like 15m (a bare number is nanoseconds)")
+	}
+	if c.Git.CommandTimeout.Std() < time.Second {
+		bad("Git.CommandTimeout", c.Git.CommandTimeout, "must be at least 1s; write a unit, like 5m (a bare number is nanoseconds)")
+	}
+	if c.Git.MaxConcurrentChecks < 1 {
+		bad("Git.MaxConcurrentChecks", c.Git.MaxConcurrentChecks, "must be 1 or more")
+	}
 	if !validPorts(c.Sandbox.LandlockConnectPorts) {
 		bad("Sandbox.LandlockConnectPorts", c.Sandbox.LandlockConnectPorts, "must list TCP ports and ranges, like 1-1023,5432")
 	}

@@ -113,6 +113,9 @@ type Service struct {
 
 	// mode is the sandbox mode chosen at start (Sandbox.Mode resolved).
 	mode sandbox.Mode
+
+	// repoDeploys: the contents being deployed from git (git.go).
+	repoDeploys inFlight
 }
 
 // New builds the service; server/api puts its routes on the web server.
@@ -223,8 +226,9 @@ func (s *Service) bundleLimits() bundle.Options {
 // Name is the component's name.
 func (s *Service) Name() string { return "deploy" }
 
-// Start fails the deploys a previous run left unfinished on this node and
-// brings back every deployed content.
+// Start fails the deploys a previous run left unfinished on this node,
+// brings back every deployed content, and starts polling the branches of
+// git-backed content.
 func (s *Service) Start(ctx context.Context) error {
 	node := s.o.Node
 	if s.st.Dialect() == "sqlite" {
@@ -244,10 +248,14 @@ func (s *Service) Start(ctx context.Context) error {
 	} else if n > 0 {
 		s.log.Warn("renders left unfinished by the last run marked failed", "count", n)
 	}
+	if _, err := s.st.FailUnfinishedTasks(ctx, node, store.TaskGit, "the server stopped during the task; ask again", time.Now()); err != nil {
+		return fmt.Errorf("fail unfinished git tasks: %w", err)
+	}
 	if err := s.cleanLeftovers(ctx, s.st.Dialect() != "sqlite"); err != nil {
 		// Not fatal: the next start tries again.
 		s.log.Warn("look for what earlier runs left behind", logKeyErr, err)
 	}
+	s.wg.Go(func() { s.pollRepositories(s.ctx) }) // git.go
 	all, _, err := s.st.ListContent(ctx, store.ContentFilter{})
 	if err != nil {
 		return fmt.Errorf("list content: %w", err)

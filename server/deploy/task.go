@@ -56,7 +56,7 @@ func (s *Service) startDeploy(ctx context.Context, c *store.Content, u *store.Us
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		s.runDeploy(t, c.ID, b, o)
+		_ = s.runDeploy(t, c.ID, b, o)
 	}()
 	return t, nil
 }
@@ -111,7 +111,7 @@ func (l *taskLog) flush() {
 }
 
 // runDeploy is one deploy task, from the archive to live content.
-func (s *Service) runDeploy(t *store.Task, contentID int64, b *store.Bundle, o DeployOptions) {
+func (s *Service) runDeploy(t *store.Task, contentID int64, b *store.Bundle, o DeployOptions) error {
 	tl := &taskLog{s: s, id: t.ID}
 	lock := s.contentLock(contentID)
 	lock.Lock()
@@ -143,6 +143,7 @@ func (s *Service) runDeploy(t *store.Task, contentID int64, b *store.Bundle, o D
 	if err := s.st.FinishTask(ctx, t.ID, code, msg, result, time.Now()); err != nil && !errors.Is(err, store.ErrConflict) {
 		log.Error("finish task", logKeyErr, err)
 	}
+	return err
 }
 
 // prepared is what serving one bundle needs.

@@ -399,6 +399,8 @@ type Store interface {
 
 	// Tokens of R rsconnect's token authentication (tokens.go).
 	TokenStore
+	// Git-backed content (repositories.go).
+	RepositoryStore
 
 	// DatabaseVersion is the schema version the database is at.
 	DatabaseVersion(ctx context.Context) (int64, error)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -96,13 +97,40 @@ func (s *Server) observe(next http.Handler) http.Handler {
 			}
 			line := fmt.Sprintf("%s - %s [%s] %s %d %d %s %s %.6f\n",
 				host, orDash(info.username), start.Format("02/Jan/2006:15:04:05 -0700"),
-				strconv.Quote(r.Method+" "+r.URL.RequestURI()+" "+r.Proto),
+				strconv.Quote(r.Method+" "+logURI(r.URL)+" "+r.Proto),
 				status, sw.size, strconv.Quote(orDash(r.Referer())), strconv.Quote(orDash(r.UserAgent())),
 				elapsed.Seconds())
 			_, _ = s.access.Write([]byte(line))
 		}()
 		next.ServeHTTP(sw, r)
 	})
+}
+
+// logURI is the request URI for the access log, with the password of a
+// URL given as a query value (GET /__api__/repo/branches?url=https://user:token@host/...)
+// replaced.
+func logURI(u *url.URL) string {
+	uri := u.RequestURI()
+	if u.RawQuery == "" || !strings.Contains(u.RawQuery, "@") && !strings.Contains(strings.ToUpper(u.RawQuery), "%40") {
+		return uri
+	}
+	q := u.Query()
+	changed := false
+	for _, vs := range q {
+		for i, v := range vs {
+			if p, err := url.Parse(v); err == nil && p.User != nil {
+				if _, has := p.User.Password(); has {
+					p.User = url.UserPassword(p.User.Username(), "REDACTED")
+					vs[i] = p.String()
+					changed = true
+				}
+			}
+		}
+	}
+	if !changed {
+		return uri
+	}
+	return u.EscapedPath() + "?" + q.Encode()
 }
 
 // recordRoute sits right around the mux, which fills in r.Pattern.

@@ -10,6 +10,8 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"net/http"
+	"net/url"
+	"strings"
 	"testing"
 	"time"
 
@@ -58,5 +60,22 @@ func TestTokenCredentialsStripped(t *testing.T) {
 	}
 	if got.User != "viewer1" || len(got.Token)+len(got.Signature)+len(got.Checksum) != 0 {
 		t.Fatalf("content saw user %q and token headers %v %v %v; want viewer1 and none", got.User, got.Token, got.Signature, got.Checksum)
+	}
+}
+
+func TestLogURIRedactsURLPasswords(t *testing.T) {
+	for in, want := range map[string]string{
+		"/__api__/repo/branches?url=https%3A%2F%2Fu%3Atok%40h%2Fr.git": "/__api__/repo/branches?url=https%3A%2F%2Fu%3AREDACTED%40h%2Fr.git",
+		"/__api__/repo/branches?url=https://u:tok@h/r.git&x=1":         "/__api__/repo/branches?url=https%3A%2F%2Fu%3AREDACTED%40h%2Fr.git&x=1",
+		"/__api__/v1/users?prefix=a@b":                                 "/__api__/v1/users?prefix=a@b",
+		"/content/x/?q=1":                                              "/content/x/?q=1",
+	} {
+		u, err := url.Parse(in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := logURI(u); got != want || strings.Contains(got, "tok@") {
+			t.Errorf("logURI(%s) = %s, want %s", in, got, want)
+		}
 	}
 }

@@ -30,6 +30,7 @@ func Run(t *testing.T, open Opener) {
 		{"APIKeys", testAPIKeys},
 		{"Sessions", testSessions},
 		{"Tokens", testTokens},
+		{"Repositories", testRepositories},
 		{"Content", testContent},
 		{"ListContent", testListContent},
 		{"Environment", testEnvironment},

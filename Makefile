@@ -25,7 +25,7 @@ export DAIS_IMAGE := $(IMAGE)
 export DAIS_PG_IMAGE := $(PG_IMAGE)
 export BASE_IMAGE
 
-.PHONY: help build test test-go ci bench base-image image images run up down fmt vet clean
+.PHONY: help build test test-go ci bench reliability base-image image images run up down fmt vet clean
 
 help: ## show this help
 	@awk 'BEGIN{FS=":.*## "} /^[a-zA-Z_-]+:.*## /{printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -59,6 +59,9 @@ ci: ## what .ci/run runs: vet, then the whole suite
 
 bench: build ## run the benchmarks against their named peers; results in bench/results/
 	scripts/bench.sh
+
+reliability: image ## run the reliability battery (faults, bad input, load; under 10 minutes, as root for all of it) and write its table into docs/reliability.md
+	scripts/reliability.sh
 
 run: image ## run dais in Docker on :3939 with ./data as /data (SQLite, no license server)
 	mkdir -p data

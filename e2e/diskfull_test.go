@@ -166,7 +166,7 @@ func testFullVolume(t *testing.T, r *row) {
 		}
 	}
 	said := countFull(c) - before
-	r.Figure(t, "80 writes on the full volume: %v (status: count); the log said it %d time(s)", codes, said)
+	r.Figure(t, "80 writes on the full volume: %v (status: count); the log said it %d more time(s) in that minute", codes, said)
 	if said > 2 {
 		t.Errorf("the log said the volume is full %d times within a minute, want at most twice", said)
 	}

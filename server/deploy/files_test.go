@@ -1,6 +1,7 @@
 package deploy
 
 import (
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -245,5 +246,37 @@ func TestServeStaticIndexFromManifest(t *testing.T) {
 	f.serve(rec, httptest.NewRequest("GET", "/content/g/", nil), "/")
 	if rec.Code != 200 || rec.Body.String() != "<p>report</p>" {
 		t.Fatalf("GET / = %d %q", rec.Code, rec.Body.String())
+	}
+}
+
+// TestReadTail: a process log is read from its end, whatever its size,
+// and only when it is a regular file.
+func TestReadTail(t *testing.T) {
+	dir := t.TempDir()
+	big := filepath.Join(dir, "big.log")
+	var b strings.Builder
+	for i := range 200000 {
+		fmt.Fprintf(&b, "line %d\n", i)
+	}
+	os.WriteFile(big, []byte(b.String()), 0o644)
+	got, err := readTail(big, 1<<10)
+	if err != nil || len(got) != 1<<10 || !strings.HasSuffix(string(got), "line 199999\n") {
+		t.Fatalf("readTail = %d bytes ending %q, %v", len(got), got[max(0, len(got)-20):], err)
+	}
+	fifo := filepath.Join(dir, "fifo.log")
+	syscall.Mkfifo(fifo, 0o644)
+	done := make(chan error, 1)
+	go func() { _, err := readTail(fifo, 1<<10); done <- err }()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Fatal("readTail of a FIFO succeeded")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("readTail of a FIFO blocked")
+	}
+	os.Symlink(big, filepath.Join(dir, "link.log"))
+	if _, err := readTail(filepath.Join(dir, "link.log"), 10); err == nil {
+		t.Error("readTail followed a link")
 	}
 }

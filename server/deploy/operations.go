@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 
 	"github.com/dais-dev/dais/server/content/manifest"
 	"github.com/dais-dev/dais/server/content/runtime"
@@ -218,7 +219,7 @@ func (s *Service) JobLog(c *store.Content, j *store.Job, max int) []string {
 	if j.LogPath == "" || !strings.HasPrefix(filepath.Clean(j.LogPath), s.contentDir(c.ID)+"/") {
 		return nil
 	}
-	b, err := os.ReadFile(j.LogPath)
+	b, err := readTail(j.LogPath, maxLogTail)
 	if err != nil {
 		return nil
 	}
@@ -227,6 +228,33 @@ func (s *Service) JobLog(c *store.Content, j *store.Job, max int) []string {
 		lines = lines[len(lines)-max:]
 	}
 	return lines
+}
+
+// maxLogTail bounds what is read of a process log: its end, however much
+// the process wrote.
+const maxLogTail = 1 << 20
+
+// readTail reads the last max bytes of the regular file at path (opened
+// without blocking: it is never a FIFO, but the content wrote what is in it).
+func readTail(path string, max int64) ([]byte, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_NOFOLLOW, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s: %w", path, errNotRegular)
+	}
+	if off := fi.Size() - max; off > 0 {
+		if _, err := f.Seek(off, io.SeekStart); err != nil {
+			return nil, err
+		}
+	}
+	return io.ReadAll(io.LimitReader(f, max))
 }
 
 // Stopping ends when the server starts to stop: long polls answer early.

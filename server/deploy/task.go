@@ -622,13 +622,11 @@ func (s *Service) tailProcessLog(tl *taskLog, dir string) {
 	if err != nil || len(ents) == 0 {
 		return
 	}
-	newest := ents[len(ents)-1].Name() // names start with the UTC time
-	f, err := os.Open(filepath.Join(dir, newest))
+	newest := ents[len(ents)-1].Name()                         // names start with the UTC time
+	b, err := readTail(filepath.Join(dir, newest), maxLogTail) // its end, not its first MiB
 	if err != nil {
 		return
 	}
-	defer f.Close()
-	b, _ := io.ReadAll(io.LimitReader(f, 1<<20))
 	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
 	if len(lines) > 30 {
 		lines = lines[len(lines)-30:]

@@ -185,3 +185,57 @@ func TestBodyRates(t *testing.T) {
 		}
 	}
 }
+
+// TestWriteStall: a client that stops reading the answer no longer holds
+// the handler: its write fails once writeStall passes without progress,
+// while a quiet stream (time between writes) is not cut.
+func TestWriteStall(t *testing.T) {
+	old := writeStall
+	writeStall = 500 * time.Millisecond
+	defer func() { writeStall = old }()
+	f := newFixture(t)
+	writeErr := make(chan error, 1)
+	f.srv.HandleFunc("GET /__api__/v1/big", func(w http.ResponseWriter, r *http.Request) {
+		chunk := bytes.Repeat([]byte("z"), 64<<10)
+		for range 1 << 12 { // 256 MiB, far more than the socket buffers hold
+			if _, err := w.Write(chunk); err != nil {
+				writeErr <- err
+				return
+			}
+		}
+		writeErr <- nil
+	})
+	f.srv.HandleFunc("GET /__api__/v1/quiet", func(w http.ResponseWriter, r *http.Request) {
+		for i := range 3 {
+			fmt.Fprintf(w, "tick %d\n", i)
+			http.NewResponseController(w).Flush()
+			time.Sleep(800 * time.Millisecond) // longer than writeStall, between writes
+		}
+	})
+	u, _ := url.Parse(f.ts.URL)
+	conn, err := net.Dial("tcp", u.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	io.WriteString(conn, "GET /__api__/v1/big HTTP/1.1\r\nHost: dais\r\n\r\n")
+	// ... and never read.
+	select {
+	case err := <-writeErr:
+		if err == nil {
+			t.Fatal("256 MiB written to a client that reads nothing")
+		}
+		t.Logf("the handler's write failed: %v", err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("the handler is still blocked writing to a client that does not read")
+	}
+	resp, err := http.Get(f.ts.URL + "/__api__/v1/quiet")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(b), "tick 2") {
+		t.Errorf("a quiet stream was cut: %q", b)
+	}
+}

@@ -13,12 +13,29 @@ import (
 	"time"
 )
 
-// statusWriter remembers the status and size of an answer. It passes
-// Flush, Hijack and Unwrap through, so streaming and WebSockets work.
+// writeStall bounds how long one write of an answer may wait for the
+// client to read it: a client that stops reading (to hold the server's
+// goroutines and connections) is cut off. Time between writes (a quiet
+// stream) does not count. A variable for tests.
+var writeStall = 2 * time.Minute
+
+// statusWriter remembers the status and size of an answer, and gives each
+// write writeStall to complete. It passes Flush, Hijack and Unwrap
+// through, so streaming and WebSockets work; a hijacked connection has no
+// deadline left.
 type statusWriter struct {
 	http.ResponseWriter
-	status int
-	size   int64
+	rc       *http.ResponseController
+	status   int
+	size     int64
+	hijacked bool
+}
+
+// stall moves the write deadline to writeStall from now.
+func (w *statusWriter) stall() {
+	if !w.hijacked {
+		_ = w.rc.SetWriteDeadline(time.Now().Add(writeStall))
+	}
 }
 
 func (w *statusWriter) WriteHeader(code int) {
@@ -32,6 +49,7 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 	if w.status == 0 {
 		w.status = http.StatusOK
 	}
+	w.stall()
 	n, err := w.ResponseWriter.Write(b)
 	w.size += int64(n)
 	return n, err
@@ -41,13 +59,18 @@ func (w *statusWriter) Flush() {
 	if w.status == 0 {
 		w.status = http.StatusOK
 	}
-	_ = http.NewResponseController(w.ResponseWriter).Flush()
+	w.stall()
+	_ = w.rc.Flush()
 }
 
 func (w *statusWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
-	c, rw, err := http.NewResponseController(w.ResponseWriter).Hijack()
-	if err == nil && w.status == 0 {
-		w.status = http.StatusSwitchingProtocols
+	c, rw, err := w.rc.Hijack()
+	if err == nil {
+		w.hijacked = true
+		_ = c.SetDeadline(time.Time{}) // the new owner sets its own
+		if w.status == 0 {
+			w.status = http.StatusSwitchingProtocols
+		}
 	}
 	return c, rw, err
 }
@@ -79,7 +102,8 @@ func (s *Server) observe(next http.Handler) http.Handler {
 		s.metrics.inFlight.Inc()
 		info := &reqInfo{}
 		r = r.WithContext(context.WithValue(r.Context(), reqInfoKey{}, info))
-		sw := &statusWriter{ResponseWriter: w}
+		sw := &statusWriter{ResponseWriter: w, rc: http.NewResponseController(w)}
+		sw.stall() // also what the server writes after the handler (headers, the last chunk)
 		defer func() {
 			s.metrics.inFlight.Dec()
 			status := sw.status
@@ -103,6 +127,7 @@ func (s *Server) observe(next http.Handler) http.Handler {
 			_, _ = s.access.Write([]byte(line))
 		}()
 		next.ServeHTTP(sw, r)
+		sw.stall() // the server writes what is buffered once the handler returns
 	})
 }
 

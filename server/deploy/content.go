@@ -67,7 +67,14 @@ func (s *Service) ServeContent(w http.ResponseWriter, r *http.Request) {
 	if s.proxy.Pool(guid) != nil {
 		web.StripCredentials(r)
 		if r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0 {
-			w = &slowBodyWriter{ResponseWriter: w, r: r}
+			sw := &slowBodyWriter{ResponseWriter: w, r: r}
+			s.proxy.ServeHTTP(sw, r)
+			// The body's deadline also ends the request's context: the
+			// proxy may then have given up without a word.
+			if !sw.wrote && web.BodyTimedOut(r) {
+				sw.WriteHeader(http.StatusRequestTimeout)
+			}
+			return
 		}
 		s.proxy.ServeHTTP(w, r)
 		return

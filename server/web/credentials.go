@@ -17,9 +17,10 @@ var CredentialCookies = []string{SessionCookie}
 // StripCredentials removes from r every dais credential the request
 // carries, before it is passed to content: an Authorization header that
 // authenticate accepted as an API key (any scheme) or that uses Connect's
-// Key scheme, a token's signature headers, and the CredentialCookies. Other Authorization values (an
-// app's own Basic or bearer token) and other cookies pass unchanged. Call it on the request that goes to the content's processes,
-// WebSocket upgrades included.
+// Key scheme, a token's signature headers, and the CredentialCookies.
+// Other Authorization values (an app's own Basic or bearer token) and
+// other cookies pass unchanged. Call it on the request that goes to the
+// content's processes, WebSocket upgrades included.
 func StripCredentials(r *http.Request) {
 	if accepted, _ := r.Context().Value(authorizationKey{}).(bool); accepted {
 		r.Header.Del("Authorization")

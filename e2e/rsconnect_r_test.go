@@ -141,6 +141,23 @@ for (d in commandArgs(trailingOnly = TRUE)) {
 }
 `
 
+// rRenvLock deploys a project with its renv.lock, as a user of renv has
+// it: renv::snapshot() of the project, renv itself in the lockfile as
+// installed from CRAN (this image installed it from its archive).
+// rsconnect then reads the lockfile instead of the library.
+const rRenvLock = rPrelude + `
+d <- commandArgs(trailingOnly = TRUE)[1]
+renv::snapshot(project = d, prompt = FALSE, force = TRUE)
+lock <- jsonlite::read_json(file.path(d, "renv.lock"))
+lock$Packages$renv$Source <- "Repository"
+lock$Packages$renv$Repository <- "CRAN"
+jsonlite::write_json(lock, file.path(d, "renv.lock"), auto_unbox = TRUE, pretty = TRUE)
+ok <- deployApp(appDir = d, appName = basename(d), server = "dais", account = "alice",
+                launch.browser = FALSE, forceUpdate = TRUE, lint = FALSE)
+if (!isTRUE(ok)) stop("deployApp of ", d, " did not succeed")
+cat("DEPLOYED", basename(d), "with", length(lock$Packages), "packages in renv.lock\n")
+`
+
 // rShowLogs: showLogs() of R rsconnect 1.3.0 documents that it works only
 // for shinyapps.io: its Connect client has no getLogs, so after looking
 // the application up on the server, R itself fails.
@@ -374,6 +391,33 @@ func TestRsconnectR130(t *testing.T) {
 		}
 		if status, body := getWithKey(t, c, "/content/"+guid+"/", key); status != http.StatusOK || !strings.Contains(body, "redeployed") {
 			t.Fatalf("after redeploy GET = %d %.300s", status, body)
+		}
+	})
+
+	// A restore from renv.lock with Debian's R packages: no CRAN here, the
+	// lockfile's packages are installed already, renv itself is not needed.
+	t.Run("renv.lock", func(t *testing.T) {
+		dir := filepath.Join(apps, "shiny-renv")
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		b, err := os.ReadFile(filepath.Join(exampleDir("shiny"), "app.R"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "app.R"), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		out := rc.run(rRenvLock, "/work/apps/shiny-renv")
+		for _, want := range []string{"Bundling 2 files: 'app.R' and 'renv.lock'", "Capturing R dependencies from renv.lock",
+			"Not restoring renv 1.0.11", "DEPLOYED shiny-renv"} {
+			if !strings.Contains(out, want) {
+				t.Fatalf("deployApp with renv.lock does not say %q:\n%s", want, out)
+			}
+		}
+		guid := appGUID(t, c, key, "shiny-renv")
+		if status, body := getWithKey(t, c, "/content/"+guid+"/", key); status != http.StatusOK || !strings.Contains(body, "dais shiny example") {
+			t.Fatalf("GET shiny-renv = %d %.300s", status, body)
 		}
 	})
 

@@ -394,6 +394,14 @@ func (s *Service) checkRepository(ctx context.Context, r *store.ContentRepositor
 	if c.Locked {
 		return
 	}
+	// Several servers may poll one database: the one that moves the
+	// known commit first deploys.
+	if won, err := s.st.ClaimRepositoryCommit(ctx, r.ContentID, r.LastKnownCommit, head); err != nil || !won {
+		if err != nil {
+			log.Warn("claim the branch's new commit", logKeyErr, err)
+		}
+		return
+	}
 	from := r.LastKnownCommit
 	if from == "" {
 		from = "(none)"
@@ -401,6 +409,10 @@ func (s *Service) checkRepository(ctx context.Context, r *store.ContentRepositor
 	t, err := s.StartRepoDeploy(ctx, c, nil, DeployOptions{})
 	if err != nil {
 		log.Warn("deploy git-backed content whose branch moved", logKeyErr, err)
+		// Not started: give the commit back, so that the next poll tries.
+		if _, cerr := s.st.ClaimRepositoryCommit(context.WithoutCancel(ctx), r.ContentID, head, r.LastKnownCommit); cerr != nil {
+			log.Warn("give back the branch's new commit", logKeyErr, cerr)
+		}
 		return
 	}
 	log.Info("branch moved: deploying", logKeyTask, t.ID, "branch", r.Branch, "from", shortCommit(from), "to", shortCommit(head))

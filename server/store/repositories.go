@@ -42,6 +42,11 @@ type RepositoryStore interface {
 	DeleteRepository(ctx context.Context, contentID int64) error
 	// PolledRepositories returns the repositories with Polling on, by content id.
 	PolledRepositories(ctx context.Context) ([]ContentRepository, error)
+	// ClaimRepositoryCommit is a compare-and-swap: when the repository's
+	// LastKnownCommit still equals expected it becomes next and true is
+	// returned. Of several servers that saw the branch move, exactly one
+	// deploys it.
+	ClaimRepositoryCommit(ctx context.Context, contentID int64, expected, next string) (bool, error)
 	// RecordRepositoryCheck writes LastKnownCommit (unless commit is ""),
 	// LastError and LastCheckedAt.
 	RecordRepositoryCheck(ctx context.Context, contentID int64, commit, lastError string, at time.Time) error
@@ -107,4 +112,14 @@ func (s *sqlDB) RecordRepositoryCheck(ctx context.Context, contentID int64, comm
 		return fmt.Errorf("record repository check of content %d: %w", contentID, err)
 	}
 	return nil
+}
+
+func (s *sqlDB) ClaimRepositoryCommit(ctx context.Context, contentID int64, expected, next string) (bool, error) {
+	res, err := s.exec(ctx, `UPDATE content_repositories SET last_known_commit = ? WHERE content_id = ? AND last_known_commit = ?`,
+		next, contentID, expected)
+	if err != nil {
+		return false, fmt.Errorf("claim commit of content %d: %w", contentID, err)
+	}
+	n, err := res.RowsAffected()
+	return n == 1, err
 }

@@ -312,6 +312,13 @@ func restoreR(ctx context.Context, o Options, res *Result) error {
 	}
 	for _, name := range o.Manifest.Packages.Names() {
 		p := o.Manifest.Packages[name]
+		if name == "renv" {
+			// A project's renv.lock lists renv itself, which the content
+			// does not run (rsconnect turns its activation off in the
+			// bundle) and which no package index here may provide.
+			o.logf("Not restoring renv %s: the project's package manager, not used to run the content", p.Version())
+			continue
+		}
 		fmt.Fprintf(&want, "%s\t%s\t%s\n", name, p.Version(), p.Repository)
 		if p.Repository != "" && !slices.Contains(mapValues(repos), string(p.Repository)) {
 			key := string(p.Source)

@@ -119,6 +119,9 @@ func TestRestoreR(t *testing.T) {
 		t.Fatal("could not add a package to the example manifest")
 	}
 	newer := strings.Replace(string(shiny), `"Version": "1.7.4"`, `"Version": "99.0.0"`, 1)
+	// A project's renv.lock lists renv, which no index here provides.
+	withRenv := strings.Replace(string(shiny), `"packages": {`,
+		`"packages": {"renv": {"Source": "CRAN", "Repository": "https://cran.example", "description": {"Package": "renv", "Version": "1.0.11"}},`, 1)
 	tests := []struct {
 		name     string
 		manifest string
@@ -127,6 +130,7 @@ func TestRestoreR(t *testing.T) {
 		warn     string
 	}{
 		{"offline, all installed", string(shiny), nil, nil, ""},
+		{"renv of a lockfile, not installed: not needed", withRenv, nil, nil, ""},
 		{"installed older than the bundle's: warning", newer, nil, nil, "shiny 1.7.4 (bundle has 99.0.0)"},
 		{"missing, no repository", withMissing, nil, []string{"daisNoSuchPkg", "[RPackageRepository"}, ""},
 		{"missing, repository unreachable", withMissing, map[string]string{"CRAN": "http://127.0.0.1:9/cran"}, []string{"daisNoSuchPkg", "http://127.0.0.1:9/cran"}, ""},

@@ -42,6 +42,16 @@ func testRepositories(t *testing.T, s store.Store) {
 	eq(t, "last error", got.LastError, "fetch failed")
 	eq(t, "last checked", got.LastCheckedAt, us(T0.Add(time.Minute)))
 	wantErr(t, s.RecordRepositoryCheck(c, a.ID+b.ID+99, "x", "", T0), store.ErrNotFound, "check of missing repository")
+	// Of two servers that saw the branch move to def456, one wins.
+	won, err := s.ClaimRepositoryCommit(c, a.ID, "abc123", "def456")
+	must(t, err)
+	eq(t, "first claim", won, true)
+	won, err = s.ClaimRepositoryCommit(c, a.ID, "abc123", "def456")
+	must(t, err)
+	eq(t, "second claim", won, false)
+	got, err = s.Repository(c, a.ID)
+	must(t, err)
+	eq(t, "claimed commit", got.LastKnownCommit, "def456")
 
 	// Replaced: new values, the creation time kept.
 	got.Branch, got.Polling = "release", false

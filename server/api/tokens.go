@@ -72,16 +72,21 @@ func (a *API) createToken(w http.ResponseWriter, r *http.Request) error {
 	if _, err := a.st.DeleteUnclaimedTokens(ctx, now.Add(-web.UnclaimedTokenLifetime)); err != nil {
 		return err
 	}
-	n, err := a.st.CountUnclaimedTokens(ctx)
-	if err != nil {
-		return err
-	}
-	if n >= web.MaxUnclaimedTokens {
-		return errStatus(http.StatusTooManyRequests, "too many tokens are waiting for their claim; try again later (unclaimed tokens expire after "+web.UnclaimedTokenLifetime.String()+")")
-	}
 	addr, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
 		addr = r.RemoteAddr
+	}
+	for _, lim := range []struct {
+		from string
+		max  int
+	}{{addr, web.MaxUnclaimedTokensPerAddress}, {"", web.MaxUnclaimedTokens}} {
+		n, err := a.st.CountUnclaimedTokens(ctx, lim.from)
+		if err != nil {
+			return err
+		}
+		if n >= lim.max {
+			return errStatus(http.StatusTooManyRequests, "too many tokens are waiting for their claim; claim or refuse them, or try again later (unclaimed tokens expire after "+web.UnclaimedTokenLifetime.String()+")")
+		}
 	}
 	ua := r.UserAgent()
 	if len(ua) > 200 {

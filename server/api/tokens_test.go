@@ -394,3 +394,21 @@ func remethod(r *http.Request, method string) *http.Request {
 	r.Method = method
 	return r
 }
+
+// TestTokenFlood: creating tokens needs no credentials, so one address
+// may keep only so many waiting for their claim.
+func TestTokenFlood(t *testing.T) {
+	f := newFixture(t)
+	tc := newTokenClient(t)
+	pub := tc.publicKey(t)
+	for i := range web.MaxUnclaimedTokensPerAddress {
+		body := fmt.Sprintf(`{"token": "Tflood%04d%s", "public_key": %q}`, i, tc.id[1:9], pub)
+		wantStatus(t, "create", send(t, http.DefaultClient, mustReq(t, "POST", f.ts.URL+"/__api__/tokens", body)), 200, "token_claim_url")
+	}
+	body := fmt.Sprintf(`{"token": "Tflood-one-more", "public_key": %q}`, pub)
+	a := send(t, http.DefaultClient, mustReq(t, "POST", f.ts.URL+"/__api__/tokens", body))
+	wantStatus(t, "one too many", a, http.StatusTooManyRequests, "too many tokens")
+	if _, err := f.st.TokenByToken(context.Background(), "Tflood-one-more"); err == nil {
+		t.Fatal("the refused token was stored")
+	}
+}

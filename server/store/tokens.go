@@ -35,8 +35,9 @@ type TokenStore interface {
 	Token(ctx context.Context, id int64) (*Token, error)
 	// ListTokens returns the tokens claimed by the user, by id.
 	ListTokens(ctx context.Context, userID int64) ([]Token, error)
-	// CountUnclaimedTokens counts tokens no one has claimed.
-	CountUnclaimedTokens(ctx context.Context) (int, error)
+	// CountUnclaimedTokens counts tokens no one has claimed, created from
+	// address ("": from anywhere).
+	CountUnclaimedTokens(ctx context.Context, address string) (int, error)
 	// ClaimToken gives an unclaimed token to the user; ErrConflict when
 	// it is claimed already (by anyone), ErrNotFound when it is missing.
 	ClaimToken(ctx context.Context, id, userID int64, at time.Time) error
@@ -102,9 +103,9 @@ func (s *sqlDB) ListTokens(ctx context.Context, userID int64) ([]Token, error) {
 	return collect(rows, scanToken)
 }
 
-func (s *sqlDB) CountUnclaimedTokens(ctx context.Context) (int, error) {
+func (s *sqlDB) CountUnclaimedTokens(ctx context.Context, address string) (int, error) {
 	var n int
-	if err := s.queryRow(ctx, `SELECT COUNT(*) FROM tokens WHERE user_id IS NULL`).Scan(&n); err != nil {
+	if err := s.queryRow(ctx, `SELECT COUNT(*) FROM tokens WHERE user_id IS NULL AND (? = '' OR address = ?)`, address, address).Scan(&n); err != nil {
 		return 0, fmt.Errorf("count unclaimed tokens: %w", mapErr(err))
 	}
 	return n, nil

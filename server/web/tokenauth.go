@@ -51,9 +51,11 @@ const (
 	// UnclaimedTokenLifetime is how long a token may wait for its claim;
 	// older unclaimed tokens are removed.
 	UnclaimedTokenLifetime = time.Hour
-	// MaxUnclaimedTokens bounds the tokens waiting for a claim: creating
-	// one needs no credentials.
-	MaxUnclaimedTokens = 1000
+	// MaxUnclaimedTokens bounds the tokens waiting for a claim, and
+	// MaxUnclaimedTokensPerAddress those created from one address:
+	// creating one needs no credentials.
+	MaxUnclaimedTokens           = 1000
+	MaxUnclaimedTokensPerAddress = 20
 )
 
 // Headers of a signed request.

@@ -30,9 +30,12 @@ func testTokens(t *testing.T, s store.Store) {
 	}
 	_, err = s.TokenByToken(c, "nope")
 	wantErr(t, err, store.ErrNotFound, "TokenByToken(missing)")
-	n, err := s.CountUnclaimedTokens(c)
+	n, err := s.CountUnclaimedTokens(c, "")
 	must(t, err)
 	eq(t, "unclaimed", n, 2)
+	n, err = s.CountUnclaimedTokens(c, "127.0.0.1")
+	must(t, err)
+	eq(t, "unclaimed from 127.0.0.1", n, 1)
 
 	must(t, s.ClaimToken(c, t1.ID, u.ID, T0.Add(time.Minute)))
 	wantErr(t, s.ClaimToken(c, t1.ID, other.ID, T0), store.ErrConflict, "second claim")

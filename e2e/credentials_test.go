@@ -15,7 +15,10 @@ import (
 )
 
 func init() {
-	addCase(batteryCase{Name: "a visitor's API key (Key, Bearer) and session cookie at an app's /headers", Issue: "23.2", Run: testCredentialsStripped})
+	addCase(batteryCase{Name: "a visitor's API key (Key, Bearer) and session cookie at an app's /headers", Issue: "23.2",
+		Run: func(t *testing.T, r *row) { testCredentialsStripped(t, r, sandboxMode("namespaces")) }})
+	addCase(batteryCase{Name: "the same, the app in a Landlock sandbox", Issue: "23.2",
+		Run: func(t *testing.T, r *row) { testCredentialsStripped(t, r, sandboxMode("landlock")) }})
 }
 
 // flaskDir writes a Flask app (app.py) with the flask example's manifest
@@ -94,12 +97,13 @@ func loginCookie(t *testing.T, c *Container, user, password string) string {
 // proxying: the app's /headers showed the visitor's key. No credential
 // dais accepted may reach content; the app's own Authorization and
 // cookies pass unchanged.
-func testCredentialsStripped(t *testing.T, r *row) {
-	c, key := deployServer(t)
+func testCredentialsStripped(t *testing.T, r *row, env []string) {
+	c, key := deployServer(t, env...)
 	guid, tk, out := deployV1(t, c, key, "headers", bundle(t, flaskDir(t, probeApp)))
 	if tk.Code != 0 {
 		t.Fatalf("deploy failed: %s\n%s", tk.Error, out)
 	}
+	mustMode(t, c, env)
 	session := loginCookie(t, c, "alice", "alice-password-e2e")
 	path := "/content/" + guid + "/headers"
 	get := func(hdr map[string]string) map[string]string {

@@ -20,11 +20,11 @@ import (
 // dais with (DAIS_BUNDLE_MAX_BYTES), so a tar bomb stops early.
 const deployBundleLimit = 64 << 20
 
-// deployServer starts dais in the container and returns it with the API
-// key of a publisher, "alice".
-func deployServer(t *testing.T) (*Container, string) {
+// deployServer starts dais in the container (env: extra variables) and
+// returns it with the API key of a publisher, "alice".
+func deployServer(t *testing.T, env ...string) (*Container, string) {
 	t.Helper()
-	c := Run(t, Options{Env: []string{"DAIS_BUNDLE_MAX_BYTES=" + strconv.Itoa(deployBundleLimit)}})
+	c := Run(t, Options{Env: append([]string{"DAIS_BUNDLE_MAX_BYTES=" + strconv.Itoa(deployBundleLimit)}, env...)})
 	c.WaitHTTP("/__ping__", http.StatusOK, startBound)
 	key := publisherKey(t, c, "alice", "alice-password-e2e")
 	return c, key

@@ -18,6 +18,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/dais-dev/dais/server/config"
@@ -286,8 +287,10 @@ func (w *archiveWriter) add(name, path string) error {
 // differs from fi's when read is reported as errChanged, before anything
 // is written.
 func (w *archiveWriter) addFile(name, path string, fi os.FileInfo) error {
-	f, err := os.Open(path)
-	if errors.Is(err, fs.ErrNotExist) {
+	// Content may swap the file for a FIFO or a link meanwhile: such an
+	// open must neither block nor follow (fstat below sees what it got).
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_NOFOLLOW, 0)
+	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ELOOP) {
 		return errChanged
 	}
 	if err != nil {

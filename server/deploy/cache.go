@@ -184,7 +184,7 @@ func relocate(venv, from, to string) error {
 		if err != nil || !fi.Mode().IsRegular() || fi.Size() > 1<<20 {
 			continue
 		}
-		b, err := os.ReadFile(p)
+		b, err := readTail(p, 1<<20) // the whole file (checked above), never a FIFO swapped in since
 		if err != nil || !bytes.Contains(b, []byte(from)) {
 			continue
 		}

@@ -2,8 +2,6 @@ package main
 
 import (
 	"errors"
-	"flag"
-	"fmt"
 	"io"
 	"path/filepath"
 	"strconv"
@@ -11,7 +9,7 @@ import (
 	"time"
 )
 
-// defaultConfig is defaultConfig (a test keeps them equal): dais-init
+// defaultConfig is config.DefaultPath (a test keeps them equal): dais-init
 // links nothing of the server, see package setup.
 const defaultConfig = "/etc/rstudio-connect/rstudio-connect.gcfg"
 
@@ -64,7 +62,11 @@ var envOptions = []envOption{
 	{"forward-to", "DAIS_INIT_FORWARD_TO", "where signals go: group (the child's whole process group) or child (the child only)"},
 }
 
-func parseOptions(args []string, environ []string, stderr io.Writer) (*options, error) {
+// parseOptions reads the DAIS_INIT_* variables, then the flags, as the
+// flag package would (-x or --x, "--x v" or "--x=v", up to the first
+// argument that is not a flag or after "--"); dais-init does not link flag
+// and fmt, see docs/benchmarks.md.
+func parseOptions(args []string, environ []string) (*options, error) {
 	env := map[string]string{}
 	for _, kv := range environ {
 		if k, v, ok := strings.Cut(kv, "="); ok {
@@ -74,27 +76,48 @@ func parseOptions(args []string, environ []string, stderr io.Writer) (*options, 
 	o := &options{Config: defaultConfig, Rendered: DefaultRendered, Stop: "auto", Forward: forwardGroup}
 	skip := ""
 	vals := map[string]*string{"config": &o.Config, "rendered": &o.Rendered, "stop-timeout": &o.Stop, "skip-checks": &skip, "forward-to": &o.Forward}
-	fs := flag.NewFlagSet("dais-init", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
 	for _, e := range envOptions {
-		p := vals[e.flag]
 		if v, ok := env[e.env]; ok && v != "" {
+			*vals[e.flag] = v
+		}
+	}
+	bools := map[string]*bool{"check": &o.Check, "version": &o.Version, "help": &o.Help, "h": &o.Help}
+	for len(args) > 0 {
+		a := args[0]
+		if len(a) < 2 || a[0] != '-' {
+			break
+		}
+		args = args[1:]
+		if a == "--" {
+			break
+		}
+		name := strings.TrimPrefix(strings.TrimPrefix(a, "-"), "-")
+		name, value, hasValue := strings.Cut(name, "=")
+		if p, ok := vals[name]; ok {
+			if !hasValue {
+				if len(args) == 0 {
+					return nil, errors.New("flag needs an argument: -" + name + flagsHint)
+				}
+				value, args = args[0], args[1:]
+			}
+			*p = value
+			continue
+		}
+		if p, ok := bools[name]; ok {
+			v := true
+			if hasValue {
+				b, err := strconv.ParseBool(value)
+				if err != nil {
+					return nil, errors.New("invalid boolean value " + strconv.Quote(value) + " for -" + name + flagsHint)
+				}
+				v = b
+			}
 			*p = v
+			continue
 		}
-		fs.StringVar(p, e.flag, *p, e.usage)
+		return nil, errors.New("flag provided but not defined: -" + name + flagsHint)
 	}
-	fs.BoolVar(&o.Check, "check", false, "")
-	fs.BoolVar(&o.Version, "version", false, "")
-	fs.BoolVar(&o.Help, "help", false, "")
-	fs.BoolVar(&o.Help, "h", false, "")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			o.Help = true
-			return o, nil
-		}
-		return nil, fmt.Errorf("%w (dais-init --help lists the flags)", err)
-	}
-	o.Args = fs.Args()
+	o.Args = args
 	for _, s := range strings.Split(skip, ",") {
 		if s = strings.TrimSpace(strings.ToLower(s)); s != "" {
 			o.Skip = append(o.Skip, s)
@@ -102,17 +125,19 @@ func parseOptions(args []string, environ []string, stderr io.Writer) (*options, 
 	}
 	for _, s := range o.Skip {
 		if s != "all" && !contains(checkNames, s) {
-			return nil, fmt.Errorf("unknown check %q in --skip-checks / DAIS_INIT_SKIP_CHECKS: want some of %s, or all", s, strings.Join(checkNames, ","))
+			return nil, errors.New("unknown check " + strconv.Quote(s) + " in --skip-checks / DAIS_INIT_SKIP_CHECKS: want some of " + strings.Join(checkNames, ",") + ", or all")
 		}
 	}
 	if o.Forward != forwardGroup && o.Forward != forwardChild {
-		return nil, fmt.Errorf("--forward-to / DAIS_INIT_FORWARD_TO is %q: want group or child", o.Forward)
+		return nil, errors.New("--forward-to / DAIS_INIT_FORWARD_TO is " + strconv.Quote(o.Forward) + ": want group or child")
 	}
 	if _, err := o.stopTimeout(0); err != nil {
 		return nil, err
 	}
 	return o, nil
 }
+
+const flagsHint = " (dais-init --help lists the flags)"
 
 // stopTimeout resolves Stop: auto is serverStop + stopGrace.
 func (o *options) stopTimeout(serverStop time.Duration) (time.Duration, error) {
@@ -125,7 +150,7 @@ func (o *options) stopTimeout(serverStop time.Duration) (time.Duration, error) {
 		d, err = time.Duration(n)*time.Second, nil
 	}
 	if err != nil || d <= 0 {
-		return 0, fmt.Errorf("--stop-timeout / DAIS_INIT_STOP_TIMEOUT is %q: want auto or a positive duration like 90s or 2m", o.Stop)
+		return 0, errors.New("--stop-timeout / DAIS_INIT_STOP_TIMEOUT is " + strconv.Quote(o.Stop) + ": want auto or a positive duration like 90s or 2m")
 	}
 	return d, nil
 }
@@ -178,7 +203,7 @@ func contains(list []string, s string) bool {
 }
 
 func usage(w io.Writer) {
-	fmt.Fprintf(w, `dais-init %s: PID 1 of the dais container
+	io.WriteString(w, "dais-init "+version+`: PID 1 of the dais container
 
 Usage: dais-init [flags] [--] [COMMAND [ARGS...]]
 
@@ -193,15 +218,16 @@ Any other COMMAND runs under dais-init the way tini runs one: no checks, no
 rendering, environment untouched; signals are forwarded and orphans reaped.
 
 Flags (each also read from its environment variable; the flag wins):
-`, version)
+`)
+	pad := func(s string, n int) string { return s + strings.Repeat(" ", max(n-len(s), 0)) }
 	for _, e := range envOptions {
-		fmt.Fprintf(w, "  --%-14s %s\n  %-16s %s\n", e.flag+" V", "$"+e.env, "", e.usage)
+		io.WriteString(w, "  --"+pad(e.flag+" V", 14)+" $"+e.env+"\n  "+pad("", 16)+" "+e.usage+"\n")
 	}
-	fmt.Fprintf(w, `  --check          run the checks and render the configuration, then exit (0 or 78)
+	io.WriteString(w, `  --check          run the checks and render the configuration, then exit (0 or 78)
   --version        print the version
   --help           this text
 
-Defaults: --config %s, --rendered %s,
+Defaults: --config `+defaultConfig+`, --rendered `+DefaultRendered+`,
 --stop-timeout auto, --forward-to group.
 
 Signals: every signal but CHLD is forwarded, once each, in order (URG,
@@ -222,5 +248,5 @@ Checks (--skip-checks, logged as a WARNING when skipped):
   netfs     SQLite not on a network filesystem (use PostgreSQL)
   lock      SQLite data directory not held by another running dais
   runtimes  R >= 3.1.0, Python >= 3.5, Quarto (warnings only)
-`, defaultConfig, DefaultRendered)
+`)
 }

@@ -1,19 +1,14 @@
 package main
 
 import (
-	"bufio"
-	"errors"
-	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/dais-dev/dais/entrypoint/rawsig"
 )
@@ -31,10 +26,10 @@ type plan struct {
 }
 
 func run(args, environ []string, stdout, stderr io.Writer) int {
-	log := slog.New(slog.NewTextHandler(stderr, nil)).With("component", "dais-init")
-	o, err := parseOptions(args[1:], environ, stderr)
+	log := newLogger(stderr)
+	o, err := parseOptions(args[1:], environ)
 	if err != nil {
-		fmt.Fprintf(stderr, "dais-init: %v\n", err)
+		io.WriteString(stderr, "dais-init: "+err.Error()+"\n")
 		return 2
 	}
 	if o.Help {
@@ -42,24 +37,24 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 		return 0
 	}
 	if o.Version {
-		fmt.Fprintf(stdout, "dais-init %s\n", version)
+		io.WriteString(stdout, "dais-init "+version+"\n")
 		return 0
 	}
 
 	// Listen before anything else: a signal before the child exists ends
 	// dais-init with 128+N, and none may be lost once it does.
-	sigs := make(chan os.Signal, 1024)
+	sigs := make(chan os.Signal, 64)
 	chld := make(chan os.Signal, 1)
 	signal.Notify(sigs, faults...)
 	if err := rawsig.Notify(sigs, forwarded(environ)...); err == nil {
-		err = rawsig.Notify(chld, unix.SIGCHLD)
+		err = rawsig.Notify(chld, syscall.SIGCHLD)
 	} else {
 		// Unreachable but for a lack of file descriptors: os/signal then.
 		log.Warn("signals through os/signal: SIGPROF will not be forwarded", keyErr, err.Error())
 		for _, s := range forwarded(environ) {
 			signal.Notify(sigs, s)
 		}
-		signal.Notify(chld, unix.SIGCHLD)
+		signal.Notify(chld, syscall.SIGCHLD)
 	}
 	if !urgForwarded(environ) {
 		log.Warn("SIGURG will not be forwarded: dais-init was built without the Makefile's INIT_LDFLAGS (asyncpreemptoff=1)")
@@ -67,7 +62,7 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 
 	if os.Getpid() != 1 {
 		// Orphans of the child's tree come to us, not to the real PID 1.
-		if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
+		if err := prctl(prSetChildSubreaper, 1); err != nil {
 			log.Warn("cannot become a subreaper: orphans go to the real PID 1", keyErr, err.Error())
 		}
 	}
@@ -83,18 +78,17 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 
 	pid, err := startChild(s.argv, s.env)
 	if err != nil {
-		var se *startError
-		if errors.As(err, &se) {
-			fmt.Fprintf(stderr, "dais-init: %v\n", se.err)
+		if se, ok := err.(*startError); ok {
+			io.WriteString(stderr, "dais-init: "+se.err.Error()+"\n")
 			return se.code
 		}
-		fmt.Fprintf(stderr, "dais-init: %v\n", err)
+		io.WriteString(stderr, "dais-init: "+err.Error()+"\n")
 		return exitNotExecutable
 	}
 	// The child keeps the directory dais-init was started in; dais-init
 	// itself moves to / so that it holds no mount busy (as dumb-init does).
 	// The paths the reload reads were made absolute in prepare.
-	if err := unix.Chdir("/"); err != nil {
+	if err := syscall.Chdir("/"); err != nil {
 		log.Warn("cannot change to /: dais-init keeps its working directory", keyErr, err.Error())
 	}
 	if s.setupArgv != nil {
@@ -118,16 +112,18 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 // `dais init-setup`, which runs the checks and renders the configuration;
 // for any other command, nothing. A signal meanwhile ends dais-init with
 // 128+N. A nil plan comes with dais-init's exit code.
-func prepare(log *slog.Logger, o *options, environ []string, stderr io.Writer, sigs <-chan os.Signal) (*plan, int) {
+func prepare(log *logger, o *options, environ []string, stderr io.Writer, sigs <-chan os.Signal) (*plan, int) {
 	if !serverCommand(o.Args) && !o.Check {
 		d, _ := o.stopTimeout(defaultServerStop)
 		return &plan{argv: o.Args, env: environ, stopTimeout: d}, 0
 	}
 	// Absolute, for the reload: by then dais-init runs in /.
 	config, rendered := o.Config, o.Rendered
-	for _, p := range []*string{&config, &rendered} {
-		if a, err := filepath.Abs(*p); err == nil {
-			*p = a
+	if wd, err := syscall.Getwd(); err == nil {
+		for _, p := range []*string{&config, &rendered} {
+			if !filepath.IsAbs(*p) {
+				*p = filepath.Join(wd, *p)
+			}
 		}
 	}
 	// The dais that is about to serve renders its own configuration.
@@ -144,7 +140,7 @@ func prepare(log *slog.Logger, o *options, environ []string, stderr io.Writer, s
 	}
 	path, err := lookPath(dais)
 	if err != nil {
-		fmt.Fprintf(stderr, "dais-init: the checks and the configuration are done by %s %s: %v\n", dais, setupCommand, err)
+		io.WriteString(stderr, "dais-init: the checks and the configuration are done by "+dais+" "+setupCommand+": "+err.Error()+"\n")
 		return nil, err.(*startError).code
 	}
 	argv := []string{path, setupCommand, "--config", config, "--rendered", rendered}
@@ -153,12 +149,12 @@ func prepare(log *slog.Logger, o *options, environ []string, stderr io.Writer, s
 	}
 	out, code, sig := runSetup(argv, environ, sigs)
 	if sig != 0 {
-		log.Warn("signal before the child started: exiting", keySignal, unix.SignalName(sig), keyCode, 128+int(sig))
+		log.Warn("signal before the child started: exiting", keySignal, signalName(sig), keyCode, 128+int(sig))
 		return nil, 128 + int(sig)
 	}
 	if code != 0 {
 		if code != exitConfig && code != 2 {
-			fmt.Fprintf(stderr, "dais-init: %s %s failed (exit %d): see above\n", dais, setupCommand, code)
+			io.WriteString(stderr, "dais-init: "+dais+" "+setupCommand+" failed (exit "+strconv.Itoa(code)+"): see above\n")
 		}
 		return nil, exitConfig
 	}
@@ -208,11 +204,11 @@ func runSetup(argv, environ []string, sigs <-chan os.Signal) (string, int, sysca
 	go func() {
 		defer r.Close()
 		var b strings.Builder
-		io.Copy(&b, bufio.NewReader(r))
-		var ws unix.WaitStatus
+		io.Copy(&b, r)
+		var ws syscall.WaitStatus
 		for {
-			_, err := unix.Wait4(pid, &ws, 0, nil)
-			if !errors.Is(err, unix.EINTR) {
+			_, err := syscall.Wait4(pid, &ws, 0, nil)
+			if err != syscall.EINTR {
 				break
 			}
 		}
@@ -226,7 +222,7 @@ func runSetup(argv, environ []string, sigs <-chan os.Signal) (string, int, sysca
 	case res := <-done:
 		return res.out, res.code, 0
 	case sig := <-sigs:
-		_ = unix.Kill(-pid, unix.SIGKILL)
+		_ = syscall.Kill(-pid, syscall.SIGKILL)
 		return "", 0, sig.(syscall.Signal)
 	}
 }

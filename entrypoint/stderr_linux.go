@@ -1,13 +1,10 @@
 package main
 
 import (
-	"errors"
 	"io"
 	"runtime"
 	"sync"
-	"unsafe"
-
-	"golang.org/x/sys/unix"
+	"syscall"
 )
 
 // stderrWriter writes dais-init's own messages to a file descriptor.
@@ -43,14 +40,12 @@ func (w *stderrWriter) Write(b []byte) (int, error) {
 func (w *stderrWriter) loop() {
 	// Never unlocked: the thread ends with the process, mask and all.
 	runtime.LockOSThread()
-	var pipe unix.Sigset_t
-	pipe.Val[0] = 1 << (unix.SIGPIPE - 1)
-	_ = unix.PthreadSigmask(unix.SIG_BLOCK, &pipe, nil)
+	pipe := sigsetOf(syscall.SIGPIPE)
+	_ = pthreadSigmask(sigBlock, &pipe, nil)
 	for b := range w.req {
 		err := writeAll(w.fd, b)
-		if errors.Is(err, unix.EPIPE) {
-			var now unix.Timespec
-			unix.Syscall6(unix.SYS_RT_SIGTIMEDWAIT, uintptr(unsafe.Pointer(&pipe)), 0, uintptr(unsafe.Pointer(&now)), 8, 0, 0)
+		if err == syscall.EPIPE {
+			sigtimedwaitNow(&pipe)
 		}
 		w.res <- err
 	}
@@ -58,12 +53,12 @@ func (w *stderrWriter) loop() {
 
 func writeAll(fd int, b []byte) error {
 	for len(b) > 0 {
-		n, err := unix.Write(fd, b)
-		if errors.Is(err, unix.EINTR) {
+		n, err := syscall.Write(fd, b)
+		if err == syscall.EINTR {
 			continue
 		}
-		if errors.Is(err, unix.EAGAIN) { // a non-blocking stderr: wait until it drains
-			unix.Poll([]unix.PollFd{{Fd: int32(fd), Events: unix.POLLOUT}}, -1)
+		if err == syscall.EAGAIN { // a non-blocking stderr: wait until it drains
+			waitWritable(fd)
 			continue
 		}
 		if err != nil {

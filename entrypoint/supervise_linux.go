@@ -2,17 +2,12 @@ package main
 
 import (
 	"errors"
-	"fmt"
 	"io/fs"
-	"log/slog"
 	"os"
-	"os/exec"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
-
-	"golang.org/x/sys/unix"
 )
 
 // Exit codes when the command cannot start, as tini has them.
@@ -38,7 +33,7 @@ const exitConfig = 78
 
 // faults are the signals the Go runtime needs to catch itself (a real fault
 // becomes a panic); sent with kill, it delivers them through os/signal.
-var faults = []os.Signal{unix.SIGSEGV, unix.SIGBUS, unix.SIGFPE, unix.SIGILL}
+var faults = []os.Signal{syscall.SIGSEGV, syscall.SIGBUS, syscall.SIGFPE, syscall.SIGILL}
 
 // forwarded lists the other signals dais-init forwards, through package
 // rawsig: 1..64 without KILL and STOP (which cannot be caught), CHLD (which
@@ -51,9 +46,9 @@ func forwarded(environ []string) []syscall.Signal {
 	var out []syscall.Signal
 	for n := 1; n <= 64; n++ {
 		switch s := syscall.Signal(n); {
-		case s == unix.SIGKILL || s == unix.SIGSTOP || s == unix.SIGCHLD || n == 32 || n == 33,
-			s == unix.SIGSEGV || s == unix.SIGBUS || s == unix.SIGFPE || s == unix.SIGILL,
-			s == unix.SIGURG && !urgForwarded(environ):
+		case s == syscall.SIGKILL || s == syscall.SIGSTOP || s == syscall.SIGCHLD || n == 32 || n == 33,
+			s == syscall.SIGSEGV || s == syscall.SIGBUS || s == syscall.SIGFPE || s == syscall.SIGILL,
+			s == syscall.SIGURG && !urgForwarded(environ):
 		default:
 			out = append(out, s)
 		}
@@ -94,17 +89,52 @@ type startError struct {
 
 func (e *startError) Error() string { return e.err.Error() }
 
-// lookPath finds a command as the shell would, with tini's exit codes.
+// lookPath finds a command as execvp does (every PATH entry, relative ones
+// too), with tini's exit codes and os/exec's messages; dais-init does not
+// link os/exec.
 func lookPath(name string) (string, error) {
-	path, err := exec.LookPath(name)
-	if err != nil {
+	fail := func(err error) error {
 		code := exitNotExecutable
-		if errors.Is(err, exec.ErrNotFound) || errors.Is(err, fs.ErrNotExist) {
+		if pe, ok := err.(*fs.PathError); ok && (pe.Err == syscall.ENOENT || pe.Err == syscall.ENOTDIR) {
 			code = exitNotFound
 		}
-		return "", &startError{code, fmt.Errorf("exec %s: %w", name, err)}
+		return &startError{code, errors.New("exec " + name + ": exec: " + strconv.Quote(name) + ": " + err.Error())}
 	}
-	return path, nil
+	if strings.Contains(name, "/") {
+		if err := findExecutable(name); err != nil {
+			return "", fail(err)
+		}
+		return name, nil
+	}
+	for _, dir := range strings.Split(os.Getenv("PATH"), ":") {
+		if dir == "" {
+			dir = "."
+		}
+		if p := dir + "/" + name; findExecutable(p) == nil {
+			return p, nil
+		}
+	}
+	return "", &startError{exitNotFound, errors.New("exec " + name + ": exec: " + strconv.Quote(name) + ": executable file not found in $PATH")}
+}
+
+// findExecutable is os/exec's test: a file, not a directory, that this
+// process may execute.
+func findExecutable(file string) error {
+	var st syscall.Stat_t
+	if err := syscall.Stat(file, &st); err != nil {
+		return &fs.PathError{Op: "stat", Path: file, Err: err}
+	}
+	if st.Mode&syscall.S_IFMT == syscall.S_IFDIR {
+		return syscall.EISDIR
+	}
+	err := syscall.Faccessat(atFdcwd, file, 1, atEaccess) // X_OK
+	if err == nil || (err != syscall.ENOSYS && err != syscall.EPERM) {
+		return err
+	}
+	if st.Mode&0o111 != 0 {
+		return nil
+	}
+	return fs.ErrPermission
 }
 
 // startChild starts argv in its own process group (the terminal's
@@ -116,7 +146,7 @@ func startChild(argv, env []string) (int, error) {
 		return 0, err
 	}
 	sys := &syscall.SysProcAttr{Setpgid: true}
-	if _, err := unix.IoctlGetInt(0, unix.TIOCGPGRP); err == nil {
+	if _, err := foregroundGroup(0); err == nil {
 		sys.Foreground = true
 		sys.Ctty = 0
 	}
@@ -128,10 +158,10 @@ func startChild(argv, env []string) (int, error) {
 	}
 	if err != nil {
 		code := exitNotExecutable
-		if errors.Is(err, syscall.ENOENT) {
+		if err == syscall.ENOENT {
 			code = exitNotFound
 		}
-		return 0, &startError{code, fmt.Errorf("exec %s: %w", path, err)}
+		return 0, &startError{code, errors.New("exec " + path + ": " + err.Error())}
 	}
 	return pid, nil
 }
@@ -139,7 +169,7 @@ func startChild(argv, env []string) (int, error) {
 // supervisor forwards signals to one child and reaps every process that
 // ends up parented to dais-init. Its loop is the only caller of wait4.
 type supervisor struct {
-	log         *slog.Logger
+	log         *logger
 	group       bool          // forward to the child's process group
 	stopTimeout time.Duration // after TERM/INT, until SIGKILL of the group
 	reloadArgv  []string      // run on HUP before forwarding it; nil for none
@@ -150,7 +180,7 @@ type supervisor struct {
 	reloadPid int              // the running reload, 0 for none
 	held      []syscall.Signal // signals that came during the reload, in order
 	stopAt    time.Time
-	stopTimer *time.Timer
+	stopTimer *time.Timer // an AfterFunc: a channel timer links time's formatting
 }
 
 // reloadTimeout bounds a reload: signals wait for it.
@@ -159,8 +189,8 @@ const reloadTimeout = 30 * time.Second
 // run supervises pid until it exits and returns dais-init's exit code.
 func (s *supervisor) run(pid int) int {
 	var (
-		stopC   <-chan time.Time
-		reloadC <-chan time.Time
+		stopC   <-chan struct{}
+		reloadC <-chan struct{}
 	)
 	for {
 		code, done, reloaded := s.reap(pid)
@@ -189,7 +219,7 @@ func (s *supervisor) run(pid int) int {
 			switch {
 			case s.reloadPid != 0:
 				s.held = append(s.held, ss)
-			case ss == unix.SIGHUP && s.reloadArgv != nil:
+			case ss == syscall.SIGHUP && s.reloadArgv != nil:
 				// The configuration is rendered again (dais init-setup
 				// --reload, which logs how it went) before HUP goes on.
 				if rp, err := s.startReload(); err != nil {
@@ -199,7 +229,7 @@ func (s *supervisor) run(pid int) int {
 					}
 				} else {
 					s.reloadPid, s.held = rp, []syscall.Signal{ss}
-					reloadC = time.After(reloadTimeout)
+					reloadC = after(reloadTimeout)
 				}
 			default:
 				if c := s.deliver(pid, ss); c != nil {
@@ -209,27 +239,28 @@ func (s *supervisor) run(pid int) int {
 		case <-reloadC:
 			reloadC = nil
 			s.log.Error("configuration reload still running after "+reloadTimeout.String()+": killed; HUP is forwarded anyway", keyPID, s.reloadPid)
-			_ = unix.Kill(-s.reloadPid, unix.SIGKILL)
+			_ = syscall.Kill(-s.reloadPid, syscall.SIGKILL)
 		case <-stopC:
 			stopC = nil
 			s.log.Warn("stop timeout reached: sending SIGKILL to the child's process group",
 				keyTimeout, s.stopTimeout.String(), keyElapsed, time.Since(s.stopAt).Round(time.Millisecond).String(), keyPID, pid)
-			_ = unix.Kill(-pid, unix.SIGKILL)
-			_ = unix.Kill(pid, unix.SIGKILL)
+			_ = syscall.Kill(-pid, syscall.SIGKILL)
+			_ = syscall.Kill(pid, syscall.SIGKILL)
 		}
 	}
 }
 
 // deliver forwards sig; on the first TERM or INT it starts the stop timer
 // and returns its channel.
-func (s *supervisor) deliver(pid int, sig syscall.Signal) <-chan time.Time {
+func (s *supervisor) deliver(pid int, sig syscall.Signal) <-chan struct{} {
 	s.forward(pid, sig)
-	if (sig == unix.SIGTERM || sig == unix.SIGINT) && s.stopTimer == nil {
+	if (sig == syscall.SIGTERM || sig == syscall.SIGINT) && s.stopTimer == nil {
 		s.stopAt = time.Now()
-		s.stopTimer = time.NewTimer(s.stopTimeout)
-		s.log.Info("stopping: forwarded "+unix.SignalName(sig)+"; SIGKILL to the process group if the child still runs after the stop timeout",
-			keySignal, unix.SignalName(sig), keyTimeout, s.stopTimeout.String())
-		return s.stopTimer.C
+		c := make(chan struct{})
+		s.stopTimer = time.AfterFunc(s.stopTimeout, func() { close(c) })
+		s.log.Info("stopping: forwarded "+signalName(sig)+"; SIGKILL to the process group if the child still runs after the stop timeout",
+			keySignal, signalName(sig), keyTimeout, s.stopTimeout.String())
+		return c
 	}
 	return nil
 }
@@ -254,8 +285,8 @@ func (s *supervisor) forward(pid int, sig syscall.Signal) {
 	if s.group {
 		target = -pid
 	}
-	if err := unix.Kill(target, sig); err != nil && !errors.Is(err, unix.ESRCH) {
-		s.log.Warn("forward signal", keySignal, unix.SignalName(sig), keyErr, err.Error())
+	if err := syscall.Kill(target, sig); err != nil && err != syscall.ESRCH {
+		s.log.Warn("forward signal", keySignal, signalName(sig), keyErr, err.Error())
 	}
 }
 
@@ -263,9 +294,9 @@ func (s *supervisor) forward(pid int, sig syscall.Signal) {
 // code once pid itself has exited, and whether the reload ended.
 func (s *supervisor) reap(pid int) (code int, done, reloaded bool) {
 	for {
-		var ws unix.WaitStatus
-		p, err := unix.Wait4(-1, &ws, unix.WNOHANG, nil)
-		if errors.Is(err, unix.EINTR) {
+		var ws syscall.WaitStatus
+		p, err := syscall.Wait4(-1, &ws, syscall.WNOHANG, nil)
+		if err == syscall.EINTR {
 			continue
 		}
 		if err != nil || p <= 0 {
@@ -287,14 +318,21 @@ func (s *supervisor) reap(pid int) (code int, done, reloaded bool) {
 			code, done = ws.ExitStatus(), true
 		case ws.Signaled():
 			code, done = 128+int(ws.Signal()), true
-			s.log.Info("child killed by signal", keySignal, unix.SignalName(ws.Signal()), keyCode, code)
+			s.log.Info("child killed by signal", keySignal, signalName(ws.Signal()), keyCode, code)
 		}
 	}
 }
 
-func exitDescription(ws unix.WaitStatus) string {
+func exitDescription(ws syscall.WaitStatus) string {
 	if ws.Signaled() {
-		return "killed by " + unix.SignalName(ws.Signal())
+		return "killed by " + signalName(ws.Signal())
 	}
 	return "exit status " + strconv.Itoa(ws.ExitStatus())
+}
+
+// after is time.After without a channel of time.Time (see stopTimer).
+func after(d time.Duration) <-chan struct{} {
+	c := make(chan struct{})
+	time.AfterFunc(d, func() { close(c) })
+	return c
 }

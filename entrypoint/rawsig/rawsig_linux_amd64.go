@@ -1,14 +1,12 @@
 package rawsig
 
 import (
-	"fmt"
+	"errors"
 	"os"
 	"runtime"
 	"sync"
 	"syscall"
 	"unsafe"
-
-	"golang.org/x/sys/unix"
 )
 
 // Supported tells whether Notify works on this platform.
@@ -60,14 +58,14 @@ func Notify(c chan<- os.Signal, sigs ...syscall.Signal) error {
 	// On the signal stack every Go thread has; SA_RESTART so that no system
 	// call of the runtime's sees EINTR because of it.
 	sa := kernelSigaction{handler: h, flags: saOnstack | saRestart | saRestorer, restorer: r}
-	var blocked unix.Sigset_t
-	_ = unix.PthreadSigmask(unix.SIG_BLOCK, nil, &blocked)
+	var blocked uint64 // the kernel's sigset_t: one bit per signal 1..64
+	_, _, _ = syscall.RawSyscall6(syscall.SYS_RT_SIGPROCMASK, 0, 0, uintptr(unsafe.Pointer(&blocked)), 8, 0, 0)
 	unblock := false
 	for _, s := range sigs {
-		if _, _, e := unix.RawSyscall6(unix.SYS_RT_SIGACTION, uintptr(s), uintptr(unsafe.Pointer(&sa)), 0, 8, 0, 0); e != 0 {
-			return fmt.Errorf("handler for %v: %w", s, e)
+		if _, _, e := syscall.RawSyscall6(syscall.SYS_RT_SIGACTION, uintptr(s), uintptr(unsafe.Pointer(&sa)), 0, 8, 0, 0); e != 0 {
+			return errors.New("handler for " + s.String() + ": " + e.Error())
 		}
-		if blocked.Val[0]&(1<<(uint(s)-1)) != 0 {
+		if blocked&(1<<(uint(s)-1)) != 0 {
 			unblock = true
 		}
 	}
@@ -76,11 +74,11 @@ func Notify(c chan<- os.Signal, sigs ...syscall.Signal) error {
 		// every runtime thread: one thread of ours takes them.
 		go func() {
 			runtime.LockOSThread()
-			var set unix.Sigset_t
+			var set uint64
 			for _, s := range sigs {
-				set.Val[0] |= 1 << (uint(s) - 1)
+				set |= 1 << (uint(s) - 1)
 			}
-			_ = unix.PthreadSigmask(unix.SIG_UNBLOCK, &set, nil)
+			syscall.RawSyscall6(syscall.SYS_RT_SIGPROCMASK, 1, uintptr(unsafe.Pointer(&set)), 0, 8, 0, 0) // SIG_UNBLOCK
 			select {}
 		}()
 	}
@@ -89,8 +87,8 @@ func Notify(c chan<- os.Signal, sigs ...syscall.Signal) error {
 
 func startReader() error {
 	var p [2]int
-	if err := unix.Pipe2(p[:], unix.O_CLOEXEC|unix.O_NONBLOCK); err != nil {
-		return fmt.Errorf("signal pipe: %w", err)
+	if err := syscall.Pipe2(p[:], syscall.O_CLOEXEC|syscall.O_NONBLOCK); err != nil {
+		return errors.New("signal pipe: " + err.Error())
 	}
 	pipeFD = uintptr(p[1])
 	r := os.NewFile(uintptr(p[0]), "rawsig")

@@ -1,10 +1,13 @@
 #!/bin/bash
-# bench/init.sh: dais-init against tini and dumb-init (Debian packages),
-# measured in the same run on the same machine:
+# bench/init.sh: dais-init against tini and dumb-init (Debian packages) and
+# the Go floor (bench/initfloor: a static Go program that finds the command
+# in PATH, forks, execs and waits, nothing more), measured in the same run
+# on the same machine:
 #   - reaping N orphans (default 10,000): time from their exit until none is left
 #   - signal forwarding latency, p50 and p99 (round trip kill -> child echo)
 #   - wall time of `init -- true` (hyperfine)
-#   - peak RSS (VmHWM) of the init while a child runs
+#   - peak RSS (VmHWM) of the init while a child runs (started, idle)
+# The Go floor neither reaps nor forwards: it has the last two rows only.
 # Needs root (PID namespaces via unshare), tini, dumb-init, hyperfine, jq, Go.
 # Knobs: BENCH_ORPHANS (10000), BENCH_SIGNALS (2000), BENCH_RUNS (100).
 set -euo pipefail
@@ -29,7 +32,9 @@ trap 'rm -rf "$tmp"' EXIT
 ldflags=$(sed -n 's/^INIT_LDFLAGS := //p' Makefile)
 CGO_ENABLED=0 go build -trimpath -ldflags "-s -w $ldflags" -o "$tmp/dais-init" ./entrypoint
 CGO_ENABLED=0 go build -ldflags "$ldflags" -o "$tmp/testchild" ./entrypoint/testchild
+CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$tmp/initfloor" ./bench/initfloor
 INIT=$tmp/dais-init
+FLOOR=$tmp/initfloor
 CHILD=$tmp/testchild
 
 # Each init in group-forwarding mode (tini -g; dumb-init's default), and as
@@ -44,6 +49,12 @@ declare -A sig_cmd=(
 	[tini]="tini -s -g --"
 	[dumb-init]="dumb-init"
 )
+declare -A rss_cmd=(
+	[dais-init]="$INIT --"
+	[tini]="tini -s -g --"
+	[dumb-init]="dumb-init"
+	[go-floor]="$FLOOR"
+)
 names=(dais-init tini dumb-init)
 declare -A reap p50 p99 rss wall
 
@@ -55,30 +66,33 @@ for n in "${names[@]}"; do
 	r=$(timeout 300 "$CHILD" latency "$SIGNALS" ${sig_cmd[$n]} "$CHILD" sigecho)
 	p50[$n]=$(awk '{print $2}' <<<"$r")
 	p99[$n]=$(awk '{print $4}' <<<"$r")
-	rss[$n]=$(awk '{print $6}' <<<"$r")
 done
+for n in "${names[@]}" go-floor; do
+	# The median of 5 starts.
+	rss[$n]=$(for i in 1 2 3 4 5; do "$CHILD" rsswith ${rss_cmd[$n]} "$CHILD" sigecho; done | sort -n | sed -n 3p)
+done
+reap[go-floor]=- p50[go-floor]=- p99[go-floor]=-
 
 echo "bench/init.sh: wall time of init -- true, $RUNS runs each" >&2
-hyperfine -N --warmup 5 --runs "$RUNS" --export-json "$tmp/wall.json" \
-	-n dais-init "$INIT -- true" -n tini "tini -s -- true" -n dumb-init "dumb-init true" >/dev/null 2>&1 ||
-	hyperfine --warmup 5 --runs "$RUNS" --export-json "$tmp/wall.json" \
-		-n dais-init "$INIT -- true" -n tini "tini -s -- true" -n dumb-init "dumb-init true" >/dev/null
-for n in "${names[@]}"; do
+peers=(-n dais-init "$INIT -- true" -n tini "tini -s -- true" -n dumb-init "dumb-init true" -n go-floor "$FLOOR true")
+hyperfine -N --warmup 20 --runs "$RUNS" --export-json "$tmp/wall.json" "${peers[@]}" >/dev/null 2>&1 ||
+	hyperfine --warmup 20 --runs "$RUNS" --export-json "$tmp/wall.json" "${peers[@]}" >/dev/null
+for n in "${names[@]}" go-floor; do
 	wall[$n]=$(jq -r --arg n "$n" '.results[] | select(.command == $n) | .mean * 1000' "$tmp/wall.json")
 done
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
-row() { # metric, unit values per init
+row() { # metric, then its value for dais-init, tini, dumb-init, go-floor
 	local m=$1; shift
-	printf "%-34s %12s %12s %12s %10s %12s\n" "$m" "$1" "$2" "$3" "$(ratio "$1" "$2")" "$(ratio "$1" "$3")"
+	printf "%-30s %10s %10s %10s %10s %8s %8s %8s\n" "$m" "$1" "$2" "$3" "$4" "$(ratio "$1" "$2")" "$(ratio "$1" "$3")" "$(ratio "$1" "$4")"
 }
 {
 	echo "dais-init vs tini $(dpkg-query -W -f='${Version}' tini 2>/dev/null || true) and dumb-init $(dpkg-query -W -f='${Version}' dumb-init 2>/dev/null || true), $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, load $(cut -d' ' -f1 /proc/loadavg)"
-	echo "ratios are dais-init / peer: below 1.00 means dais-init is faster or smaller"
-	printf "%-34s %12s %12s %12s %10s %12s\n" metric dais-init tini dumb-init "vs tini" "vs dumb-init"
-	row "reap $ORPHANS orphans (s)" "${reap[dais-init]}" "${reap[tini]}" "${reap[dumb-init]}"
-	row "signal round trip p50 (us)" "${p50[dais-init]}" "${p50[tini]}" "${p50[dumb-init]}"
-	row "signal round trip p99 (us)" "${p99[dais-init]}" "${p99[tini]}" "${p99[dumb-init]}"
-	row "wall time init -- true (ms)" "$(printf %.2f "${wall[dais-init]}")" "$(printf %.2f "${wall[tini]}")" "$(printf %.2f "${wall[dumb-init]}")"
-	row "peak RSS with a child (KiB)" "${rss[dais-init]}" "${rss[tini]}" "${rss[dumb-init]}"
+	echo "ratios are dais-init / peer: below 1.00 means dais-init is faster or smaller; go-floor: fork, exec, wait and nothing else"
+	printf "%-30s %10s %10s %10s %10s %8s %8s %8s\n" metric dais-init tini dumb-init go-floor "vs tini" "vs dumb" "vs floor"
+	row "reap $ORPHANS orphans (s)" "${reap[dais-init]}" "${reap[tini]}" "${reap[dumb-init]}" -
+	row "signal round trip p50 (us)" "${p50[dais-init]}" "${p50[tini]}" "${p50[dumb-init]}" -
+	row "signal round trip p99 (us)" "${p99[dais-init]}" "${p99[tini]}" "${p99[dumb-init]}" -
+	row "wall time init -- true (ms)" "$(printf %.2f "${wall[dais-init]}")" "$(printf %.2f "${wall[tini]}")" "$(printf %.2f "${wall[dumb-init]}")" "$(printf %.2f "${wall[go-floor]}")"
+	row "peak RSS with a child (KiB)" "${rss[dais-init]}" "${rss[tini]}" "${rss[dumb-init]}" "${rss[go-floor]}"
 } | tee "$OUT"

@@ -21,6 +21,9 @@
 //	                    SIGUSR1 to it K times, print p50 and p99 of the time
 //	                    until the echo, in microseconds
 //	rss PID             print VmHWM of PID in KiB
+//	rsswith CMD...      run CMD (an init running "testchild sigecho") in its
+//	                    own process group, print its VmHWM in KiB once the
+//	                    child is ready, then kill the group
 //
 // Named "dais" (a symlink), it is a fake `dais serve`: it prints its
 // arguments and its environment as /proc/self/environ has it, then exits 0;
@@ -89,6 +92,8 @@ func main() {
 		latency(atoi(args[0]), args[1:])
 	case "rss":
 		fmt.Println(vmHWM(atoi(args[0])))
+	case "rsswith":
+		rssWith(args)
 	default:
 		fmt.Fprintln(os.Stderr, "testchild: unknown mode", os.Args[1])
 		os.Exit(2)
@@ -347,6 +352,31 @@ func latency(k int, cmdline []string) {
 	sort.Slice(ds, func(i, j int) bool { return ds[i] < ds[j] })
 	q := func(p float64) float64 { return float64(ds[int(p*float64(len(ds)-1))].Nanoseconds()) / 1e3 }
 	fmt.Printf("p50_us %.1f p99_us %.1f rss_kib %d\n", q(0.50), q(0.99), rss)
+}
+
+func rssWith(cmdline []string) {
+	cmd := exec.Command(cmdline[0], cmdline[1:]...)
+	cmd.Stderr = os.Stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		fail(err)
+	}
+	if err := cmd.Start(); err != nil {
+		fail(err)
+	}
+	if l, _ := bufio.NewReader(out).ReadString('\n'); l != "ready\n" {
+		fail(fmt.Errorf("child said %q", l))
+	}
+	pid := cmd.Process.Pid
+	fmt.Println(vmHWM(pid))
+	// The init's child may be in a group of its own: kill it first.
+	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", pid, pid))
+	for _, c := range strings.Fields(string(b)) {
+		syscall.Kill(atoi(c), syscall.SIGKILL)
+	}
+	syscall.Kill(-pid, syscall.SIGKILL)
+	cmd.Wait()
 }
 
 func vmHWM(pid int) int {

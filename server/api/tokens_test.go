@@ -412,3 +412,48 @@ func TestTokenFlood(t *testing.T) {
 		t.Fatal("the refused token was stored")
 	}
 }
+
+// TestTokenRevokedInBrowser: the user's connected clients page lists the
+// token and its Revoke button revokes it; another session's form does not.
+func TestTokenRevokedInBrowser(t *testing.T) {
+	f := newFixture(t)
+	tc := newTokenClient(t)
+	body := fmt.Sprintf(`{"token": %q, "public_key": %q}`, tc.id, tc.publicKey(t))
+	wantStatus(t, "create", send(t, http.DefaultClient, mustReq(t, "POST", f.ts.URL+"/__api__/tokens", body)), 200, "token_claim_url")
+	bc := browser(t, f, f.users[store.RolePublisher])
+	claimURL := f.ts.URL + "/connect/tokens/" + tc.id
+	if status, page := postClaim(t, bc, claimURL, url.Values{"action": {"claim"}, "csrf": {claimForm(t, bc, claimURL)}}, f.ts.URL); status != 200 {
+		t.Fatalf("claim: %d %s", status, page)
+	}
+	wantStatus(t, "claimed", send(t, http.DefaultClient, tc.request(t, f.ts.URL, signed{method: "GET", path: "/__api__/users/current"})), 200, "publisher1")
+
+	list := func(c *http.Client) string {
+		resp, err := c.Get(f.ts.URL + "/connect/tokens")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return string(b)
+	}
+	page := list(bc)
+	m := csrfField.FindStringSubmatch(page)
+	if m == nil || !strings.Contains(page, `value="revoke"`) {
+		t.Fatalf("connected clients page:\n%s", page)
+	}
+	// Another user's page lists nothing, and their form revokes nothing.
+	other := browser(t, f, f.users[store.RoleViewer])
+	if strings.Contains(list(other), `value="revoke"`) {
+		t.Fatal("another user sees the token")
+	}
+	status, _ := postClaim(t, other, claimURL, url.Values{"action": {"revoke"}, "csrf": {m[1]}}, f.ts.URL)
+	if status != http.StatusForbidden {
+		t.Fatalf("revoke with another session's form: %d", status)
+	}
+	wantStatus(t, "still valid", send(t, http.DefaultClient, tc.request(t, f.ts.URL, signed{method: "GET", path: "/__api__/users/current"})), 200, "publisher1")
+	status, page = postClaim(t, bc, claimURL, url.Values{"action": {"revoke"}, "csrf": {m[1]}}, f.ts.URL)
+	if status != http.StatusOK || !strings.Contains(page, "Revoked") || strings.Contains(page, `value="revoke"`) {
+		t.Fatalf("revoke: %d %s", status, page)
+	}
+	wantStatus(t, "revoked", send(t, http.DefaultClient, tc.request(t, f.ts.URL, signed{method: "GET", path: "/__api__/users/current"})), 401, "unknown token")
+}

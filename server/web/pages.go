@@ -21,7 +21,7 @@ var templateFS embed.FS
 const dashboardLimit = 200
 
 type pages struct {
-	welcome, login, dashboard, token *template.Template
+	welcome, login, dashboard, token, tokens *template.Template
 	css                              []byte
 }
 
@@ -45,6 +45,9 @@ func newPages() (*pages, error) {
 		return nil, err
 	}
 	if p.token, err = parse("token.html"); err != nil {
+		return nil, err
+	}
+	if p.tokens, err = parse("tokens.html"); err != nil {
 		return nil, err
 	}
 	if p.css, err = templateFS.ReadFile("templates/dais.css"); err != nil {

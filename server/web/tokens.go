@@ -88,6 +88,71 @@ func (s *Server) handleTokenForm(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
+type tokenRow struct {
+	Token, Short, UserAgent, Claimed, LastUsed, CSRF string
+}
+
+type tokenListData struct {
+	pageData
+	Tokens  []tokenRow
+	Message string
+}
+
+// handleTokenList is the user's connected clients (claimed tokens), each
+// with a button that revokes it.
+func (s *Server) handleTokenList(w http.ResponseWriter, r *http.Request) {
+	s.renderTokenList(w, r, http.StatusOK, "")
+}
+
+func (s *Server) renderTokenList(w http.ResponseWriter, r *http.Request, status int, msg string) {
+	u, ok := UserFrom(r.Context())
+	if !ok {
+		http.Redirect(w, r, "/__login__?next="+url.QueryEscape("/connect/tokens"), http.StatusFound)
+		return
+	}
+	ts, err := s.store.ListTokens(r.Context(), u.ID)
+	if err != nil {
+		s.log.Error("list tokens", logKeyUser, u.Username, logKeyErr, err)
+		http.Error(w, "cannot list the clients now; try again", http.StatusServiceUnavailable)
+		return
+	}
+	d := tokenListData{pageData: s.pageData(r, "Connected clients"), Message: msg}
+	for _, t := range ts {
+		row := tokenRow{Token: t.Token, Short: shortToken(t.Token), UserAgent: t.UserAgent,
+			Claimed: t.ClaimedAt.UTC().Format("2006-01-02 15:04 UTC"), LastUsed: "never", CSRF: csrfToken(r, "revoke "+t.Token)}
+		if !t.LastUsedAt.IsZero() {
+			row.LastUsed = t.LastUsedAt.UTC().Format("2006-01-02 15:04 UTC")
+		}
+		d.Tokens = append(d.Tokens, row)
+	}
+	s.render(w, s.pages.tokens, status, d)
+}
+
+// revokeToken is the Revoke button of the list: the user's own token only.
+func (s *Server) revokeToken(w http.ResponseWriter, r *http.Request, u *store.User) {
+	id := r.PathValue("token")
+	want := csrfToken(r, "revoke "+id)
+	if want == "" || !hmac.Equal([]byte(r.PostForm.Get("csrf")), []byte(want)) {
+		s.renderTokenList(w, r, http.StatusForbidden, "That form is out of date or did not come from this server's page; nothing was revoked.")
+		return
+	}
+	tok, err := s.store.TokenByToken(r.Context(), id)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && tok.UserID != u.ID) {
+		s.renderTokenList(w, r, http.StatusNotFound, "No such client of yours.")
+		return
+	}
+	if err == nil {
+		err = s.store.DeleteToken(r.Context(), tok.ID)
+	}
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		s.log.Error("revoke token", logKeyUser, u.Username, logKeyErr, err)
+		http.Error(w, "cannot revoke the client now; try again", http.StatusServiceUnavailable)
+		return
+	}
+	s.log.Info("token revoked", logKeyUser, u.Username, "token_id", tok.ID)
+	s.renderTokenList(w, r, http.StatusOK, "Revoked: that client's next request is refused.")
+}
+
 func (s *Server) handleTokenClaim(w http.ResponseWriter, r *http.Request) {
 	if err := r.ParseForm(); err != nil {
 		if status, msg, ok := BodyError(err); ok {
@@ -95,6 +160,15 @@ func (s *Server) handleTokenClaim(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		http.Error(w, "malformed form", http.StatusBadRequest)
+		return
+	}
+	if r.PostForm.Get("action") == "revoke" {
+		u, ok := UserFrom(r.Context())
+		if !ok {
+			http.Redirect(w, r, "/__login__?next="+url.QueryEscape("/connect/tokens"), http.StatusSeeOther)
+			return
+		}
+		s.revokeToken(w, r, u)
 		return
 	}
 	tok, u := s.tokenForClaim(w, r)

@@ -29,6 +29,7 @@ type tokenClient struct {
 	id  string
 	key *rsa.PrivateKey
 	n   int // requests signed: each gets its own second, as a client's do
+	t0  time.Time
 }
 
 func newTokenClient(t *testing.T) *tokenClient {
@@ -39,7 +40,7 @@ func newTokenClient(t *testing.T) *tokenClient {
 	}
 	b := make([]byte, 16)
 	_, _ = rand.Read(b)
-	return &tokenClient{id: fmt.Sprintf("T%x", b), key: key}
+	return &tokenClient{id: fmt.Sprintf("T%x", b), key: key, t0: time.Now()}
 }
 
 func (c *tokenClient) publicKey(t *testing.T) string {
@@ -64,7 +65,7 @@ func (c *tokenClient) request(t *testing.T, base string, s signed) *http.Request
 	if s.date.IsZero() {
 		// The same request twice in one second has the same signature:
 		// a replay. A test's requests come faster than a client's.
-		s.date = time.Now().Add(-time.Duration(c.n) * time.Second)
+		s.date = c.t0.Add(-time.Duration(c.n) * time.Second)
 		c.n++
 	}
 	date := s.date.UTC().Format(http.TimeFormat)

@@ -22,7 +22,7 @@ const dashboardLimit = 200
 
 type pages struct {
 	welcome, login, dashboard, token, tokens *template.Template
-	css                              []byte
+	css                                      []byte
 }
 
 func newPages() (*pages, error) {

@@ -180,7 +180,7 @@ func (s *Server) routes() {
 		http.Redirect(w, r, "/connect/", http.StatusFound)
 	})
 	s.mux.HandleFunc("GET /connect/{$}", s.handleDashboard)
-	s.mux.HandleFunc("GET /connect/tokens", s.handleTokenList) // tokens.go: the user's connected clients
+	s.mux.HandleFunc("GET /connect/tokens", s.handleTokenList)         // tokens.go: the user's connected clients
 	s.mux.HandleFunc("GET /connect/tokens/{token}", s.handleTokenForm) // tokens.go: the claim page of token authentication
 	s.mux.Handle("POST /connect/tokens/{token}", smallBody(MaxLoginBody, "token claim form", http.HandlerFunc(s.handleTokenClaim)))
 	s.mux.HandleFunc("GET /__static__/dais.css", s.handleCSS)

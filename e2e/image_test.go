@@ -31,6 +31,8 @@ func TestServe(t *testing.T) {
 		opts Options
 	}{
 		{"cap-add SYS_ADMIN", Options{}},
+		// The quick start: no capability added, content confined by Landlock.
+		{"no privileges (Landlock)", Options{NoSysAdmin: true}},
 		{"privileged", Options{Privileged: true, NoSysAdmin: true, NoStart: true}},
 	}
 	for _, tt := range tests {
@@ -71,7 +73,10 @@ func TestPreflightRefusals(t *testing.T) {
 		opts Options
 		want []string
 	}{
-		{"no capability", Options{NoSysAdmin: true}, []string{"--cap-add SYS_ADMIN", "--privileged"}},
+		// Neither mode: no CAP_SYS_ADMIN, and a seccomp profile that makes
+		// the Landlock calls fail as on a kernel without Landlock.
+		{"no capability, no Landlock", Options{NoSysAdmin: true, SecurityOpt: []string{"seccomp=" + seccompProfile(t, "seccomp-no-landlock.json")}},
+			[]string{"no sandbox mode works here", "--cap-add SYS_ADMIN", "Landlock ABI >= 6", "landlock_create_ruleset, landlock_add_rule and landlock_restrict_self"}},
 		// No -v: the image's VOLUME makes an anonymous volume, gone with the
 		// container: not persistent, refused like the writable layer.
 		{"no volume on /data", Options{NoData: true}, []string{"-v "}},
@@ -295,4 +300,15 @@ func TestImageMetadata(t *testing.T) {
 func hasKey[V any](m map[string]V, k string) bool {
 	_, ok := m[k]
 	return ok
+}
+
+// seccompProfile is the JSON of testdata/name, as --security-opt seccomp=
+// passes it to the engine (the CLI reads the file; the API takes the text).
+func seccompProfile(t *testing.T, name string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("testdata", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/dais-dev/dais/server/config"
 	"github.com/dais-dev/dais/server/datalock"
+	"github.com/dais-dev/dais/server/sandbox"
 )
 
 // Check names, as --skip-checks takes them.
@@ -27,7 +28,7 @@ const (
 var checkNames = []string{checkCap, checkDataDir, checkNetFS, checkLock, checkRuntimes}
 
 var checkWhat = map[string]string{
-	checkCap:      "CAP_SYS_ADMIN and the mount namespace probe; content sandboxing will fail at run time if they are missing",
+	checkCap:      "a sandbox mode: CAP_SYS_ADMIN and the mount namespace probe, else Landlock; content sandboxing will fail at run time if neither works",
 	checkDataDir:  "Server.DataDir on a persistent mount; data may be lost when the container is removed",
 	checkNetFS:    "SQLite not on a network filesystem; the database may corrupt",
 	checkLock:     "SQLite data directory not in use; two servers on one SQLite database corrupt it",
@@ -65,6 +66,8 @@ type host struct {
 	capSysAdmin func() (bool, error)
 	// probe creates a user + mount namespace and mounts a tmpfs in a child.
 	probe func(ctx context.Context) probeResult
+	// landlockABI is the kernel's Landlock ABI (an error when the calls fail).
+	landlockABI func() (int, error)
 	// mountinfo opens the mount table (/proc/self/mountinfo).
 	mountinfo func() (io.ReadCloser, error)
 	// readFile reads small /proc and /sys files (sysctls, AppArmor state).
@@ -79,7 +82,7 @@ func preflight(ctx context.Context, log *slog.Logger, h *host, o *options, cfg *
 		name string
 		run  func() error
 	}{
-		{checkCap, func() error { return checkCapabilities(ctx, h) }},
+		{checkCap, func() error { return checkSandboxMode(ctx, log, h, cfg) }},
 		{checkDataDir, func() error { return checkDataDirMount(h, cfg) }},
 		{checkNetFS, func() error { return checkNetworkFS(h, cfg) }},
 		{checkLock, func() error { return checkSQLiteLock(cfg) }},
@@ -105,6 +108,49 @@ const (
 	msgSeccomp    = "%s is denied (%s) although CAP_SYS_ADMIN is present, most likely by a seccomp profile: run the container with --security-opt seccomp=unconfined (or a profile allowing unshare and mount)"
 	msgProbeOther = "the mount namespace probe failed at %s: %s: run the container with --cap-add SYS_ADMIN, or --privileged"
 )
+
+// Messages of the sandbox mode check. Stable: the e2e tests match them.
+const (
+	msgNoMode         = "no sandbox mode works here: namespaces mode: %s; Landlock mode: %s. Either " + sandbox.FixNamespaces + ", or " + sandbox.FixLandlock
+	msgForcedLandlock = "Sandbox.Mode = landlock, but %s: " + sandbox.FixLandlock + "; or set Sandbox.Mode = auto and " + sandbox.FixNamespaces
+)
+
+// checkSandboxMode passes when the mode Sandbox.Mode asks for can work:
+// namespaces (the capability check and probe below), Landlock (the kernel
+// offers sandbox.LandlockMinABI), or for auto either, namespaces first.
+// dais serve then chooses the same way and logs its choice.
+func checkSandboxMode(ctx context.Context, log *slog.Logger, h *host, cfg *config.Config) error {
+	mode := strings.ToLower(cfg.Sandbox.Mode)
+	var nsErr error
+	if mode != "landlock" {
+		nsErr = checkCapabilities(ctx, h)
+		if nsErr == nil || mode == "namespaces" {
+			return nsErr
+		}
+	}
+	llErr := checkLandlock(h)
+	if llErr == nil {
+		if nsErr != nil {
+			log.Info("namespaces mode unavailable ("+nsErr.Error()+"): content will be confined with Landlock, which needs no privilege", keyCheck, checkCap)
+		}
+		return nil
+	}
+	if mode == "landlock" {
+		return &checkError{checkCap, fmt.Sprintf(msgForcedLandlock, llErr)}
+	}
+	return &checkError{checkCap, fmt.Sprintf(msgNoMode, nsErr, llErr)}
+}
+
+func checkLandlock(h *host) error {
+	abi, err := h.landlockABI()
+	if err != nil {
+		return fmt.Errorf("Landlock is unavailable (%v)", err)
+	}
+	if abi < sandbox.LandlockMinABI {
+		return fmt.Errorf("the kernel offers Landlock ABI %d, dais needs %d", abi, sandbox.LandlockMinABI)
+	}
+	return nil
+}
 
 func checkCapabilities(ctx context.Context, h *host) error {
 	ok, err := h.capSysAdmin()

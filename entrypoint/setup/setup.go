@@ -13,10 +13,12 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/dais-dev/dais/server/config"
+	"github.com/dais-dev/dais/server/sandbox"
 )
 
 // Hidden test hooks: fake inputs for the preflight checks.
@@ -24,6 +26,7 @@ const (
 	envTestMountinfo = "DAIS_INIT_TEST_MOUNTINFO" // a mountinfo file read instead of /proc/self/mountinfo
 	envTestCapEff    = "DAIS_INIT_TEST_CAPEFF"    // a CapEff hex mask used instead of the real capabilities
 	envTestProbe     = "DAIS_INIT_TEST_PROBE"     // "ok" or "step:ERRNO" instead of the real namespace probe
+	envTestLandlock  = "DAIS_INIT_TEST_LANDLOCK"  // a Landlock ABI version instead of the kernel's ("0": none)
 	envTestSysRoot   = "DAIS_INIT_TEST_SYSROOT"   // a directory prefixed to /proc and /sys files read
 )
 
@@ -142,6 +145,7 @@ func newHost(environ []string) *host {
 	h := &host{
 		capSysAdmin: realCapSysAdmin,
 		probe:       realProbe,
+		landlockABI: sandbox.LandlockABI,
 		mountinfo:   openMountinfo("/proc/self/mountinfo"),
 		readFile:    os.ReadFile,
 		runtimes:    findRuntimes,
@@ -154,6 +158,15 @@ func newHost(environ []string) *host {
 	}
 	if v := env[envTestProbe]; v != "" {
 		h.probe = fakeProbe(v)
+	}
+	if v := env[envTestLandlock]; v != "" {
+		h.landlockABI = func() (int, error) {
+			n, err := strconv.Atoi(v)
+			if err != nil || n == 0 {
+				return 0, errors.New("landlock_create_ruleset: ENOSYS (" + envTestLandlock + ")")
+			}
+			return n, nil
+		}
 	}
 	if v := env[envTestSysRoot]; v != "" {
 		h.readFile = func(p string) ([]byte, error) { return os.ReadFile(v + p) }

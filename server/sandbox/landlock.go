@@ -77,6 +77,14 @@ const (
 	accessDevice  = "device" // read, write and ioctl on a device node
 )
 
+// Messages naming the fixes, for the server's refusal and dais-init's.
+const (
+	// FixNamespaces is how to get namespaces mode.
+	FixNamespaces = "run the container with --cap-add SYS_ADMIN (namespaces mode)"
+	// FixLandlock is how to get Landlock mode.
+	FixLandlock = "use a kernel with Landlock ABI >= 6 (Linux 6.12 or later, `landlock` in the boot parameter lsm=) and a seccomp profile that allows landlock_create_ruleset, landlock_add_rule and landlock_restrict_self (Landlock mode, no privileges needed)"
+)
+
 // PortRange is an inclusive range of TCP ports.
 type PortRange struct{ First, Last uint16 }
 

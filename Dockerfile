@@ -2,7 +2,8 @@
 # bin/dais-init on the host first, then this file with the classic builder).
 #
 #   docker build --build-arg BASE_IMAGE=debian:bookworm-slim -t dais .
-#   docker run -d --cap-add SYS_ADMIN -p 3939:3939 -v $PWD/data:/data dais
+#   docker run -d -p 3939:3939 -v $PWD/data:/data dais    # Landlock sandbox
+#   (--cap-add SYS_ADMIN for the namespaces sandbox; see docs/sandbox.md)
 #
 # Layers are ordered from the least to the most often changed: the user, the
 # Debian packages (R, Python, pandoc), the /opt layout, Quarto, the default

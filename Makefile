@@ -63,9 +63,9 @@ bench: build ## run the benchmarks against their named peers; results in bench/r
 reliability: image ## run the reliability battery (faults, bad input, load; under 10 minutes, as root for all of it) and write its table into docs/reliability.md
 	scripts/reliability.sh
 
-run: image ## run dais in Docker on :3939 with ./data as /data (SQLite, no license server)
+run: image ## run dais in Docker on :3939 with ./data as /data (SQLite, no license server, no privilege: Landlock sandbox)
 	mkdir -p data
-	docker run --rm -it --name dais --cap-add SYS_ADMIN -p 3939:3939 -v $(CURDIR)/data:/data $(IMAGE)
+	docker run --rm -it --name dais -p 3939:3939 -v $(CURDIR)/data:/data $(IMAGE)
 
 up: image ## docker compose up (add PROFILES=postgres or PROFILES=license)
 	$(COMPOSE) $(foreach p,$(PROFILES),--profile $(p)) up -d

@@ -22,7 +22,7 @@ func TestComposeConfig(t *testing.T) {
 		profiles []string
 		want     []string
 	}{
-		{"default", nil, []string{"SYS_ADMIN", "dais-data", "stop_grace_period: 2m", "dais\n      - health"}},
+		{"default", nil, []string{"dais-data", "stop_grace_period: 2m", "dais\n      - health"}},
 		{"postgres", []string{"postgres"}, []string{"CONNECT_DATABASE_PROVIDER: postgres", "condition: service_healthy", "postgres-data"}},
 	}
 	for _, tt := range tests {

@@ -195,6 +195,7 @@ func addPathRule(ruleset int, path string, access uint64) error {
 // reaps, and when the content exits or the server dies kills every process
 // left (it is their subreaper, so none escapes by double-forking).
 func runLandlock(s *specs.Spec) (int, error) {
+	ppid := os.Getppid()
 	sigs := make(chan os.Signal, 32)
 	notified := make(chan struct{})
 	go func() {
@@ -244,7 +245,7 @@ func runLandlock(s *specs.Spec) (int, error) {
 	// Same uid as the content (when the server has no root, or after the
 	// change above): no tracing, no /proc/<pid>/mem of the init.
 	unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0)
-	if os.Getppid() == 1 || serverGoneLandlock() {
+	if os.Getppid() != ppid || serverGoneLandlock() {
 		killTree()
 		return 128 + int(unix.SIGKILL), nil
 	}

@@ -534,7 +534,12 @@ func TestSelfTestInDocker(t *testing.T) {
 		{"cap SYS_ADMIN, userns+pidns", []string{"--cap-add", "SYS_ADMIN"}, nil, "all checks passed", false},
 		{"cap SYS_ADMIN, pidns", []string{"--cap-add", "SYS_ADMIN"}, []string{"--no-userns"}, "all checks passed", false},
 		{"cap SYS_ADMIN, userns", []string{"--cap-add", "SYS_ADMIN"}, []string{"--no-pidns"}, "all checks passed", false},
-		{"no SYS_ADMIN", nil, nil, "--cap-add SYS_ADMIN", true},
+		{"no SYS_ADMIN, namespaces forced", nil, []string{"--mode", "namespaces"}, "--cap-add SYS_ADMIN", true},
+		{"no privileges, landlock (auto)", []string{"--tmpfs", "/data:mode=1777,exec"}, nil, "all checks passed", false},
+		{"user 999, no capability, no-new-privileges, landlock",
+			[]string{"--user", "999:999", "--cap-drop", "ALL", "--security-opt", "no-new-privileges", "--tmpfs", "/data:mode=1777,exec"},
+			[]string{"--mode", "landlock"}, "all checks passed", false},
+		{"cap SYS_ADMIN, landlock forced", []string{"--cap-add", "SYS_ADMIN"}, []string{"--mode", "landlock"}, "all checks passed", false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -542,7 +547,7 @@ func TestSelfTestInDocker(t *testing.T) {
 			defer cancel()
 			args := append([]string{"run", "--rm", "-v", os.Args[0] + ":/usr/local/bin/dais-test:ro"}, tt.docker...)
 			args = append(args, image, "sh", "-c",
-				"mkdir -p /data /home && exec /usr/local/bin/dais-test sandbox selftest --no-config --run-as nobody --data-dir /data "+strings.Join(tt.flags, " "))
+				"mkdir -p /data /home 2>/dev/null; exec /usr/local/bin/dais-test sandbox selftest --no-config --run-as nobody --data-dir /data "+strings.Join(tt.flags, " "))
 			out, err := exec.CommandContext(ctx, docker, args...).CombinedOutput()
 			if (err != nil) != tt.wantErr {
 				t.Fatalf("err = %v, want error %v; output:\n%s", err, tt.wantErr, out)

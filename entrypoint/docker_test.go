@@ -70,6 +70,8 @@ func TestProbeInDocker(t *testing.T) {
 		{"seccomp denies user namespaces", []string{"--cap-add", "SYS_ADMIN", "--security-opt", "apparmor=unconfined", "--security-opt", "seccomp=" + noUserNS}, 78,
 			"dais-init: creating a user + mount namespace (unshare) is denied (EPERM (operation not permitted)) although CAP_SYS_ADMIN is present, most likely by a seccomp profile: run the container with --security-opt seccomp=unconfined (or a profile allowing unshare and mount)"},
 		{"capability with apparmor unconfined and the default seccomp profile", []string{"--cap-add", "SYS_ADMIN", "--security-opt", "apparmor=unconfined"}, 0, ""},
+		// Sandbox.Mode = auto: without the capability, Landlock serves.
+		{"without the capability, auto mode (Landlock)", []string{"-e", "CONNECT_SANDBOX_MODE=auto"}, 0, ""},
 	}
 	if apparmor {
 		tests = append(tests, struct {
@@ -90,7 +92,9 @@ func TestProbeInDocker(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			args := append([]string{"run", "--rm", "-e", "DAIS_INIT_SKIP_CHECKS=datadir,netfs,lock,runtimes"}, tt.opts...)
+			// The namespace probe's refusals, as in Sandbox.Mode = namespaces
+			// (in auto mode Landlock would serve where the kernel has it).
+			args := append([]string{"run", "--rm", "-e", "DAIS_INIT_SKIP_CHECKS=datadir,netfs,lock,runtimes", "-e", "CONNECT_SANDBOX_MODE=namespaces"}, tt.opts...)
 			args = append(args, image, "--check")
 			out, err := exec.Command("docker", args...).CombinedOutput()
 			code := 0

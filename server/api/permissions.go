@@ -22,6 +22,13 @@ type permissionJSON struct {
 
 func (a *API) permissionJSON(ctx context.Context, c *store.Content, p *store.Permission) permissionJSON {
 	j := permissionJSON{ID: strconv.FormatInt(p.ID, 10), ContentGUID: c.GUID, PrincipalType: "user", Role: p.Role}
+	if p.GroupID != 0 {
+		j.PrincipalType = "group"
+		if g, err := a.st.Group(ctx, p.GroupID); err == nil {
+			j.PrincipalGUID = g.GUID
+		}
+		return j
+	}
 	if u, err := a.st.User(ctx, p.UserID); err == nil {
 		j.PrincipalGUID = u.GUID
 	}
@@ -58,7 +65,35 @@ func checkPermRole(role string) error {
 	return nil
 }
 
-// addPermission is POST .../permissions {principal_guid, principal_type: "user", role}.
+// principal fills p's user or group from a request's principal_guid and
+// principal_type ("user", the default, or "group").
+func (a *API) principal(r *http.Request, req *permissionRequest, p *store.Permission) error {
+	switch req.PrincipalType {
+	case "", "user":
+		u, err := a.st.UserByGUID(r.Context(), req.PrincipalGUID)
+		if errors.Is(err, store.ErrNotFound) {
+			return errStatus(http.StatusBadRequest, "principal_guid: no user with guid "+req.PrincipalGUID)
+		}
+		if err != nil {
+			return err
+		}
+		p.UserID, p.GroupID = u.ID, 0
+	case "group":
+		g, err := a.st.GroupByGUID(r.Context(), req.PrincipalGUID)
+		if errors.Is(err, store.ErrNotFound) {
+			return errStatus(http.StatusBadRequest, "principal_guid: no group with guid "+req.PrincipalGUID)
+		}
+		if err != nil {
+			return err
+		}
+		p.UserID, p.GroupID = 0, g.ID
+	default:
+		return errStatus(http.StatusBadRequest, fmt.Sprintf("principal_type %q is not valid: use user or group", req.PrincipalType))
+	}
+	return nil
+}
+
+// addPermission is POST .../permissions {principal_guid, principal_type: "user" | "group", role}.
 func (a *API) addPermission(w http.ResponseWriter, r *http.Request) error {
 	c, _, err := a.contentFor(r, authz.Editor)
 	if err != nil {
@@ -68,20 +103,13 @@ func (a *API) addPermission(w http.ResponseWriter, r *http.Request) error {
 	if err := web.DecodeJSON(r, &req); err != nil {
 		return err
 	}
-	if req.PrincipalType != "" && req.PrincipalType != "user" {
-		return errStatus(http.StatusBadRequest, "principal_type must be user: dais has no groups yet")
-	}
 	if err := checkPermRole(req.Role); err != nil {
 		return err
 	}
-	u, err := a.st.UserByGUID(r.Context(), req.PrincipalGUID)
-	if errors.Is(err, store.ErrNotFound) {
-		return errStatus(http.StatusBadRequest, "no user with guid "+req.PrincipalGUID)
-	}
-	if err != nil {
+	p := &store.Permission{ContentID: c.ID, Role: req.Role}
+	if err := a.principal(r, &req, p); err != nil {
 		return err
 	}
-	p := &store.Permission{ContentID: c.ID, UserID: u.ID, Role: req.Role}
 	if err := a.st.SetPermission(r.Context(), p); err != nil {
 		return err
 	}

@@ -52,7 +52,16 @@ func (a *API) routes() {
 	route("GET /__api__/tokens", viewer(h(a.listTokens)))
 	route("DELETE /__api__/tokens/{id}", viewer(h(a.deleteToken)))
 
-	// Groups (groups.go): none yet (issue 14, item 7).
+	// Groups (groups.go).
+	route("GET /__api__/v1/groups", viewer(h(a.listGroups)))
+	route("POST /__api__/v1/groups", viewer(h(a.createGroup)))
+	route("GET /__api__/v1/groups/{guid}", viewer(h(a.getGroup)))
+	route("PATCH /__api__/v1/groups/{guid}", viewer(h(a.updateGroup)))
+	route("DELETE /__api__/v1/groups/{guid}", viewer(h(a.deleteGroup)))
+	route("GET /__api__/v1/groups/{guid}/members", viewer(h(a.listGroupMembers)))
+	route("POST /__api__/v1/groups/{guid}/members", viewer(h(a.addGroupMember)))
+	route("DELETE /__api__/v1/groups/{guid}/members/{user_guid}", viewer(h(a.removeGroupMember)))
+	route("GET /__api__/v1/experimental/groups/{guid}/content", viewer(h(a.groupContent)))
 
 	// Legacy applications API, rsconnect 0.8.x and rsconnect-python up to 1.26 (applications.go).
 	route("GET /__api__/applications", h(a.listApplications))

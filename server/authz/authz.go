@@ -42,9 +42,12 @@ const (
 // Permissions is what the rule reads from the store.
 type Permissions interface {
 	Permissions(ctx context.Context, contentID int64) ([]store.Permission, error)
+	UserGroups(ctx context.Context, userID int64) ([]store.Group, error)
 }
 
-// Content tells what u (nil: anonymous) may do with c.
+// Content tells what u (nil: anonymous) may do with c. A permission that
+// names a group gives its role to each member, read at every call: a
+// user removed from the group loses the access at once.
 func Content(ctx context.Context, st Permissions, u *store.User, c *store.Content) (Access, error) {
 	if u != nil {
 		if u.Role == store.RoleAdministrator || u.ID == c.OwnerID {
@@ -54,14 +57,34 @@ func Content(ctx context.Context, st Permissions, u *store.User, c *store.Conten
 		if err != nil {
 			return None, err
 		}
+		best := None
+		var member map[int64]bool // the user's groups, read when a permission names a group
 		for _, p := range perms {
-			if p.UserID != u.ID {
+			match := p.UserID != 0 && p.UserID == u.ID
+			if !match && p.GroupID != 0 {
+				if member == nil {
+					gs, err := st.UserGroups(ctx, u.ID)
+					if err != nil {
+						return None, err
+					}
+					member = make(map[int64]bool, len(gs))
+					for _, g := range gs {
+						member[g.ID] = true
+					}
+				}
+				match = member[p.GroupID]
+			}
+			if !match {
 				continue
 			}
+			a := Viewer
 			if p.Role == store.PermOwner && HasRole(u, store.RolePublisher) {
-				return Editor, nil
+				a = Editor
 			}
-			return Viewer, nil
+			best = max(best, a)
+		}
+		if best != None {
+			return best, nil
 		}
 	}
 	switch c.AccessType {

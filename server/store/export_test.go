@@ -63,3 +63,4 @@ func MigrateDBTo(ctx context.Context, db *sql.DB, dialect string, version int64)
 var SQLiteDSN = sqliteDSN
 
 var RedactURL = redactURL
+

@@ -569,8 +569,10 @@ func (s *sqlDB) ListContent(ctx context.Context, f ContentFilter) ([]Content, in
 	}
 	if f.VisibleTo != 0 {
 		where = append(where, `(access_type IN ('all', 'logged_in') OR owner_id = ?
-			OR EXISTS (SELECT 1 FROM permissions p WHERE p.content_id = content.id AND p.user_id = ?))`)
-		args = append(args, f.VisibleTo, f.VisibleTo)
+			OR EXISTS (SELECT 1 FROM permissions p WHERE p.content_id = content.id AND p.user_id = ?)
+			OR EXISTS (SELECT 1 FROM permissions p JOIN group_members m ON m.group_id = p.group_id
+				WHERE p.content_id = content.id AND m.user_id = ?))`)
+		args = append(args, f.VisibleTo, f.VisibleTo, f.VisibleTo)
 	}
 	w := strings.Join(where, " AND ")
 	var total int
@@ -685,26 +687,35 @@ func (s *sqlDB) EnvironmentNames(ctx context.Context, contentID int64) ([]string
 
 // ---- permissions
 
+const permCols = `id, content_id, user_id, group_id, role`
+
 func scanPerm(r scanner) (*Permission, error) {
 	var p Permission
-	if err := r.Scan(&p.ID, &p.ContentID, &p.UserID, &p.Role); err != nil {
+	if err := r.Scan(&p.ID, &p.ContentID, nid{&p.UserID}, nid{&p.GroupID}, &p.Role); err != nil {
 		return nil, mapErr(err)
 	}
 	return &p, nil
 }
 
 func (s *sqlDB) SetPermission(ctx context.Context, p *Permission) error {
-	err := s.queryRow(ctx, `INSERT INTO permissions (content_id, user_id, role) VALUES (?, ?, ?)
-		ON CONFLICT (content_id, user_id) DO UPDATE SET role = excluded.role RETURNING id`,
-		p.ContentID, p.UserID, p.Role).Scan(&p.ID)
+	if (p.UserID == 0) == (p.GroupID == 0) {
+		return fmt.Errorf("set permission on content %d: name a user or a group, not both or neither", p.ContentID)
+	}
+	principal := "user_id"
+	if p.GroupID != 0 {
+		principal = "group_id"
+	}
+	err := s.queryRow(ctx, `INSERT INTO permissions (content_id, user_id, group_id, role) VALUES (?, ?, ?, ?)
+		ON CONFLICT (content_id, `+principal+`) DO UPDATE SET role = excluded.role RETURNING id`,
+		p.ContentID, idv(p.UserID), idv(p.GroupID), p.Role).Scan(&p.ID)
 	if err != nil {
-		return fmt.Errorf("set permission of user %d on content %d: %w", p.UserID, p.ContentID, mapErr(err))
+		return fmt.Errorf("set permission of user %d / group %d on content %d: %w", p.UserID, p.GroupID, p.ContentID, mapErr(err))
 	}
 	return nil
 }
 
 func (s *sqlDB) Permissions(ctx context.Context, contentID int64) ([]Permission, error) {
-	rows, err := s.query(ctx, `SELECT id, content_id, user_id, role FROM permissions WHERE content_id = ? ORDER BY id`, contentID)
+	rows, err := s.query(ctx, `SELECT `+permCols+` FROM permissions WHERE content_id = ? ORDER BY id`, contentID)
 	if err != nil {
 		return nil, fmt.Errorf("permissions of content %d: %w", contentID, mapErr(err))
 	}
@@ -712,7 +723,7 @@ func (s *sqlDB) Permissions(ctx context.Context, contentID int64) ([]Permission,
 }
 
 func (s *sqlDB) Permission(ctx context.Context, id int64) (*Permission, error) {
-	p, err := scanPerm(s.queryRow(ctx, `SELECT id, content_id, user_id, role FROM permissions WHERE id = ?`, id))
+	p, err := scanPerm(s.queryRow(ctx, `SELECT `+permCols+` FROM permissions WHERE id = ?`, id))
 	if err != nil {
 		return nil, fmt.Errorf("permission %d: %w", id, err)
 	}

@@ -160,7 +160,8 @@ type ContentFilter struct {
 	Search  string // substring of name or title (case-insensitive)
 	AppMode string
 	// VisibleTo, a user id, keeps only what that (non-admin) user may see:
-	// access all or logged_in, owned by them, or them in the ACL. 0: all.
+	// access all or logged_in, owned by them, or them (or a group of
+	// theirs) in the ACL. 0: all.
 	VisibleTo int64
 	Start     int // offset, for paging
 	Count     int // page size; 0 = no limit
@@ -172,11 +173,13 @@ type EnvVar struct {
 	Value *string
 }
 
-// Permission is one entry of a content's ACL.
+// Permission is one entry of a content's ACL: it names a user (UserID)
+// or a group (GroupID), never both; a group's members get its role.
 type Permission struct {
 	ID        int64
 	ContentID int64
-	UserID    int64
+	UserID    int64  // 0 for a group's permission
+	GroupID   int64  // 0 for a user's permission
 	Role      string // PermViewer or PermOwner
 }
 
@@ -270,6 +273,8 @@ type Job struct {
 // Store is the persistent state of dais. It is safe for concurrent use, and
 // several dais servers may share one PostgreSQL store.
 type Store interface {
+	GroupStore
+
 	// Users.
 	CreateUser(ctx context.Context, u *User) error
 	User(ctx context.Context, id int64) (*User, error)
@@ -316,7 +321,7 @@ type Store interface {
 	EnvironmentNames(ctx context.Context, contentID int64) ([]string, error) // sorted
 
 	// Content ACL.
-	// SetPermission adds the user to the ACL or changes their role; fills p.ID.
+	// SetPermission adds the user or group to the ACL or changes its role; fills p.ID.
 	SetPermission(ctx context.Context, p *Permission) error
 	Permissions(ctx context.Context, contentID int64) ([]Permission, error)
 	Permission(ctx context.Context, id int64) (*Permission, error)

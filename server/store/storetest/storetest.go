@@ -35,6 +35,8 @@ func Run(t *testing.T, open Opener) {
 		{"ListContent", testListContent},
 		{"Environment", testEnvironment},
 		{"Permissions", testPermissions},
+		{"Groups", testGroups},
+		{"GroupPermissions", testGroupPermissions},
 		{"Bundles", testBundles},
 		{"Tasks", testTasks},
 		{"TaskOutputConcurrent", testTaskOutputConcurrent},

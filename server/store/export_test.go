@@ -63,4 +63,3 @@ func MigrateDBTo(ctx context.Context, db *sql.DB, dialect string, version int64)
 var SQLiteDSN = sqliteDSN
 
 var RedactURL = redactURL
-

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -35,6 +36,9 @@ func newFixture(t *testing.T) *fixture {
 	t.Helper()
 	cfg := config.Defaults()
 	cfg.Server.DataDir = t.TempDir()
+	if py, err := exec.LookPath("python3"); err == nil {
+		cfg.Python.Executable = []string{py}
+	}
 	ctx := context.Background()
 	st, err := store.Open(ctx, cfg, nil)
 	if err != nil {

@@ -58,6 +58,11 @@ type contentJSON struct {
 	RVersionRequested      *string `json:"r_version_requested,omitempty"`
 	PyVersionRequested     *string `json:"py_version_requested,omitempty"`
 	QuartoVersionRequested *string `json:"quarto_version_requested,omitempty"`
+
+	// Connect's fields of ?include=tags,owner,vanity_url (tags.go).
+	Tags      []tagJSON  `json:"tags,omitempty"`
+	Owner     *ownerJSON `json:"owner,omitempty"`
+	VanityURL *string    `json:"vanity_url,omitempty"`
 }
 
 func strPtr(s string) *string {
@@ -125,6 +130,7 @@ func (a *API) contentJSON(r *http.Request, c *store.Content, u *store.User) cont
 	default:
 		j.AppRole = "none"
 	}
+	a.includes(r, c, &j)
 	return j
 }
 

@@ -75,32 +75,7 @@ func (a answer) must(t *testing.T, v any) {
 // saying body and waits for the deploy; it returns the content's guid.
 func (f *fixture) deployStatic(t *testing.T, role, name, body string) string {
 	t.Helper()
-	var c struct{ GUID string }
-	f.do(t, "POST", "/__api__/v1/content", role, `{"name":"`+name+`"}`).must(t, &c)
-	var b struct{ ID string }
-	f.raw(t, "POST", "/__api__/v1/content/"+c.GUID+"/bundles", role, staticBundle(t, body)).must(t, &b)
-	var task struct {
-		TaskID string `json:"task_id"`
-	}
-	f.do(t, "POST", "/__api__/v1/content/"+c.GUID+"/deploy", role, `{"bundle_id":"`+b.ID+`"}`).must(t, &task)
-	deadline := time.Now().Add(time.Minute)
-	for {
-		var st struct {
-			Finished bool
-			Code     int
-			Error    string
-		}
-		f.do(t, "GET", "/__api__/v1/tasks/"+task.TaskID+"?wait=1", role, "").must(t, &st)
-		if st.Finished {
-			if st.Code != 0 {
-				t.Fatalf("deploy of %s failed: %s", name, st.Error)
-			}
-			return c.GUID
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("deploy of %s did not finish in a minute", name)
-		}
-	}
+	return f.deployBundle(t, role, name, staticBundle(t, body))
 }
 
 // contains fails the test unless s has every one of wants.
@@ -130,4 +105,72 @@ func (f *fixture) addUser(t *testing.T, name, role string) *store.User {
 	}
 	f.keys[name], f.users[name] = key, u
 	return u
+}
+
+// bundleOf is a tar.gz of files with a manifest.json of appmode (and
+// extra top-level manifest JSON, e.g. a "python" section) listing them.
+func bundleOf(t *testing.T, appmode, extra string, files map[string]string) []byte {
+	t.Helper()
+	var listed []string
+	for name, body := range files {
+		sum := md5.Sum([]byte(body))
+		listed = append(listed, `"`+name+`":{"checksum":"`+hex.EncodeToString(sum[:])+`"}`)
+	}
+	manifest := `{"version":1,"metadata":{"appmode":"` + appmode + `","entrypoint":"app"},` + extra + `"files":{` + strings.Join(listed, ",") + `}}`
+	var buf bytes.Buffer
+	gz := gzip.NewWriter(&buf)
+	tw := tar.NewWriter(gz)
+	all := map[string]string{"manifest.json": manifest}
+	for k, v := range files {
+		all[k] = v
+	}
+	for name, body := range all {
+		if err := tw.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Size: int64(len(body)), Typeflag: tar.TypeReg}); err != nil {
+			t.Fatal(err)
+		}
+		tw.Write([]byte(body))
+	}
+	tw.Close()
+	gz.Close()
+	return buf.Bytes()
+}
+
+// deployBundle creates content named name as role and deploys bundle;
+// it returns the content's guid.
+func (f *fixture) deployBundle(t *testing.T, role, name string, bundle []byte) string {
+	t.Helper()
+	var c struct{ GUID string }
+	f.do(t, "POST", "/__api__/v1/content", role, `{"name":"`+name+`"}`).must(t, &c)
+	var b struct{ ID string }
+	f.raw(t, "POST", "/__api__/v1/content/"+c.GUID+"/bundles", role, bundle).must(t, &b)
+	var task struct {
+		TaskID string `json:"task_id"`
+	}
+	f.do(t, "POST", "/__api__/v1/content/"+c.GUID+"/deploy", role, `{"bundle_id":"`+b.ID+`"}`).must(t, &task)
+	f.waitTask(t, role, task.TaskID)
+	return c.GUID
+}
+
+// waitTask polls a task until it finishes, failing the test if it fails.
+func (f *fixture) waitTask(t *testing.T, role, id string) {
+	t.Helper()
+	deadline := time.Now().Add(3 * time.Minute)
+	for {
+		var st struct {
+			Finished bool
+			Code     int
+			Error    string
+			Output   []string
+		}
+		f.do(t, "GET", "/__api__/v1/tasks/"+id+"?wait=1", role, "").must(t, &st)
+		if st.Finished {
+			if st.Code != 0 {
+				t.Fatalf("task %s failed: %s\n%s", id, st.Error, strings.Join(st.Output, "\n"))
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("task %s did not finish in 3 minutes", id)
+		}
+	}
 }

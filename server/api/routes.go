@@ -132,11 +132,31 @@ func (a *API) routes() {
 	route("GET /__api__/v1/system/caches/runtime", admin(h(a.listRuntimeCaches)))
 	route("DELETE /__api__/v1/system/caches/runtime", admin(h(a.deleteRuntimeCache)))
 
-	// Tags (tags.go), vanity URLs (vanities.go): none yet (issue 14, items 8 and 9).
+	// Tags (tags.go): a tree; administrators manage it, editors tag their content.
+	route("GET /__api__/v1/tags", viewer(h(a.listTags)))
+	route("POST /__api__/v1/tags", admin(h(a.createTag)))
+	route("GET /__api__/v1/tags/{id}", viewer(h(a.getTag)))
+	route("PATCH /__api__/v1/tags/{id}", admin(h(a.updateTag)))
+	route("DELETE /__api__/v1/tags/{id}", admin(h(a.deleteTag)))
+	route("GET /__api__/v1/tags/{id}/content", viewer(h(a.tagContent)))
+	route("GET /__api__/v1/content/{guid}/tags", h(a.contentTags))
+	route("POST /__api__/v1/content/{guid}/tags", h(a.addContentTag))
+	route("DELETE /__api__/v1/content/{guid}/tags/{tid}", h(a.removeContentTag))
+	route("GET /__api__/v1/search/content", viewer(h(a.searchContent)))
+
+	// Vanity URLs (vanities.go); the content at its vanity path is the
+	// last route, below.
+	route("GET /__api__/v1/content/{guid}/vanity", h(a.getVanity))
+	route("PUT /__api__/v1/content/{guid}/vanity", h(a.setVanity))
+	route("DELETE /__api__/v1/content/{guid}/vanity", h(a.deleteVanity))
+	route("GET /__api__/v1/vanities", viewer(h(a.listVanities)))
+
 	// Audit log (audit.go), usage (instrumentation.go): none yet (issue 14, item 11).
 
-	// The content itself, outside /__api__ (server/deploy/content.go).
+	// The content itself, outside /__api__ (server/deploy/content.go),
+	// and at its vanity path: every path no other route has (vanities.go).
 	route("/content/{guid}/", http.HandlerFunc(a.dep.ServeContent))
+	route("/", http.HandlerFunc(a.serveVanity))
 }
 
 // onContent is a handler of one content, which the user must have want on.

@@ -15,8 +15,7 @@ import (
 // or the app's processes.
 func (s *Service) ServeContent(w http.ResponseWriter, r *http.Request) {
 	guid := r.PathValue("guid")
-	ctx := r.Context()
-	c, err := s.st.ContentByGUID(ctx, guid)
+	c, err := s.st.ContentByGUID(r.Context(), guid)
 	if errors.Is(err, store.ErrNotFound) {
 		http.Error(w, "no content at /content/"+guid+"/", http.StatusNotFound)
 		return
@@ -26,6 +25,16 @@ func (s *Service) ServeContent(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "cannot look up the content now", http.StatusServiceUnavailable)
 		return
 	}
+	s.Serve(w, r, c, "/content/"+guid)
+}
+
+// Serve answers a request for content c whose path starts with prefix
+// (no trailing slash): /content/<guid>, or the content's vanity path. The
+// content sees the same request at either: its path below prefix, and
+// prefix in its base URL (RStudio-Connect-App-Base-URL).
+func (s *Service) Serve(w http.ResponseWriter, r *http.Request, c *store.Content, prefix string) {
+	guid := c.GUID
+	ctx := r.Context()
 	u, _ := web.UserFrom(ctx)
 	a, err := authz.Content(ctx, s.st, u, c)
 	if err != nil {
@@ -61,14 +70,14 @@ func (s *Service) ServeContent(w http.ResponseWriter, r *http.Request) {
 	f := s.files[guid]
 	s.mu.Unlock()
 	if f != nil {
-		f.serve(w, r, strings.TrimPrefix(r.URL.Path, "/content/"+guid))
+		f.serve(w, r, strings.TrimPrefix(r.URL.Path, prefix))
 		return
 	}
 	if s.proxy.Pool(guid) != nil {
 		web.StripCredentials(r)
 		if r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0 {
 			sw := &slowBodyWriter{ResponseWriter: w, r: r}
-			s.proxy.ServeHTTP(sw, r)
+			s.proxy.ServeAt(sw, r, guid, prefix)
 			// The body's deadline also ends the request's context: the
 			// proxy may then have given up without a word.
 			if !sw.wrote && web.BodyTimedOut(r) {
@@ -76,7 +85,7 @@ func (s *Service) ServeContent(w http.ResponseWriter, r *http.Request) {
 			}
 			return
 		}
-		s.proxy.ServeHTTP(w, r)
+		s.proxy.ServeAt(w, r, guid, prefix)
 		return
 	}
 	http.Error(w, "this content is not running: its last deploy failed or the server could not start it; see the deploy log", http.StatusServiceUnavailable)

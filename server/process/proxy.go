@@ -246,7 +246,13 @@ func (px *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, u.String(), http.StatusMovedPermanently)
 		return
 	}
-	prefix := ContentPrefix + guid
+	px.ServeAt(w, r, guid, ContentPrefix+guid)
+}
+
+// ServeAt serves a request whose path starts with prefix (no trailing
+// slash, e.g. a vanity path) from guid's pool: the app gets the path below
+// prefix, and prefix+"/" under the public URL as its base URL.
+func (px *Proxy) ServeAt(w http.ResponseWriter, r *http.Request, guid, prefix string) {
 	t := &target{path: strings.TrimPrefix(r.URL.Path, prefix)}
 	if r.URL.RawPath != "" {
 		t.raw = strings.TrimPrefix(r.URL.RawPath, prefix)

@@ -574,6 +574,10 @@ func (s *sqlDB) ListContent(ctx context.Context, f ContentFilter) ([]Content, in
 				WHERE p.content_id = content.id AND m.user_id = ?))`)
 		args = append(args, f.VisibleTo, f.VisibleTo, f.VisibleTo)
 	}
+	if f.TagID != 0 {
+		where = append(where, `EXISTS (SELECT 1 FROM content_tags ct WHERE ct.content_id = content.id AND ct.tag_id = ?)`)
+		args = append(args, f.TagID)
+	}
 	w := strings.Join(where, " AND ")
 	var total int
 	if err := s.queryRow(ctx, `SELECT count(*) FROM content WHERE `+w, args...).Scan(&total); err != nil {

@@ -163,8 +163,9 @@ type ContentFilter struct {
 	// access all or logged_in, owned by them, or them (or a group of
 	// theirs) in the ACL. 0: all.
 	VisibleTo int64
-	Start     int // offset, for paging
-	Count     int // page size; 0 = no limit
+	TagID     int64 // content with this tag
+	Start     int   // offset, for paging
+	Count     int   // page size; 0 = no limit
 }
 
 // EnvVar is one change to a content's environment: Value nil deletes Name.
@@ -274,6 +275,8 @@ type Job struct {
 // several dais servers may share one PostgreSQL store.
 type Store interface {
 	GroupStore
+	TagStore
+	VanityStore
 
 	// Users.
 	CreateUser(ctx context.Context, u *User) error

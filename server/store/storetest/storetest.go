@@ -37,6 +37,8 @@ func Run(t *testing.T, open Opener) {
 		{"Permissions", testPermissions},
 		{"Groups", testGroups},
 		{"GroupPermissions", testGroupPermissions},
+		{"Tags", testTags},
+		{"Vanities", testVanities},
 		{"Bundles", testBundles},
 		{"Tasks", testTasks},
 		{"TaskOutputConcurrent", testTaskOutputConcurrent},

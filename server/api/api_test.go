@@ -39,6 +39,9 @@ func newFixture(t *testing.T) *fixture {
 	if py, err := exec.LookPath("python3"); err == nil {
 		cfg.Python.Executable = []string{py}
 	}
+	if r, err := exec.LookPath("R"); err == nil {
+		cfg.R.Executable = []string{r}
+	}
 	ctx := context.Background()
 	st, err := store.Open(ctx, cfg, nil)
 	if err != nil {

@@ -10,6 +10,8 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -173,4 +175,31 @@ func (f *fixture) waitTask(t *testing.T, role, id string) {
 			t.Fatalf("task %s did not finish in 3 minutes", id)
 		}
 	}
+}
+
+// exampleBundle is a tar.gz of the repository's examples/<name>.
+func exampleBundle(t *testing.T, name string) []byte {
+	t.Helper()
+	dir := filepath.Join("..", "..", "examples", name)
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	gz := gzip.NewWriter(&buf)
+	tw := tar.NewWriter(gz)
+	for _, e := range ents {
+		if e.IsDir() {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		tw.WriteHeader(&tar.Header{Name: e.Name(), Mode: 0o644, Size: int64(len(b)), Typeflag: tar.TypeReg})
+		tw.Write(b)
+	}
+	tw.Close()
+	gz.Close()
+	return buf.Bytes()
 }

@@ -126,6 +126,19 @@ func (a *API) routes() {
 		route("GET /__api__/v1/content/{guid}/schedule", a.onContent(authz.Viewer, a.getSchedule))
 		route("PUT /__api__/v1/content/{guid}/schedule", a.onContent(authz.Editor, a.putSchedule))
 		route("DELETE /__api__/v1/content/{guid}/schedule", a.onContent(authz.Editor, a.deleteSchedule))
+
+		// Connect's variants and schedules, as connectapi calls them, over
+		// the same schedules (variants.go).
+		route("GET /__api__/applications/{guid}/variants", h(a.listVariants))
+		route("GET /__api__/variants/{vid}", h(a.getVariant))
+		route("GET /__api__/variants/{vid}/schedules", h(a.variantSchedules))
+		route("POST /__api__/variants/{vid}/render", h(a.renderVariant))
+		route("GET /__api__/variants/{vid}/renderings", h(a.listRenderings))
+		route("GET /__api__/schedules", h(a.listConnectSchedules))
+		route("POST /__api__/schedules", h(a.createConnectSchedule))
+		route("GET /__api__/schedules/{id}", h(a.getConnectSchedule))
+		route("POST /__api__/schedules/{id}", h(a.updateConnectSchedule))
+		route("DELETE /__api__/schedules/{id}", h(a.deleteConnectSchedule))
 	}
 
 	// System: runtime package caches (caches.go; administrators).

@@ -14,15 +14,20 @@ import (
 
 // scheduleJSON is the API's view of a schedule.
 type scheduleJSON struct {
-	ID              int64      `json:"id"`
-	ContentGUID     string     `json:"content_guid"`
-	Cron            string     `json:"cron,omitempty"`
-	IntervalSeconds int64      `json:"interval_seconds,omitempty"`
-	Timezone        string     `json:"timezone"`
-	Enabled         bool       `json:"enabled"`
-	NextRun         *time.Time `json:"next_run"`
-	LastRun         *time.Time `json:"last_run"`
-	LastNode        string     `json:"last_node,omitempty"`
+	ID              int64  `json:"id"`
+	ContentGUID     string `json:"content_guid"`
+	Cron            string `json:"cron,omitempty"`
+	IntervalSeconds int64  `json:"interval_seconds,omitempty"`
+	// A schedule set through Connect's API (variants.go): its type,
+	// parameters and start.
+	Type      string     `json:"type,omitempty"`
+	Schedule  string     `json:"schedule,omitempty"`
+	StartTime *time.Time `json:"start_time,omitempty"`
+	Timezone  string     `json:"timezone"`
+	Enabled   bool       `json:"enabled"`
+	NextRun   *time.Time `json:"next_run"`
+	LastRun   *time.Time `json:"last_run"`
+	LastNode  string     `json:"last_node,omitempty"`
 }
 
 // scheduleRequest is the body of PUT.
@@ -48,6 +53,7 @@ func toJSON(c *store.Content, s *store.Schedule) scheduleJSON {
 	}
 	return scheduleJSON{
 		ID: s.ID, ContentGUID: c.GUID, Cron: s.Cron, IntervalSeconds: s.IntervalSeconds, Timezone: tz,
+		Type: s.Kind, Schedule: s.Spec, StartTime: timePtr(s.StartAt),
 		Enabled: s.Enabled, NextRun: timePtr(s.NextRunAt), LastRun: timePtr(s.LastRunAt), LastNode: s.LastNode,
 	}
 }

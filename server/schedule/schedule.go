@@ -1,6 +1,9 @@
 // Package schedule runs documents' renders on a schedule: a cron
 // expression (github.com/robfig/cron/v3, five fields or a descriptor such
-// as @daily) or a plain interval in seconds, evaluated in a time zone.
+// as @daily), a plain interval in seconds, or one of Posit Connect's
+// schedule types (every N minutes, hours, days, weeks, weekdays, given
+// days of the week or month, twice a month, every N years; connect.go),
+// evaluated in a time zone.
 //
 // Schedules live in the store with their next run time. The Scheduler, a
 // serve.Component, looks for due schedules when it starts and then every
@@ -59,6 +62,12 @@ func Next(s *store.Schedule, after time.Time) (time.Time, error) {
 
 func next(s *store.Schedule, after time.Time) (time.Time, error) {
 	hasCron := strings.TrimSpace(s.Cron) != ""
+	if s.Kind != "" {
+		if hasCron || s.IntervalSeconds != 0 {
+			return time.Time{}, errors.New("a schedule has a type, a cron expression or an interval, only one")
+		}
+		return connectNext(s, after)
+	}
 	switch {
 	case hasCron && s.IntervalSeconds != 0:
 		return time.Time{}, errors.New("a schedule has either a cron expression or an interval, not both")

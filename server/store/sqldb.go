@@ -1036,11 +1036,11 @@ func (s *sqlDB) FailRunningRenders(ctx context.Context, node, errMsg string, at 
 
 // ---- schedules
 
-const scheduleCols = `id, content_id, cron, interval_seconds, timezone, enabled, next_run_at, last_run_at, last_node, created_at, updated_at`
+const scheduleCols = `id, content_id, cron, interval_seconds, kind, spec, start_at, email, timezone, enabled, next_run_at, last_run_at, last_node, created_at, updated_at`
 
 func scanSchedule(r scanner) (*Schedule, error) {
 	var x Schedule
-	err := r.Scan(&x.ID, &x.ContentID, &x.Cron, &x.IntervalSeconds, &x.Timezone, &x.Enabled, ts{&x.NextRunAt},
+	err := r.Scan(&x.ID, &x.ContentID, &x.Cron, &x.IntervalSeconds, &x.Kind, &x.Spec, ts{&x.StartAt}, &x.Email, &x.Timezone, &x.Enabled, ts{&x.NextRunAt},
 		ts{&x.LastRunAt}, &x.LastNode, ts{&x.CreatedAt}, ts{&x.UpdatedAt})
 	if err != nil {
 		return nil, mapErr(err)
@@ -1054,9 +1054,10 @@ func (s *sqlDB) CreateSchedule(ctx context.Context, x *Schedule) error {
 	}
 	x.UpdatedAt = x.CreatedAt
 	x.NextRunAt = x.NextRunAt.Truncate(time.Microsecond)
-	err := s.queryRow(ctx, `INSERT INTO schedules (content_id, cron, interval_seconds, timezone, enabled, next_run_at, last_run_at, last_node, created_at, updated_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
-		x.ContentID, x.Cron, x.IntervalSeconds, x.Timezone, x.Enabled, x.NextRunAt.UnixMicro(), tv(x.LastRunAt), x.LastNode,
+	x.StartAt = x.StartAt.Truncate(time.Microsecond)
+	err := s.queryRow(ctx, `INSERT INTO schedules (content_id, cron, interval_seconds, kind, spec, start_at, email, timezone, enabled, next_run_at, last_run_at, last_node, created_at, updated_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
+		x.ContentID, x.Cron, x.IntervalSeconds, x.Kind, x.Spec, tv(x.StartAt), x.Email, x.Timezone, x.Enabled, x.NextRunAt.UnixMicro(), tv(x.LastRunAt), x.LastNode,
 		tv(x.CreatedAt), tv(x.UpdatedAt)).Scan(&x.ID)
 	if err != nil {
 		return fmt.Errorf("create schedule of content %d: %w", x.ContentID, mapErr(err))
@@ -1088,8 +1089,10 @@ func (s *sqlDB) ListSchedules(ctx context.Context, contentID int64) ([]Schedule,
 func (s *sqlDB) UpdateSchedule(ctx context.Context, x *Schedule) error {
 	x.UpdatedAt = now()
 	x.NextRunAt = x.NextRunAt.Truncate(time.Microsecond)
-	err := affected(s.exec(ctx, `UPDATE schedules SET cron = ?, interval_seconds = ?, timezone = ?, enabled = ?, next_run_at = ?, updated_at = ? WHERE id = ?`,
-		x.Cron, x.IntervalSeconds, x.Timezone, x.Enabled, x.NextRunAt.UnixMicro(), tv(x.UpdatedAt), x.ID))
+	x.StartAt = x.StartAt.Truncate(time.Microsecond)
+	err := affected(s.exec(ctx, `UPDATE schedules SET cron = ?, interval_seconds = ?, kind = ?, spec = ?, start_at = ?, email = ?,
+		timezone = ?, enabled = ?, next_run_at = ?, updated_at = ? WHERE id = ?`,
+		x.Cron, x.IntervalSeconds, x.Kind, x.Spec, tv(x.StartAt), x.Email, x.Timezone, x.Enabled, x.NextRunAt.UnixMicro(), tv(x.UpdatedAt), x.ID))
 	if err != nil {
 		return fmt.Errorf("update schedule %d: %w", x.ID, err)
 	}

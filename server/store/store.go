@@ -241,13 +241,19 @@ type Render struct {
 }
 
 // Schedule runs a content's render periodically: either Cron (a robfig/cron
-// expression) or IntervalSeconds > 0, evaluated in Timezone.
+// expression), or IntervalSeconds > 0, or Kind (one of Connect's schedule
+// types, with Spec its JSON parameters and StartAt the time it counts
+// from), evaluated in Timezone (server/schedule).
 type Schedule struct {
 	ID              int64
 	ContentID       int64
 	Cron            string
 	IntervalSeconds int64
-	Timezone        string // IANA name; empty = UTC
+	Kind            string    // Connect's type: minute, hour, day, ...; "" for Cron or IntervalSeconds
+	Spec            string    // Connect's schedule: {"N": 1}, {"Days": [1, 3]}, ...
+	StartAt         time.Time // the first run, and what Kind counts from
+	Email           bool      // Connect's email flag, kept for its clients (dais sends no mail)
+	Timezone        string    // IANA name; empty = UTC
 	Enabled         bool
 	NextRunAt       time.Time
 	LastRunAt       time.Time // zero: never
@@ -375,7 +381,8 @@ type Store interface {
 	Schedule(ctx context.Context, id int64) (*Schedule, error)
 	// ListSchedules returns the schedules of a content (all when 0), by id.
 	ListSchedules(ctx context.Context, contentID int64) ([]Schedule, error)
-	// UpdateSchedule writes Cron, IntervalSeconds, Timezone, Enabled, NextRunAt.
+	// UpdateSchedule writes Cron, IntervalSeconds, Kind, Spec, StartAt,
+	// Email, Timezone, Enabled, NextRunAt.
 	UpdateSchedule(ctx context.Context, s *Schedule) error
 	DeleteSchedule(ctx context.Context, id int64) error
 	// DueSchedules returns the enabled schedules with NextRunAt <= now.

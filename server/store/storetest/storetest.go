@@ -44,6 +44,7 @@ func Run(t *testing.T, open Opener) {
 		{"TaskOutputConcurrent", testTaskOutputConcurrent},
 		{"Renders", testRenders},
 		{"Schedules", testSchedules},
+		{"ConnectSchedules", testConnectSchedules},
 		{"ClaimScheduleRace", func(t *testing.T, s store.Store) { testClaimRace(t, []store.Store{s, s}) }},
 		{"Jobs", testJobs},
 		{"DeleteCascades", testDeleteCascades},

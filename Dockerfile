@@ -71,6 +71,13 @@ RUN apt-get update \
     && apt-get install -y --no-install-recommends git \
     && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin
 
+# slirp4netns gives content outbound network access from its own network
+# namespace, without reaching the container's loopback or exposing any of its
+# ports (docs/sandbox.md, "Network").
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends slirp4netns \
+    && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin
+
 ARG QUARTO_VERSION=""
 COPY docker/quarto/ /tmp/quarto/
 RUN set -eu; \

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/dais-dev/dais/server/sandbox"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
 func main() {
@@ -32,12 +33,13 @@ func main() {
 	dais := flag.String("dais", "", "path of the dais binary, measured too (its package inits count)")
 	helper := flag.String("helper", "", "path of dais-sandbox-exec, the program the server runs (pre-started and cold)")
 	runAs := flag.String("run-as", "nobody", "user the content runs as")
+	outbound := flag.Bool("outbound", true, "also measure the pre-started helper with outbound network (slirp4netns attached to each sandbox)")
 	flag.Parse()
 	if os.Geteuid() != 0 {
 		fmt.Fprintln(os.Stderr, "sandbox-bench: run as root (mounts and namespaces)")
 		os.Exit(2)
 	}
-	if err := run(*n, *dur, *workers, *dais, *helper, *runAs, os.Stdout); err != nil {
+	if err := run(*n, *dur, *workers, *dais, *helper, *runAs, *outbound, os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "sandbox-bench:", err)
 		os.Exit(1)
 	}
@@ -48,7 +50,7 @@ type peer struct {
 	spawn func() error
 }
 
-func run(n int, dur time.Duration, workers int, daisPath, helperPath, runAs string, w io.Writer) error {
+func run(n int, dur time.Duration, workers int, daisPath, helperPath, runAs string, outbound bool, w io.Writer) error {
 	base, err := os.MkdirTemp("/var/lib", "dais-sandbox-bench-")
 	if err != nil {
 		return err
@@ -67,10 +69,20 @@ func run(n int, dur time.Duration, workers int, daisPath, helperPath, runAs stri
 	if err != nil {
 		return err
 	}
+	// As the server does with Applications.OutboundNetwork on: slirp4netns
+	// attached to each sandbox's network namespace.
+	var outSpec *specs.Spec
+	if outbound {
+		oo := o
+		oo.Network = sandbox.NetworkOutbound
+		if outSpec, err = sandbox.Spec(oo); err != nil {
+			return fmt.Errorf("outbound network (or run with -outbound=false): %w", err)
+		}
+	}
 	self, _ := os.Executable()
 	// cold: a new sandbox-exec for every start; otherwise the server's way,
 	// handing the spec to a pre-started one (and starting the next).
-	daisSpawn := func(bin string, cold bool) func() error {
+	daisSpawnSpec := func(bin string, cold bool, spec *specs.Spec) func() error {
 		return func() error {
 			cmd, err := sandbox.Command(context.Background(), bin, spec)
 			if err != nil {
@@ -80,8 +92,9 @@ func run(n int, dur time.Duration, workers int, daisPath, helperPath, runAs stri
 			return cmd.Run()
 		}
 	}
+	daisSpawn := func(bin string, cold bool) func() error { return daisSpawnSpec(bin, cold, spec) }
 	// bwrap with the same namespaces, masks, binds, user and privileges.
-	bargs := []string{"--unshare-user", "--unshare-pid", "--uid", fmt.Sprint(spec.Process.User.UID), "--gid", fmt.Sprint(spec.Process.User.GID),
+	bargs := []string{"--unshare-user", "--unshare-pid", "--unshare-net", "--uid", fmt.Sprint(spec.Process.User.UID), "--gid", fmt.Sprint(spec.Process.User.GID),
 		"--dev-bind", "/", "/"}
 	for _, m := range masks {
 		if _, err := os.Stat(m); err == nil {
@@ -110,6 +123,9 @@ func run(n int, dur time.Duration, workers int, daisPath, helperPath, runAs stri
 		peers = append(peers,
 			peer{"dais, pre-started helper", daisSpawn(helperPath, false)},
 			peer{"dais, cold helper", daisSpawn(helperPath, true)})
+		if outSpec != nil {
+			peers = append(peers, peer{"dais, pre-started helper, outbound network (slirp4netns)", daisSpawnSpec(helperPath, false, outSpec)})
+		}
 	}
 	if daisPath != "" {
 		peers = append(peers, peer{"dais, cold re-exec of dais", daisSpawn(daisPath, true)})

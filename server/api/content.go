@@ -24,33 +24,36 @@ import (
 // As in Connect, id and bundle_id are strings there, and r_version,
 // py_version and quarto_version are the versions the last deploy used.
 type contentJSON struct {
-	ID                 string     `json:"id"`
-	GUID               string     `json:"guid"`
-	Name               string     `json:"name"`
-	Title              string     `json:"title"`
-	Description        string     `json:"description"`
-	AccessType         string     `json:"access_type"`
-	AppMode            string     `json:"app_mode"`
-	ContentCategory    string     `json:"content_category"`
-	MinProcesses       *int       `json:"min_processes"`
-	MaxProcesses       *int       `json:"max_processes"`
-	MaxConnsPerProcess *int       `json:"max_conns_per_process"`
-	IdleTimeout        *int       `json:"idle_timeout"`
-	InitTimeout        *int       `json:"init_timeout"`
-	BundleID           *string    `json:"bundle_id"`
-	RVersion           *string    `json:"r_version"`
-	PyVersion          *string    `json:"py_version"`
-	QuartoVersion      *string    `json:"quarto_version"`
-	RunAs              *string    `json:"run_as"`
-	RunAsCurrentUser   bool       `json:"run_as_current_user"`
-	Locked             bool       `json:"locked"`
-	LockedMessage      string     `json:"locked_message"`
-	OwnerGUID          string     `json:"owner_guid"`
-	ContentURL         string     `json:"content_url"`
-	DashboardURL       string     `json:"dashboard_url"`
-	AppRole            string     `json:"app_role"`
-	CreatedTime        time.Time  `json:"created_time"`
-	LastDeployedTime   *time.Time `json:"last_deployed_time"`
+	ID                 string  `json:"id"`
+	GUID               string  `json:"guid"`
+	Name               string  `json:"name"`
+	Title              string  `json:"title"`
+	Description        string  `json:"description"`
+	AccessType         string  `json:"access_type"`
+	AppMode            string  `json:"app_mode"`
+	ContentCategory    string  `json:"content_category"`
+	MinProcesses       *int    `json:"min_processes"`
+	MaxProcesses       *int    `json:"max_processes"`
+	MaxConnsPerProcess *int    `json:"max_conns_per_process"`
+	IdleTimeout        *int    `json:"idle_timeout"`
+	InitTimeout        *int    `json:"init_timeout"`
+	BundleID           *string `json:"bundle_id"`
+	RVersion           *string `json:"r_version"`
+	PyVersion          *string `json:"py_version"`
+	QuartoVersion      *string `json:"quarto_version"`
+	RunAs              *string `json:"run_as"`
+	RunAsCurrentUser   bool    `json:"run_as_current_user"`
+	Locked             bool    `json:"locked"`
+	LockedMessage      string  `json:"locked_message"`
+	// OutboundNetwork (dais only): whether the content's processes may
+	// reach the outside; null is the server's Applications.OutboundNetwork.
+	OutboundNetwork  *bool      `json:"outbound_network"`
+	OwnerGUID        string     `json:"owner_guid"`
+	ContentURL       string     `json:"content_url"`
+	DashboardURL     string     `json:"dashboard_url"`
+	AppRole          string     `json:"app_role"`
+	CreatedTime      time.Time  `json:"created_time"`
+	LastDeployedTime *time.Time `json:"last_deployed_time"`
 
 	// The versions a client asked for by setting r_version, py_version or
 	// quarto_version, used by the next deploys instead of the manifest's;
@@ -105,6 +108,7 @@ func (a *API) contentJSON(r *http.Request, c *store.Content, u *store.User) cont
 		RVersion: strPtr(c.RVersion), PyVersion: strPtr(c.PyVersion), QuartoVersion: strPtr(c.QuartoVersion),
 		RunAs: strPtr(c.RunAs), OwnerGUID: o.GUID, ContentURL: a.contentURL(r, c), DashboardURL: a.dashboardURL(r, c),
 		CreatedTime: c.CreatedAt.UTC(), LastDeployedTime: a.lastDeployed(c), Locked: c.Locked, LockedMessage: c.LockedMessage,
+		OutboundNetwork: c.OutboundNetwork,
 	}
 	j.RVersionRequested, j.PyVersionRequested, j.QuartoVersionRequested =
 		strPtr(c.RVersionWanted), strPtr(c.PyVersionWanted), strPtr(c.QuartoVersionWanted)
@@ -178,7 +182,7 @@ var alwaysOnFields = map[string]string{
 var knownFields = []string{
 	"name", "title", "description", "access_type", "r_version", "py_version", "quarto_version",
 	"min_processes", "max_processes", "max_conns_per_process", "idle_timeout", "init_timeout",
-	"run_as", "locked", "locked_message", "owner_guid",
+	"run_as", "locked", "locked_message", "owner_guid", "outbound_network",
 }
 
 // check refuses the fields dais does not set: read-only ones, the
@@ -287,6 +291,21 @@ func (a *API) apply(ctx context.Context, st settings, c *store.Content, u *store
 				return errStatus(http.StatusBadRequest, "run_as: "+err.Error())
 			}
 		}
+	}
+	if raw, ok := st["outbound_network"]; ok {
+		var v *bool
+		if string(raw) != "null" {
+			var b bool
+			if err := json.Unmarshal(raw, &b); err != nil {
+				return errStatus(http.StatusBadRequest, "outbound_network must be true, false or null (the server's Applications.OutboundNetwork)")
+			}
+			v = &b
+		}
+		changed := (v == nil) != (c.OutboundNetwork == nil) || (v != nil && *v != *c.OutboundNetwork)
+		if changed && !admin {
+			return errStatus(http.StatusForbidden, "only administrators may change outbound_network")
+		}
+		c.OutboundNetwork = v
 	}
 	if raw, ok := st["owner_guid"]; ok && string(raw) != "null" {
 		var guid string

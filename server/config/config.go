@@ -151,6 +151,12 @@ type Applications struct {
 	// BundleMaxFiles bounds the entries (files, directories, links) of an
 	// unpacked bundle. Default 100000. Reloadable: read at each deploy.
 	BundleMaxFiles int
+	// OutboundNetwork lets content processes open connections to the
+	// outside (databases, APIs) from their own network namespace, through
+	// slirp4netns; false leaves them their loopback alone. A content's
+	// outbound_network overrides it. Default true. Reloadable: read at each
+	// process start. dais only.
+	OutboundNetwork bool
 }
 
 // Scheduler is the [Scheduler] section: process pool defaults per content.
@@ -222,9 +228,10 @@ func Defaults() *Config {
 		R:              Runtime{Enabled: true},
 		Quarto:         Runtime{Enabled: true},
 		Applications: Applications{
-			RunAs:          "rstudio-connect",
-			BundleMaxSize:  DefaultBundleMaxSize,
-			BundleMaxFiles: DefaultBundleMaxFiles,
+			RunAs:           "rstudio-connect",
+			BundleMaxSize:   DefaultBundleMaxSize,
+			BundleMaxFiles:  DefaultBundleMaxFiles,
+			OutboundNetwork: true,
 		},
 		Scheduler: Scheduler{
 			MaxProcesses: 3,

@@ -127,6 +127,11 @@ var Keys = []Key{
 			"A larger bundle fails its deploy before filling the disk. Read at each deploy."},
 	{Section: "Applications", Name: "BundleMaxFiles", Type: TypeInt, Reloadable: true,
 		Doc: "Most entries (files, directories, links) a bundle may hold unpacked. Read at each deploy."},
+	{Section: "Applications", Name: "OutboundNetwork", Type: TypeBool, Reloadable: true,
+		Doc: "Whether content processes may open connections to the outside (a database on the Docker network, an HTTPS API), " +
+			"from their own network namespace through slirp4netns; `false` leaves them their own loopback only. Either way they reach no " +
+			"other content's port and none of the container's loopback. An administrator can override it per content (`outbound_network` " +
+			"of `/__api__/v1/content/{guid}`). Namespaces sandbox mode only; read at each process start (dais only)."},
 	{Section: "Scheduler", Name: "MinProcesses", Type: TypeInt, Reloadable: true,
 		Doc: "Processes kept running per app or API, even when idle. Applies to processes started after a reload."},
 	{Section: "Scheduler", Name: "MaxProcesses", Type: TypeInt, Reloadable: true,

@@ -227,6 +227,12 @@ func TestContentPatchFields(t *testing.T) {
 		{"process settings", "pub1", `{"min_processes":1,"max_processes":2,"idle_timeout":5,"init_timeout":30,"max_conns_per_process":10}`, 200, `"max_processes":2`},
 		{"run_as by a publisher", "pub1", `{"run_as":"someone"}`, 403, "only administrators may change run_as"},
 		{"run_as by an administrator", "admin1", `{"run_as":"nobody"}`, 200, `"run_as":"nobody"`}, // a user that exists here and is not root
+		{"outbound network shown as the server default", "pub1", `{}`, 200, `"outbound_network":null`},
+		{"outbound network by a publisher", "pub1", `{"outbound_network":true}`, 403, "only administrators may change outbound_network"},
+		{"outbound network wrong type", "admin1", `{"outbound_network":"off"}`, 400, "outbound_network must be true, false or null"},
+		{"outbound network off by an administrator", "admin1", `{"outbound_network":false}`, 200, `"outbound_network":false`},
+		{"outbound network unchanged by a publisher", "pub1", `{"outbound_network":false,"title":"same"}`, 200, `"outbound_network":false`},
+		{"outbound network back to the default", "admin1", `{"outbound_network":null}`, 200, `"outbound_network":null`},
 		{"owner by a publisher", "pub1", `{"owner_guid":"` + f.users["pub2"].GUID + `"}`, 403, "only administrators may change the owner"},
 		{"owner unknown", "admin1", `{"owner_guid":"nope"}`, 400, "owner_guid: no user"},
 		{"owner a viewer", "admin1", `{"owner_guid":"` + f.users["viewer1"].GUID + `"}`, 400, "is a viewer"},
@@ -244,7 +250,8 @@ func TestContentPatchFields(t *testing.T) {
 			if a.status != 200 {
 				after := *f.mustContent(t, c.GUID)
 				after.UpdatedAt = before.UpdatedAt
-				if after.Title != before.Title || after.OwnerID != before.OwnerID || after.RunAs != before.RunAs || after.Locked != before.Locked {
+				if after.Title != before.Title || after.OwnerID != before.OwnerID || after.RunAs != before.RunAs || after.Locked != before.Locked ||
+					(after.OutboundNetwork == nil) != (before.OutboundNetwork == nil) {
 					t.Errorf("a refused PATCH changed the content: %+v -> %+v", before, after)
 				}
 			}

@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -69,7 +71,7 @@ func (s *Service) sandboxOptions(c *store.Content, p *prepared, rw []string) san
 	o := sandbox.Options{
 		CodeDir: p.dirs.Code, WorkDir: p.dirs.Work, ReadWrite: rw,
 		Masks: sandbox.DefaultMasks(cfg, extra...), RunAs: s.runAs(c), Env: s.contentEnv(c),
-		Mode: s.mode, ConnectPorts: cfg.Sandbox.LandlockConnectPorts,
+		Mode: s.mode, ConnectPorts: cfg.Sandbox.LandlockConnectPorts, Network: s.network(c),
 	}
 	if fi, err := os.Stat(p.env); err == nil && fi.IsDir() && !slices.Contains(rw, p.env) {
 		o.ReadOnly = append(o.ReadOnly, p.env)
@@ -138,6 +140,7 @@ func (s *Service) launcher(c *store.Content, bundleID int64, p *prepared) proces
 			pid    int
 			wait   func() error
 			signal func(os.Signal) error
+			dial   process.DialFunc
 		)
 		if s.o.NoSandbox {
 			x := exec.Command(cmd.Args[0], cmd.Args[1:]...)
@@ -152,8 +155,8 @@ func (s *Service) launcher(c *store.Content, bundleID int64, p *prepared) proces
 			if err := x.Start(); err != nil {
 				return nil, err
 			}
-			pp := process.ExecProcess(x)
-			pid, wait, signal = x.Process.Pid, pp.Wait, pp.Signal
+			pp := process.ExecProcess(x, port)
+			pid, wait, signal, dial = x.Process.Pid, pp.Wait, pp.Signal, pp.Dial
 		} else {
 			o := s.sandboxOptions(c, p, nil)
 			o.Args, o.Env, o.PathDirs, o.Dir = cmd.Args, append(o.Env, cmd.Env...), cmd.PathDirs, cmd.Dir
@@ -172,6 +175,12 @@ func (s *Service) launcher(c *store.Content, bundleID int64, p *prepared) proces
 			}
 			pid, wait = sc.Process.Pid, sc.Wait
 			signal = sc.Signal // to the sandbox's init, which forwards it
+			addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+			dial = func(ctx context.Context) (net.Conn, error) {
+				// Inside the sandbox's network namespace in namespaces
+				// mode, on the server's loopback in Landlock mode.
+				return sc.DialContext(ctx, "tcp", addr)
+			}
 		}
 		j := &store.Job{ContentID: c.ID, BundleID: bundleID, Tag: "run_app", PID: pid, Node: s.o.Node, StartedAt: time.Now()}
 		if f, ok := log.(*os.File); ok {
@@ -182,7 +191,7 @@ func (s *Service) launcher(c *store.Content, bundleID int64, p *prepared) proces
 		if err := s.st.CreateJob(jctx, j); err != nil {
 			s.log.Warn("record job", logKeyContent, c.GUID, logKeyErr, err)
 		}
-		return &jobProcess{s: s, key: j.Key, wait: wait, signal: signal}, nil
+		return &jobProcess{s: s, key: j.Key, wait: wait, signal: signal, dial: dial}, nil
 	}
 }
 
@@ -192,9 +201,12 @@ type jobProcess struct {
 	key    string
 	wait   func() error
 	signal func(os.Signal) error
+	dial   process.DialFunc
 }
 
 func (j *jobProcess) Signal(sig os.Signal) error { return j.signal(sig) }
+
+func (j *jobProcess) Dial(ctx context.Context) (net.Conn, error) { return j.dial(ctx) }
 
 func (j *jobProcess) Wait() error {
 	err := j.wait()
@@ -271,8 +283,10 @@ func poolSettingsChanged(a, b *store.Content) bool {
 	eq := func(x, y *int) bool { return (x == nil) == (y == nil) && (x == nil || *x == *y) }
 	return !eq(a.MinProcesses, b.MinProcesses) || !eq(a.MaxProcesses, b.MaxProcesses) ||
 		!eq(a.MaxConnsPerProcess, b.MaxConnsPerProcess) || !eq(a.IdleTimeout, b.IdleTimeout) ||
-		!eq(a.InitTimeout, b.InitTimeout) || a.RunAs != b.RunAs
+		!eq(a.InitTimeout, b.InitTimeout) || a.RunAs != b.RunAs || !eqPtr(a.OutboundNetwork, b.OutboundNetwork)
 }
+
+func eqPtr[T comparable](x, y *T) bool { return (x == nil) == (y == nil) && (x == nil || *x == *y) }
 
 // restartApp replaces a running app's pool with a fresh one of the same
 // bundle (new settings or environment), without dropping requests.

@@ -177,6 +177,7 @@ func New(o Options) (*Service, error) {
 		s.mode = mode
 		s.log.Info("content processes start in "+string(mode)+" sandboxes built by "+path+" ("+why+")",
 			"sandbox_exec", path, "sandbox_mode", string(mode), "reason", why)
+		s.logNetwork(cfg.Applications.OutboundNetwork)
 		log := s.log
 		sandbox.OnCommand = func(spec *specs.Spec) {
 			if log.Enabled(context.Background(), slog.LevelDebug) {
@@ -426,4 +427,37 @@ func checkConnectPorts(ports string) error {
 		return fmt.Errorf("Sandbox.LandlockConnectPorts = %s reaches into the ephemeral port range %d-%d (net.ipv4.ip_local_port_range), where content processes get their ports: content could connect to other content; leave that range out", ports, first, last)
 	}
 	return nil
+}
+
+// logNetwork says at start what network content gets in this sandbox mode
+// (docs/sandbox.md, "Network").
+func (s *Service) logNetwork(outbound bool) {
+	if s.mode == sandbox.ModeLandlock {
+		s.log.Info("content network: Landlock mode shares the server's network namespace; Landlock's TCP rules allow connections to Sandbox.LandlockConnectPorts only (UDP is not restricted)")
+		return
+	}
+	helper, err := sandbox.PrepareOutbound()
+	switch {
+	case err != nil && outbound:
+		s.log.Warn("content network: each content process has its own network namespace, but outbound access (Applications.OutboundNetwork = true) cannot work here: content processes will fail to start until this is fixed", logKeyErr, err)
+	case err != nil:
+		s.log.Info("content network: each content process has its own network namespace with its loopback only (Applications.OutboundNetwork = false)")
+	case outbound:
+		s.log.Info("content network: each content process has its own network namespace; outbound access through "+helper+", never to the container's loopback (a content's outbound_network may turn it off)", "net_helper", helper)
+	default:
+		s.log.Info("content network: each content process has its own network namespace with its loopback only (Applications.OutboundNetwork = false; a content's outbound_network may turn it on)", "net_helper", helper)
+	}
+}
+
+// network is what a content's processes may reach: its outbound_network,
+// else Applications.OutboundNetwork.
+func (s *Service) network(c *store.Content) sandbox.Network {
+	on := s.o.Config().Applications.OutboundNetwork
+	if c.OutboundNetwork != nil {
+		on = *c.OutboundNetwork
+	}
+	if on {
+		return sandbox.NetworkOutbound
+	}
+	return sandbox.NetworkLoopback
 }

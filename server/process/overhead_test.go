@@ -24,16 +24,19 @@ func inProcess(ctx context.Context, port int, log io.Writer) (Process, error) {
 	})}
 	done := make(chan struct{})
 	go func() { srv.Serve(l); close(done) }()
-	return funcProcess{wait: func() error { <-done; return nil }, signal: func(os.Signal) error { return srv.Close() }}, nil
+	return funcProcess{wait: func() error { <-done; return nil }, signal: func(os.Signal) error { return srv.Close() },
+		dial: LoopbackDial(port)}, nil
 }
 
 type funcProcess struct {
 	wait   func() error
 	signal func(os.Signal) error
+	dial   DialFunc
 }
 
-func (f funcProcess) Wait() error              { return f.wait() }
-func (f funcProcess) Signal(s os.Signal) error { return f.signal(s) }
+func (f funcProcess) Wait() error                                { return f.wait() }
+func (f funcProcess) Signal(s os.Signal) error                   { return f.signal(s) }
+func (f funcProcess) Dial(ctx context.Context) (net.Conn, error) { return f.dial(ctx) }
 
 // BenchmarkProxyOverhead compares one GET through the proxy with the same
 // GET to the app directly (go test -bench ProxyOverhead ./server/process):

@@ -2,9 +2,11 @@
 // per deployed bundle, and reverse-proxies requests to them (Proxy).
 //
 // A Pool starts processes through a Launcher, a function that, given a
-// free port on 127.0.0.1 and a log writer, starts one process that will
-// serve HTTP there (the deploy code builds it from sandbox.Command and
-// content.LaunchArgs; tests use CommandLauncher with plain programs):
+// port and a log writer, starts one process that will serve HTTP on
+// 127.0.0.1:port, in its own network namespace when sandboxed (the deploy
+// code builds it from sandbox.Command and content.LaunchArgs; tests use
+// CommandLauncher with plain programs). The Process it returns says how to
+// reach that port (Process.Dial): dais never assumes the server's loopback:
 //
 //	pool, err := process.New(process.Options{
 //		Name: guid, Launch: launcher, LogDir: dataDir + "/logs/" + guid,
@@ -12,14 +14,15 @@
 //		IdleTimeout: ..., InitTimeout: ..., Logger: log,
 //	})
 //	lease, err := pool.Acquire(ctx) // least-loaded ready process
-//	... lease.Addr() ...
+//	conn, err := lease.Dial(ctx)    // inside the process's network namespace
 //	lease.Release()
 //	pool.Drain(ctx) // on redeploy: no new requests, wait for in-flight ones, stop
 //
 // Behaviour:
 //   - Min processes are kept running (started at New, replaced after a crash);
-//     at most Max run. A process counts as ready once its port accepts a TCP
-//     connection (Options.Ready changes the test), within InitTimeout.
+//     at most Max run. A process counts as ready once its port accepts a
+//     connection through Process.Dial (Options.Ready changes the test),
+//     within InitTimeout.
 //   - Acquire picks the ready process with the fewest requests in flight;
 //     when none is ready it starts one (if below Max) and waits for it; when
 //     every process has MaxConnsPerProcess requests in flight it starts
@@ -48,6 +51,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -76,19 +80,45 @@ type Process interface {
 	Wait() error
 	// Signal sends a signal (SIGTERM to stop, SIGKILL after StopTimeout).
 	Signal(os.Signal) error
+	// Dial opens a connection to the port the process serves on: inside
+	// its own network namespace for a sandbox of namespaces mode
+	// (sandbox.Cmd.DialContext), a TCP connection to 127.0.0.1:port for a
+	// process in the server's (LoopbackDial: Landlock mode, no sandbox).
+	Dial(ctx context.Context) (net.Conn, error)
 }
 
-// Launcher starts one process that will serve HTTP on 127.0.0.1:port,
-// writing its output to log. ctx lives as long as the pool.
+// DialFunc opens a connection to one process's port.
+type DialFunc func(ctx context.Context) (net.Conn, error)
+
+// LoopbackDial dials 127.0.0.1:port from the server's network namespace.
+func LoopbackDial(port int) DialFunc {
+	addr := loopbackAddr(port)
+	return func(ctx context.Context) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, "tcp", addr)
+	}
+}
+
+func loopbackAddr(port int) string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(port)) }
+
+// Launcher starts one process that will serve HTTP on 127.0.0.1:port (of
+// its own network namespace, when it has one), writing its output to log.
+// ctx lives as long as the pool.
 type Launcher func(ctx context.Context, port int, log io.Writer) (Process, error)
 
-// ExecProcess adapts a started *exec.Cmd. When the command runs in its own
-// process group (SysProcAttr.Setpgid or Setsid), signals go to the group.
-func ExecProcess(cmd *exec.Cmd) Process { return execProcess{cmd} }
+// ExecProcess adapts a started *exec.Cmd serving on 127.0.0.1:port of the
+// server's network namespace. When the command runs in its own process
+// group (SysProcAttr.Setpgid or Setsid), signals go to the group.
+func ExecProcess(cmd *exec.Cmd, port int) Process { return execProcess{cmd, LoopbackDial(port)} }
 
-type execProcess struct{ cmd *exec.Cmd }
+type execProcess struct {
+	cmd  *exec.Cmd
+	dial DialFunc
+}
 
 func (e execProcess) Wait() error { return e.cmd.Wait() }
+
+func (e execProcess) Dial(ctx context.Context) (net.Conn, error) { return e.dial(ctx) }
 
 func (e execProcess) Signal(sig os.Signal) error {
 	if a := e.cmd.SysProcAttr; a != nil && (a.Setpgid || a.Setsid) {
@@ -118,7 +148,7 @@ func CommandLauncher(build func(port int) (*exec.Cmd, error)) Launcher {
 		if err := cmd.Start(); err != nil {
 			return nil, err
 		}
-		return ExecProcess(cmd), nil
+		return ExecProcess(cmd, port), nil
 	}
 }
 
@@ -149,9 +179,9 @@ type Options struct {
 	// BackoffReset: a process ready this long before it crashed resets the
 	// failure count. Default 30s.
 	BackoffReset time.Duration
-	// Ready tells whether the process at addr serves. Default: a TCP
-	// connection succeeds.
-	Ready func(ctx context.Context, addr string) error
+	// Ready tells whether the process reached through dial serves.
+	// Default: a connection succeeds.
+	Ready func(ctx context.Context, dial DialFunc) error
 	// LogDir receives one log file per process; created if missing. "" discards output.
 	LogDir string
 	// LogKeep is how many log files are kept in LogDir. Default 20.
@@ -206,9 +236,8 @@ func (o *Options) defaults() error {
 	return nil
 }
 
-func tcpReady(ctx context.Context, addr string) error {
-	var d net.Dialer
-	c, err := d.DialContext(ctx, "tcp", addr)
+func tcpReady(ctx context.Context, dial DialFunc) error {
+	c, err := dial(ctx)
 	if err != nil {
 		return err
 	}
@@ -216,9 +245,9 @@ func tcpReady(ctx context.Context, addr string) error {
 }
 
 // HTTPReady is an Options.Ready that waits for any HTTP answer to GET path.
-func HTTPReady(path string) func(ctx context.Context, addr string) error {
-	return func(ctx context.Context, addr string) error {
-		c, err := (&net.Dialer{}).DialContext(ctx, "tcp", addr)
+func HTTPReady(path string) func(ctx context.Context, dial DialFunc) error {
+	return func(ctx context.Context, dial DialFunc) error {
+		c, err := dial(ctx)
 		if err != nil {
 			return err
 		}
@@ -228,10 +257,10 @@ func HTTPReady(path string) func(ctx context.Context, addr string) error {
 		} else {
 			c.SetDeadline(time.Now().Add(5 * time.Second))
 		}
-		fmt.Fprintf(c, "GET %s HTTP/1.0\r\nHost: %s\r\n\r\n", path, addr)
+		fmt.Fprintf(c, "GET %s HTTP/1.0\r\nHost: localhost\r\n\r\n", path)
 		buf := make([]byte, 5)
 		if _, err := io.ReadFull(c, buf); err != nil || string(buf) != "HTTP/" {
-			return fmt.Errorf("no HTTP answer from %s: %v", addr, err)
+			return fmt.Errorf("no HTTP answer to GET %s: %v", path, err)
 		}
 		return nil
 	}
@@ -247,7 +276,8 @@ const (
 
 type proc struct {
 	id       int
-	addr     string
+	addr     string // 127.0.0.1:port, of its own network namespace when it has one
+	key      string // unique among all processes: the proxy's connection cache key
 	state    state
 	active   int
 	lastUsed time.Time
@@ -387,9 +417,10 @@ func (p *Pool) launch(pr *proc, wait time.Duration, log *slog.Logger) error {
 		fmt.Fprintf(out, "dais: start failed: %v\n", err)
 		return fmt.Errorf("start content process: %w", err)
 	}
-	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	addr := loopbackAddr(port)
 	p.mu.Lock()
-	pr.p, pr.addr = proc, addr
+	pr.p, pr.addr, pr.key = proc, addr, "p"+strconv.FormatInt(procSeq.Add(1), 10)+".dais.invalid"
+	dial := proc.Dial
 	stop = pr.stopReq || p.closed
 	p.mu.Unlock()
 	log.Info("content process started", keyPort, port, keyLog, path)
@@ -410,7 +441,7 @@ func (p *Pool) launch(pr *proc, wait time.Duration, log *slog.Logger) error {
 	defer tick.Stop()
 	for {
 		attempt, acancel := context.WithTimeout(initCtx, time.Second)
-		err := p.opts.Ready(attempt, addr)
+		err := p.opts.Ready(attempt, dial)
 		acancel()
 		if err == nil {
 			break
@@ -448,6 +479,9 @@ func exitText(err error) string {
 	}
 	return err.Error()
 }
+
+// procSeq numbers every process of every pool (Lease.Key).
+var procSeq atomic.Int64
 
 func freePort() (int, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -552,8 +586,16 @@ type Lease struct {
 	once sync.Once
 }
 
-// Addr is the process's host:port.
+// Addr is where the process listens: 127.0.0.1:port, in its own network
+// namespace when it has one. Reach it with Dial.
 func (l *Lease) Addr() string { return l.pr.addr }
+
+// Dial opens a connection to the process (Process.Dial).
+func (l *Lease) Dial(ctx context.Context) (net.Conn, error) { return l.pr.p.Dial(ctx) }
+
+// Key identifies the process among all processes of all pools, as a host
+// name: what a cache of connections to it is keyed by.
+func (l *Lease) Key() string { return l.pr.key }
 
 // Release ends the hold; call it when the request (or WebSocket) is done.
 func (l *Lease) Release() {
@@ -749,7 +791,8 @@ func (p *Pool) waitProcs() {
 // ProcessInfo describes one process, for the API and the dashboard.
 type ProcessInfo struct {
 	ID      int
-	Addr    string
+	Addr    string // 127.0.0.1:port, in its own network namespace when it has one
+	Key     string // Lease.Key
 	State   string // "starting", "ready", "stopping"
 	Active  int    // requests in flight
 	LogPath string
@@ -773,7 +816,7 @@ func (p *Pool) Stats() Stats {
 	}
 	for _, pr := range p.procs {
 		s.Processes = append(s.Processes, ProcessInfo{
-			ID: pr.id, Addr: pr.addr, State: [...]string{"starting", "ready", "stopping"}[pr.state],
+			ID: pr.id, Addr: pr.addr, Key: pr.key, State: [...]string{"starting", "ready", "stopping"}[pr.state],
 			Active: pr.active, LogPath: pr.logPath,
 		})
 	}

@@ -58,7 +58,8 @@ type Proxy struct {
 type targetKey struct{}
 
 type target struct {
-	addr        string
+	key         string   // the process's Lease.Key: its connections' cache key
+	dial        DialFunc // the process's Lease.Dial
 	path, raw   string
 	baseURL     string
 	requestURL  string
@@ -140,14 +141,13 @@ func NewProxy(logger *slog.Logger, publicURL string) *Proxy {
 		Transport: &loopTransport{
 			full: &http.Transport{
 				Proxy:                 nil,
-				DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+				DialContext:           dialTarget,
 				MaxIdleConns:          4096,
 				MaxIdleConnsPerHost:   512,
 				IdleConnTimeout:       90 * time.Second,
 				ExpectContinueTimeout: time.Second,
 				DisableCompression:    true,
 			},
-			dialer:  net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second},
 			maxIdle: 512,
 			idleFor: 90 * time.Second,
 			idle:    map[string][]*loopConn{},
@@ -169,9 +169,34 @@ func NewProxy(logger *slog.Logger, publicURL string) *Proxy {
 	return px
 }
 
+// dialTimeout bounds a connection to a content process.
+const dialTimeout = 10 * time.Second
+
+// dialTarget connects to the process of the request's target, whatever
+// the address says: the address is the process's key (Lease.Key), which
+// keys the transports' cached connections, and the process is reached
+// through its Lease.Dial (inside its network namespace when it has one).
+func dialTarget(ctx context.Context, network, addr string) (net.Conn, error) {
+	t, _ := ctx.Value(targetKey{}).(*target)
+	if t == nil || t.dial == nil {
+		return nil, errors.New("proxy: no content process to dial")
+	}
+	ctx, cancel := context.WithTimeout(ctx, dialTimeout)
+	defer cancel()
+	c, err := t.dial(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if tc, ok := c.(*net.TCPConn); ok {
+		tc.SetKeepAlive(true)
+		tc.SetKeepAlivePeriod(30 * time.Second)
+	}
+	return c, nil
+}
+
 func (px *Proxy) rewrite(pr *httputil.ProxyRequest) {
 	t := pr.In.Context().Value(targetKey{}).(*target)
-	pr.SetURL(&url.URL{Scheme: "http", Host: t.addr})
+	pr.SetURL(&url.URL{Scheme: "http", Host: t.key})
 	pr.Out.URL.Path, pr.Out.URL.RawPath = t.path, t.raw
 	pr.Out.Host = pr.In.Host
 	pr.SetXForwarded()
@@ -289,7 +314,7 @@ func (px *Proxy) ServeAt(w http.ResponseWriter, r *http.Request, guid, prefix st
 		break
 	}
 	defer lease.Release()
-	t.addr = lease.Addr()
+	t.key, t.dial = lease.Key(), lease.Dial
 	px.rp.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), targetKey{}, t)))
 }
 
@@ -308,10 +333,10 @@ func (bufferPool) Put(b []byte) { buffers.Put(&b) }
 // hands every request to a writer goroutine and every response back from a
 // reader goroutine: on an idle server each hand-off wakes a sleeping
 // thread, which showed as most of the latency the proxy added to one
-// request at a time. Content processes are on 127.0.0.1, HTTP/1.1, no TLS.
+// request at a time. Content processes speak HTTP/1.1 without TLS on a
+// loopback (theirs); the address of a request is the process's key.
 type loopTransport struct {
 	full    *http.Transport
-	dialer  net.Dialer
 	maxIdle int           // idle connections kept per address
 	idleFor time.Duration // an idle connection older than this is closed
 
@@ -419,7 +444,7 @@ func (t *loopTransport) get(ctx context.Context, addr string) (*loopConn, bool, 
 		return t.get(ctx, addr)
 	}
 	t.mu.Unlock()
-	c, err := t.dialer.DialContext(ctx, "tcp", addr)
+	c, err := dialTarget(ctx, "tcp", addr)
 	if err != nil {
 		return nil, false, err
 	}

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -361,7 +362,8 @@ func handlerLauncher(h http.Handler) Launcher {
 		srv := &http.Server{Handler: h}
 		done := make(chan struct{})
 		go func() { srv.Serve(l); close(done) }()
-		return funcProcess{wait: func() error { <-done; return nil }, signal: func(os.Signal) error { return srv.Close() }}, nil
+		return funcProcess{wait: func() error { <-done; return nil }, signal: func(os.Signal) error { return srv.Close() },
+			dial: LoopbackDial(port)}, nil
 	}
 }
 
@@ -455,7 +457,8 @@ func TestProxyLoopTransport(t *testing.T) {
 		}
 		done := make(chan struct{})
 		go func() { app.Serve(l); close(done) }()
-		return funcProcess{wait: func() error { <-done; return nil }, signal: func(os.Signal) error { return app.Close() }}, nil
+		return funcProcess{wait: func() error { <-done; return nil }, signal: func(os.Signal) error { return app.Close() },
+			dial: LoopbackDial(port)}, nil
 	}
 	px, srv := proxyServer(t, "")
 	px.Set("lt", readyPool(t, Options{Launch: launch, Min: 1, Max: 1}))
@@ -518,7 +521,7 @@ func TestProxyLoopTransport(t *testing.T) {
 		idle := func() int {
 			lt.mu.Lock()
 			defer lt.mu.Unlock()
-			return len(lt.idle[px.Pool("lt").Stats().Processes[0].Addr])
+			return len(lt.idle[px.Pool("lt").Stats().Processes[0].Key])
 		}
 		if code, body := do(t, "GET", "/close", nil); code != 200 || body != "closing" {
 			t.Errorf("close: %d %q", code, body)
@@ -572,4 +575,83 @@ func TestProxyLoopTransport(t *testing.T) {
 			t.Errorf("DELETE: %d %q", code, body)
 		}
 	})
+}
+
+// A process is reached through its Dial, never at 127.0.0.1:port of the
+// server: here two processes listen on Unix sockets only (as a sandboxed
+// one listens inside its own network namespace), and the readiness probe,
+// plain requests, POSTs and a WebSocket all get there. Each process answers
+// with its own name: connections are cached per process, not per address.
+func TestProxyDialsThroughProcess(t *testing.T) {
+	dir := t.TempDir()
+	n := 0
+	var mu sync.Mutex
+	launch := func(ctx context.Context, port int, log io.Writer) (Process, error) {
+		mu.Lock()
+		n++
+		name := fmt.Sprintf("proc-%d", n)
+		mu.Unlock()
+		sock := filepath.Join(dir, name+".sock")
+		l, err := net.Listen("unix", sock)
+		if err != nil {
+			return nil, err
+		}
+		mux := http.NewServeMux()
+		mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+			b, _ := io.ReadAll(r.Body)
+			fmt.Fprintf(w, "%s %s %s", name, r.Method, b)
+		})
+		mux.HandleFunc("/ws", func(w http.ResponseWriter, r *http.Request) {
+			c, err := websocket.Accept(w, r, nil)
+			if err != nil {
+				return
+			}
+			defer c.CloseNow()
+			typ, b, err := c.Read(r.Context())
+			if err == nil {
+				c.Write(r.Context(), typ, append([]byte(name+" echo: "), b...))
+			}
+		})
+		srv := &http.Server{Handler: mux}
+		done := make(chan struct{})
+		go func() { srv.Serve(l); close(done) }()
+		return funcProcess{wait: func() error { <-done; return nil }, signal: func(os.Signal) error { return srv.Close() },
+			dial: func(ctx context.Context) (net.Conn, error) {
+				var d net.Dialer
+				return d.DialContext(ctx, "unix", sock)
+			}}, nil
+	}
+	px, srv := proxyServer(t, "")
+	px.Set("a", readyPool(t, Options{Min: 1, Launch: launch}))
+	px.Set("b", readyPool(t, Options{Min: 1, Launch: launch}))
+	for range 3 {
+		for _, guid := range []string{"a", "b"} {
+			want := map[string]string{"a": "proc-1", "b": "proc-2"}[guid]
+			if code, body := get(t, srv.URL+"/content/"+guid+"/x"); code != 200 || body != want+" GET " {
+				t.Fatalf("GET %s: %d %q, want 200 %q", guid, code, body, want+" GET ")
+			}
+			resp, err := http.Post(srv.URL+"/content/"+guid+"/x", "text/plain", strings.NewReader("body"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 200 || string(b) != want+" POST body" {
+				t.Fatalf("POST %s: %d %q", guid, resp.StatusCode, b)
+			}
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(srv.URL, "http")+"/content/b/ws", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.CloseNow()
+	if err := c.Write(ctx, websocket.MessageText, []byte("hi")); err != nil {
+		t.Fatal(err)
+	}
+	if _, b, err := c.Read(ctx); err != nil || string(b) != "proc-2 echo: hi" {
+		t.Fatalf("WebSocket: %q, %v", b, err)
+	}
 }

@@ -3,6 +3,7 @@ package process
 import (
 	"context"
 	"io"
+	"net"
 	"os"
 
 	"github.com/dais-dev/dais/server/sandbox"
@@ -32,11 +33,20 @@ func SandboxLauncher(daisPath string, build func(port int) (sandbox.Options, err
 		if err := cmd.Start(); err != nil {
 			return nil, err
 		}
-		return sandboxProcess{cmd}, nil
+		return sandboxProcess{cmd, port}, nil
 	}
 }
 
-type sandboxProcess struct{ c *sandbox.Cmd }
+type sandboxProcess struct {
+	c    *sandbox.Cmd
+	port int
+}
 
 func (s sandboxProcess) Wait() error                { return s.c.Wait() }
 func (s sandboxProcess) Signal(sig os.Signal) error { return s.c.Signal(sig) }
+
+// Dial reaches the port inside the sandbox's network namespace (namespaces
+// mode) or on the server's loopback (Landlock mode).
+func (s sandboxProcess) Dial(ctx context.Context) (net.Conn, error) {
+	return s.c.DialContext(ctx, "tcp", loopbackAddr(s.port))
+}

@@ -63,6 +63,7 @@ type contentFlags struct {
 	ro, rw, env, path, masks  list
 	noUserNS, noPIDNS, noConf bool
 	mode                      string
+	network                   string
 }
 
 // registerCommon registers the flags spec and selftest share.
@@ -85,6 +86,7 @@ func (c *contentFlags) register(fs *flag.FlagSet) {
 	fs.Var(&c.rw, "rw", "another writable `dir` (repeatable)")
 	fs.Var(&c.env, "env", "`KEY=VALUE` for the content (repeatable)")
 	fs.Var(&c.path, "path", "a `dir` put first in PATH (repeatable)")
+	fs.StringVar(&c.network, "network", "", "namespaces mode: `loopback` (its own network namespace, lo only) or outbound (also the outside, through slirp4netns); default Applications.OutboundNetwork")
 }
 
 func (c *contentFlags) options(args []string) (Options, *config.Loaded, error) {
@@ -119,11 +121,15 @@ func (c *contentFlags) options(args []string) (Options, *config.Loaded, error) {
 			return Options{}, nil, err
 		}
 	}
+	network := Network(c.network)
+	if network == "" && cfg.Applications.OutboundNetwork {
+		network = NetworkOutbound
+	}
 	return Options{
 		Args: args, Env: c.env, PathDirs: c.path, Dir: c.dir, CodeDir: c.code, WorkDir: c.work,
 		ReadOnly: c.ro, ReadWrite: c.rw, Masks: DefaultMasks(cfg, extra...), RunAs: runAs,
 		NoUserNamespace: c.noUserNS, NoPIDNamespace: c.noPIDNS, Mode: m,
-		ConnectPorts: cfg.Sandbox.LandlockConnectPorts,
+		ConnectPorts: cfg.Sandbox.LandlockConnectPorts, Network: network,
 	}, loaded, nil
 }
 
@@ -235,6 +241,9 @@ func cliParent(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		return 2
 	}
 	c.noConf = true
+	if c.network == "" {
+		c.network = string(NetworkLoopback) // --network outbound when the check includes the helper
+	}
 	o, _, err := c.options(fs.Args())
 	if err == nil {
 		err = runParent(ctx, o, stdout, stderr)

@@ -62,6 +62,23 @@ type Cmd struct {
 	ready    chan struct{}
 	setupErr []byte
 
+	// Namespaces mode: the sandbox's network (network_linux.go). netns is
+	// its network namespace, pinned from Start to Wait for DialContext;
+	// helper the spec of its outbound helper (slirp4netns), helperCmd the
+	// helper running; passFiles the descriptors a helper gets as 3, 4, ...
+	network       Network
+	nsMu          sync.RWMutex
+	netns         *os.File
+	helper        *specs.Spec
+	helperCmd     *Cmd
+	helperOut     lockedBuffer
+	helperDone    chan struct{}
+	netMu         sync.Mutex
+	helperErr     error
+	helperDied    bool
+	contentExited bool
+	passFiles     []*os.File
+
 	// Set when a pre-started sandbox-exec runs this Cmd: Wait is ours.
 	warm    bool
 	exited  chan struct{}
@@ -141,6 +158,15 @@ func Command(ctx context.Context, daisPath string, spec *specs.Spec) (*Cmd, erro
 	} else if attr.Cloneflags&unix.CLONE_NEWNS == 0 {
 		return nil, errors.New("sandbox: the spec needs a mount namespace")
 	}
+	if attr.Cloneflags&unix.CLONE_NEWNET != 0 {
+		c.network = Network(cmp.Or(spec.Annotations[AnnotationNetwork], string(NetworkLoopback)))
+		if c.network == NetworkOutbound {
+			if spec.Annotations[AnnotationNetHelper] == "" || attr.Cloneflags&unix.CLONE_NEWUSER == 0 {
+				return nil, errors.New("sandbox: an outbound network spec needs a helper and a user namespace (build it with Spec)")
+			}
+			c.helper = helperSpec(spec)
+		}
+	}
 
 	cmd := exec.CommandContext(ctx, daisPath, "sandbox-exec")
 	cmd.Env = sandboxExecEnv
@@ -208,8 +234,22 @@ var OnCommand func(*specs.Spec)
 var sandboxExecEnv = []string{"GOMAXPROCS=2", "GOGC=off"}
 
 // Start starts the sandbox: on a pre-started sandbox-exec when one is
-// idle for the same program and namespaces, else on a new one.
+// idle for the same program and namespaces, else on a new one. With a
+// network namespace, it pins it (DialContext) and, for outbound network,
+// starts the helper that the content waits for.
 func (c *Cmd) Start() error {
+	if err := c.start(); err != nil {
+		return err
+	}
+	if err := c.attachNetwork(); err != nil {
+		c.kill(c.Process.Pid)
+		c.Wait()
+		return err
+	}
+	return nil
+}
+
+func (c *Cmd) start() error {
 	if c.started {
 		return errors.New("sandbox: Cmd already started")
 	}
@@ -260,12 +300,13 @@ func (c *Cmd) startCold() error {
 }
 
 // extraFiles are the descriptors sandbox-exec gets after the alive pipe:
-// in Landlock mode the connect ruleset, as fd 6.
+// in Landlock mode the connect ruleset, as fd 6; for the outbound helper
+// the namespaces it joins, from 6 on.
 func (c *Cmd) extraFiles() []*os.File {
 	if c.connect != nil {
 		return []*os.File{c.connect}
 	}
-	return nil
+	return c.passFiles
 }
 
 // readSetup reads the error pipe to its end: a setup error, or nothing.
@@ -428,6 +469,7 @@ func (c *Cmd) Wait() error {
 			break
 		}
 	}
+	c.contentExit()
 	syscall.Kill(-c.Process.Pid, syscall.SIGKILL)
 	var err error
 	if c.warm {
@@ -435,6 +477,7 @@ func (c *Cmd) Wait() error {
 	} else {
 		err = c.Cmd.Wait()
 	}
+	netErr := c.detachNetwork()
 	// sandbox-exec and its init hold the write end close-on-exec, so it is
 	// closed by now; the deadline only guards against a surprise.
 	c.errR.SetReadDeadline(time.Now().Add(time.Second))
@@ -444,7 +487,13 @@ func (c *Cmd) Wait() error {
 	}
 	if len(c.setupErr) > 0 {
 		step, msg, _ := strings.Cut(string(c.setupErr), "\x00")
+		if out := strings.TrimSpace(c.helperOut.String()); strings.HasPrefix(step, "network") && out != "" {
+			msg += "; " + NetHelperName + " said: " + out
+		}
 		return &SetupError{Step: step, Err: msg}
+	}
+	if netErr != nil {
+		return fmt.Errorf("sandbox: %w (and the content was ended: %v)", netErr, err)
 	}
 	return err
 }

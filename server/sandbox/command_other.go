@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 
@@ -57,3 +58,11 @@ func LandlockABI() (int, error) { return 0, ErrUnsupported }
 func Choose(ctx context.Context, want Mode, daisPath, runAs string) (Mode, string, error) {
 	return "", "", ErrUnsupported
 }
+
+// DialContext fails off Linux.
+func (c *Cmd) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
+	return nil, ErrUnsupported
+}
+
+// PrepareOutbound fails off Linux.
+func PrepareOutbound() (string, error) { return "", ErrUnsupported }

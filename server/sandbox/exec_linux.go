@@ -185,14 +185,34 @@ func run() (int, error) {
 	if specMode(s) == ModeLandlock {
 		return runLandlock(s)
 	}
+	network := Network(s.Annotations[AnnotationNetwork])
+	if network != "" {
+		if err := loopbackUp(); err != nil {
+			return 0, fail("network: bring lo up", err)
+		}
+	}
+	passFDs, err := passedFDs(s)
+	if err != nil {
+		return 0, err
+	}
 	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
 		return 0, fail("make / rprivate", fmt.Errorf("mount: %w", err))
 	}
 	if err := mountAll(s.Mounts); err != nil {
 		return 0, err
 	}
+	if s.Annotations[annotationReadOnlyRoot] == "true" {
+		if err := readOnlyAll(); err != nil {
+			return 0, fail("make every mount read-only", err)
+		}
+	}
 	if err := setRlimits(s.Process.Rlimits); err != nil {
 		return 0, err
+	}
+	if network == NetworkOutbound {
+		if err := waitForRoute(routeWait); err != nil {
+			return 0, fail("network: outbound", err)
+		}
 	}
 	if err := dropPrivileges(s.Process); err != nil {
 		return 0, err
@@ -212,10 +232,37 @@ func run() (int, error) {
 		return 0, fail("find "+s.Process.Args[0], err)
 	}
 	if os.Getpid() != 1 {
+		if len(passFDs) > 0 {
+			return 0, fail("pass descriptors", errors.New("needs a PID namespace"))
+		}
 		err := unix.Exec(prog, s.Process.Args, s.Process.Env)
 		return 0, fail("exec "+prog, err)
 	}
-	return initLoop(prog, s.Process, sigs, notified)
+	return initLoop(prog, s.Process, passFDs, sigs, notified)
+}
+
+// firstPassedFD is where the descriptors to pass to the program start
+// (after the spec, the error pipe and the alive pipe).
+const firstPassedFD = 6
+
+// passedFDs are the descriptors the spec asks to give the program as 3, 4, ...
+func passedFDs(s *specs.Spec) ([]uintptr, error) {
+	v := s.Annotations[annotationPassFDs]
+	if v == "" {
+		return nil, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 || n > 16 {
+		return nil, fail("pass descriptors", fmt.Errorf("bad count %q", v))
+	}
+	var fds []uintptr
+	for fd := firstPassedFD; fd < firstPassedFD+n; fd++ {
+		if _, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0); err != nil {
+			return nil, fail("pass descriptors", fmt.Errorf("descriptor %d: %w", fd, err))
+		}
+		fds = append(fds, uintptr(fd))
+	}
+	return fds, nil
 }
 
 // serverGone tells whether the server died before the parent-death signal
@@ -571,10 +618,13 @@ func lookPath(prog string, env []string) (string, error) {
 // exits with the content's status (128+n when killed by signal n). When it
 // exits, or the server dies (parent-death signal), the kernel kills every
 // process left in the namespace.
-func initLoop(prog string, p *specs.Process, sigs chan os.Signal, notified chan struct{}) (int, error) {
+func initLoop(prog string, p *specs.Process, passFDs []uintptr, sigs chan os.Signal, notified chan struct{}) (int, error) {
+	// Not dumpable: the content (same uid) can neither trace the init nor
+	// read its memory through /proc; exec makes the content dumpable again.
+	unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0)
 	pid, err := syscall.ForkExec(prog, p.Args, &syscall.ProcAttr{
 		Env:   p.Env,
-		Files: []uintptr{0, 1, 2},
+		Files: append([]uintptr{0, 1, 2}, passFDs...),
 		Sys:   &syscall.SysProcAttr{Setpgid: true},
 	})
 	if err != nil {

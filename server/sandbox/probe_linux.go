@@ -49,6 +49,11 @@ func Probe(args []string, w io.Writer) int {
 	listen := fs.Int("listen", 0, "TCP `port` of this content: binding it must work, and it is served while sleeping")
 	bindOther := fs.Int("bind-other", 0, "a TCP `port` that is not this content's: binding it must fail")
 	abstract := fs.String("abstract", "", "`name` of an abstract Unix socket of the server that must refuse this content")
+	var connectAddrs, reach, scanPids list
+	fs.Var(&connectAddrs, "connect-addr", "a TCP `host:port` that must refuse this content (repeatable)")
+	fs.Var(&reach, "reach", "a TCP `host:port` this content must reach (repeatable)")
+	fs.Var(&scanPids, "scan-pid", "a `pid` whose /proc/PID/net/tcp and tcp6 are read: no listener found there (nor in this sandbox's own) may accept this content (repeatable)")
+	nameserver := fs.String("nameserver", "", "the `address` /etc/resolv.conf must name first")
 	if err := fs.Parse(args); err != nil {
 		return 1
 	}
@@ -186,6 +191,26 @@ func Probe(args []string, w io.Writer) int {
 			c.Close()
 		}
 		check("connect to the server's abstract socket @"+*abstract, wantErr(err, "connected"))
+	}
+	for _, a := range connectAddrs {
+		c, err := net.DialTimeout("tcp", a, 5*time.Second)
+		if err == nil {
+			c.Close()
+		}
+		check("connect to "+a, wantErr(err, "connected"))
+	}
+	for _, a := range reach {
+		c, err := net.DialTimeout("tcp", a, 5*time.Second)
+		if err == nil {
+			c.Close()
+		}
+		check("reach "+a, err)
+	}
+	if len(scanPids) > 0 {
+		check("connect to every listener /proc shows", connectListeners(scanPids, *listen))
+	}
+	if *nameserver != "" {
+		check("/etc/resolv.conf names "+*nameserver, firstNameserver(*nameserver))
 	}
 	var served net.Listener
 	if *listen > 0 {
@@ -363,4 +388,90 @@ func openFds() error {
 		return fmt.Errorf("open: %s", strings.Join(extra, ", "))
 	}
 	return nil
+}
+
+// connectListeners reads the TCP listeners of /proc/net/tcp{,6} (this
+// sandbox's) and of /proc/PID/net/tcp{,6} for each pid (another content's
+// or the server's, when /proc shows them: the information is not secret,
+// the access is what must fail), then connects to each on 127.0.0.1 and ::1.
+// Only own (this content's port) may accept.
+func connectListeners(pids []string, own int) error {
+	ports := map[int]bool{}
+	dirs := []string{"/proc/net"}
+	for _, p := range pids {
+		dirs = append(dirs, "/proc/"+p+"/net")
+	}
+	seen := 0
+	for _, d := range dirs {
+		for _, f := range []string{"tcp", "tcp6"} {
+			b, err := os.ReadFile(filepath.Join(d, f))
+			if err != nil {
+				continue
+			}
+			seen++
+			for _, port := range listeningPorts(string(b)) {
+				ports[port] = true
+			}
+		}
+	}
+	if seen == 0 {
+		return errors.New("no /proc/*/net/tcp could be read")
+	}
+	var reached []string
+	tried := 0
+	for port := range ports {
+		if port == own {
+			continue
+		}
+		for _, host := range []string{"127.0.0.1", "::1"} {
+			tried++
+			c, err := net.DialTimeout("tcp", net.JoinHostPort(host, strconv.Itoa(port)), 2*time.Second)
+			if err == nil {
+				c.Close()
+				reached = append(reached, net.JoinHostPort(host, strconv.Itoa(port)))
+			}
+		}
+	}
+	if len(reached) > 0 {
+		return fmt.Errorf("allowed: connected to %s", strings.Join(reached, ", "))
+	}
+	return nil
+}
+
+// listeningPorts are the local ports of the LISTEN (0A) lines of a
+// /proc/net/tcp or tcp6 file.
+func listeningPorts(table string) []int {
+	var out []int
+	for _, line := range strings.Split(table, "\n")[1:] {
+		f := strings.Fields(line)
+		if len(f) < 4 || f[3] != "0A" {
+			continue
+		}
+		_, hexPort, ok := strings.Cut(f[1], ":")
+		if !ok {
+			continue
+		}
+		if n, err := strconv.ParseUint(hexPort, 16, 16); err == nil {
+			out = append(out, int(n))
+		}
+	}
+	return out
+}
+
+// firstNameserver checks the first nameserver line of /etc/resolv.conf.
+func firstNameserver(want string) error {
+	b, err := os.ReadFile("/etc/resolv.conf")
+	if err != nil {
+		return err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) >= 2 && f[0] == "nameserver" {
+			if f[1] != want {
+				return fmt.Errorf("first nameserver %s, want %s", f[1], want)
+			}
+			return nil
+		}
+	}
+	return errors.New("no nameserver line")
 }

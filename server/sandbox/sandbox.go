@@ -7,14 +7,16 @@
 // re-exec of the dais binary (the runc "init" pattern: namespaces are created
 // by clone(2) before the Go runtime starts threads), started with [Command].
 //
-// Inside, in order: new mount, user and PID namespaces; / made rprivate; the
-// masks (DataDir, the database and config directories, /home, /var/tmp) covered
-// by empty read-only tmpfs (files by /dev/null); a fresh private /tmp; the
-// read-only runtime directories, the read-only code directory and the writable
-// working directory bound at their own paths (read-only applied to every
-// submount); a fresh /proc when the kernel allows it; then the RunAs user with
-// its own groups only, every capability dropped, no_new_privs, parent-death
-// signal, rlimits, every inherited file descriptor closed, and exec.
+// Inside, in order: new mount, user, PID and network namespaces (lo up; for
+// outbound access a user-mode network stack attached by the server); /
+// made rprivate; the masks (DataDir, the database and config directories,
+// /home, /var/tmp) covered by empty read-only tmpfs (files by /dev/null); a
+// fresh private /tmp; the read-only runtime directories, the read-only code
+// directory and the writable working directory bound at their own paths
+// (read-only applied to every submount); a fresh /proc when the kernel
+// allows it; then the RunAs user with its own groups only, every capability
+// dropped, no_new_privs, parent-death signal, rlimits, every inherited file
+// descriptor closed, and exec.
 package sandbox
 
 import (
@@ -99,6 +101,11 @@ type Options struct {
 	// ConnectPorts are the TCP ports Landlock-confined content may connect
 	// to, as "1-1023,5432". Default DefaultConnectPorts.
 	ConnectPorts string
+	// Network is what a namespaces-mode sandbox reaches from its own
+	// network namespace: NetworkLoopback (the default) or NetworkOutbound.
+	Network Network
+	// NetHelper is slirp4netns for NetworkOutbound. Default: found in PATH.
+	NetHelper string
 }
 
 // Mount option words understood by sandbox-exec, beyond the OCI ones.
@@ -189,6 +196,9 @@ func Spec(o Options) (*specs.Spec, error) {
 			Destination: "/proc", Type: "proc", Source: "proc",
 			Options: []string{"nosuid", "nodev", "noexec", optOptional},
 		})
+	}
+	if err := networkSpec(o, s); err != nil {
+		return nil, err
 	}
 	return s, nil
 }

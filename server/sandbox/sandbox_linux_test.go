@@ -137,7 +137,7 @@ func TestSpec(t *testing.T) {
 			for _, n := range s.Linux.Namespaces {
 				ns = append(ns, n.Type)
 			}
-			if !slices.Equal(ns, []specs.LinuxNamespaceType{specs.MountNamespace, specs.UserNamespace, specs.PIDNamespace}) {
+			if !slices.Equal(ns, []specs.LinuxNamespaceType{specs.MountNamespace, specs.UserNamespace, specs.PIDNamespace, specs.NetworkNamespace}) {
 				t.Errorf("namespaces %v", ns)
 			}
 			if len(s.Linux.UIDMappings) == 0 || s.Linux.UIDMappings[0].ContainerID != s.Linux.UIDMappings[0].HostID {
@@ -264,6 +264,24 @@ func TestSelfTest(t *testing.T) {
 			want := required
 			if m.wantParentKill {
 				want = append(want, "server SIGKILLed: content and its children die")
+			}
+			if !m.noUser {
+				// Its own network namespace: nothing of A's, of the
+				// server's loopback or abstract sockets is reachable; the
+				// server reaches A inside A's namespace.
+				want = append(want, "host: dais reaches content A's port inside A's network namespace",
+					"host: content A's port is not on the server's loopback", "b: connect to another content's port",
+					"b: connect to every listener /proc shows", "b: connect to the server's abstract socket")
+				if _, err := FindNetHelper(); err == nil {
+					want = append(want, "c (outbound): reach ", "c (outbound): connect to 10.0.2.2:",
+						"c (outbound): /etc/resolv.conf names 10.0.2.3", "c (outbound): connect to every listener /proc shows",
+						"host: the outbound helper")
+					if m.wantParentKill {
+						want = append(want, "and its outbound helper")
+					}
+				} else if os.Getenv("CI") == "true" {
+					t.Errorf("slirp4netns is needed to check outbound network (CI=true: not skipping): %v", err)
+				}
 			}
 			want = append(want, "hidden "+secret)
 			for _, w := range want {

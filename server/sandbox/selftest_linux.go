@@ -203,6 +203,17 @@ func SelfTest(ctx context.Context, o SelfTestOptions, w io.Writer) error {
 			PathDirs: []string{filepath.Join(runtimeDir, "bin")}, Mode: o.Mode, Port: port,
 		}
 	}
+	// Namespaces mode gives each sandbox its own network namespace (not
+	// without the user namespace: see networkSpec).
+	netns := !landlock && !o.NoUserNamespace
+	switch {
+	case landlock:
+		fmt.Fprintln(w, "note network: Landlock mode has no network namespace: content shares the server's; Landlock's TCP rules keep it from other content's ports and dais's (Sandbox.LandlockConnectPorts); UDP and the public port are not restricted")
+	case !netns:
+		fmt.Fprintln(w, "note network: without the user namespace content shares the server's network namespace: no network isolation")
+	default:
+		fmt.Fprintln(w, "note network: each content process has its own network namespace (its own loopback; outbound access, when on, through "+NetHelperName+", never to the container's loopback); the server dials into it")
+	}
 	hidden := append(append([]string{}, planted...), o.Secrets...)
 	common := []string{"--uid", fmt.Sprint(u.UID), "--gid", fmt.Sprint(u.GID),
 		"--server-pid", strconv.Itoa(os.Getpid()), "--env-absent", selftestSecretEnv,
@@ -245,7 +256,7 @@ func SelfTest(ctx context.Context, o SelfTestOptions, w io.Writer) error {
 		outB, errB = runProbe(ctx, o.ExecPath, opts(codeB, workB, portB), append(slices.Clone(argsB), extra...), nil)
 	}
 	abstract := "dais-selftest-" + tag
-	if landlock {
+	if landlock || netns {
 		l, err := net.Listen("unix", "@"+abstract)
 		if err != nil {
 			return fmt.Errorf("selftest: listen on an abstract socket: %w", err)
@@ -264,23 +275,45 @@ func SelfTest(ctx context.Context, o SelfTestOptions, w io.Writer) error {
 
 	// Content A writes its markers and, while it sleeps, the host looks
 	// (and, in Landlock mode, content B probes it).
+	// An internal listener of the server on the container's loopback (as
+	// dais's own would be): content must not reach it.
+	var serverPort int
+	if netns {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return fmt.Errorf("selftest: listen on 127.0.0.1: %w", err)
+		}
+		defer l.Close()
+		go acceptAll(l)
+		serverPort = l.Addr().(*net.TCPAddr).Port
+	}
 	argsA := append([]string{probe, "sandbox", "probe", "--marker", "marker-a",
 		"--readonly", codeA, "--writable", workA, "--writable", tmpW,
 		"--hidden", filepath.Join(codeB, "app.R"), "--sleep", "1s"}, common...)
-	if landlock {
+	if landlock || netns {
 		argsA = append(argsA, "--listen", strconv.Itoa(portA), "--sleep", "1h")
 	}
 	var cancelA context.CancelFunc
 	ctxA := ctx
-	if landlock {
+	if landlock || netns {
 		ctxA, cancelA = context.WithCancel(ctx)
 		defer cancelA()
 	}
-	outA, err := runProbe(ctxA, o.ExecPath, opts(codeA, workA, portA), argsA, func(out string) {
+	var outC string
+	var errC error
+	outA, err := runProbe(ctxA, o.ExecPath, opts(codeA, workA, portA), argsA, func(out string, cmdA *Cmd) {
 		if !landlock { // Landlock mode mounts nothing
 			report("host: the sandbox's mounts are not visible outside", noMountAt(o.DataDir))
 		}
 		report("host: /tmp marker not in the host's /tmp", absentOnHost("/tmp/marker-a"))
+		if netns {
+			defer cancelA()
+			outC, errC = networkChecks(ctx, w, report, o, cmdA, portA, serverPort, abstract, runB,
+				func(o2 Options, args []string) (string, error) {
+					return runProbe(ctx, o.ExecPath, o2, append(slices.Clone(argsB[:1]), args...), nil)
+				}, opts(codeB, workB, 0), common)
+			return
+		}
 		if !landlock {
 			return
 		}
@@ -310,13 +343,19 @@ func SelfTest(ctx context.Context, o SelfTestOptions, w io.Writer) error {
 	_, err = os.Stat(filepath.Join(workA, "marker-a"))
 	report("host: the work dir write is visible outside", err)
 
-	if !landlock {
+	if !landlock && !netns {
 		runB("--absent", "/tmp/marker-a")
 	}
 	if errB != nil {
 		return errB
 	}
 	failures += relay(w, "b", outB)
+	if errC != nil {
+		return errC
+	}
+	if outC != "" {
+		failures += relay(w, "c (outbound)", outC)
+	}
 
 	select {
 	case <-winch:
@@ -325,9 +364,18 @@ func SelfTest(ctx context.Context, o SelfTestOptions, w io.Writer) error {
 		report("host: the server got no signal from content", nil)
 	}
 
-	// The server dies: the content and its children die too.
+	// The server dies: the content and its children die too, and so does
+	// the outbound helper.
 	if !o.NoPIDNamespace || landlock {
-		report("server SIGKILLed: content and its children die", parentDeath(ctx, o.DaisPath, opts(codeA, workA, 0), probe))
+		pd := opts(codeA, workA, 0)
+		what := "server SIGKILLed: content and its children die"
+		if netns {
+			if helper, err := PrepareOutbound(); err == nil {
+				pd.Network, pd.NetHelper = NetworkOutbound, helper
+				what = "server SIGKILLed: content and its children die, and its outbound helper"
+			}
+		}
+		report(what, parentDeath(ctx, o.DaisPath, pd, probe))
 	}
 
 	// A sandbox that cannot be built says which step failed.
@@ -343,7 +391,7 @@ func SelfTest(ctx context.Context, o SelfTestOptions, w io.Writer) error {
 
 // runProbe runs args in a sandbox built from o; during, if set, runs once the
 // probe says "sleeping". It returns the probe's output.
-func runProbe(ctx context.Context, dais string, o Options, args []string, during func(out string)) (string, error) {
+func runProbe(ctx context.Context, dais string, o Options, args []string, during func(out string, cmd *Cmd)) (string, error) {
 	o.Args = args
 	spec, err := Spec(o)
 	if err != nil {
@@ -368,7 +416,7 @@ func runProbe(ctx context.Context, dais string, o Options, args []string, during
 		for sc.Scan() {
 			out.WriteString(sc.Text() + "\n")
 			if sc.Text() == "sleeping" && during != nil {
-				during(out.String())
+				during(out.String(), cmd)
 			}
 		}
 	}()
@@ -441,6 +489,11 @@ func parentDeath(ctx context.Context, dais string, o Options, probe string) erro
 	if o.NoUserNamespace {
 		args = append([]string{args[0], args[1], "--no-userns"}, args[2:]...)
 	}
+	var helpers []int
+	if o.Network == NetworkOutbound {
+		args = append([]string{args[0], args[1], "--network", string(o.Network)}, args[2:]...)
+		helpers = helperPids(o.NetHelper)
+	}
 	mode := ModeNamespaces
 	if o.Mode == ModeLandlock {
 		mode = ModeLandlock
@@ -479,6 +532,18 @@ func parentDeath(ctx context.Context, dais string, o Options, probe string) erro
 	}
 	if len(pids) < 3 {
 		return fmt.Errorf("want init, content and its child in the sandbox, found pids %v", pids)
+	}
+	if o.Network == NetworkOutbound {
+		var mine []int
+		for _, p := range helperPids(o.NetHelper) {
+			if !slices.Contains(helpers, p) {
+				mine = append(mine, p)
+			}
+		}
+		if len(mine) == 0 {
+			return errors.New("no outbound helper runs beside the sandbox")
+		}
+		pids = append(pids, mine...)
 	}
 	parent.Process.Signal(syscall.SIGKILL)
 	deadline := time.Now().Add(5 * time.Second)
@@ -613,4 +678,129 @@ func capBounding() uint64 {
 		}
 	}
 	return 0
+}
+
+func acceptAll(l net.Listener) {
+	for {
+		c, err := l.Accept()
+		if err != nil {
+			return
+		}
+		c.Close()
+	}
+}
+
+// networkChecks runs while content A (namespaces mode, its own network
+// namespace) serves portA: the server reaches A by dialing inside A's
+// namespace and not on its own loopback; content B, in its own namespace,
+// reads every listener /proc shows (its own, the server's, A's) and reaches
+// none, nor the server's loopback listener and abstract socket; content C,
+// with outbound network through slirp4netns, reaches a listener on the
+// container's own address (as it would reach a database on the Docker
+// network) but not the container's loopback, sees the helper's DNS in
+// resolv.conf, and its helper ends with it.
+func networkChecks(ctx context.Context, w io.Writer, report func(string, error), o SelfTestOptions, cmdA *Cmd,
+	portA, serverPort int, abstract string, runB func(...string), runC func(Options, []string) (string, error),
+	optsC Options, common []string) (string, error) {
+	addrA := "127.0.0.1:" + strconv.Itoa(portA)
+	report("host: dais reaches content A's port inside A's network namespace", func() error {
+		dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		c, err := cmdA.DialContext(dctx, "tcp", addrA)
+		if err != nil {
+			return err
+		}
+		return c.Close()
+	}())
+	report("host: content A's port is not on the server's loopback", func() error {
+		c, err := net.DialTimeout("tcp", addrA, 2*time.Second)
+		if err == nil {
+			c.Close()
+			return errors.New("connected to " + addrA + " from the server's network namespace")
+		}
+		return nil
+	}())
+	self, a := strconv.Itoa(os.Getpid()), strconv.Itoa(cmdA.Process.Pid)
+	runB("--connect", strconv.Itoa(portA), "--connect", strconv.Itoa(serverPort), "--abstract", abstract,
+		"--scan-pid", self, "--scan-pid", a, "--absent", "/tmp/marker-a")
+
+	helper, err := PrepareOutbound()
+	if err != nil {
+		fmt.Fprintf(w, "note outbound network not checked: %v\n", err)
+		return "", nil
+	}
+	hostIP := externalIPv4()
+	if hostIP == "" {
+		fmt.Fprintln(w, "note outbound network not checked: this host has no non-loopback IPv4 address to reach")
+		return "", nil
+	}
+	l, err := net.Listen("tcp", net.JoinHostPort(hostIP, "0"))
+	if err != nil {
+		return "", fmt.Errorf("selftest: listen on %s: %w", hostIP, err)
+	}
+	defer l.Close()
+	go acceptAll(l)
+	optsC.Network, optsC.NetHelper = NetworkOutbound, helper
+	before := helperPids(helper)
+	argsC := append([]string{"sandbox", "probe", "--marker", "marker-c",
+		"--reach", l.Addr().String(), "--nameserver", netDNS,
+		"--connect", strconv.Itoa(portA), "--connect", strconv.Itoa(serverPort), "--abstract", abstract,
+		"--connect-addr", "10.0.2.2:" + strconv.Itoa(serverPort), "--connect-addr", "10.0.2.2:" + strconv.Itoa(portA),
+		"--scan-pid", self, "--scan-pid", a}, common...)
+	out, err := runC(optsC, argsC)
+	report("host: the outbound helper ("+helper+") ended with its content", func() error {
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			var left []int
+			for _, p := range helperPids(helper) {
+				if !slices.Contains(before, p) {
+					left = append(left, p)
+				}
+			}
+			if len(left) == 0 {
+				return nil
+			}
+			if time.Now().After(deadline) {
+				return fmt.Errorf("helper processes %v still running", left)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}())
+	return out, err
+}
+
+// externalIPv4 is a non-loopback IPv4 address of an interface that is up.
+func externalIPv4() string {
+	ifs, err := net.Interfaces()
+	if err != nil {
+		return ""
+	}
+	for _, i := range ifs {
+		if i.Flags&net.FlagUp == 0 || i.Flags&net.FlagLoopback != 0 {
+			continue
+		}
+		addrs, _ := i.Addrs()
+		for _, a := range addrs {
+			if n, ok := a.(*net.IPNet); ok && n.IP.To4() != nil {
+				return n.IP.String()
+			}
+		}
+	}
+	return ""
+}
+
+// helperPids are the running processes of the program path.
+func helperPids(path string) []int {
+	ents, _ := os.ReadDir("/proc")
+	var out []int
+	for _, e := range ents {
+		p, err := strconv.Atoi(e.Name())
+		if err != nil || !running(p) {
+			continue
+		}
+		if exe, err := os.Readlink("/proc/" + e.Name() + "/exe"); err == nil && exe == path {
+			out = append(out, p)
+		}
+	}
+	return out
 }

@@ -23,6 +23,26 @@ func MigrateSQLiteTo(ctx context.Context, path string, version int64) error {
 	return err
 }
 
+// ApplySQLiteVersions applies exactly the given migrations to the SQLite
+// database at path, in that order (a database that missed one of them).
+func ApplySQLiteVersions(ctx context.Context, path string, versions ...int64) error {
+	db, err := sql.Open("sqlite", sqliteDSN(path))
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	p, err := goose.NewProvider(goose.DialectSQLite3, db, migrations(DialectSQLite), goose.WithDisableGlobalRegistry(true))
+	if err != nil {
+		return err
+	}
+	for _, v := range versions {
+		if _, err := p.ApplyVersion(ctx, v, true); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // PreviousSchemaVersions lists the versions of the migrations before the
 // last, newest first, then 0 (the empty database).
 func PreviousSchemaVersions() []int64 {

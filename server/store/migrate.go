@@ -121,6 +121,40 @@ func readVersion(ctx context.Context, db *sql.DB, dialect string) (int64, error)
 	return v.Int64, nil
 }
 
+// pendingMigrations counts this binary's migrations not applied to db (0
+// for a database goose never touched: then every one is pending). Numbers
+// are given out in ranges, so one may be lower than the database's version
+// and still be new to it.
+func pendingMigrations(ctx context.Context, db *sql.DB, dialect string, current int64) (int, error) {
+	known := migrationVersions(dialect)
+	if current == 0 {
+		return len(known), nil
+	}
+	rows, err := db.QueryContext(ctx, `SELECT version_id FROM `+versionTable+` WHERE is_applied`)
+	if err != nil {
+		return 0, fmt.Errorf("read applied migrations: %w", err)
+	}
+	defer rows.Close()
+	applied := map[int64]bool{}
+	for rows.Next() {
+		var v int64
+		if err := rows.Scan(&v); err != nil {
+			return 0, fmt.Errorf("read applied migrations: %w", err)
+		}
+		applied[v] = true
+	}
+	if err := rows.Err(); err != nil {
+		return 0, fmt.Errorf("read applied migrations: %w", err)
+	}
+	n := 0
+	for _, v := range known {
+		if !applied[v] {
+			n++
+		}
+	}
+	return n, nil
+}
+
 // migrate brings db up to this binary's schema. before, when not nil, runs
 // first when an existing database (version > 0) is about to be upgraded.
 func migrate(ctx context.Context, db *sql.DB, dialect, where, backups string, logger *slog.Logger, before func(old int64) error) error {
@@ -132,7 +166,11 @@ func migrate(ctx context.Context, db *sql.DB, dialect, where, backups string, lo
 	if current > target {
 		return &SchemaTooNewError{Database: current, Binary: target, Where: where, Backups: backups, Backup: newestBackup(backups, target)}
 	}
-	if current == target {
+	pending, err := pendingMigrations(ctx, db, dialect, current)
+	if err != nil {
+		return err
+	}
+	if pending == 0 {
 		return nil
 	}
 	if current > 0 && before != nil {
@@ -140,7 +178,9 @@ func migrate(ctx context.Context, db *sql.DB, dialect, where, backups string, lo
 			return err
 		}
 	}
-	opts := []goose.ProviderOption{goose.WithDisableGlobalRegistry(true)}
+	// Out of order: a migration numbered below the database's version
+	// (from another engineer's range, merged later) is applied too.
+	opts := []goose.ProviderOption{goose.WithDisableGlobalRegistry(true), goose.WithAllowOutofOrder(true)}
 	gd := goose.DialectSQLite3
 	if dialect == DialectPostgres {
 		gd = goose.DialectPostgres

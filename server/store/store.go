@@ -149,6 +149,16 @@ type Content struct {
 	// unlocking); LockedMessage is shown to its visitors.
 	Locked        bool
 	LockedMessage string
+	// OutboundNetwork lets the content's processes reach the outside; nil:
+	// Applications.OutboundNetwork.
+	OutboundNetwork *bool
+	// Connect's resource fields: MemoryLimit and MemoryRequest in bytes,
+	// CPULimit and CPURequest in CPUs; nil: the server's defaults. The
+	// limits are enforced; the requests are stored and shown.
+	MemoryRequest *int64
+	MemoryLimit   *int64
+	CPURequest    *float64
+	CPULimit      *float64
 	CreatedAt     time.Time
 	UpdatedAt     time.Time
 }

@@ -303,7 +303,7 @@ func testContent(t *testing.T, s store.Store) {
 	if !contentEqual(*got, want) {
 		t.Fatalf("Content = %+v, want %+v", *got, want)
 	}
-	if got.MinProcesses != nil || got.BundleID != nil {
+	if got.MinProcesses != nil || got.BundleID != nil || got.OutboundNetwork != nil || got.MemoryLimit != nil || got.CPULimit != nil {
 		t.Fatalf("unset pointers read back non-nil: %+v", got)
 	}
 	got, err = s.ContentByGUID(c, ct.GUID)
@@ -321,6 +321,8 @@ func testContent(t *testing.T, s store.Store) {
 	upd.RVersion, upd.PyVersion, upd.QuartoVersion, upd.RunAs = "4.3.1", "3.11.4", "1.4.5", "runner"
 	upd.RVersionWanted, upd.PyVersionWanted, upd.QuartoVersionWanted = "4.4.0", "", "1.5"
 	upd.Locked, upd.LockedMessage = true, "Moved to **reports**"
+	off, mem, memReq, cpu, cpuReq := false, int64(3<<30), int64(256<<20), 1.5, 0.25
+	upd.OutboundNetwork, upd.MemoryLimit, upd.MemoryRequest, upd.CPULimit, upd.CPURequest = &off, &mem, &memReq, &cpu, &cpuReq
 	must(t, s.UpdateContent(c, &upd))
 	got, err = s.Content(c, ct.ID)
 	must(t, err)
@@ -384,11 +386,17 @@ func testContent(t *testing.T, s store.Store) {
 func contentEqual(a, b store.Content) bool {
 	pi := func(x, y *int) bool { return (x == nil) == (y == nil) && (x == nil || *x == *y) }
 	pb := func(x, y *int64) bool { return (x == nil) == (y == nil) && (x == nil || *x == *y) }
+	pf := func(x, y *float64) bool { return (x == nil) == (y == nil) && (x == nil || *x == *y) }
+	pt := func(x, y *bool) bool { return (x == nil) == (y == nil) && (x == nil || *x == *y) }
 	ok := pi(a.MinProcesses, b.MinProcesses) && pi(a.MaxProcesses, b.MaxProcesses) &&
 		pi(a.MaxConnsPerProcess, b.MaxConnsPerProcess) && pi(a.IdleTimeout, b.IdleTimeout) &&
-		pi(a.InitTimeout, b.InitTimeout) && pb(a.BundleID, b.BundleID)
-	a.MinProcesses, a.MaxProcesses, a.MaxConnsPerProcess, a.IdleTimeout, a.InitTimeout, a.BundleID = nil, nil, nil, nil, nil, nil
-	b.MinProcesses, b.MaxProcesses, b.MaxConnsPerProcess, b.IdleTimeout, b.InitTimeout, b.BundleID = nil, nil, nil, nil, nil, nil
+		pi(a.InitTimeout, b.InitTimeout) && pb(a.BundleID, b.BundleID) &&
+		pt(a.OutboundNetwork, b.OutboundNetwork) && pb(a.MemoryRequest, b.MemoryRequest) && pb(a.MemoryLimit, b.MemoryLimit) &&
+		pf(a.CPURequest, b.CPURequest) && pf(a.CPULimit, b.CPULimit)
+	for _, x := range []*store.Content{&a, &b} {
+		x.MinProcesses, x.MaxProcesses, x.MaxConnsPerProcess, x.IdleTimeout, x.InitTimeout, x.BundleID = nil, nil, nil, nil, nil, nil
+		x.OutboundNetwork, x.MemoryRequest, x.MemoryLimit, x.CPURequest, x.CPULimit = nil, nil, nil, nil, nil
+	}
 	return ok && a == b
 }
 

@@ -500,6 +500,7 @@ func parentDeath(ctx context.Context, dais string, o Options, probe string) erro
 	}
 	args = append([]string{args[0], args[1], "--mode", string(mode)}, args[2:]...)
 	parent := exec.CommandContext(ctx, dais, args...)
+	parent.WaitDelay = 5 * time.Second // the sandbox holds stderr too
 	stdout, err := parent.StdoutPipe()
 	if err != nil {
 		return err
@@ -511,6 +512,11 @@ func parentDeath(ctx context.Context, dais string, o Options, probe string) erro
 	}
 	defer parent.Wait()
 	defer parent.Process.Kill()
+	// The sandbox's processes hold the pipe too: when the deadline passes
+	// before "sleeping", closing it ends the scan (killing the stand-in
+	// alone would not).
+	stop := context.AfterFunc(ctx, func() { stdout.Close() })
+	defer stop()
 	sc := bufio.NewScanner(stdout)
 	initPid := 0
 	for sc.Scan() {
@@ -520,6 +526,9 @@ func parentDeath(ctx context.Context, dais string, o Options, probe string) erro
 		if sc.Text() == "sleeping" {
 			break
 		}
+	}
+	if ctx.Err() != nil {
+		return fmt.Errorf("the stand-in server's sandbox did not start within its deadline: %w", ctx.Err())
 	}
 	if initPid == 0 {
 		return fmt.Errorf("the stand-in server did not start a sandbox: %s", stderr.String())

@@ -1,7 +1,8 @@
 -- Per-content network and resource settings (issue 23): whether content
 -- processes may reach the outside (NULL: Applications.OutboundNetwork), and
 -- Connect's memory and CPU fields (bytes and CPUs; NULL: the server's
--- defaults, [Applications] MemoryLimit and CPULimit).
+-- defaults, [Scheduler] MemoryLimit and CPULimit); and, on a job, why its
+-- process ended when dais knows ("killed: over its 256 MB memory limit").
 
 -- +goose Up
 ALTER TABLE content ADD COLUMN outbound_network INTEGER;
@@ -10,7 +11,10 @@ ALTER TABLE content ADD COLUMN memory_limit INTEGER;
 ALTER TABLE content ADD COLUMN cpu_request REAL;
 ALTER TABLE content ADD COLUMN cpu_limit REAL;
 
+ALTER TABLE jobs ADD COLUMN exit_reason TEXT;
+
 -- +goose Down
+ALTER TABLE jobs DROP COLUMN exit_reason;
 ALTER TABLE content DROP COLUMN cpu_limit;
 ALTER TABLE content DROP COLUMN cpu_request;
 ALTER TABLE content DROP COLUMN memory_limit;

@@ -62,8 +62,13 @@ func (s *Service) sandboxOptions(c *store.Content, p *prepared, rw []string) san
 	var extra []string
 	if s.o.ConfigPath != "" {
 		// Hide the configuration's directory, unless the data lives in it
-		// (then DataDir's own mask covers what matters).
-		dir := filepath.Dir(s.o.ConfigPath)
+		// (then DataDir's own mask covers what matters). Absolute: a mask
+		// must be (`dais serve --config c.gcfg` gave ".", and every content
+		// process failed to start).
+		dir, err := filepath.Abs(filepath.Dir(s.o.ConfigPath))
+		if err != nil {
+			dir = filepath.Dir(s.o.ConfigPath)
+		}
 		if rel, err := filepath.Rel(dir, cfg.Server.DataDir); err != nil || strings.HasPrefix(rel, "..") {
 			extra = append(extra, dir)
 		}

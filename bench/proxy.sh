@@ -10,6 +10,10 @@
 # adds to one request). Then 500 WebSockets held open and echoing, through
 # the proxy and direct; the first request to an app with no process
 # running, against starting that process by hand.
+# Peers: nginx and haproxy (Debian packages) in front of the same Go app,
+# one worker process or thread each, keep-alive to the app, no logging,
+# the same prefix stripped and X-Forwarded-* headers added; their ratio
+# to direct is the bar for dais's.
 # Last, the full path: a real `dais serve` (SQLite in a temporary
 # directory, content in the sandbox) with the Flask example deployed
 # through the v1 API with access type "all"; wrk against /content/<guid>/
@@ -20,7 +24,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 out=bench/results/proxy.txt
 mkdir -p bench/results
-command -v wrk >/dev/null || { echo "bench/proxy: wrk is needed (apt-get install wrk)" >&2; exit 1; }
+for tool in wrk nginx haproxy; do
+	PATH=$PATH:/usr/sbin command -v $tool >/dev/null || { echo "bench/proxy: $tool is needed (apt-get install wrk nginx haproxy)" >&2; exit 1; }
+done
 raw=$(DAIS_BENCH=1 go test -count=1 -run '^TestProxyBenchmark$' -v -timeout 10m ./server/process)
 micro=$(go test -count=1 -run '^$' -bench 'BenchmarkProxyOverhead' -benchtime 2s ./server/process)
 mu() { awk -v n="BenchmarkProxyOverhead/$1" '$1 ~ "^"n"(-[0-9]+)?$" {print $3}' <<<"$micro"; }
@@ -114,6 +120,25 @@ row() {
 		else printf "%-44s %12.3f %12.3f %+8.3fms\n", a, P[i], D[i], P[i] - D[i] }'
 }
 
+# peer_rows: nginx and haproxy in front of the same Go app (one worker or
+# thread, keep-alive to the app, no logging), each against direct as dais
+# is, then dais's ratio over the better peer's (1.00 or more: as good).
+peer_rows() {
+	local best=0 name k
+	for name in nginx haproxy; do
+		echo "$name (peer), same go app"
+		awk -v a="  req/s, saturated (-c32)" -v p="$(r go_${name}_rps)" -v d="$(r go_direct_rps)" 'BEGIN {printf "%-44s %12.0f %12.0f %9.0f%%\n", a, p, d, 100*p/d}'
+		awk -v a="  proxy CPU us per request, saturated" -v p="$(r go_${name}_cpu_us)" 'BEGIN {printf "%-44s %12.0f\n", a, p}'
+		awk -v a="  p50 ms, light load (-c1)" -v p="$(r go_light_${name}_p50_ms)" -v d="$(r go_light_direct_p50_ms)" 'BEGIN {printf "%-44s %12.3f %12.3f %+8.3fms\n", a, p, d, p-d}'
+		awk -v a="  p99 ms, light load (-c1): added p99" -v p="$(r go_light_${name}_p99_ms)" -v d="$(r go_light_direct_p99_ms)" 'BEGIN {printf "%-44s %12.3f %12.3f %+8.3fms\n", a, p, d, p-d}'
+	done
+	for k in rps light_rps; do
+		awk -v a="dais / better peer, $( [[ $k == rps ]] && echo 'req/s saturated' || echo 'req/s light load')" \
+			-v p="$(r go_${k/rps/proxy_rps})" -v n="$(r go_${k/rps/nginx_rps})" -v h="$(r go_${k/rps/haproxy_rps})" \
+			'BEGIN {b = (n > h) ? n : h; w = (n > h) ? "nginx" : "haproxy"; printf "%-44s %12.0f %12.0f %9.2fx  (%s)\n", a, p, b, p/b, w}'
+	done
+}
+
 [[ -n $(r go_direct_rps) ]] || { echo "bench/proxy: no results:" >&2; echo "$raw" >&2; exit 1; }
 {
 	printf 'proxy, %s, %s CPUs, load %s (%s per wrk run; wrk, proxy and app share the CPUs)\n' "$(date -u +%Y-%m-%dT%H:%MZ)" "$(nproc)" "$(cut -d' ' -f1 /proc/loadavg)" "${DAIS_BENCH_DURATION:-5s}"
@@ -131,6 +156,7 @@ row() {
 		awk -v a="  p99 ms, saturated (-c32, queueing)" -v p="$(r ${app}_proxy_p99_ms)" -v d="$(r ${app}_direct_p99_ms)" 'BEGIN {printf "%-44s %12.2f %12.2f %+8.2fms\n", a, p, d, p-d}'
 		awk -v a="  p50 ms, light load (-c1)" -v p="$(r ${app}_light_proxy_p50_ms)" -v d="$(r ${app}_light_direct_p50_ms)" 'BEGIN {printf "%-44s %12.3f %12.3f %+8.3fms\n", a, p, d, p-d}'
 		awk -v a="  p99 ms, light load (-c1): added p99" -v p="$(r ${app}_light_proxy_p99_ms)" -v d="$(r ${app}_light_direct_p99_ms)" 'BEGIN {printf "%-44s %12.3f %12.3f %+8.3fms\n", a, p, d, p-d}'
+		[[ $app == go ]] && peer_rows
 	done
 	awk -v p="$(r ws_proxy_ok)" -v d="$(r ws_direct_ok)" 'BEGIN {printf "%-44s %12d %12d %10s\n", "500 WebSockets echoing ok", p, d, ""}'
 	awk -v p="$(r ws_proxy_s)" -v d="$(r ws_direct_s)" 'BEGIN {printf "%-44s %12.2f %12.2f %9.2fx\n", "500 WebSockets total s", p, d, p/d}'

@@ -66,19 +66,37 @@ func TestProxyBenchmark(t *testing.T) {
 		}
 		pool := readyPool(t, Options{Name: app.name, Launch: app.launch, Min: 1, Max: 1, InitTimeout: 60 * time.Second})
 		px.Set(app.name, pool)
-		direct := "http://" + pool.Stats().Processes[0].Addr + "/hello"
-		proxied := srv.URL + "/content/" + app.name + "/hello"
+		upstream := pool.Stats().Processes[0].Addr
+		type benchTarget struct {
+			label, url string
+			cpu        func() time.Duration // the proxy's CPU time so far; nil for none
+		}
+		targets := []benchTarget{
+			{"direct", "http://" + upstream + "/hello", nil},
+			{"proxy", srv.URL + "/content/" + app.name + "/hello", cpuTime},
+		}
+		if app.name == "go" {
+			// The peers, on the same app: nginx and haproxy, each with one
+			// worker (thread), keep-alive to the app and no logging.
+			for _, name := range []string{"nginx", "haproxy"} {
+				pp := startPeerProxy(t, name, app.name, upstream)
+				targets = append(targets, benchTarget{name, pp.url + "/hello", func() time.Duration { return procCPU(pp.pid) }})
+			}
+		}
 		for _, load := range []struct{ label, threads, conns string }{{"", "2", "32"}, {"light_", "1", "1"}} {
-			for _, target := range []struct{ label, url string }{{"direct", direct}, {"proxy", proxied}} {
-				cpu0 := cpuTime()
+			for _, target := range targets {
+				var cpu0 time.Duration
+				if target.cpu != nil {
+					cpu0 = target.cpu()
+				}
 				w := runWrk(t, wrk, dur, load.threads, load.conns, target.url)
 				key := app.name + "_" + load.label + target.label
 				result(key+"_rps", w.rps)
 				result(key+"_p50_ms", w.p50)
 				result(key+"_p99_ms", w.p99)
-				if target.label == "proxy" {
-					// This process is the proxy: its CPU time per request.
-					result(key+"_cpu_us", (cpuTime()-cpu0).Seconds()*1e6/w.requests)
+				if target.cpu != nil {
+					// The proxy's CPU time per request.
+					result(key+"_cpu_us", (target.cpu()-cpu0).Seconds()*1e6/w.requests)
 				}
 			}
 		}

@@ -8,14 +8,15 @@ mkdir -p .tmp
 
 # Debian packages the tests drive for real:
 #   debootstrap: make base-image; postgresql: the store conformance suite;
-#   tini, dumb-init, bubblewrap, wrk, hyperfine: peers measured by make bench
+#   tini, dumb-init, bubblewrap, wrk, hyperfine, nginx, haproxy: peers measured
+#   by make bench
 #   and used by tests; r-cran-rsconnect + R + Python: the real clients;
 #   systemd: systemd-analyze verify of dais.service; util-linux: unshare;
 #   python3-click, -semver, -jwt: what rsconnect-python (shared/clients) needs;
 #   git: the repositories the git-backed content tests serve;
 #   e2fsprogs, mount: make reliability's full data volume on a loop device;
 #   slirp4netns: content's outbound network (sandbox tests).
-pkgs=(debootstrap postgresql tini dumb-init bubblewrap wrk hyperfine util-linux
+pkgs=(debootstrap postgresql tini dumb-init bubblewrap wrk hyperfine nginx haproxy util-linux
 	r-base-core r-cran-rsconnect r-cran-shiny r-cran-plumber r-cran-rmarkdown pandoc
 	python3 python3-venv python3-flask python3-fastapi python3-uvicorn python3-websockets
 	python3-nbconvert python3-ipykernel gunicorn python3-click python3-semver python3-jwt

@@ -39,8 +39,11 @@ type appJSON struct {
 	LastDeployedTime *time.Time `json:"last_deployed_time"`
 }
 
-func (a *API) appJSON(r *http.Request, c *store.Content) appJSON {
-	o := a.owner(r.Context(), c)
+func (a *API) appJSON(r *http.Request, c *store.Content) appJSON { return a.appJSONIn(r, c, nil) }
+
+// appJSONIn renders c, one of a list whose owners v keeps (nil: c alone).
+func (a *API) appJSONIn(r *http.Request, c *store.Content, v *listView) appJSON {
+	o := a.ownerOf(r.Context(), v, c)
 	return appJSON{
 		ID: c.ID, GUID: c.GUID, Name: c.Name, Title: c.Title, Description: c.Description,
 		URL: a.contentURL(r, c), AppMode: c.AppMode, AccessType: c.AccessType, BundleID: c.BundleID,
@@ -107,8 +110,9 @@ func (a *API) listApplications(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	apps := make([]appJSON, 0, len(list))
+	owners := &listView{owners: map[int64]*store.User{}}
 	for i := range list {
-		apps = append(apps, a.appJSON(r, &list[i]))
+		apps = append(apps, a.appJSONIn(r, &list[i], owners))
 	}
 	web.WriteJSON(w, http.StatusOK, map[string]any{
 		"applications": apps, "count": len(apps), "total": total, "continuation": start + len(apps),

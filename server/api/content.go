@@ -91,6 +91,48 @@ func (a *API) owner(ctx context.Context, c *store.Content) *store.User {
 	return u
 }
 
+// listView is what the rendering of a list reads once for all its items:
+// the user's access to each (authz.List) and each owner. nil renders one
+// item, reading both for it.
+type listView struct {
+	rule   *authz.Rule
+	owners map[int64]*store.User
+}
+
+func (a *API) newListView(ctx context.Context, u *store.User, list []store.Content) (*listView, error) {
+	rule, err := authz.List(ctx, a.st, u, list)
+	if err != nil {
+		return nil, err
+	}
+	return &listView{rule: rule, owners: map[int64]*store.User{}}, nil
+}
+
+// ownerOf is c's owner (a blank user when it cannot be read).
+func (a *API) ownerOf(ctx context.Context, v *listView, c *store.Content) *store.User {
+	if v == nil {
+		return a.owner(ctx, c)
+	}
+	o, ok := v.owners[c.OwnerID]
+	if !ok {
+		o = a.owner(ctx, c)
+		v.owners[c.OwnerID] = o
+	}
+	return o
+}
+
+// contentJSONs renders a list of content for u.
+func (a *API) contentJSONs(r *http.Request, list []store.Content, u *store.User) ([]contentJSON, error) {
+	v, err := a.newListView(r.Context(), u, list)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]contentJSON, 0, len(list))
+	for i := range list {
+		out = append(out, a.contentJSONIn(r, &list[i], u, v))
+	}
+	return out, nil
+}
+
 func (a *API) lastDeployed(c *store.Content) *time.Time {
 	if c.BundleID == nil {
 		return nil
@@ -100,7 +142,12 @@ func (a *API) lastDeployed(c *store.Content) *time.Time {
 }
 
 func (a *API) contentJSON(r *http.Request, c *store.Content, u *store.User) contentJSON {
-	o := a.owner(r.Context(), c)
+	return a.contentJSONIn(r, c, u, nil)
+}
+
+// contentJSONIn renders c, one item of the list v was made for (nil: c alone).
+func (a *API) contentJSONIn(r *http.Request, c *store.Content, u *store.User, v *listView) contentJSON {
+	o := a.ownerOf(r.Context(), v, c)
 	j := contentJSON{
 		ID: strconv.FormatInt(c.ID, 10), GUID: c.GUID, Name: c.Name, Title: c.Title, Description: c.Description,
 		AccessType: c.AccessType, AppMode: c.AppMode, MinProcesses: c.MinProcesses, MaxProcesses: c.MaxProcesses,
@@ -123,7 +170,13 @@ func (a *API) contentJSON(r *http.Request, c *store.Content, u *store.User) cont
 			j.ContentCategory = "site"
 		}
 	}
-	switch a, _ := authz.Content(r.Context(), a.st, u, c); a {
+	var access authz.Access
+	if v != nil {
+		access = v.rule.Content(c)
+	} else {
+		access, _ = authz.Content(r.Context(), a.st, u, c)
+	}
+	switch access {
 	case authz.Editor:
 		j.AppRole = "owner"
 		if u != nil && u.ID != c.OwnerID {
@@ -134,7 +187,7 @@ func (a *API) contentJSON(r *http.Request, c *store.Content, u *store.User) cont
 	default:
 		j.AppRole = "none"
 	}
-	a.includes(r, c, &j)
+	a.includes(r, c, &j, v)
 	return j
 }
 
@@ -350,31 +403,13 @@ func errLocked(c *store.Content) error {
 
 // visibleContent lists the content matching f that u may see, then pages it.
 func (a *API) visibleContent(ctx context.Context, u *store.User, f store.ContentFilter) ([]store.Content, int, error) {
-	start, count := f.Start, f.Count
-	f.Start, f.Count = 0, 0
-	all, _, err := a.st.ListContent(ctx, f)
-	if err != nil {
-		return nil, 0, err
+	// The access rule in SQL (store.ContentFilter.VisibleTo is
+	// authz.Content's answer, None or not, for a user who is not an
+	// administrator), so that a page reads only its rows.
+	if u.Role != store.RoleAdministrator {
+		f.VisibleTo = u.ID
 	}
-	var vis []store.Content
-	for i := range all {
-		a, err := authz.Content(ctx, a.st, u, &all[i])
-		if err != nil {
-			return nil, 0, err
-		}
-		if a != authz.None {
-			vis = append(vis, all[i])
-		}
-	}
-	total := len(vis)
-	if start > len(vis) {
-		start = len(vis)
-	}
-	vis = vis[start:]
-	if count > 0 && count < len(vis) {
-		vis = vis[:count]
-	}
-	return vis, total, nil
+	return a.st.ListContent(ctx, f)
 }
 
 // newContent creates content owned by the request's user from the
@@ -473,9 +508,9 @@ func (a *API) listContent(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	out := make([]contentJSON, 0, len(list))
-	for i := range list {
-		out = append(out, a.contentJSON(r, &list[i], u))
+	out, err := a.contentJSONs(r, list, u)
+	if err != nil {
+		return err
 	}
 	web.WriteJSON(w, http.StatusOK, out)
 	return nil

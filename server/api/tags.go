@@ -226,9 +226,9 @@ func (a *API) tagContent(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	out := make([]contentJSON, 0, len(list))
-	for i := range list {
-		out = append(out, a.contentJSON(r, &list[i], u))
+	out, err := a.contentJSONs(r, list, u)
+	if err != nil {
+		return err
 	}
 	web.WriteJSON(w, http.StatusOK, out)
 	return nil
@@ -351,21 +351,28 @@ func (a *API) searchContent(w http.ResponseWriter, r *http.Request) error {
 		}
 		f.OwnerID = o.ID
 	}
-	list, err := a.contentWithTags(r.Context(), u, f, tags)
+	f.Words = words
+	var list []store.Content
+	total := 0
+	if len(tags) == 0 {
+		// The page in SQL: only its rows are read.
+		f.Start, f.Count = (page-1)*size, size
+		if list, total, err = a.visibleContent(r.Context(), u, f); err != nil {
+			return err
+		}
+	} else {
+		all, err := a.contentWithTags(r.Context(), u, f, tags)
+		if err != nil {
+			return err
+		}
+		total = len(all)
+		list = all[min((page-1)*size, len(all)):min(page*size, len(all))]
+	}
+	results, err := a.contentJSONs(r, list, u)
 	if err != nil {
 		return err
 	}
-	for _, word := range words {
-		word = strings.ToLower(word)
-		list = slices.DeleteFunc(list, func(c store.Content) bool {
-			return !strings.Contains(strings.ToLower(c.Name), word) && !strings.Contains(strings.ToLower(c.Title), word)
-		})
-	}
-	out := searchPage{Results: []contentJSON{}, CurrentPage: page, Total: len(list)}
-	for i := (page - 1) * size; i < len(list) && i < page*size; i++ {
-		out.Results = append(out.Results, a.contentJSON(r, &list[i], u))
-	}
-	web.WriteJSON(w, http.StatusOK, out)
+	web.WriteJSON(w, http.StatusOK, searchPage{Results: results, CurrentPage: page, Total: total})
 	return nil
 }
 
@@ -433,7 +440,7 @@ type ownerJSON struct {
 
 // includes adds what ?include=tags,owner,vanity_url asks for to j.
 // Lookups that fail leave the field out (the content itself was read).
-func (a *API) includes(r *http.Request, c *store.Content, j *contentJSON) {
+func (a *API) includes(r *http.Request, c *store.Content, j *contentJSON, v *listView) {
 	inc := r.URL.Query().Get("include")
 	if inc == "" {
 		return
@@ -445,7 +452,7 @@ func (a *API) includes(r *http.Request, c *store.Content, j *contentJSON) {
 				j.Tags = tagsJSON(ts)
 			}
 		case "owner":
-			o := a.owner(r.Context(), c)
+			o := a.ownerOf(r.Context(), v, c)
 			j.Owner = &ownerJSON{GUID: o.GUID, Username: o.Username, FirstName: o.FirstName, LastName: o.LastName}
 		case "vanity_url":
 			if v, err := a.st.Vanity(r.Context(), c.ID); err == nil {

@@ -57,23 +57,86 @@ func Content(ctx context.Context, st Permissions, u *store.User, c *store.Conten
 		if err != nil {
 			return None, err
 		}
-		best := None
 		var member map[int64]bool // the user's groups, read when a permission names a group
 		for _, p := range perms {
-			match := p.UserID != 0 && p.UserID == u.ID
-			if !match && p.GroupID != 0 {
-				if member == nil {
-					gs, err := st.UserGroups(ctx, u.ID)
-					if err != nil {
-						return None, err
-					}
-					member = make(map[int64]bool, len(gs))
-					for _, g := range gs {
-						member[g.ID] = true
-					}
+			if p.GroupID != 0 && member == nil {
+				if member, err = groupsOf(ctx, st, u); err != nil {
+					return None, err
 				}
-				match = member[p.GroupID]
 			}
+		}
+		return decide(u, c, perms, member), nil
+	}
+	return decide(nil, c, nil, nil), nil
+}
+
+func groupsOf(ctx context.Context, st Permissions, u *store.User) (map[int64]bool, error) {
+	gs, err := st.UserGroups(ctx, u.ID)
+	if err != nil {
+		return nil, err
+	}
+	member := make(map[int64]bool, len(gs))
+	for _, g := range gs {
+		member[g.ID] = true
+	}
+	return member, nil
+}
+
+// ListPermissions is what List reads from the store.
+type ListPermissions interface {
+	Permissions
+	ContentPermissions(ctx context.Context, contentIDs []int64) (map[int64][]store.Permission, error)
+}
+
+// Rule is one user's access to a list of content items, read in two
+// queries (the user's groups and the items' permissions) where Content
+// reads them item by item: the same rule, for lists.
+type Rule struct {
+	u      *store.User
+	perms  map[int64][]store.Permission
+	member map[int64]bool
+}
+
+// List reads what Rule.Content needs to tell u's access to each of items.
+func List(ctx context.Context, st ListPermissions, u *store.User, items []store.Content) (*Rule, error) {
+	r := &Rule{u: u}
+	if u == nil || u.Role == store.RoleAdministrator {
+		return r, nil
+	}
+	var ids []int64
+	for i := range items {
+		if items[i].OwnerID != u.ID {
+			ids = append(ids, items[i].ID)
+		}
+	}
+	if len(ids) == 0 {
+		return r, nil
+	}
+	var err error
+	if r.perms, err = st.ContentPermissions(ctx, ids); err != nil {
+		return nil, err
+	}
+	if r.member, err = groupsOf(ctx, st, u); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// Content is Content's answer for c, one of the items List was given.
+func (r *Rule) Content(c *store.Content) Access {
+	return decide(r.u, c, r.perms[c.ID], r.member)
+}
+
+// decide is the rule: perms are c's permissions, member the groups of u
+// (needed when a permission names a group).
+func decide(u *store.User, c *store.Content, perms []store.Permission, member map[int64]bool) Access {
+	if u != nil {
+		if u.Role == store.RoleAdministrator || u.ID == c.OwnerID {
+			return Editor
+		}
+		best := None
+		for _, p := range perms {
+			match := (p.UserID != 0 && p.UserID == u.ID) || (p.GroupID != 0 && member[p.GroupID])
 			if !match {
 				continue
 			}
@@ -84,16 +147,16 @@ func Content(ctx context.Context, st Permissions, u *store.User, c *store.Conten
 			best = max(best, a)
 		}
 		if best != None {
-			return best, nil
+			return best
 		}
 	}
 	switch c.AccessType {
 	case store.AccessAll:
-		return Viewer, nil
+		return Viewer
 	case store.AccessLoggedIn:
 		if u != nil {
-			return Viewer, nil
+			return Viewer
 		}
 	}
-	return None, nil
+	return None
 }

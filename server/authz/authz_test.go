@@ -149,3 +149,81 @@ func TestHasRole(t *testing.T) {
 		t.Error("ValidRole")
 	}
 }
+
+// multiACL is a fake store with an ACL per content item.
+type multiACL struct {
+	perms  map[int64][]store.Permission // content id -> ACL
+	groups map[int64][]int64            // user id -> group ids
+	asks   int                          // ContentPermissions calls
+}
+
+func (m *multiACL) Permissions(_ context.Context, id int64) ([]store.Permission, error) {
+	return m.perms[id], nil
+}
+func (m *multiACL) UserGroups(_ context.Context, uid int64) ([]store.Group, error) {
+	var out []store.Group
+	for _, id := range m.groups[uid] {
+		out = append(out, store.Group{ID: id})
+	}
+	return out, nil
+}
+func (m *multiACL) ContentPermissions(_ context.Context, ids []int64) (map[int64][]store.Permission, error) {
+	m.asks++
+	out := map[int64][]store.Permission{}
+	for _, id := range ids {
+		if p := m.perms[id]; p != nil {
+			out[id] = p
+		}
+	}
+	return out, nil
+}
+
+// TestListMatchesContent: a list's rule answers as Content does, for
+// every user and item, with one read of the ACLs.
+func TestListMatchesContent(t *testing.T) {
+	users := []*store.User{
+		nil,
+		{ID: 1, Role: store.RolePublisher},
+		{ID: 2, Role: store.RoleAdministrator},
+		{ID: 3, Role: store.RoleViewer},
+		{ID: 4, Role: store.RolePublisher},
+		{ID: 5, Role: store.RoleViewer},
+	}
+	st := &multiACL{
+		perms: map[int64][]store.Permission{
+			11: {{UserID: 3, Role: store.PermViewer}, {UserID: 4, Role: store.PermOwner}},
+			12: {{GroupID: 20, Role: store.PermOwner}},
+			13: {{GroupID: 21, Role: store.PermViewer}, {UserID: 5, Role: store.PermOwner}},
+			15: {{UserID: 4, Role: store.PermViewer}, {GroupID: 20, Role: store.PermOwner}},
+		},
+		groups: map[int64][]int64{3: {20}, 4: {20, 21}, 5: {21}},
+	}
+	var items []store.Content
+	id := int64(10)
+	for _, access := range []string{store.AccessACL, store.AccessLoggedIn, store.AccessAll} {
+		for _, owner := range []int64{1, 4} {
+			id++
+			items = append(items, store.Content{ID: id, OwnerID: owner, AccessType: access})
+		}
+	}
+	ctx := context.Background()
+	for _, u := range users {
+		st.asks = 0
+		rule, err := List(ctx, st, u, items)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.asks > 1 {
+			t.Errorf("user %v: %d reads of the ACLs for one list", u, st.asks)
+		}
+		for i := range items {
+			want, err := Content(ctx, st, u, &items[i])
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := rule.Content(&items[i]); got != want {
+				t.Errorf("user %+v, item %+v: List says %v, Content %v", u, items[i], got, want)
+			}
+		}
+	}
+}

@@ -32,7 +32,7 @@ func (s *Service) StartRender(ctx context.Context, contentID int64) (string, err
 // (its own, else [Scheduler] MinProcesses) has that many processes ready,
 // within ctx. Called at start, before the server reports ready.
 func (s *Service) WaitMinProcesses(ctx context.Context) error {
-	all, _, err := s.st.ListContent(ctx, store.ContentFilter{})
+	all, _, err := s.st.ListContent(ctx, store.ContentFilter{Deployed: true})
 	if err != nil {
 		return fmt.Errorf("list content: %w", err)
 	}

@@ -257,7 +257,7 @@ func (s *Service) Start(ctx context.Context) error {
 		s.log.Warn("look for what earlier runs left behind", logKeyErr, err)
 	}
 	s.wg.Go(func() { s.pollRepositories(s.ctx) }) // git.go
-	all, _, err := s.st.ListContent(ctx, store.ContentFilter{})
+	all, _, err := s.st.ListContent(ctx, store.ContentFilter{Deployed: true})
 	if err != nil {
 		return fmt.Errorf("list content: %w", err)
 	}
@@ -394,7 +394,7 @@ func (s *Service) giveTo(c *store.Content, dirs ...string) error {
 }
 
 func (s *Service) proxyGUIDs() []string {
-	all, _, err := s.st.ListContent(context.Background(), store.ContentFilter{})
+	all, _, err := s.st.ListContent(context.Background(), store.ContentFilter{Deployed: true})
 	if err != nil {
 		return nil
 	}

@@ -168,14 +168,19 @@ type ContentFilter struct {
 	Name    string // exact name
 	OwnerID int64
 	Search  string // substring of name or title (case-insensitive)
+	// Words are substrings that must each be in the name or the title
+	// (case-insensitive): a search of several words.
+	Words   []string
 	AppMode string
 	// VisibleTo, a user id, keeps only what that (non-admin) user may see:
 	// access all or logged_in, owned by them, or them (or a group of
 	// theirs) in the ACL. 0: all.
 	VisibleTo int64
 	TagID     int64 // content with this tag
-	Start     int   // offset, for paging
-	Count     int   // page size; 0 = no limit
+	// Deployed keeps content with an active bundle only.
+	Deployed bool
+	Start    int // offset, for paging
+	Count    int // page size; 0 = no limit
 }
 
 // EnvVar is one change to a content's environment: Value nil deletes Name.
@@ -343,6 +348,10 @@ type Store interface {
 	// SetPermission adds the user or group to the ACL or changes its role; fills p.ID.
 	SetPermission(ctx context.Context, p *Permission) error
 	Permissions(ctx context.Context, contentID int64) ([]Permission, error)
+	// ContentPermissions returns the ACLs of several content items at
+	// once, by content id (items without one are absent): a list's access
+	// check without a query per item.
+	ContentPermissions(ctx context.Context, contentIDs []int64) (map[int64][]Permission, error)
 	Permission(ctx context.Context, id int64) (*Permission, error)
 	DeletePermission(ctx context.Context, id int64) error
 

@@ -429,6 +429,9 @@ func testListContent(t *testing.T, s store.Store) {
 	dash.AccessType = store.AccessLoggedIn
 	must(t, s.UpdateContent(c, dash))
 	must(t, s.SetPermission(c, &store.Permission{ContentID: id(b.ID, "api"), UserID: v.ID, Role: store.PermViewer}))
+	bundle := &store.Bundle{ContentID: id(a.ID, "report")}
+	must(t, s.CreateBundle(c, bundle))
+	must(t, s.SetContentBundle(c, id(a.ID, "report"), &bundle.ID))
 	tests := []struct {
 		name  string
 		f     store.ContentFilter
@@ -448,6 +451,10 @@ func testListContent(t *testing.T, s store.Store) {
 		{"visible to a viewer", store.ContentFilter{VisibleTo: v.ID}, []int64{id(a.ID, "sales-dash"), id(b.ID, "api")}, 2},
 		{"visible to an owner", store.ContentFilter{VisibleTo: b.ID}, []int64{id(a.ID, "sales-dash"), id(b.ID, "report"), id(b.ID, "api")}, 3},
 		{"visible and named", store.ContentFilter{VisibleTo: v.ID, Name: "report"}, nil, 0},
+		{"deployed only", store.ContentFilter{Deployed: true}, []int64{id(a.ID, "report")}, 1},
+		{"words, each in name or title", store.ContentFilter{Words: []string{"REPORT", "weekly"}}, []int64{id(a.ID, "report")}, 1},
+		{"words, one missing", store.ContentFilter{Words: []string{"report", "dashboard"}}, nil, 0},
+		{"words, visible, paged", store.ContentFilter{Words: []string{"a"}, VisibleTo: b.ID, Start: 1, Count: 1}, []int64{id(b.ID, "api")}, 2},
 		{"past the end", store.ContentFilter{Start: 10, Count: 2}, nil, 4},
 	}
 	for _, tc := range tests {
@@ -462,6 +469,25 @@ func testListContent(t *testing.T, s store.Store) {
 				t.Fatalf("ListContent(%+v) = %v, %d; want %v, %d", tc.f, got, total, tc.want, tc.total)
 			}
 		})
+	}
+
+	// The ACLs of several items at once, as one at a time.
+	must(t, s.SetPermission(c, &store.Permission{ContentID: id(b.ID, "api"), UserID: a.ID, Role: store.PermOwner}))
+	all := []int64{id(a.ID, "sales-dash"), id(a.ID, "report"), id(b.ID, "report"), id(b.ID, "api")}
+	many, err := s.ContentPermissions(c, all)
+	must(t, err)
+	for _, cid := range all {
+		one, err := s.Permissions(c, cid)
+		must(t, err)
+		if !slices.Equal(many[cid], one) {
+			t.Errorf("ContentPermissions[%d] = %+v; Permissions = %+v", cid, many[cid], one)
+		}
+	}
+	if len(many) != 1 || len(many[id(b.ID, "api")]) != 2 {
+		t.Errorf("ContentPermissions = %+v; want the two permissions of b's api only", many)
+	}
+	if none, err := s.ContentPermissions(c, nil); err != nil || len(none) != 0 {
+		t.Errorf("ContentPermissions(nil) = %v, %v", none, err)
 	}
 }
 

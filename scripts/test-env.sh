@@ -8,9 +8,8 @@ mkdir -p .tmp
 
 # Debian packages the tests drive for real:
 #   debootstrap: make base-image; postgresql: the store conformance suite;
-#   tini, dumb-init, bubblewrap, wrk, hyperfine, nginx, haproxy: peers measured
-#   by make bench
-#   and used by tests; r-cran-rsconnect + R + Python: the real clients;
+#   tini, dumb-init, bubblewrap, wrk, hyperfine, nginx, haproxy: peers
+#   measured by make bench and used by tests; r-cran-rsconnect + R + Python: the real clients;
 #   systemd: systemd-analyze verify of dais.service; util-linux: unshare;
 #   python3-click, -semver, -jwt: what rsconnect-python (shared/clients) needs;
 #   git: the repositories the git-backed content tests serve;

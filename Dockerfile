@@ -93,6 +93,16 @@ RUN set -eu; \
     fi; \
     rm -rf /tmp/quarto
 
+# The server may run as uid 999 with no capability at all (docker run --user
+# 999 --cap-drop ALL --security-opt no-new-privileges, a Kubernetes pod with
+# runAsNonRoot): it then renders its configuration into /run/dais and keeps
+# its data in /data, so both belong to uid 999 and group 0 (mode 0770: an
+# arbitrary uid in group 0, as OpenShift assigns, may write them too). A new
+# named volume on /data takes this ownership. Started as root, dais-init
+# takes /run/dais back (root, 0700). See docs/sandbox.md.
+RUN install -d -o rstudio-connect -g root -m 0770 /run/dais \
+ && chown rstudio-connect:root /data && chmod 0770 /data
+
 # The base configuration; dais-init overlays CONNECT_* variables on it and
 # renders the effective file (mode 0600) before starting the server. Mount
 # your own over it with -v $PWD/rstudio-connect.gcfg:/etc/rstudio-connect/rstudio-connect.gcfg:ro

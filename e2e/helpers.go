@@ -149,6 +149,7 @@ type Options struct {
 	Privileged bool
 	// CapAdd, SecurityOpt are passed as --cap-add and --security-opt.
 	CapAdd      []string
+	CapDrop     []string
 	SecurityOpt []string
 	// NoData runs without anything mounted on /data (the image's VOLUME
 	// then makes an anonymous volume, as a plain `docker run` would).
@@ -282,6 +283,7 @@ func Run(t testing.TB, o Options) *Container {
 	hc := &container.HostConfig{
 		Binds:        binds,
 		CapAdd:       capAdd,
+		CapDrop:      o.CapDrop,
 		Privileged:   o.Privileged,
 		SecurityOpt:  o.SecurityOpt,
 		PortBindings: bindings,

@@ -34,9 +34,18 @@ func TestServe(t *testing.T) {
 		// The quick start: no capability added, content confined by Landlock.
 		{"no privileges (Landlock)", Options{NoSysAdmin: true}},
 		{"privileged", Options{Privileged: true, NoSysAdmin: true, NoStart: true}},
+		// A restricted Kubernetes pod: no root, no capability at all.
+		{"--user 999 --cap-drop ALL no-new-privileges (Landlock)", Options{User: nonRootUID, NoSysAdmin: true,
+			CapDrop: []string{"ALL"}, SecurityOpt: []string{"no-new-privileges"}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			if tt.opts.User != "" {
+				tt.opts.DataDir = tempDir(t)
+				if err := os.Chown(tt.opts.DataDir, 999, 0); err != nil {
+					t.Fatalf("give the data directory to uid 999: %v", err)
+				}
+			}
 			c := Run(t, tt.opts)
 			if tt.opts.NoStart {
 				if err := c.StartErr(); err != nil {
@@ -81,6 +90,9 @@ func TestPreflightRefusals(t *testing.T) {
 		// container: not persistent, refused like the writable layer.
 		{"no volume on /data", Options{NoData: true}, []string{"-v "}},
 		{"data on the writable layer", Options{NoData: true, Env: []string{"CONNECT_SERVER_DATADIR=/srv/data"}}, []string{"-v "}},
+		// The server as uid 999, /data a directory of root's (0755).
+		{"as uid 999, /data not writable", Options{User: nonRootUID, NoSysAdmin: true, CapDrop: []string{"ALL"}},
+			[]string{"Server.DataDir /data is not writable by the server, which runs as uid 999", "chown 999", "-v dais-data:/data"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -114,6 +126,11 @@ func TestPublicWarningFromEnvironment(t *testing.T) {
 	r := c.Exec("stat", "-c", "%a %U", renderedConfig)
 	if r.Code != 0 || strings.TrimSpace(r.Stdout) != "600 root" {
 		t.Errorf("stat %s = %q (exit %d, %s), want \"600 root\"", renderedConfig, r.Stdout, r.Code, r.Stderr)
+	}
+	// The image gives /run/dais to uid 999 (for --user 999); dais-init as
+	// root takes it back.
+	if r := c.Exec("stat", "-c", "%a %U", filepath.Dir(renderedConfig)); strings.TrimSpace(r.Stdout) != "700 root" {
+		t.Errorf("stat %s = %q (exit %d, %s), want \"700 root\"", filepath.Dir(renderedConfig), r.Stdout, r.Code, r.Stderr)
 	}
 	if r := c.Exec("cat", renderedConfig); !strings.Contains(r.Stdout, msg) {
 		t.Errorf("rendered config lacks the warning:\n%s", r.Stdout)

@@ -14,6 +14,7 @@ import (
 	"github.com/dais-dev/dais/server/config"
 	"github.com/dais-dev/dais/server/datalock"
 	"github.com/dais-dev/dais/server/sandbox"
+	"golang.org/x/sys/unix"
 )
 
 // Check names, as --skip-checks takes them.
@@ -221,6 +222,7 @@ const (
 	msgAnonVolume     = "Server.DataDir %s is on an anonymous Docker volume, lost when the container is removed: mount a volume there: -v $PWD/data:%s (or a named volume: -v dais-data:%s)"
 	msgTmpfs          = "Server.DataDir %s is on %s %s, lost when the container stops: mount a volume there: -v $PWD/data:%s"
 	msgNetFS          = "the SQLite database directory %s is on a network filesystem (%s on %s), where SQLite locking is unreliable: use PostgreSQL (Database.Provider = postgres, Postgres.URL) or a local volume"
+	msgNotWritable    = "%s %s is not writable by the server, which runs as uid %d (gid %d) (%v): give it the directory (on the host: chown %d the directory mounted on %s), or use a named volume (-v dais-data:/data), which takes the image's /data, owned by uid 999"
 	msgLocked         = "the SQLite database directory %s is in use by another running dais%s: stop it first; to run several servers on one DataDir use PostgreSQL (Database.Provider = postgres)"
 )
 
@@ -245,7 +247,21 @@ func checkDataDirMount(h *host, cfg *config.Config) error {
 	if anonymousVolume.MatchString(m.Root) {
 		return &checkError{checkDataDir, fmt.Sprintf(msgAnonVolume, dir, dir, dir)}
 	}
-	return nil
+	return checkWritable(checkDataDir, "Server.DataDir", dir)
+}
+
+// checkWritable refuses a directory the server, when it runs without root
+// (docker run --user 999), could not write: the start would fail later
+// with a bare "permission denied". Root writes anywhere.
+func checkWritable(check, what, dir string) error {
+	if os.Geteuid() == 0 {
+		return nil
+	}
+	err := unix.Access(dir, unix.W_OK|unix.X_OK)
+	if err == nil || errors.Is(err, unix.ENOENT) {
+		return nil
+	}
+	return &checkError{check, fmt.Sprintf(msgNotWritable, what, dir, os.Geteuid(), os.Getegid(), err, os.Geteuid(), dir)}
 }
 
 // anonymousVolume matches the root of an anonymous Docker volume's mount:

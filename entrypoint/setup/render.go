@@ -42,10 +42,27 @@ func loadConfig(log *slog.Logger, o *options, environ []string, version string) 
 	return l, nil
 }
 
+// renderedDir is the directory of dais-init's default rendered
+// configuration. The image makes it owned by uid 999 and group 0, mode
+// 0770, so that a server started with --user 999 (or an arbitrary uid in
+// group 0, as OpenShift does) can render there; a server started as root
+// takes it back (owner root, mode 0700), so that the content's user owns
+// nothing there.
+const renderedDir = "/run/dais"
+
 // render writes the resolved configuration atomically with mode 0600.
 func render(l *config.Loaded, path string) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("create the directory of the rendered configuration: %w: pass --rendered (DAIS_INIT_RENDERED) with a writable path", err)
+	}
+	if dir == renderedDir && os.Geteuid() == 0 {
+		if err := os.Lchown(dir, 0, 0); err != nil {
+			return fmt.Errorf("make %s root's: %w", dir, err)
+		}
+		if err := os.Chmod(dir, 0o700); err != nil {
+			return fmt.Errorf("make %s root's: %w", dir, err)
+		}
 	}
 	if err := config.WriteFileAtomic(path, config.Render(l.Config), 0o600); err != nil {
 		return fmt.Errorf("%w: pass --rendered (DAIS_INIT_RENDERED) with a writable path", err)

@@ -1,8 +1,15 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
+	"crypto/md5"
+	"fmt"
+	"html"
 	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -28,7 +35,8 @@ const nonRootUID = "999"
 // volume on /data (which takes the image's /data, owned by uid 999). It
 // waits for /__ping__, checks that content runs in Landlock sandboxes and
 // returns a publisher's key.
-func unprivilegedServer(t *testing.T, env ...string) (*Container, string) {
+// o may add Env and Binds.
+func unprivilegedServer(t *testing.T, o Options) (*Container, string) {
 	t.Helper()
 	volume := uniqueName(t)
 	t.Cleanup(func() {
@@ -39,8 +47,9 @@ func unprivilegedServer(t *testing.T, env ...string) (*Container, string) {
 			t.Logf("remove volume %s: %v", volume, err)
 		}
 	})
-	c := Run(t, Options{User: nonRootUID, NoSysAdmin: true, CapDrop: []string{"ALL"},
-		SecurityOpt: []string{"no-new-privileges"}, DataVolume: volume, Env: env})
+	o.User, o.NoSysAdmin, o.CapDrop = nonRootUID, true, []string{"ALL"}
+	o.SecurityOpt, o.DataVolume = append(o.SecurityOpt, "no-new-privileges"), volume
+	c := Run(t, o)
 	c.WaitHTTP("/__ping__", http.StatusOK, startBound)
 	if logs := c.Logs(); !strings.Contains(logs, "content processes start in landlock sandboxes") {
 		t.Fatalf("the server does not run content in Landlock sandboxes; log:\n%s", tail(logs, 30))
@@ -199,7 +208,7 @@ const abstractName = "dais-e2e-server-socket"
 // first made from outside the sandboxes as the same uid (docker exec),
 // where it must succeed: what the content is denied, the sandbox denies.
 func testNonRootEscapes(t *testing.T, r *row) {
-	c, alice := unprivilegedServer(t)
+	c, alice := unprivilegedServer(t, Options{})
 	bob := publisherKey(t, c, "bob", "bob-password-e2e")
 	victimGUID, tk, out := deployV1(t, c, bob, "victim", bundle(t, flaskDir(t, victimApp)))
 	if tk.Code != 0 {
@@ -298,4 +307,137 @@ func countDenied(m map[string]string) int {
 		}
 	}
 	return n
+}
+
+func init() {
+	addCase(batteryCase{Name: "the server as uid 999, no capability: the package restore and the render of a notebook (nbconvert and its kernel) run in Landlock sandboxes too",
+		Issue: "17", Run: testNonRootRestoreAndRender})
+}
+
+// probeSiteCustomize is imported by every Python process that has the
+// bundle's code directory on PYTHONPATH (a content environment variable):
+// the restore's (venv, the requirements check, pip), the render's
+// (nbconvert) and the kernel's. Each appends to $HOME/probes.txt one line
+// of what it could do to the server.
+const probeSiteCustomize = `import os, socket
+
+
+def _try(fn):
+    try:
+        fn()
+        return "ALLOWED"
+    except OSError as e:
+        return "EPERM" if e.errno == 1 else "EACCES" if e.errno == 13 else "errno%d" % e.errno
+
+
+def _server():
+    for d in os.listdir("/proc"):
+        try:
+            argv = open("/proc/%s/cmdline" % d, "rb").read().split(b"\0")
+        except OSError:
+            continue
+        if len(argv) > 1 and argv[0].endswith(b"dais") and argv[1] == b"serve":
+            return int(d)
+    return 0
+
+
+def _bind():
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", 18778))
+    finally:
+        s.close()
+
+
+try:
+    _srv = _server()
+    _line = "PROBE %s uid=%d db=%s datadir=%s config=%s signal=%s environ=%s bind=%s" % (
+        "_".join(os.path.basename(a.decode()) for a in open("/proc/self/cmdline", "rb").read().split(b"\0")[1:4]).replace(" ", "_")[:60],
+        os.getuid(),
+        _try(lambda: open("/data/db/dais.db", "rb").read(1)),
+        _try(lambda: os.listdir("/data")),
+        _try(lambda: open("/run/dais/rstudio-connect.gcfg").read(1)),
+        _try(lambda: os.kill(_srv, 0)),
+        _try(lambda: open("/proc/%d/environ" % _srv, "rb").read(1)),
+        _try(_bind),
+    )
+    with open(os.path.join(os.environ["HOME"], "probes.txt"), "a") as _f:
+        _f.write(_line + "\n")
+except Exception as _e:
+    pass
+`
+
+// probeNotebook prints the probes' lines (the kernel's own included).
+const probeNotebook = `{"cells": [{"cell_type": "code", "execution_count": null, "id": "probes", "metadata": {}, "outputs": [],
+ "source": ["import os\n", "print(open(os.path.join(os.environ['HOME'], 'probes.txt')).read())"]}],
+ "metadata": {"kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"}},
+ "nbformat": 4, "nbformat_minor": 5}
+`
+
+func testNonRootRestoreAndRender(t *testing.T, r *row) {
+	c, key := unprivilegedServer(t, Options{})
+	dir := t.TempDir()
+	files := map[string]string{"notebook.ipynb": probeNotebook, "sitecustomize.py": probeSiteCustomize, "requirements.txt": "flask\n"}
+	sums := []string{}
+	for name, body := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		sums = append(sums, fmt.Sprintf("%q: {\"checksum\": \"%x\"}", name, md5.Sum([]byte(body))))
+	}
+	sort.Strings(sums)
+	manifest := `{"version": 1, "metadata": {"appmode": "jupyter-static", "entrypoint": "notebook.ipynb"},
+ "python": {"version": "3.11.2", "package_manager": {"name": "pip", "package_file": "requirements.txt"}},
+ "files": {` + strings.Join(sums, ", ") + `}}`
+	if err := os.WriteFile(filepath.Join(dir, "manifest.json"), []byte(manifest), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// The v1 API step by step: the code directory's path is known once the
+	// bundle is, and PYTHONPATH must be set before the deploy.
+	var content struct {
+		GUID string `json:"guid"`
+		ID   string `json:"id"`
+	}
+	apiJSON(t, c, "POST", "/__api__/v1/content", key, strings.NewReader(`{"name":"probes","access_type":"acl"}`), &content)
+	var b struct {
+		ID string `json:"id"`
+	}
+	apiJSON(t, c, "POST", "/__api__/v1/content/"+content.GUID+"/bundles", key, bytes.NewReader(bundle(t, dir)), &b)
+	code := "/data/apps/" + content.ID + "/" + b.ID + "/code"
+	apiJSON(t, c, "PATCH", "/__api__/v1/content/"+content.GUID+"/environment", key,
+		strings.NewReader(`[{"name":"PYTHONPATH","value":"`+code+`"}]`), nil)
+	var d struct {
+		TaskID string `json:"task_id"`
+	}
+	apiJSON(t, c, "POST", "/__api__/v1/content/"+content.GUID+"/deploy", key, strings.NewReader(`{"bundle_id":"`+b.ID+`"}`), &d)
+	tk := waitTask(t, c, key, d.TaskID)
+	if tk.Code != 0 {
+		t.Fatalf("deploy failed: %s\n%s", tk.Error, strings.Join(tk.Output, "\n"))
+	}
+	_, page := getWithKey(t, c, "/content/"+content.GUID+"/", key)
+	lines := regexp.MustCompile(`PROBE [^\n<]*`).FindAllString(html.UnescapeString(page), -1)
+	var restore, render, kernel bool
+	for _, l := range lines {
+		f := strings.Fields(l)
+		restore = restore || strings.Contains(f[1], "venv") || strings.Contains(f[1], "pip") || strings.HasSuffix(f[1], "-c")
+		render = render || strings.Contains(f[1], "nbconvert")
+		kernel = kernel || strings.Contains(f[1], "ipykernel")
+		for _, kv := range f[2:] {
+			k, v, _ := strings.Cut(kv, "=")
+			if k == "uid" {
+				if v != nonRootUID {
+					t.Errorf("%s: runs as uid %s, want %s", f[1], v, nonRootUID)
+				}
+				continue
+			}
+			if v != "EACCES" && v != "EPERM" {
+				t.Errorf("%s: %s: %s", f[1], k, v)
+			}
+		}
+	}
+	if !restore || !render || !kernel {
+		t.Fatalf("probes from the restore %v, the render (nbconvert) %v, the kernel %v; want all; lines:\n%s", restore, render, kernel, strings.Join(lines, "\n"))
+	}
+	r.Figure(t, "%d Python processes of the restore, the render and the kernel probed, each denied the database, DataDir, the rendered configuration, signal 0 and environ of the server, a bind: %s",
+		len(lines), strings.Join(lines, "; "))
 }

@@ -24,7 +24,9 @@ package content
 
 import (
 	"context"
+	"crypto/rand"
 	_ "embed"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -190,8 +192,13 @@ func RenderArgs(m *manifest.Manifest, rt Runtimes, d Dirs) (Command, error) {
 			return Command{}, err
 		}
 		nb := m.PrimaryDocument(".ipynb")
-		c.Args = []string{py, "-m", "nbconvert", "--to", "html", "--execute", "--output-dir", d.Output,
-			"--output", "index", filepath.Join(d.Code, nb)}
+		kernel, err := kernelAddress()
+		if err != nil {
+			return Command{}, err
+		}
+		c.Args = []string{py, "-m", "nbconvert", "--to", "html", "--execute",
+			"--KernelManager.transport=ipc", "--KernelManager.ip=" + kernel,
+			"--output-dir", d.Output, "--output", "index", filepath.Join(d.Code, nb)}
 		if m.Jupyter != nil && m.Jupyter.HideAllInput {
 			c.Args = append(c.Args, "--no-input")
 		}
@@ -266,4 +273,22 @@ func pythonExe(rt Runtimes, d Dirs, c *Command) (string, error) {
 func rString(s string) string {
 	r := strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`)
 	return `"` + r.Replace(s) + `"`
+}
+
+// kernelAddress is where the notebook's kernel and nbconvert talk: ZeroMQ
+// over abstract Unix sockets named @dais-kernel-<random>-<n>, instead of
+// Jupyter's five TCP ports on the loopback. In Landlock mode content may
+// bind only its own port and connect only to the connect list (which
+// leaves out the ephemeral range, where the kernel's ports would be), and
+// abstract sockets are scoped to the sandbox (Landlock ABI 6): the render's
+// own processes reach the kernel, other content and the server cannot
+// (even with the same uid). In namespaces mode abstract sockets belong to
+// the sandbox's network namespace. The name is random because the abstract
+// namespace is shared by the whole network namespace.
+func kernelAddress() (string, error) {
+	var b [8]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", fmt.Errorf("name the notebook kernel's sockets: %w", err)
+	}
+	return "@dais-kernel-" + hex.EncodeToString(b[:]), nil
 }

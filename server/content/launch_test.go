@@ -50,7 +50,7 @@ func TestLaunchArgs(t *testing.T) {
 		{`{"metadata":{"appmode":"static"}}`, false, nil, nil, content.ErrNotRunnable},
 		{`{"metadata":{"appmode":"rmd-static","primary_rmd":"doc.Rmd"}}`, false, nil, nil, content.ErrNotRunnable},
 		{`{"metadata":{"appmode":"rmd-static","primary_rmd":"doc.Rmd"}}`, true, []string{`rmarkdown::render("/data/apps/1/2/doc.Rmd", output_dir = "/data/out/1", output_file = "index.html"`}, nil, nil},
-		{`{"metadata":{"appmode":"jupyter-static","entrypoint":"nb.ipynb"},"python":{"version":"3.11"}}`, true, []string{"-m nbconvert --to html --execute --output-dir /data/out/1 --output index /data/apps/1/2/nb.ipynb"}, nil, nil},
+		{`{"metadata":{"appmode":"jupyter-static","entrypoint":"nb.ipynb"},"python":{"version":"3.11"}}`, true, []string{"-m nbconvert --to html --execute --KernelManager.transport=ipc --KernelManager.ip=@dais-kernel-", "--output-dir /data/out/1 --output index /data/apps/1/2/nb.ipynb"}, nil, nil},
 		{`{"metadata":{"appmode":"quarto-static","entrypoint":"doc.qmd"},"quarto":{"engines":["markdown"]},"files":{"doc.qmd":{}}}`, true, []string{"/opt/quarto/1.3.450/bin/quarto render /data/apps/1/2/doc.qmd --output-dir /data/out/1"}, nil, nil},
 		{`{"metadata":{"appmode":"shiny"}}`, true, nil, nil, content.ErrNotRunnable},
 	}

@@ -234,7 +234,6 @@ func runLandlock(s *specs.Spec) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	unix.Close(fdAlive)
 	// The init takes the content's user too (all threads; the supplementary
 	// groups of the others stay, see syncThreads), then its own
 	// parent-death signal, which a change of uid clears.
@@ -245,7 +244,12 @@ func runLandlock(s *specs.Spec) (int, error) {
 	// Same uid as the content (when the server has no root, or after the
 	// change above): no tracing, no /proc/<pid>/mem of the init.
 	unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0)
-	if os.Getppid() != ppid || serverGoneLandlock() {
+	// The alive pipe is read before it is closed: polled after close(2),
+	// its number answers POLLNVAL (or is another file's), and a server that
+	// died before the parent-death signal was set would go unnoticed.
+	gone := os.Getppid() != ppid || serverGoneLandlock()
+	unix.Close(fdAlive)
+	if gone {
 		killTree()
 		return 128 + int(unix.SIGKILL), nil
 	}

@@ -568,7 +568,29 @@ func parentDeath(ctx context.Context, dais string, o Options, probe string) erro
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	return fmt.Errorf("processes %v still alive 5s after the server was killed", pids)
+	return fmt.Errorf("processes %v still alive 5s after the server was killed:%s", pids, survivors(pids))
+}
+
+// survivors describes the processes of pids still running: their state,
+// parent and pending, blocked and caught signals, for a failure message.
+func survivors(pids []int) string {
+	var b strings.Builder
+	for _, p := range pids {
+		if !running(p) {
+			continue
+		}
+		st, _ := os.ReadFile("/proc/" + strconv.Itoa(p) + "/status")
+		fmt.Fprintf(&b, " [%d", p)
+		for _, l := range strings.Split(string(st), "\n") {
+			for _, k := range []string{"Name:", "State:", "PPid:", "Uid:", "SigPnd:", "ShdPnd:", "SigBlk:", "SigCgt:"} {
+				if strings.HasPrefix(l, k) {
+					fmt.Fprintf(&b, " %s", strings.Join(strings.Fields(l), " "))
+				}
+			}
+		}
+		b.WriteString("]")
+	}
+	return b.String()
 }
 
 // descendants is pid and its live descendants, from /proc/*/status (readable

@@ -25,7 +25,9 @@ export DAIS_IMAGE := $(IMAGE)
 export DAIS_PG_IMAGE := $(PG_IMAGE)
 export BASE_IMAGE
 
-.PHONY: help build test test-go ci bench reliability base-image image images run up down fmt vet clean
+DEB_OUT    ?= .
+
+.PHONY: help build deb install test test-go ci bench reliability base-image image images run up down fmt vet clean
 
 help: ## show this help
 	@awk 'BEGIN{FS=":.*## "} /^[a-zA-Z_-]+:.*## /{printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -35,6 +37,25 @@ build: ## build bin/dais, bin/dais-sandbox-exec and bin/dais-init (static, versi
 	CGO_ENABLED=0 $(GO) build $(GOFLAGS) -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/dais ./server
 	CGO_ENABLED=0 $(GO) build $(GOFLAGS) -trimpath -ldflags '$(LDFLAGS)' -tags dais_sandbox_exec -o $(BIN)/dais-sandbox-exec ./server/sandbox/cmd/dais-sandbox-exec
 	CGO_ENABLED=0 $(GO) build $(GOFLAGS) -trimpath -ldflags '$(LDFLAGS) $(INIT_LDFLAGS)' -o $(BIN)/dais-init ./entrypoint
+
+deb: build ## build dais_<version>_amd64.deb into DEB_OUT (nfpm, packaging/; docs/install.md), then lintian it when installed
+	$(GO) run ./packaging/cmd/mkdeb --bin $(BIN) --out $(DEB_OUT) --describe '$(VERSION)' \
+		--commit-time $$(git log -1 --format=%ct 2>/dev/null || date +%s)
+	@if command -v lintian >/dev/null; then lintian --fail-on error $(DEB_OUT)/dais_*_amd64.deb; else echo "lintian not installed: apt-get install lintian"; fi
+
+install: build ## without the package: binaries in /opt/dais/bin, the unit, the configuration when missing, the rstudio-connect user (then: systemctl enable --now dais)
+	install -d -m 0755 $(DESTDIR)/opt/dais/bin
+	install -m 0755 $(BIN)/dais $(BIN)/dais-init $(BIN)/dais-sandbox-exec $(DESTDIR)/opt/dais/bin/
+	install -D -m 0644 systemd/dais.service $(DESTDIR)/etc/systemd/system/dais.service
+	test -e $(DESTDIR)/etc/rstudio-connect/rstudio-connect.gcfg || \
+		install -D -m 0600 packaging/deb/rstudio-connect.gcfg $(DESTDIR)/etc/rstudio-connect/rstudio-connect.gcfg
+	@if [ -z "$(DESTDIR)" ]; then \
+		getent passwd rstudio-connect >/dev/null || useradd --system --user-group --no-create-home \
+			--home-dir /nonexistent --shell /usr/sbin/nologin rstudio-connect; \
+		install -d -o root -g rstudio-connect -m 0710 /var/lib/rstudio-connect; \
+		if [ -d /run/systemd/system ]; then systemctl daemon-reload; fi; \
+		echo "installed; start it with: systemctl enable --now dais"; \
+	fi
 
 base-image: ## build the Debian base image with debootstrap (offline-capable)
 	docker/base-image.sh $(BASE_IMAGE)

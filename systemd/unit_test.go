@@ -19,7 +19,7 @@ import (
 	"github.com/dais-dev/dais/server/config"
 )
 
-const installDir = "/usr/local/bin/"
+const installDir = "/opt/dais/bin/"
 
 var (
 	buildOnce sync.Once

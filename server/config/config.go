@@ -45,6 +45,7 @@ type Config struct {
 	Database       Database
 	SQLite         SQLite
 	Postgres       Postgres
+	Cluster        Cluster
 	Authentication Authentication
 	Licensing      Licensing
 	Python         Runtime
@@ -116,6 +117,24 @@ type Postgres struct {
 	// Password, when set, replaces the URL's password. Secret: redacted in
 	// `config print`; also read from CONNECT_POSTGRES_PASSWORD.
 	Password string
+}
+
+// Cluster is the [Cluster] section: several dais nodes on one PostgreSQL
+// (dais only; Posit Connect has none). Ignored with SQLite.
+type Cluster struct {
+	// HeartbeatInterval is how often a node records that it is alive, by
+	// the database's clock. Default 5s.
+	HeartbeatInterval Duration
+	// DeadAfter is how long a node may miss its heartbeats before another
+	// node declares it dead and fails its work. Default 30s; at least
+	// three HeartbeatIntervals.
+	DeadAfter Duration
+	// DrainDelay is how long a stopping node answers /__ping__ and
+	// /__ready__ with 503, still serving, before it closes its listener,
+	// so that load balancers stop sending it requests first. Part of
+	// Server.StopTimeout, of which it takes at most half. Default 5s; 0
+	// turns it off. Reloadable.
+	DrainDelay Duration
 }
 
 // Authentication is the [Authentication] section.
@@ -222,6 +241,7 @@ func Defaults() *Config {
 		Server:         Server{DataDir: DefaultDataDir, DataDirReserve: DefaultDataDirReserve, StopTimeout: Duration(60 * time.Second)},
 		HTTP:           HTTP{Listen: ":3939", BodyTimeout: Duration(DefaultBodyTimeout), UploadMinRate: DefaultUploadMinRate},
 		Database:       Database{Provider: "sqlite"},
+		Cluster:        Cluster{HeartbeatInterval: Duration(5 * time.Second), DeadAfter: Duration(30 * time.Second), DrainDelay: Duration(5 * time.Second)},
 		Authentication: Authentication{Provider: "password"},
 		Licensing:      Licensing{LicenseType: "none"},
 		Python:         Runtime{Enabled: true},

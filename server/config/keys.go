@@ -104,6 +104,15 @@ var Keys = []Key{
 			"A password in the URL is redacted by `dais config print`."},
 	{Section: "Postgres", Name: "Password", Type: TypeString, Secret: true,
 		Doc: "PostgreSQL password; replaces the one in the URL. Prefer the environment variable to writing it in a file."},
+	{Section: "Cluster", Name: "HeartbeatInterval", Type: TypeDuration,
+		Doc: "With several nodes on one PostgreSQL (dais only; ignored with SQLite): how often a node records that it is alive, " +
+			"timed by the database's clock, so that nodes need not agree on the time. See docs/ha.md."},
+	{Section: "Cluster", Name: "DeadAfter", Type: TypeDuration,
+		Doc: "How long a node may miss its heartbeats before another node declares it dead: its deploys and renders fail with a message " +
+			"saying so, its processes are forgotten, and its name is free again. At least three `HeartbeatInterval`s; the same on every node."},
+	{Section: "Cluster", Name: "DrainDelay", Type: TypeDuration, Reloadable: true,
+		Doc: "How long a stopping node (SIGTERM) answers `/__ping__` and `/__ready__` with 503 while still serving, before it closes " +
+			"its listener, so that load balancers send it nothing new. Part of `Server.StopTimeout`, of which it takes at most half. `0` turns it off; ignored with SQLite."},
 	{Section: "Authentication", Name: "Provider", Type: TypeString,
 		Doc: "How users log in. dais has `password` only."},
 	{Section: "Licensing", Name: "LicenseType", Type: TypeString,

@@ -89,6 +89,14 @@ func validate(c *Config, origins map[string]string) (problems, warnings []string
 	if c.SQLite.Dir != "" && !absPath(c.SQLite.Dir) {
 		bad("SQLite.Dir", c.SQLite.Dir, "must be an absolute path, or empty for <Server.DataDir>/db")
 	}
+	if c.Cluster.HeartbeatInterval.Std() < minTimeout {
+		bad("Cluster.HeartbeatInterval", c.Cluster.HeartbeatInterval, "must be at least 1s; write a unit, like 5s (a bare number is nanoseconds)")
+	} else if c.Cluster.DeadAfter.Std() < 3*c.Cluster.HeartbeatInterval.Std() {
+		bad("Cluster.DeadAfter", c.Cluster.DeadAfter, "must be at least three Cluster.HeartbeatIntervals (%v), like 30s", 3*c.Cluster.HeartbeatInterval.Std())
+	}
+	if c.Cluster.DrainDelay < 0 {
+		bad("Cluster.DrainDelay", c.Cluster.DrainDelay, "must be 0 (off) or more, like 5s")
+	}
 	if c.Postgres.URL != "" {
 		if u, err := url.Parse(c.Postgres.URL); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
 			bad("Postgres.URL", c.Postgres.URL, "must be a postgres:// URL, like postgres://connect@db.example.com:5432/connect?sslmode=require")

@@ -128,7 +128,7 @@ func (s *Service) newPool(c *store.Content, bundleID int64, p *prepared) (*proce
 		initT = time.Duration(*c.InitTimeout) * time.Second
 	}
 	return process.New(process.Options{
-		Name: c.GUID, Launch: s.launcher(c, bundleID, p), LogDir: s.logDir(c), Logger: s.log,
+		Name: c.GUID, Launch: s.launcher(c, bundleID, p), LogDir: s.logDir(c), Node: s.o.Node, Logger: s.log,
 		Min: deref(c.MinProcesses, cfg.Scheduler.MinProcesses), Max: deref(c.MaxProcesses, cfg.Scheduler.MaxProcesses),
 		MaxConnsPerProcess: deref(c.MaxConnsPerProcess, 0), IdleTimeout: idle, InitTimeout: initT,
 	})

@@ -34,7 +34,8 @@
 //   - A process above Min with nothing in flight for IdleTimeout is stopped.
 //   - Stopping is SIGTERM, then SIGKILL after StopTimeout.
 //   - Each process's stdout and stderr go to its own file in LogDir,
-//     "<UTC start time>-<n>.log"; the newest LogKeep files are kept.
+//     "<UTC start time>-<node>-<n>.log" (the node's name keeps nodes
+//     sharing one data directory apart); the newest LogKeep files are kept.
 package process
 
 import (
@@ -47,6 +48,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -184,6 +186,9 @@ type Options struct {
 	Ready func(ctx context.Context, dial DialFunc) error
 	// LogDir receives one log file per process; created if missing. "" discards output.
 	LogDir string
+	// Node names this server in log file names: nodes of a cluster share
+	// LogDir on the shared data directory. "" leaves it out.
+	Node string
 	// LogKeep is how many log files are kept in LogDir. Default 20.
 	LogKeep int
 	// Logger for the pool's own events. Default slog.Default().
@@ -497,13 +502,20 @@ func (p *Pool) openLog(id int) (io.WriteCloser, string, error) {
 		return nopCloser{io.Discard}, "", nil
 	}
 	p.pruneLogs()
-	path := filepath.Join(p.opts.LogDir, fmt.Sprintf("%s-%d.log", time.Now().UTC().Format("20060102T150405.000Z"), id))
+	node := ""
+	if p.opts.Node != "" {
+		node = logNameUnsafe.ReplaceAllString(p.opts.Node, "_") + "-"
+	}
+	path := filepath.Join(p.opts.LogDir, fmt.Sprintf("%s-%s%d.log", time.Now().UTC().Format("20060102T150405.000Z"), node, id))
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o640)
 	if err != nil {
 		return nil, "", fmt.Errorf("open process log: %w", err)
 	}
 	return f, path, nil
 }
+
+// logNameUnsafe is what a node name may not bring into a file name.
+var logNameUnsafe = regexp.MustCompile(`[^A-Za-z0-9._-]`)
 
 type nopCloser struct{ io.Writer }
 

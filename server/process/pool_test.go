@@ -98,7 +98,7 @@ func get(t *testing.T, url string) (int, string) {
 
 func TestPoolMinProcessesAndLogs(t *testing.T) {
 	logDir := filepath.Join(t.TempDir(), "logs", "guid")
-	p := newPool(t, Options{Launch: helperLauncher(t, "serve", nil), Min: 2, Max: 3, LogDir: logDir, InitTimeout: 20 * time.Second})
+	p := newPool(t, Options{Launch: helperLauncher(t, "serve", nil), Min: 2, Max: 3, LogDir: logDir, Node: "node/a", InitTimeout: 20 * time.Second})
 	ctx := context.Background()
 	if err := p.WaitReady(ctx); err != nil {
 		t.Fatal(err)
@@ -115,9 +115,10 @@ func TestPoolMinProcessesAndLogs(t *testing.T) {
 	if code != 200 || !strings.Contains(body, `"pid"`) {
 		t.Fatalf("direct request: %d %s", code, body)
 	}
-	logs, _ := filepath.Glob(filepath.Join(logDir, "*.log"))
+	// Nodes sharing the data directory: the node's name is in the file's.
+	logs, _ := filepath.Glob(filepath.Join(logDir, "*-node_a-*.log"))
 	if len(logs) != 2 {
-		t.Fatalf("log files %v; want one per process", logs)
+		t.Fatalf("log files %v; want one per process, named after the node", logs)
 	}
 	b, _ := os.ReadFile(logs[0])
 	if !strings.Contains(string(b), "helper app starting") {

@@ -129,7 +129,8 @@ func (f *Funcs) Reload(ctx context.Context, cfg *config.Config) error {
 }
 
 // sessionJanitor deletes expired login sessions, unclaimed tokens and the
-// expired signatures of token authentication every hour.
+// expired signatures of token authentication every hour, on one node of
+// a cluster at a time.
 type sessionJanitor struct {
 	store  store.Store
 	log    *slog.Logger
@@ -150,19 +151,15 @@ func (j *sessionJanitor) Start(context.Context) error {
 		t := time.NewTicker(time.Hour)
 		defer t.Stop()
 		for {
-			now := time.Now()
-			for what, del := range map[string]func() (int64, error){
-				"expired sessions":   func() (int64, error) { return j.store.DeleteExpiredSessions(ctx, now) },
-				"unclaimed tokens":   func() (int64, error) { return j.store.DeleteUnclaimedTokens(ctx, now.Add(-web.UnclaimedTokenLifetime)) },
-				"expired signatures": func() (int64, error) { return j.store.DeleteExpiredSignatures(ctx, now) },
-			} {
-				n, err := del()
-				switch {
-				case err != nil && ctx.Err() == nil:
-					j.log.Warn("delete "+what, logKeyErr, err)
-				case n > 0:
-					j.log.Debug("deleted "+what, "count", n)
-				}
+			// One node at a time does a cluster's chores (a PostgreSQL
+			// advisory lock; with SQLite this is the only server). A node
+			// that finds the lock held skips this round.
+			_, err := j.store.WithClusterLock(ctx, "chores", func(ctx context.Context) error {
+				j.deleteExpired(ctx)
+				return nil
+			})
+			if err != nil && ctx.Err() == nil {
+				j.log.Warn("cluster lock for the chores", logKeyErr, err)
 			}
 			select {
 			case <-ctx.Done():
@@ -172,6 +169,23 @@ func (j *sessionJanitor) Start(context.Context) error {
 		}
 	})
 	return nil
+}
+
+func (j *sessionJanitor) deleteExpired(ctx context.Context) {
+	now := time.Now()
+	for what, del := range map[string]func() (int64, error){
+		"expired sessions":   func() (int64, error) { return j.store.DeleteExpiredSessions(ctx, now) },
+		"unclaimed tokens":   func() (int64, error) { return j.store.DeleteUnclaimedTokens(ctx, now.Add(-web.UnclaimedTokenLifetime)) },
+		"expired signatures": func() (int64, error) { return j.store.DeleteExpiredSignatures(ctx, now) },
+	} {
+		n, err := del()
+		switch {
+		case err != nil && ctx.Err() == nil:
+			j.log.Warn("delete "+what, logKeyErr, err)
+		case n > 0:
+			j.log.Debug("deleted "+what, "count", n)
+		}
+	}
 }
 
 func (j *sessionJanitor) Stop(context.Context) error {

@@ -79,7 +79,7 @@ func TestServeOnPostgres(t *testing.T) {
 		t.Fatalf("keys create on PostgreSQL: %d %s%s", code, out, errOut)
 	}
 	key := strings.TrimSpace(out)
-	a, b := startDais(t, cfgPath), startDais(t, cfgPath)
+	a, b := startDais(t, cfgPath, "DAIS_NODE_NAME=a"), startDais(t, cfgPath, "DAIS_NODE_NAME=b")
 	for _, p := range []*daisProc{a, b} {
 		req, _ := http.NewRequest("GET", p.url("/__api__/v1/user"), nil)
 		req.Header.Set("Authorization", "Key "+key)
@@ -154,7 +154,7 @@ func TestRevocationAcrossServers(t *testing.T) {
 		return out
 	}
 
-	a := startDais(t, cfgPath)
+	a := startDais(t, cfgPath, "DAIS_NODE_NAME=a")
 	guid := must(a, "ada", "POST", "/__api__/v1/content", `{"name": "shared", "access_type": "acl"}`)["guid"].(string)
 	bundle := staticBundle(t, "<h1>shared</h1>\n")
 	bid := must(a, "ada", "POST", "/__api__/v1/content/"+guid+"/bundles", string(bundle))["id"].(string)
@@ -179,7 +179,7 @@ func TestRevocationAcrossServers(t *testing.T) {
 
 	// b starts after the deploy: it serves the content from the shared
 	// data directory.
-	b := startDais(t, cfgPath)
+	b := startDais(t, cfgPath, "DAIS_NODE_NAME=b")
 	page := func() int {
 		t.Helper()
 		req, _ := http.NewRequest("GET", b.url("/content/"+guid+"/"), nil)

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/dais-dev/dais/server/admin"
+	"github.com/dais-dev/dais/server/cluster"
 	"github.com/dais-dev/dais/server/config"
 	"github.com/dais-dev/dais/server/datalock"
 	"github.com/dais-dev/dais/server/store"
@@ -76,6 +77,8 @@ type server struct {
 	web     *web.Server
 	comps   []Component
 	started int // how many comps have started
+	// node is this server as a node of a cluster (PostgreSQL); nil with SQLite.
+	node *cluster.Node
 }
 
 // Run serves until ctx ends (TERM, INT), then stops gracefully and returns
@@ -185,10 +188,33 @@ func Run(ctx context.Context, o Options) (err error) {
 	}
 	stopping, markStopping := context.WithCancel(context.Background())
 	defer markStopping()
-	host, _ := os.Hostname()
+	name := cluster.NodeName(o.Environ)
+	if !isSQLite(s.cfg) {
+		// Several servers may share this PostgreSQL: register as a node
+		// before any work starts, so that a name already in use stops
+		// this start, and heartbeat from then on.
+		s.node = cluster.New(cluster.Options{
+			Store: st, Config: s.cfg, Name: name, Address: cluster.Address(o.Environ, name, ln.Addr()),
+			Version: o.Version, Logger: s.log.With(logKeyComponent, "cluster"), SetUnavailable: s.web.SetUnavailable,
+		})
+		if err := s.node.Register(ctx); err != nil {
+			if errors.Is(err, cluster.ErrNameTaken) {
+				return configErr("%w", err)
+			}
+			return fmt.Errorf("register this node: %w", err)
+		}
+		s.node.Start()
+		defer func() {
+			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if err := s.node.Stop(sctx); err != nil {
+				s.log.Warn("leave the cluster", logKeyErr, err)
+			}
+		}()
+	}
 	s.comps, err = components(Deps{
 		Config: s.cfg, ConfigPath: o.ConfigPath, Store: st, Web: s.web, Logger: s.log,
-		Version: o.Version, Node: host, Stopping: stopping, OnHTTPShutdown: srv.RegisterOnShutdown,
+		Version: o.Version, Node: name, Stopping: stopping, OnHTTPShutdown: srv.RegisterOnShutdown,
 	})
 	if err != nil {
 		return fmt.Errorf("build components: %w", err)
@@ -237,9 +263,15 @@ func (s *server) shutdown(srv *http.Server, markStopping context.CancelFunc) err
 	if err := s.notify.notify("STOPPING=1"); err != nil {
 		s.log.Warn("tell systemd we are stopping", logKeyErr, err)
 	}
-	markStopping()
 	ctx, cancel := context.WithDeadline(context.Background(), deadline)
 	defer cancel()
+	if s.node != nil {
+		// Answer /__ping__ with 503 while still serving, so that load
+		// balancers stop sending requests before the listener closes;
+		// at most half the stop timeout.
+		s.node.Drain(ctx, min(s.cfg.Cluster.DrainDelay.Std(), timeout/2))
+	}
+	markStopping()
 	if err := srv.Shutdown(ctx); err != nil {
 		s.log.Warn("in-flight requests did not finish within Server.StopTimeout; closing their connections", "stop_timeout", timeout.String(), logKeyErr, err)
 		_ = srv.Close()

@@ -122,3 +122,10 @@ func TestOpenPostgresFromConfig(t *testing.T) {
 		t.Fatalf("dialect %q", s.Dialect())
 	}
 }
+
+// Two nodes (two Store instances) on one PostgreSQL: a cluster lock is
+// held by one at a time.
+func TestPostgresClusterLockTwoServers(t *testing.T) {
+	dsn := freshSchema(t)
+	storetest.RunClusterLock(t, openPostgres(t, dsn), openPostgres(t, dsn))
+}

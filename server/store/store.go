@@ -435,6 +435,8 @@ type Store interface {
 	TokenStore
 	// Git-backed content (repositories.go).
 	RepositoryStore
+	// The nodes of a cluster and its locks (nodes.go).
+	NodeStore
 
 	// DatabaseVersion is the schema version the database is at.
 	DatabaseVersion(ctx context.Context) (int64, error)

@@ -52,18 +52,20 @@ type Gate func() (ok bool, reason string)
 // Server is dais's HTTP handler. It is safe for concurrent use; SetConfig
 // and SetGate may be called while it serves.
 type Server struct {
-	mux      *http.ServeMux
-	handler  http.Handler
-	cfg      atomic.Pointer[config.Config]
-	gate     atomic.Pointer[Gate]
-	store    store.Store
-	log      *slog.Logger
-	access   io.Writer
-	version  string
-	registry *prometheus.Registry
-	metrics  *httpMetrics
-	pages    *pages
-	disk     *diskspace.Monitor
+	mux     *http.ServeMux
+	handler http.Handler
+	cfg     atomic.Pointer[config.Config]
+	gate    atomic.Pointer[Gate]
+	// unavailable is why /__ping__ and /__ready__ answer 503 (SetUnavailable).
+	unavailable atomic.Pointer[string]
+	store       store.Store
+	log         *slog.Logger
+	access      io.Writer
+	version     string
+	registry    *prometheus.Registry
+	metrics     *httpMetrics
+	pages       *pages
+	disk        *diskspace.Monitor
 }
 
 // New builds the server with its own routes: pages, /__ping__, /metrics and
@@ -136,6 +138,25 @@ func (s *Server) SetGate(g func() (ok bool, reason string)) {
 	s.gate.Store(&gg)
 }
 
+// SetUnavailable makes /__ping__ and /__ready__ answer 503 with reason
+// (a node draining before it stops, or one that lost its database), so
+// that load balancers send it nothing new; "" lets them answer as usual.
+func (s *Server) SetUnavailable(reason string) {
+	if reason == "" {
+		s.unavailable.Store(nil)
+		return
+	}
+	s.unavailable.Store(&reason)
+}
+
+// Unavailable is the reason SetUnavailable gave, or "".
+func (s *Server) Unavailable() string {
+	if r := s.unavailable.Load(); r != nil {
+		return *r
+	}
+	return ""
+}
+
 // Licensed asks the licensing gate, if any: whether content may be
 // served, and why not.
 func (s *Server) Licensed() (bool, string) {
@@ -201,15 +222,19 @@ func (s *Server) routes() {
 // {"status":"ok"} when dais can do its work; 503 with the status
 // "degraded: data volume full" and the reason when the data volume is
 // below its reserve or a write failed for lack of space in the last
-// minute, or 503 with the licensing gate's reason. /__ping__ stays a
-// liveness check: it answers 200 as long as the server serves.
+// minute, or 503 with the licensing gate's reason; 503 "unavailable" while
+// the node drains or has lost its database (SetUnavailable), as /__ping__
+// does. Otherwise /__ping__ stays a liveness check: it answers 200 as long
+// as the server serves.
 func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
 	body := map[string]any{"status": "ok"}
 	status := http.StatusOK
 	if u, ok := s.disk.Usage(); ok {
 		body["data_volume"] = u
 	}
-	if full, why := s.disk.Degraded(); full {
+	if why := s.Unavailable(); why != "" {
+		status, body["status"], body["error"] = http.StatusServiceUnavailable, "unavailable", why
+	} else if full, why := s.disk.Degraded(); full {
 		status, body["status"], body["error"] = http.StatusServiceUnavailable, diskspace.Degraded, why
 	} else if ok, reason := s.Licensed(); !ok {
 		status, body["status"], body["error"] = http.StatusServiceUnavailable, "degraded: no license", reason
@@ -218,6 +243,10 @@ func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) handlePing(w http.ResponseWriter, r *http.Request) {
+	if why := s.Unavailable(); why != "" {
+		WriteError(w, http.StatusServiceUnavailable, why)
+		return
+	}
 	if ok, reason := s.Licensed(); !ok {
 		WriteError(w, http.StatusPaymentRequired, reason)
 		return

@@ -47,6 +47,7 @@ func Run(t *testing.T, open Opener) {
 		{"ConnectSchedules", testConnectSchedules},
 		{"ClaimScheduleRace", func(t *testing.T, s store.Store) { testClaimRace(t, []store.Store{s, s}) }},
 		{"Jobs", testJobs},
+		{"Nodes", testNodes},
 		{"DeleteCascades", testDeleteCascades},
 		{"Settings", testSettings},
 		{"Misc", testMisc},

@@ -161,6 +161,8 @@ type Options struct {
 	DataVolume string
 	// Binds are extra -v host:container[:ro] mounts.
 	Binds []string
+	// Tmpfs are --tmpfs mounts: path -> options ("" for the defaults).
+	Tmpfs map[string]string
 	// Ports are container ports published on 127.0.0.1 at a free port;
 	// default just 3939. Use []string{} to publish none.
 	Ports []string
@@ -287,6 +289,7 @@ func Run(t testing.TB, o Options) *Container {
 		Privileged:   o.Privileged,
 		SecurityOpt:  o.SecurityOpt,
 		PortBindings: bindings,
+		Tmpfs:        o.Tmpfs,
 	}
 	var nc *network.NetworkingConfig
 	if o.Network != "" {

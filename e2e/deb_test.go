@@ -161,7 +161,9 @@ func TestDebianPackage(t *testing.T) {
 		return sh("DEBIAN_FRONTEND=noninteractive apt-get install -y " + strings.Join(extra, " ") + " /pkg/" + deb + " 2>&1")
 	}
 	active := func() string { return strings.TrimSpace(sh("systemctl is-active dais").Stdout) }
-	show := func(prop string) string { return strings.TrimSpace(must("systemctl show -p " + prop + " --value dais")) }
+	show := func(prop string) string {
+		return strings.TrimSpace(must("systemctl show -p " + prop + " --value dais"))
+	}
 	getBody := func(path string) (int, string) {
 		t.Helper()
 		resp, err := (&http.Client{Timeout: 10 * time.Second}).Get(c.URL(path))

@@ -66,8 +66,19 @@ if [[ -z ${DAIS_TEST_POSTGRES_URL:-} ]]; then
 	DAIS_TEST_POSTGRES_URL="postgres://dais:dais-test@127.0.0.1:$port/dais_test?sslmode=disable"
 fi
 
+# helm: charts/ tests lint and render charts/dais with it. Built from the Go
+# module proxy (about 2 minutes on 2 cores), once: skipped when that version
+# is already installed.
+helm_version=v4.3.2
+helm_bin="$(go env GOPATH)/bin/helm"
+if ! go version -m "$helm_bin" 2>/dev/null | grep -Eq "^[[:space:]]+mod[[:space:]]+helm.sh/helm/v4[[:space:]]+$helm_version[[:space:]]"; then
+	echo "test-env: building helm $helm_version with go install (about 2 minutes)"
+	go install "helm.sh/helm/v4/cmd/helm@$helm_version"
+fi
+
 cat >.tmp/test.env <<ENV
 export DAIS_TEST_POSTGRES_URL='$DAIS_TEST_POSTGRES_URL'
 export DAIS_BIN_DIR='$PWD/bin'
+export DAIS_HELM='$helm_bin'
 ENV
 echo "test-env: ready (PostgreSQL at ${DAIS_TEST_POSTGRES_URL%%@*}@...)"

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"math"
 	"net/http"
 	"regexp"
 	"slices"
@@ -47,7 +48,14 @@ type contentJSON struct {
 	LockedMessage      string  `json:"locked_message"`
 	// OutboundNetwork (dais only): whether the content's processes may
 	// reach the outside; null is the server's Applications.OutboundNetwork.
-	OutboundNetwork  *bool      `json:"outbound_network"`
+	OutboundNetwork *bool `json:"outbound_network"`
+	// Connect's resource fields: bytes and CPUs, null for the server's
+	// [Scheduler] defaults. The limits are enforced (docs/sandbox.md);
+	// the requests are kept for clients and not used.
+	MemoryRequest    *int64     `json:"memory_request"`
+	MemoryLimit      *int64     `json:"memory_limit"`
+	CPURequest       *float64   `json:"cpu_request"`
+	CPULimit         *float64   `json:"cpu_limit"`
 	OwnerGUID        string     `json:"owner_guid"`
 	ContentURL       string     `json:"content_url"`
 	DashboardURL     string     `json:"dashboard_url"`
@@ -156,6 +164,7 @@ func (a *API) contentJSONIn(r *http.Request, c *store.Content, u *store.User, v 
 		RunAs: strPtr(c.RunAs), OwnerGUID: o.GUID, ContentURL: a.contentURL(r, c), DashboardURL: a.dashboardURL(r, c),
 		CreatedTime: c.CreatedAt.UTC(), LastDeployedTime: a.lastDeployed(c), Locked: c.Locked, LockedMessage: c.LockedMessage,
 		OutboundNetwork: c.OutboundNetwork,
+		MemoryRequest:   c.MemoryRequest, MemoryLimit: c.MemoryLimit, CPURequest: c.CPURequest, CPULimit: c.CPULimit,
 	}
 	j.RVersionRequested, j.PyVersionRequested, j.QuartoVersionRequested =
 		strPtr(c.RVersionWanted), strPtr(c.PyVersionWanted), strPtr(c.QuartoVersionWanted)
@@ -212,10 +221,6 @@ var unsupportedFields = map[string]string{
 	"connection_timeout":   "dais's proxy has no connection timeout per content",
 	"read_timeout":         "dais's proxy has no read timeout per content",
 	"load_factor":          "dais starts a new process when the others are full (max_conns_per_process)",
-	"memory_request":       "content limits are not set per content yet",
-	"memory_limit":         "content limits are not set per content yet",
-	"cpu_request":          "content limits are not set per content yet",
-	"cpu_limit":            "content limits are not set per content yet",
 	"amd_gpu_limit":        "dais runs no GPU content",
 	"nvidia_gpu_limit":     "dais runs no GPU content",
 	"service_account_name": "dais runs content on its own host, not on Kubernetes",
@@ -236,6 +241,7 @@ var knownFields = []string{
 	"name", "title", "description", "access_type", "r_version", "py_version", "quarto_version",
 	"min_processes", "max_processes", "max_conns_per_process", "idle_timeout", "init_timeout",
 	"run_as", "locked", "locked_message", "owner_guid", "outbound_network",
+	"memory_request", "memory_limit", "cpu_request", "cpu_limit",
 }
 
 // check refuses the fields dais does not set: read-only ones, the
@@ -359,6 +365,9 @@ func (a *API) apply(ctx context.Context, st settings, c *store.Content, u *store
 			return errStatus(http.StatusForbidden, "only administrators may change outbound_network")
 		}
 		c.OutboundNetwork = v
+	}
+	if err := a.applyResources(st, c); err != nil {
+		return err
 	}
 	if raw, ok := st["owner_guid"]; ok && string(raw) != "null" {
 		var guid string
@@ -554,5 +563,82 @@ func (a *API) deleteContent(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	web.WriteJSON(w, http.StatusOK, struct{}{})
+	return nil
+}
+
+// applyResources sets Connect's memory and CPU fields: a limit within the
+// server's maximum ([Scheduler] MaxMemoryLimit, MaxCPULimit), a request no
+// larger than its limit; null is the server's default.
+func (a *API) applyResources(st settings, c *store.Content) error {
+	sched := a.web.Config().Scheduler
+	bytes := func(key string, dst **int64, max int64) error {
+		raw, ok := st[key]
+		if !ok {
+			return nil
+		}
+		if string(raw) == "null" {
+			*dst = nil
+			return nil
+		}
+		var v float64 // clients may send 1.073741824e+09
+		if err := json.Unmarshal(raw, &v); err != nil || v < 0 || v != float64(int64(v)) {
+			return errStatus(http.StatusBadRequest, key+" must be a whole number of bytes, or null for the server default")
+		}
+		n := int64(v)
+		if n == 0 {
+			*dst = nil
+			return nil
+		}
+		if n < config.MinMemoryLimit {
+			return errStatus(http.StatusBadRequest, fmt.Sprintf("%s must be at least %d bytes (16 MiB), or 0 or null for the server default", key, config.MinMemoryLimit))
+		}
+		if max > 0 && n > max {
+			return errStatus(http.StatusBadRequest, fmt.Sprintf("%s %d is over the server's maximum of %d bytes (Scheduler.MaxMemoryLimit)", key, n, max))
+		}
+		*dst = &n
+		return nil
+	}
+	cpus := func(key string, dst **float64, max float64) error {
+		raw, ok := st[key]
+		if !ok {
+			return nil
+		}
+		if string(raw) == "null" {
+			*dst = nil
+			return nil
+		}
+		var v float64
+		if err := json.Unmarshal(raw, &v); err != nil || v < 0 || math.IsInf(v, 0) {
+			return errStatus(http.StatusBadRequest, key+" must be a number of CPUs (0.5 is half of one), or null for the server default")
+		}
+		if v == 0 {
+			*dst = nil
+			return nil
+		}
+		if v < 0.01 {
+			return errStatus(http.StatusBadRequest, key+" must be at least 0.01 CPUs, or 0 or null for the server default")
+		}
+		if max > 0 && v > max {
+			return errStatus(http.StatusBadRequest, fmt.Sprintf("%s %g is over the server's maximum of %g CPUs (Scheduler.MaxCPULimit)", key, v, max))
+		}
+		*dst = &v
+		return nil
+	}
+	for _, f := range []func() error{
+		func() error { return bytes("memory_limit", &c.MemoryLimit, sched.MaxMemoryLimit) },
+		func() error { return bytes("memory_request", &c.MemoryRequest, sched.MaxMemoryLimit) },
+		func() error { return cpus("cpu_limit", &c.CPULimit, sched.MaxCPULimit) },
+		func() error { return cpus("cpu_request", &c.CPURequest, sched.MaxCPULimit) },
+	} {
+		if err := f(); err != nil {
+			return err
+		}
+	}
+	if c.MemoryRequest != nil && c.MemoryLimit != nil && *c.MemoryRequest > *c.MemoryLimit {
+		return errStatus(http.StatusBadRequest, "memory_request must not exceed memory_limit")
+	}
+	if c.CPURequest != nil && c.CPULimit != nil && *c.CPURequest > *c.CPULimit {
+		return errStatus(http.StatusBadRequest, "cpu_request must not exceed cpu_limit")
+	}
 	return nil
 }

@@ -189,6 +189,17 @@ type Scheduler struct {
 	IdleTimeout Duration
 	// InitTimeout for a new process to accept connections. Default 60s.
 	InitTimeout Duration
+	// MemoryLimit is the memory, in bytes, each content process may use
+	// when its content sets no memory_limit; 0 (default): no limit.
+	MemoryLimit int64
+	// MaxMemoryLimit is the most a content's memory_limit may ask; 0: no
+	// maximum.
+	MaxMemoryLimit int64
+	// CPULimit is the CPUs each content process may use when its content
+	// sets no cpu_limit; 0 (default): no limit.
+	CPULimit float64
+	// MaxCPULimit is the most a content's cpu_limit may ask; 0: no maximum.
+	MaxCPULimit float64
 }
 
 // Sandbox is the [Sandbox] section (dais only; Posit Connect has none).
@@ -200,7 +211,29 @@ type Sandbox struct {
 	// connect to: ports and ranges, "1-1023,5432". Default
 	// sandbox.DefaultConnectPorts.
 	LandlockConnectPorts string
+	// ProcessLimit is the most processes (threads included) one content
+	// process may have running with its children. Default
+	// DefaultProcessLimit. dais only.
+	ProcessLimit int
+	// TmpSize bounds each content process's private /tmp, in bytes.
+	// Default DefaultTmpSize. dais only.
+	TmpSize int64
 }
+
+// DefaultProcessLimit is Sandbox.ProcessLimit's default: room for a
+// multi-worker app and its compilers, far from a fork bomb's thousands.
+const DefaultProcessLimit = 512
+
+// MinProcessLimit is the smallest Sandbox.ProcessLimit: an R or Python
+// app's own threads need a few dozen.
+const MinProcessLimit = 32
+
+// MinMemoryLimit is the smallest memory limit a server or content may set,
+// 16 MiB: below it no R or Python process starts.
+const MinMemoryLimit int64 = 16 << 20
+
+// DefaultTmpSize is Sandbox.TmpSize's default, 1 GiB.
+const DefaultTmpSize int64 = 1 << 30
 
 // Logging is the [Logging] section. Reloadable.
 type Logging struct {
@@ -258,7 +291,7 @@ func Defaults() *Config {
 			IdleTimeout:  Duration(120 * time.Second),
 			InitTimeout:  Duration(60 * time.Second),
 		},
-		Sandbox: Sandbox{Mode: "auto", LandlockConnectPorts: DefaultLandlockConnectPorts},
+		Sandbox: Sandbox{Mode: "auto", LandlockConnectPorts: DefaultLandlockConnectPorts, ProcessLimit: DefaultProcessLimit, TmpSize: DefaultTmpSize},
 		Git:     Git{Executable: "git", PollingFrequency: Duration(15 * time.Minute), CommandTimeout: Duration(5 * time.Minute), MaxConcurrentChecks: 2},
 		Logging: Logging{ServiceLogLevel: "INFO", ServiceLogFormat: "TEXT", AccessLog: true},
 	}

@@ -18,6 +18,7 @@ const (
 	TypeInt      Type = "integer"
 	TypeDuration Type = "duration"
 	TypeList     Type = "list of strings"
+	TypeNumber   Type = "number"
 )
 
 // Key describes one configuration key. The Keys table drives loading
@@ -149,6 +150,17 @@ var Keys = []Key{
 		Doc: "How long an idle process above `MinProcesses` lives before it is stopped."},
 	{Section: "Scheduler", Name: "InitTimeout", Type: TypeDuration, Reloadable: true,
 		Doc: "How long a new process has to accept connections before it counts as failed."},
+	{Section: "Scheduler", Name: "MemoryLimit", Type: TypeInt, Reloadable: true,
+		Doc: "Memory, in bytes, each process of a content may use when the content sets no `memory_limit`; `0`: no limit. " +
+			"A process over it is killed, and its log and the server's say so (`killed: over its 256 MB memory limit`). " +
+			"Enforced by a memory cgroup; see `dais sandbox selftest` for what is in force. Applies to processes started after a reload."},
+	{Section: "Scheduler", Name: "MaxMemoryLimit", Type: TypeInt, Reloadable: true,
+		Doc: "Most a content's `memory_limit` may ask, in bytes; `0`: no maximum. The API refuses more with 400, naming it."},
+	{Section: "Scheduler", Name: "CPULimit", Type: TypeNumber, Reloadable: true,
+		Doc: "CPUs each process of a content may use when the content sets no `cpu_limit` (`0.5` is half a CPU); `0`: no limit. " +
+			"Enforced by a CPU cgroup's quota where one is in force."},
+	{Section: "Scheduler", Name: "MaxCPULimit", Type: TypeNumber, Reloadable: true,
+		Doc: "Most a content's `cpu_limit` may ask, in CPUs; `0`: no maximum."},
 	{Section: "Sandbox", Name: "Mode", Type: TypeString,
 		Doc: "How content processes are sandboxed (dais only): `namespaces` (mount, user and PID namespaces; needs CAP_SYS_ADMIN, " +
 			"`--cap-add SYS_ADMIN` in Docker), `landlock` (Landlock rulesets, no privilege needed; Linux 6.12 or later), " +
@@ -157,6 +169,13 @@ var Keys = []Key{
 		Doc: "TCP ports that content may connect to in Landlock mode, as ports and ranges (`1-1023,5432`). " +
 			"It must leave out the kernel's ephemeral range (`net.ipv4.ip_local_port_range`), where content ports are allocated, " +
 			"so that content cannot reach another content's process. Each port costs a little at every process start."},
+	{Section: "Sandbox", Name: "ProcessLimit", Type: TypeInt, Reloadable: true,
+		Doc: "Most processes and threads one content process may have with all its children (dais only): a fork bomb stops there " +
+			"while the server and other content go on. Enforced by a pids cgroup; without one (no CAP_SYS_ADMIN), by RLIMIT_NPROC, " +
+			"which counts every process of the user content runs as. Applies to processes started after a reload."},
+	{Section: "Sandbox", Name: "TmpSize", Type: TypeInt, Reloadable: true,
+		Doc: "Size, in bytes, of each content process's private /tmp (a tmpfs, in memory, counted in its memory limit) " +
+			"in namespaces mode (dais only). Landlock mode's private TMPDIR is a directory under the container's /tmp."},
 	{Section: "Git", Name: "Executable", Type: TypeString, Reloadable: true,
 		Doc: "The git program that clones and polls git-backed content (the image has Debian's `git`)."},
 	{Section: "Git", Name: "PollingFrequency", Type: TypeDuration, Reloadable: true,
@@ -224,6 +243,8 @@ func formatValue(v reflect.Value) string {
 		return strconv.Itoa(x)
 	case int64:
 		return strconv.FormatInt(x, 10)
+	case float64:
+		return strconv.FormatFloat(x, 'g', -1, 64)
 	case Duration:
 		return formatDuration(x.Std())
 	case []string:

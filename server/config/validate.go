@@ -173,6 +173,28 @@ func validate(c *Config, origins map[string]string) (problems, warnings []string
 	if s.InitTimeout.Std() < minTimeout {
 		bad("Scheduler.InitTimeout", s.InitTimeout, "must be at least 1s; write a unit, like 60s (a bare number is nanoseconds)")
 	}
+	if s.MemoryLimit < 0 || (s.MemoryLimit > 0 && s.MemoryLimit < MinMemoryLimit) {
+		bad("Scheduler.MemoryLimit", s.MemoryLimit, "must be 0 (no limit) or at least %d bytes (16 MiB), like 1073741824 for 1 GiB", MinMemoryLimit)
+	}
+	if s.MaxMemoryLimit < 0 {
+		bad("Scheduler.MaxMemoryLimit", s.MaxMemoryLimit, "must be 0 (no maximum) or more")
+	} else if s.MaxMemoryLimit > 0 && s.MemoryLimit > s.MaxMemoryLimit {
+		bad("Scheduler.MemoryLimit", s.MemoryLimit, "must not exceed Scheduler.MaxMemoryLimit = %d (%s)", s.MaxMemoryLimit, where(origins, "Scheduler.MaxMemoryLimit"))
+	}
+	if s.CPULimit < 0 || s.CPULimit != s.CPULimit {
+		bad("Scheduler.CPULimit", s.CPULimit, "must be 0 (no limit) or a number of CPUs, like 0.5")
+	}
+	if s.MaxCPULimit < 0 || s.MaxCPULimit != s.MaxCPULimit {
+		bad("Scheduler.MaxCPULimit", s.MaxCPULimit, "must be 0 (no maximum) or a number of CPUs, like 2")
+	} else if s.MaxCPULimit > 0 && s.CPULimit > s.MaxCPULimit {
+		bad("Scheduler.CPULimit", s.CPULimit, "must not exceed Scheduler.MaxCPULimit = %g (%s)", s.MaxCPULimit, where(origins, "Scheduler.MaxCPULimit"))
+	}
+	if c.Sandbox.ProcessLimit < MinProcessLimit {
+		bad("Sandbox.ProcessLimit", c.Sandbox.ProcessLimit, "must be at least %d, like %d", MinProcessLimit, DefaultProcessLimit)
+	}
+	if c.Sandbox.TmpSize < 1<<20 {
+		bad("Sandbox.TmpSize", c.Sandbox.TmpSize, "must be at least 1048576 bytes (1 MiB), like %d for 1 GiB", DefaultTmpSize)
+	}
 
 	if c.Logging.ServiceLogLevel != "" && strings.EqualFold(c.Logging.ServiceLogLevel, "WARNING") {
 		c.Logging.ServiceLogLevel = "WARN"

@@ -2,6 +2,8 @@ package deploy_test
 
 import (
 	"bytes"
+	"fmt"
+	"github.com/dais-dev/dais/server/store"
 	"os"
 	"path/filepath"
 	"strings"
@@ -204,6 +206,7 @@ func TestLockedContent(t *testing.T) {
 // names it; a refused request changes nothing.
 func TestContentPatchFields(t *testing.T) {
 	f := newFixture(t, deploy.Options{})
+	f.cfg.Scheduler.MaxMemoryLimit, f.cfg.Scheduler.MaxCPULimit = 1<<30, 2
 	var c struct {
 		GUID string `json:"guid"`
 	}
@@ -233,6 +236,16 @@ func TestContentPatchFields(t *testing.T) {
 		{"outbound network off by an administrator", "admin1", `{"outbound_network":false}`, 200, `"outbound_network":false`},
 		{"outbound network unchanged by a publisher", "pub1", `{"outbound_network":false,"title":"same"}`, 200, `"outbound_network":false`},
 		{"outbound network back to the default", "admin1", `{"outbound_network":null}`, 200, `"outbound_network":null`},
+		{"limits shown as the server default", "pub1", `{}`, 200, `"memory_limit":null`},
+		{"memory and cpu limits", "pub1", `{"memory_limit":268435456,"cpu_limit":0.5,"memory_request":134217728,"cpu_request":0.25}`, 200,
+			`"memory_request":134217728,"memory_limit":268435456,"cpu_request":0.25,"cpu_limit":0.5`},
+		{"memory limit in a float's notation", "pub1", `{"memory_limit":5.36870912e+08}`, 200, `"memory_limit":536870912`},
+		{"memory limit over the maximum", "pub1", `{"memory_limit":2147483648}`, 400, "memory_limit 2147483648 is over the server's maximum of 1073741824 bytes"},
+		{"memory limit too small", "pub1", `{"memory_limit":1000}`, 400, "memory_limit must be at least"},
+		{"memory limit not whole", "pub1", `{"memory_limit":"1G"}`, 400, "memory_limit must be a whole number of bytes"},
+		{"cpu limit over the maximum", "pub1", `{"cpu_limit":4}`, 400, "cpu_limit 4 is over the server's maximum of 2 CPUs"},
+		{"cpu request over its limit", "pub1", `{"cpu_request":1}`, 400, "cpu_request must not exceed cpu_limit"},
+		{"limits back to the default", "pub1", `{"memory_limit":null,"memory_request":0,"cpu_limit":null,"cpu_request":null}`, 200, `"memory_request":null,"memory_limit":null`},
 		{"owner by a publisher", "pub1", `{"owner_guid":"` + f.users["pub2"].GUID + `"}`, 403, "only administrators may change the owner"},
 		{"owner unknown", "admin1", `{"owner_guid":"nope"}`, 400, "owner_guid: no user"},
 		{"owner a viewer", "admin1", `{"owner_guid":"` + f.users["viewer1"].GUID + `"}`, 400, "is a viewer"},
@@ -251,7 +264,8 @@ func TestContentPatchFields(t *testing.T) {
 				after := *f.mustContent(t, c.GUID)
 				after.UpdatedAt = before.UpdatedAt
 				if after.Title != before.Title || after.OwnerID != before.OwnerID || after.RunAs != before.RunAs || after.Locked != before.Locked ||
-					(after.OutboundNetwork == nil) != (before.OutboundNetwork == nil) {
+					(after.OutboundNetwork == nil) != (before.OutboundNetwork == nil) ||
+					resources(after) != resources(before) {
 					t.Errorf("a refused PATCH changed the content: %+v -> %+v", before, after)
 				}
 			}
@@ -268,6 +282,24 @@ func TestContentPatchFields(t *testing.T) {
 }
 
 const timeout = 30 * time.Second
+
+// resources shows c's memory and CPU fields by value.
+func resources(c store.Content) string {
+	v := func(p any) string {
+		switch x := p.(type) {
+		case *int64:
+			if x != nil {
+				return fmt.Sprint(*x)
+			}
+		case *float64:
+			if x != nil {
+				return fmt.Sprint(*x)
+			}
+		}
+		return "null"
+	}
+	return v(c.MemoryRequest) + " " + v(c.MemoryLimit) + " " + v(c.CPURequest) + " " + v(c.CPULimit)
+}
 
 var timeNow = time.Now
 

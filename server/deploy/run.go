@@ -81,6 +81,7 @@ func (s *Service) sandboxOptions(c *store.Content, p *prepared, rw []string) san
 	if fi, err := os.Stat(p.env); err == nil && fi.IsDir() && !slices.Contains(rw, p.env) {
 		o.ReadOnly = append(o.ReadOnly, p.env)
 	}
+	s.resourceLimits(c, &o)
 	return o
 }
 

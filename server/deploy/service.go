@@ -178,6 +178,8 @@ func New(o Options) (*Service, error) {
 		s.log.Info("content processes start in "+string(mode)+" sandboxes built by "+path+" ("+why+")",
 			"sandbox_exec", path, "sandbox_mode", string(mode), "reason", why)
 		s.logNetwork(cfg.Applications.OutboundNetwork)
+		s.log.Info("content process limits: "+sandbox.LimitsInForce(), "process_limit", cfg.Sandbox.ProcessLimit,
+			"memory_limit", cfg.Scheduler.MemoryLimit, "cpu_limit", cfg.Scheduler.CPULimit)
 		log := s.log
 		sandbox.OnCommand = func(spec *specs.Spec) {
 			if log.Enabled(context.Background(), slog.LevelDebug) {
@@ -451,6 +453,21 @@ func (s *Service) logNetwork(outbound bool) {
 
 // network is what a content's processes may reach: its outbound_network,
 // else Applications.OutboundNetwork.
+// resourceLimits sets o's resource limits: the content's memory_limit and
+// cpu_limit over the [Scheduler] defaults, [Sandbox] ProcessLimit and
+// TmpSize.
+func (s *Service) resourceLimits(c *store.Content, o *sandbox.Options) {
+	cfg := s.o.Config()
+	o.MemoryLimit, o.CPULimit = cfg.Scheduler.MemoryLimit, cfg.Scheduler.CPULimit
+	if c.MemoryLimit != nil {
+		o.MemoryLimit = *c.MemoryLimit
+	}
+	if c.CPULimit != nil {
+		o.CPULimit = *c.CPULimit
+	}
+	o.ProcessLimit, o.TmpSize = cfg.Sandbox.ProcessLimit, cfg.Sandbox.TmpSize
+}
+
 func (s *Service) network(c *store.Content) sandbox.Network {
 	on := s.o.Config().Applications.OutboundNetwork
 	if c.OutboundNetwork != nil {

@@ -2,6 +2,7 @@ package process
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -33,16 +34,29 @@ func SandboxLauncher(daisPath string, build func(port int) (sandbox.Options, err
 		if err := cmd.Start(); err != nil {
 			return nil, err
 		}
-		return sandboxProcess{cmd, port}, nil
+		return sandboxProcess{cmd, port, log}, nil
 	}
 }
 
 type sandboxProcess struct {
 	c    *sandbox.Cmd
 	port int
+	log  io.Writer
 }
 
-func (s sandboxProcess) Wait() error                { return s.c.Wait() }
+// Wait waits for the sandbox; when dais knows why it ended (its memory
+// limit), the error says so and the process log gets the line.
+func (s sandboxProcess) Wait() error {
+	err := s.c.Wait()
+	if r := s.c.ExitReason(); r != "" {
+		if s.log != nil {
+			fmt.Fprintf(s.log, "dais: %s\n", r)
+		}
+		return fmt.Errorf("%s (%v)", r, err)
+	}
+	return err
+}
+
 func (s sandboxProcess) Signal(sig os.Signal) error { return s.c.Signal(sig) }
 
 // Dial reaches the port inside the sandbox's network namespace (namespaces

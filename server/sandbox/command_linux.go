@@ -79,6 +79,14 @@ type Cmd struct {
 	contentExited bool
 	passFiles     []*os.File
 
+	// Limits (cgroup_linux.go): the sandbox's cgroup when limits are set
+	// and cgroups are in force, made by Start and removed by Wait; reason
+	// says why the sandbox ended when dais knows ("killed: over its 256 MB
+	// memory limit").
+	lim    limits
+	cg     *cgroup
+	reason string
+
 	// Set when a pre-started sandbox-exec runs this Cmd: Wait is ours.
 	warm    bool
 	exited  chan struct{}
@@ -143,7 +151,7 @@ func Command(ctx context.Context, daisPath string, spec *specs.Spec) (*Cmd, erro
 			return nil, fmt.Errorf("sandbox: namespace %q is not supported", ns.Type)
 		}
 	}
-	c := &Cmd{ctx: ctx, wire: b, attr: attr, ready: make(chan struct{})}
+	c := &Cmd{ctx: ctx, wire: b, attr: attr, ready: make(chan struct{}), lim: specLimits(spec)}
 	if specMode(spec) == ModeLandlock {
 		if attr.Cloneflags != 0 {
 			return nil, errors.New("sandbox: a Landlock spec has no namespace")
@@ -258,15 +266,34 @@ func (c *Cmd) start() error {
 		close(c.ready)
 		return err
 	}
+	if c.lim.any() && HaveLimitCgroups() {
+		cg, err := newCgroup(c.lim)
+		if err != nil {
+			close(c.ready)
+			return err
+		}
+		c.cg = cg
+	}
 	if !c.Cold && len(c.wire) <= maxWarmSpec {
 		defer refill(c.key, c.attr, c.extraFiles())
 		for w := takeWarm(c.key); w != nil; w = takeWarm(c.key) {
+			// Into the cgroup before the spec is sent: the content and all
+			// it starts are born inside.
+			if c.cg != nil && c.cg.add(w.proc.Pid) != nil {
+				w.release()
+				continue
+			}
 			if c.startWarm(w) {
 				return nil
 			}
 		}
 	}
-	return c.startCold()
+	err := c.startCold()
+	if err != nil && c.cg != nil {
+		c.cg.remove()
+		c.cg = nil
+	}
+	return err
 }
 
 func (c *Cmd) startCold() error {
@@ -295,9 +322,24 @@ func (c *Cmd) startCold() error {
 		close(c.ready)
 		return fmt.Errorf("sandbox: start %s sandbox-exec: %w%s", c.Path, err, startHint(err))
 	}
+	if c.cg != nil {
+		// A cold sandbox-exec is moved right after its exec, while its Go
+		// runtime starts (milliseconds before it forks the content).
+		if err := c.cg.add(c.Process.Pid); err != nil {
+			syscall.Kill(-c.Process.Pid, syscall.SIGKILL)
+			c.Cmd.Wait()
+			errR.Close()
+			close(c.ready)
+			return err
+		}
+	}
 	go c.readSetup()
 	return nil
 }
+
+// ExitReason says why the sandbox ended when dais knows, after Wait: its
+// memory limit ("killed: over its 256 MB memory limit"), or "" otherwise.
+func (c *Cmd) ExitReason() string { return c.reason }
 
 // extraFiles are the descriptors sandbox-exec gets after the alive pipe:
 // in Landlock mode the connect ruleset, as fd 6; for the outbound helper
@@ -484,6 +526,14 @@ func (c *Cmd) Wait() error {
 	<-c.ready
 	if c.tmpDir != "" {
 		os.RemoveAll(c.tmpDir)
+	}
+	if c.cg != nil {
+		if c.cg.oomKills() > 0 {
+			c.reason = "killed: over its " + FormatBytes(c.lim.memory) + " memory limit"
+		} else if n := c.cg.pidsRefused(); n > 0 && err != nil {
+			c.reason = fmt.Sprintf("ended after its process limit of %d refused %d new processes", c.lim.pids, n)
+		}
+		c.cg.remove()
 	}
 	if len(c.setupErr) > 0 {
 		step, msg, _ := strings.Cut(string(c.setupErr), "\x00")

@@ -66,3 +66,12 @@ func (c *Cmd) DialContext(ctx context.Context, network, addr string) (net.Conn, 
 
 // PrepareOutbound fails off Linux.
 func PrepareOutbound() (string, error) { return "", ErrUnsupported }
+
+// LimitsInForce says how limits are enforced: not at all off Linux.
+func LimitsInForce() string { return "none (not Linux)" }
+
+// HaveLimitCgroups is false off Linux.
+func HaveLimitCgroups() bool { return false }
+
+// ExitReason is empty off Linux.
+func (c *Cmd) ExitReason() string { return "" }

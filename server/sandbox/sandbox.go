@@ -83,6 +83,15 @@ type Options struct {
 	// TmpSize bounds the private /tmp, in bytes. Default 0: tmpfs's default
 	// (half of RAM).
 	TmpSize int64
+	// MemoryLimit is the memory, in bytes, the sandbox's processes may use
+	// together; over it the kernel kills one and Cmd.ExitReason says so.
+	// CPULimit is the CPUs they may use (0.5: half of one). ProcessLimit is
+	// the most processes and threads they may have. 0: unlimited. Enforced
+	// with cgroups where the server can make them (LimitsInForce), else
+	// with RLIMIT_DATA and RLIMIT_NPROC (no CPU limit).
+	MemoryLimit  int64
+	CPULimit     float64
+	ProcessLimit int
 	// NoUserNamespace leaves out the user namespace (then mounts are made as
 	// the real root). Default false: a user namespace with an identity
 	// mapping of the server's own ids.
@@ -183,8 +192,13 @@ func Spec(o Options) (*specs.Spec, error) {
 		},
 	}
 	if o.Mode == ModeLandlock {
-		return landlockSpec(o, s, runAs)
+		s, err := landlockSpec(o, s, runAs)
+		if err == nil {
+			withLimits(o, s)
+		}
+		return s, err
 	}
+	defer withLimits(o, s)
 	if !o.NoUserNamespace {
 		s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: specs.UserNamespace})
 		s.Linux.UIDMappings = identityMap("/proc/self/uid_map")

@@ -230,7 +230,7 @@ func TestSelfTest(t *testing.T) {
 		"CapEff is 0", "CapPrm is 0", "CapBnd is 0", "CapAmb is 0", "CapInh is 0", "NoNewPrivs is 1",
 		"env " + selftestSecretEnv + " absent", "no inherited fds", "signal the server", "ptrace the server",
 		"host: the sandbox's mounts are not visible outside", "host: /tmp marker not in the host's /tmp",
-		"host: the work dir write is visible outside", "setup error names the step",
+		"host: the work dir write is visible outside", "setup error names the step", "a fork bomb stops at the process limit",
 	}
 	modes := []struct {
 		name           string

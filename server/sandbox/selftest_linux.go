@@ -378,6 +378,10 @@ func SelfTest(ctx context.Context, o SelfTestOptions, w io.Writer) error {
 		report(what, parentDeath(ctx, o.DaisPath, pd, probe))
 	}
 
+	// A fork bomb stops at the process limit.
+	fmt.Fprintln(w, "note limits: "+LimitsInForce())
+	report("a fork bomb stops at the process limit", processLimitHolds(ctx, o.ExecPath, opts(codeA, workA, 0)))
+
 	// A sandbox that cannot be built says which step failed.
 	bad := opts(codeA, workA, 0)
 	bad.Args = []string{"/nonexistent/program"}
@@ -834,4 +838,30 @@ func helperPids(path string) []int {
 		}
 	}
 	return out
+}
+
+// processLimitHolds runs a shell that starts 200 sleeping children under a
+// process limit of 60 and checks that the shell was refused a fork.
+func processLimitHolds(ctx context.Context, dais string, o Options) error {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	o.ProcessLimit = 60
+	o.Args = []string{"/bin/sh", "-c", `i=0; while [ $i -lt 200 ]; do sleep 3 & i=$((i+1)); done; echo started; kill $(jobs -p) 2>/dev/null; wait`}
+	spec, err := Spec(o)
+	if err != nil {
+		return err
+	}
+	cmd, err := Command(ctx, dais, spec)
+	if err != nil {
+		return err
+	}
+	out, _ := cmd.CombinedOutput()
+	// The shell says "Cannot fork"; in rlimit mode, where RLIMIT_NPROC
+	// counts every process and thread of the user, the refusal may come
+	// first to the sandbox's own init ("pthread_create failed: Resource
+	// temporarily unavailable").
+	if !strings.Contains(string(out), "fork") && !strings.Contains(string(out), "Resource temporarily unavailable") {
+		return fmt.Errorf("200 children started under a process limit of 60: %.300s", out)
+	}
+	return nil
 }

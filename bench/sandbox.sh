@@ -5,6 +5,7 @@
 # the same namespaces, masks and binds, in the same run. Needs root and bwrap
 # (Debian: bubblewrap). Bounded: about 200 spawns + 3 s per peer.
 # Env: SANDBOX_BENCH_N (default 200), SANDBOX_BENCH_RUN_AS (default nobody).
+# Arguments go to the benchmark: e.g. -only 'pre-started' -outbound=false.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p bench/results
@@ -28,4 +29,6 @@ args=(-n "${SANDBOX_BENCH_N:-200}" -run-as "${SANDBOX_BENCH_RUN_AS:-nobody}" -he
 # The binaries must be readable by the content user: nothing else needed,
 # /bin/true is what runs inside.
 chmod 755 "$tmp" "$tmp"/*
-timeout 600 "$tmp/sandbox-bench" "${args[@]}" | tee bench/results/sandbox.txt
+echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)" | tee bench/results/sandbox.txt
+timeout 600 "$tmp/sandbox-bench" "${args[@]}" "$@" | tee -a bench/results/sandbox.txt
+echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a bench/results/sandbox.txt

@@ -8,12 +8,16 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -34,23 +38,32 @@ func main() {
 	helper := flag.String("helper", "", "path of dais-sandbox-exec, the program the server runs (pre-started and cold)")
 	runAs := flag.String("run-as", "nobody", "user the content runs as")
 	outbound := flag.Bool("outbound", true, "also measure the pre-started helper with outbound network (slirp4netns attached to each sandbox)")
+	only := flag.String("only", "", "measure only the peers whose name matches this regular expression (bwrap, the reference, always)")
 	flag.Parse()
+	onlyRE, err := regexp.Compile(*only)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "sandbox-bench: -only:", err)
+		os.Exit(2)
+	}
 	if os.Geteuid() != 0 {
 		fmt.Fprintln(os.Stderr, "sandbox-bench: run as root (mounts and namespaces)")
 		os.Exit(2)
 	}
-	if err := run(*n, *dur, *workers, *dais, *helper, *runAs, *outbound, os.Stdout); err != nil {
+	if err := run(*n, *dur, *workers, *dais, *helper, *runAs, *outbound, onlyRE, os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "sandbox-bench:", err)
 		os.Exit(1)
 	}
 }
+
+// bwrapName is the reference peer's name.
+const bwrapName = "bwrap (bubblewrap)"
 
 type peer struct {
 	name  string
 	spawn func() error
 }
 
-func run(n int, dur time.Duration, workers int, daisPath, helperPath, runAs string, outbound bool, w io.Writer) error {
+func run(n int, dur time.Duration, workers int, daisPath, helperPath, runAs string, outbound bool, only *regexp.Regexp, w io.Writer) error {
 	base, err := os.MkdirTemp("/var/lib", "dais-sandbox-bench-")
 	if err != nil {
 		return err
@@ -79,6 +92,18 @@ func run(n int, dur time.Duration, workers int, daisPath, helperPath, runAs stri
 			return fmt.Errorf("outbound network (or run with -outbound=false): %w", err)
 		}
 	}
+	// Landlock mode ([Sandbox] Mode = landlock): the same directories as
+	// rules instead of mounts, no namespace. Each start needs its own
+	// private TMPDIR name (the server builds a spec per start); the rest of
+	// the spec is shared, as for the namespaces peers.
+	lo := o
+	lo.Mode = sandbox.ModeLandlock
+	llSpec, err := sandbox.Spec(lo)
+	if err != nil {
+		return err
+	}
+	abi, abiErr := sandbox.LandlockABI()
+	landlock := abiErr == nil && abi >= sandbox.LandlockMinABI
 	self, _ := os.Executable()
 	// cold: a new sandbox-exec for every start; otherwise the server's way,
 	// handing the spec to a pre-started one (and starting the next).
@@ -110,7 +135,7 @@ func run(n int, dur time.Duration, workers int, daisPath, helperPath, runAs stri
 	peers := []peer{
 		{"plain fork+exec (no sandbox)", func() error { return exec.Command("/bin/true").Run() }},
 		{"plain fork+exec of a Go binary", func() error { return exec.Command(self, "noop").Run() }},
-		{"bwrap (bubblewrap)", func() error {
+		{bwrapName, func() error {
 			c := exec.Command(bwrap, bargs...)
 			c.Env = []string{}
 			if out, err := c.CombinedOutput(); err != nil {
@@ -127,9 +152,27 @@ func run(n int, dur time.Duration, workers int, daisPath, helperPath, runAs stri
 			peers = append(peers, peer{"dais, pre-started helper, outbound network (slirp4netns)", daisSpawnSpec(helperPath, false, outSpec)})
 		}
 	}
+	if helperPath != "" && landlock {
+		llSpawn := func(cold bool) func() error {
+			return func() error {
+				s, err := withNewTmpDir(llSpec)
+				if err != nil {
+					return err
+				}
+				return daisSpawnSpec(helperPath, cold, s)()
+			}
+		}
+		peers = append(peers,
+			peer{"dais Landlock, pre-started helper", llSpawn(false)},
+			peer{"dais Landlock, cold helper", llSpawn(true)})
+	} else if helperPath != "" {
+		fmt.Fprintf(w, "note: Landlock mode not measured: %v (ABI %d, dais needs %d)\n", abiErr, abi, sandbox.LandlockMinABI)
+	}
 	if daisPath != "" {
 		peers = append(peers, peer{"dais, cold re-exec of dais", daisSpawn(daisPath, true)})
 	}
+	peers = slices.DeleteFunc(peers, func(p peer) bool { return p.name != bwrapName && !only.MatchString(p.name) })
+	ref := slices.IndexFunc(peers, func(p peer) bool { return p.name == bwrapName })
 	type result struct {
 		p50, p99 time.Duration
 		perSec   float64
@@ -181,12 +224,42 @@ func run(n int, dur time.Duration, workers int, daisPath, helperPath, runAs stri
 		wg.Wait()
 		res[i].perSec = float64(count.Load()) / dur.Seconds()
 	}
-	ref := res[2] // bwrap
+	reference := res[ref]
 	fmt.Fprintf(w, "sandbox spawn of /bin/true: %d runs each, throughput with %d workers for %v (host load matters: compare ratios)\n", n, workers, dur)
-	fmt.Fprintf(w, "%-32s %10s %10s %10s %12s %10s %7s\n", "peer", "p50", "p99", "p50/bwrap", "starts/s", "vs bwrap", "failed")
+	fmt.Fprintf(w, "%-40s %10s %10s %10s %12s %10s %7s\n", "peer", "p50", "p99", "p50/bwrap", "starts/s", "vs bwrap", "failed")
 	for i, p := range peers {
-		fmt.Fprintf(w, "%-32s %10s %10s %10.2f %12.1f %10.2f %7d\n", p.name, res[i].p50.Round(10*time.Microsecond), res[i].p99.Round(10*time.Microsecond),
-			float64(res[i].p50)/float64(ref.p50), res[i].perSec, res[i].perSec/ref.perSec, res[i].failed)
+		fmt.Fprintf(w, "%-40s %10s %10s %10.2f %12.1f %10.2f %7d\n", p.name, res[i].p50.Round(10*time.Microsecond), res[i].p99.Round(10*time.Microsecond),
+			float64(res[i].p50)/float64(reference.p50), res[i].perSec, res[i].perSec/reference.perSec, res[i].failed)
 	}
 	return nil
+}
+
+// withNewTmpDir is a Landlock spec with a private TMPDIR of its own: a new
+// name in the annotation, the rule and the environment (two sandboxes of
+// one spec may not run at once, and the server builds one per start).
+func withNewTmpDir(s *specs.Spec) (*specs.Spec, error) {
+	var b [8]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return nil, err
+	}
+	old := s.Annotations[sandbox.AnnotationTmpDir]
+	tmp := filepath.Join(filepath.Dir(old), hex.EncodeToString(b[:]))
+	c := *s
+	c.Annotations = maps.Clone(s.Annotations)
+	c.Annotations[sandbox.AnnotationTmpDir] = tmp
+	c.Mounts = slices.Clone(s.Mounts)
+	for i := range c.Mounts {
+		if c.Mounts[i].Destination == old {
+			c.Mounts[i].Destination, c.Mounts[i].Source = tmp, tmp
+		}
+	}
+	p := *s.Process
+	p.Env = slices.Clone(s.Process.Env)
+	for i, kv := range p.Env {
+		if kv == "TMPDIR="+old {
+			p.Env[i] = "TMPDIR=" + tmp
+		}
+	}
+	c.Process = &p
+	return &c, nil
 }

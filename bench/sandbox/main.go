@@ -21,6 +21,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/dais-dev/dais/server/sandbox"
@@ -175,6 +176,7 @@ func run(n int, dur time.Duration, workers int, daisPath, helperPath, runAs stri
 	ref := slices.IndexFunc(peers, func(p peer) bool { return p.name == bwrapName })
 	type result struct {
 		p50, p99 time.Duration
+		cpu      time.Duration // CPU time per start, the bench's and its children's
 		perSec   float64
 		failed   int
 	}
@@ -192,7 +194,7 @@ func run(n int, dur time.Duration, workers int, daisPath, helperPath, runAs stri
 	lat := make([][]time.Duration, len(peers))
 	for range n {
 		for i, p := range peers {
-			t := time.Now()
+			t, c := time.Now(), cpuTime()
 			if err := p.spawn(); err != nil {
 				if res[i].failed++; res[i].failed > n/10 {
 					return fmt.Errorf("%s: %d failures, last: %w", p.name, res[i].failed, err)
@@ -200,12 +202,14 @@ func run(n int, dur time.Duration, workers int, daisPath, helperPath, runAs stri
 				continue
 			}
 			lat[i] = append(lat[i], time.Since(t))
+			res[i].cpu += cpuTime() - c
 		}
 	}
 	for i := range peers {
 		l := lat[i]
 		slices.Sort(l)
 		res[i].p50, res[i].p99 = l[len(l)/2], l[(len(l)*99)/100]
+		res[i].cpu /= time.Duration(len(l))
 	}
 	// Throughput: each peer alone, workers spawning in parallel.
 	for i, p := range peers {
@@ -226,10 +230,10 @@ func run(n int, dur time.Duration, workers int, daisPath, helperPath, runAs stri
 	}
 	reference := res[ref]
 	fmt.Fprintf(w, "sandbox spawn of /bin/true: %d runs each, throughput with %d workers for %v (host load matters: compare ratios)\n", n, workers, dur)
-	fmt.Fprintf(w, "%-40s %10s %10s %10s %12s %10s %7s\n", "peer", "p50", "p99", "p50/bwrap", "starts/s", "vs bwrap", "failed")
+	fmt.Fprintf(w, "%-40s %10s %10s %10s %10s %12s %10s %7s\n", "peer", "p50", "p99", "p50/bwrap", "CPU/start", "starts/s", "vs bwrap", "failed")
 	for i, p := range peers {
-		fmt.Fprintf(w, "%-40s %10s %10s %10.2f %12.1f %10.2f %7d\n", p.name, res[i].p50.Round(10*time.Microsecond), res[i].p99.Round(10*time.Microsecond),
-			float64(res[i].p50)/float64(reference.p50), res[i].perSec, res[i].perSec/reference.perSec, res[i].failed)
+		fmt.Fprintf(w, "%-40s %10s %10s %10.2f %10s %12.1f %10.2f %7d\n", p.name, res[i].p50.Round(10*time.Microsecond), res[i].p99.Round(10*time.Microsecond),
+			float64(res[i].p50)/float64(reference.p50), res[i].cpu.Round(10*time.Microsecond), res[i].perSec, res[i].perSec/reference.perSec, res[i].failed)
 	}
 	return nil
 }
@@ -262,4 +266,15 @@ func withNewTmpDir(s *specs.Spec) (*specs.Spec, error) {
 	}
 	c.Process = &p
 	return &c, nil
+}
+
+// cpuTime is the CPU time (user and system) of this process and of its
+// children waited for: a start's CPU cost, which a loaded host's scheduling
+// delays do not inflate as they do its latency.
+func cpuTime() time.Duration {
+	var self, kids syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &self)
+	syscall.Getrusage(syscall.RUSAGE_CHILDREN, &kids)
+	d := func(t syscall.Timeval) time.Duration { return time.Duration(t.Nano()) }
+	return d(self.Utime) + d(self.Stime) + d(kids.Utime) + d(kids.Stime)
 }

@@ -161,15 +161,28 @@ func run() (int, error) {
 	ppid := os.Getppid()
 	var notified chan struct{}
 	sigs := make(chan os.Signal, 32)
+	// A pre-started sandbox-exec without a PID namespace is a Landlock
+	// sandbox's (or one of Options.NoPIDNamespace): its init's signals are
+	// registered while it waits for the spec, off the start's path.
+	prestarted := false
+	if l, err := os.Readlink("/proc/self/fd/3"); err == nil && strings.HasPrefix(l, "socket:") {
+		prestarted = true
+	}
+	var early []os.Signal
 	if os.Getpid() == 1 {
+		early = forwarded
+	} else if prestarted {
+		early = append(slices.Clone(forwarded), sigCleanup)
+	}
+	if early != nil {
 		// Registering the signals the init forwards costs a round trip to
 		// the runtime's signal thread per signal, about 1.5 ms in all: done
-		// beside the sandbox's construction and the content's start, and
-		// announced to the server by closing the error pipe (Cmd.Signal
-		// waits for that).
+		// beside the sandbox's construction and the content's start (or
+		// while waiting), and announced to the server by closing the error
+		// pipe (Cmd.Signal waits for that).
 		notified = make(chan struct{})
 		go func() {
-			signal.Notify(sigs, forwarded...)
+			signal.Notify(sigs, early...)
 			close(notified)
 		}()
 	}
@@ -177,13 +190,20 @@ func run() (int, error) {
 	if err != nil {
 		return 0, fail("read spec", err)
 	}
+	if os.Getpid() != 1 && early != nil && specMode(s) != ModeLandlock {
+		// Without a PID namespace the content is exec'd: signals until then
+		// keep their default action.
+		<-notified
+		signal.Reset(early...)
+		notified = nil
+	}
 	// No descriptor of the server reaches the content: every one from 3 up
 	// is closed on exec (the error pipe and the alive pipe included).
 	if err := cloexecFrom(3); err != nil {
 		return 0, fail("close inherited file descriptors", err)
 	}
 	if specMode(s) == ModeLandlock {
-		return runLandlock(s)
+		return runLandlock(s, sigs, notified)
 	}
 	network := Network(s.Annotations[AnnotationNetwork])
 	if network != "" {

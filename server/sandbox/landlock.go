@@ -75,6 +75,11 @@ const (
 	accessWrite   = "write"
 	accessExecute = "execute"
 	accessDevice  = "device" // read, write and ioctl on a device node
+	// optFile marks a rule whose path is not a directory (read at Spec
+	// time), so that sandbox-exec applies only the rights a file takes
+	// without a stat(2) per rule: a wrong guess fails the start (EINVAL),
+	// it never widens a rule.
+	optFile = "x-dais.file"
 )
 
 // Messages naming the fixes, for the server's refusal and dais-init's.
@@ -164,12 +169,18 @@ func landlockSpec(o Options, s *specs.Spec, runAs string) (*specs.Spec, error) {
 	rule := func(p string, access ...string) {
 		ms = append(ms, specs.Mount{Destination: p, Type: mountLandlock, Source: p, Options: access})
 	}
-	for _, p := range visibleTree("/", hidden) {
-		rule(p, accessRead, accessExecute)
+	for _, e := range visibleTree("/", hidden) {
+		if e.dir {
+			rule(e.path, accessRead, accessExecute)
+		} else {
+			rule(e.path, accessRead, accessExecute, optFile)
+		}
 	}
 	for _, d := range devices {
-		if _, err := os.Stat(d); err == nil {
+		if fi, err := os.Stat(d); err == nil && fi.IsDir() {
 			rule(d, accessDevice)
+		} else if err == nil {
+			rule(d, accessDevice, optFile)
 		}
 	}
 	dir := func(what, p string) (string, error) {
@@ -241,12 +252,22 @@ func tmpName() (string, error) {
 	return filepath.Join(tmpBase(), hex.EncodeToString(b[:])), nil
 }
 
+// treeEntry is a path of visibleTree and whether it is a directory.
+type treeEntry struct {
+	path string
+	dir  bool
+}
+
 // visibleTree lists the paths whose subtrees together make up root minus
 // the hidden paths: root itself when nothing hidden lies inside it, else
 // its entries, split the same way. Symbolic links are left out: a rule
 // follows them, and one could lead into a hidden directory (what they
 // point to is covered where it lies).
-func visibleTree(root string, hidden []string) []string {
+func visibleTree(root string, hidden []string) []treeEntry {
+	return visibleTreeOf(root, true, hidden)
+}
+
+func visibleTreeOf(root string, dir bool, hidden []string) []treeEntry {
 	under := func(p, dir string) bool {
 		return p == dir || dir == "/" || strings.HasPrefix(p, dir+"/")
 	}
@@ -254,18 +275,18 @@ func visibleTree(root string, hidden []string) []string {
 		return nil // root is hidden, or inside a hidden path
 	}
 	if !slices.ContainsFunc(hidden, func(h string) bool { return under(h, root) }) {
-		return []string{root}
+		return []treeEntry{{root, dir}}
 	}
 	ents, err := os.ReadDir(root)
 	if err != nil {
 		return nil
 	}
-	var out []string
+	var out []treeEntry
 	for _, e := range ents {
 		if e.Type()&os.ModeSymlink != 0 {
 			continue
 		}
-		out = append(out, visibleTree(filepath.Join(root, e.Name()), hidden)...)
+		out = append(out, visibleTreeOf(filepath.Join(root, e.Name()), e.IsDir(), hidden)...)
 	}
 	return out
 }

@@ -104,3 +104,40 @@ func landlockRequired(secret string) []string {
 		"server SIGKILLed: content and its children die",
 	}
 }
+
+// TestLandlockRuleKinds: every Landlock rule of a spec on a path that is
+// not a directory is marked optFile (sandbox-exec then applies file rights
+// without a stat per rule), and no directory is.
+func TestLandlockRuleKinds(t *testing.T) {
+	dd := dataDir(t)
+	code, work := filepath.Join(dd, "apps/1/code"), filepath.Join(dd, "apps/1/work")
+	os.MkdirAll(code, 0o755)
+	os.MkdirAll(work, 0o755)
+	s, err := Spec(Options{Mode: ModeLandlock, CodeDir: code, WorkDir: work, Masks: []string{dd, "/etc/rstudio-connect", "/home", "/var/tmp"},
+		RunAs: testUser(t), Args: []string{"/bin/true"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	files, dirs := 0, 0
+	for _, m := range s.Mounts {
+		if m.Type != mountLandlock {
+			continue
+		}
+		fi, err := os.Stat(m.Source)
+		if err != nil {
+			continue // the private TMPDIR, made at the start
+		}
+		marked := slices.Contains(m.Options, optFile)
+		if fi.IsDir() == marked {
+			t.Errorf("%s: directory %v, marked as a file %v", m.Source, fi.IsDir(), marked)
+		}
+		if marked {
+			files++
+		} else {
+			dirs++
+		}
+	}
+	if files == 0 || dirs == 0 {
+		t.Errorf("%d file rules and %d directory rules: want both", files, dirs)
+	}
+}

@@ -51,15 +51,31 @@ func unprivilegedServer(t *testing.T, o Options) (*Container, string) {
 	o.SecurityOpt, o.DataVolume = append(o.SecurityOpt, "no-new-privileges"), volume
 	c := Run(t, o)
 	c.WaitHTTP("/__ping__", http.StatusOK, startBound)
-	if logs := c.Logs(); !strings.Contains(logs, "content processes start in landlock sandboxes") {
-		t.Fatalf("the server does not run content in Landlock sandboxes; log:\n%s", tail(logs, 30))
-	}
+	waitLandlock(t, c)
 	if r := c.Exec("sh", "-c", "id -u; grep -E '^(CapEff|CapBnd|NoNewPrivs)' /proc/1/status"); r.Code != 0 ||
 		!strings.HasPrefix(r.Stdout, nonRootUID+"\n") || !strings.Contains(r.Stdout, "CapEff:\t0000000000000000") ||
 		!strings.Contains(r.Stdout, "CapBnd:\t0000000000000000") || !strings.Contains(r.Stdout, "NoNewPrivs:\t1") {
 		t.Fatalf("the container does not run as uid %s without capabilities: %q %s", nonRootUID, r.Stdout, r.Stderr)
 	}
 	return c, publisherKey(t, c, "alice", "alice-password-e2e")
+}
+
+// waitLandlock waits for the server's line saying content runs in Landlock
+// sandboxes (logged once the mode is chosen, which may come after the
+// first /__ping__).
+func waitLandlock(t *testing.T, c *Container) {
+	t.Helper()
+	deadline := time.Now().Add(startBound)
+	for {
+		logs := c.Logs()
+		if strings.Contains(logs, "content processes start in landlock sandboxes") {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the server does not run content in Landlock sandboxes; log:\n%s", tail(logs, 30))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 }
 
 // victimApp is another publisher's app: it keeps a secret in a file of its

@@ -54,7 +54,7 @@ func TestContentTypesUnprivileged(t *testing.T) {
 		{"docker run, no capability", func(t *testing.T) (*Container, string) {
 			c := Run(t, Options{NoSysAdmin: true, Binds: quarto})
 			c.WaitHTTP("/__ping__", http.StatusOK, startBound)
-			mustMode(t, c, sandboxMode("landlock"))
+			waitLandlock(t, c)
 			return c, publisherKey(t, c, "alice", "alice-password-e2e")
 		}},
 		{"--user 999 --cap-drop ALL no-new-privileges", func(t *testing.T) (*Container, string) {

@@ -27,10 +27,10 @@ re=$(awk '/^restart_ms/ {print $2}' "$tmp/downtime.txt")
 {
 	echo "# bench/deb.sh $(date -u +%FT%TZ), load average $(cut -d' ' -f1 /proc/loadavg)"
 	printf '%-52s %12s\n' "measure" "value"
-	printf '%-52s %9.1f MB\n' "package dais_<version>_amd64.deb (xz)" "$(echo "$size/1000000" | bc -l)"
+	printf '%-52s %9.1f MB\n' "package dais_<version>_amd64.deb (gzip)" "$(echo "$size/1000000" | bc -l)"
 	printf '%-52s %9.1f MB\n' "the three binaries it holds" "$(echo "$bins/1000000" | bc -l)"
 	printf '%-52s %9.2f\n' "package / binaries" "$(echo "$size/$bins" | bc -l)"
-	printf '%-52s %9.1f MB\n' "installed size (dpkg)" "$(echo "$installed/1000" | bc -l)"
+	printf '%-52s %9.1f MB\n' "installed size (dpkg)" "$(echo "$installed*1024/1000000" | bc -l)"
 	printf '%-52s %9.2f s\n' "upgrade downtime (apt-get install newer .deb)" "$(echo "$up/1000" | bc -l)"
 	printf '%-52s %9.2f s\n' "peer: systemctl restart dais, same container" "$(echo "$re/1000" | bc -l)"
 	printf '%-52s %9.2f\n' "upgrade / restart" "$(echo "$up/$re" | bc -l)"

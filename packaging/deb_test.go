@@ -150,3 +150,47 @@ func TestPackage(t *testing.T) {
 		}
 	}
 }
+
+// make install (hosts without the package) lays out what the package
+// does, with the same unit; DESTDIR keeps it off this machine's /.
+func TestMakeInstall(t *testing.T) {
+	need(t, "make", "make")
+	dest, bin := t.TempDir(), t.TempDir()
+	cmd := exec.Command("make", "-C", "..", "install", "DESTDIR="+dest, "BIN="+bin)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("make install: %v\n%s", err, out)
+	}
+	for path, mode := range map[string]os.FileMode{
+		packaging.BinDir + "/dais":              0o755,
+		packaging.BinDir + "/dais-init":         0o755,
+		packaging.BinDir + "/dais-sandbox-exec": 0o755,
+		"/etc/systemd/system/dais.service":      0o644,
+		packaging.ConfPath:                      0o600,
+	} {
+		fi, err := os.Stat(filepath.Join(dest, path))
+		if err != nil || fi.Mode().Perm() != mode {
+			t.Errorf("%s: %v, want mode %o", path, err, mode)
+		}
+	}
+	for _, pair := range [][2]string{
+		{"../systemd/dais.service", "/etc/systemd/system/dais.service"},
+		{"deb/rstudio-connect.gcfg", packaging.ConfPath},
+	} {
+		a, _ := os.ReadFile(pair[0])
+		b, _ := os.ReadFile(filepath.Join(dest, pair[1]))
+		if len(a) == 0 || string(a) != string(b) {
+			t.Errorf("%s is not %s", pair[1], pair[0])
+		}
+	}
+	// An existing configuration is kept.
+	conf := filepath.Join(dest, packaging.ConfPath)
+	if err := os.WriteFile(conf, []byte("[Server]\nPublicWarning = mine\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("make", "-C", "..", "install", "DESTDIR="+dest, "BIN="+bin).CombinedOutput(); err != nil {
+		t.Fatalf("make install again: %v\n%s", err, out)
+	}
+	if b, _ := os.ReadFile(conf); !strings.Contains(string(b), "mine") {
+		t.Errorf("make install replaced the configuration: %s", b)
+	}
+}

@@ -12,18 +12,21 @@ import (
 )
 
 type jobJSON struct {
-	ID        string     `json:"id"`
-	Key       string     `json:"key"`
-	PID       int        `json:"pid"`
-	AppID     string     `json:"app_id"`
-	AppGUID   string     `json:"app_guid"`
-	BundleID  string     `json:"bundle_id"`
-	Tag       string     `json:"tag"`
-	Hostname  string     `json:"hostname"`
-	Status    int        `json:"status"` // 0 running, 1 finished (Connect's codes)
-	ExitCode  *int       `json:"exit_code"`
-	StartTime time.Time  `json:"start_time"`
-	EndTime   *time.Time `json:"end_time"`
+	ID       string `json:"id"`
+	Key      string `json:"key"`
+	PID      int    `json:"pid"`
+	AppID    string `json:"app_id"`
+	AppGUID  string `json:"app_guid"`
+	BundleID string `json:"bundle_id"`
+	Tag      string `json:"tag"`
+	Hostname string `json:"hostname"`
+	Status   int    `json:"status"` // 0 running, 1 finished (Connect's codes)
+	ExitCode *int   `json:"exit_code"`
+	// ExitReason (dais only): why dais ended the process, when it knows
+	// ("killed: over its 256 MB memory limit").
+	ExitReason string     `json:"exit_reason,omitempty"`
+	StartTime  time.Time  `json:"start_time"`
+	EndTime    *time.Time `json:"end_time"`
 }
 
 // listJobs is GET .../jobs: the content's processes, newest first.
@@ -40,7 +43,7 @@ func (a *API) listJobs(w http.ResponseWriter, r *http.Request) error {
 	for _, j := range jobs {
 		jj := jobJSON{
 			ID: strconv.FormatInt(j.ID, 10), Key: j.Key, PID: j.PID, AppID: strconv.FormatInt(c.ID, 10), AppGUID: c.GUID,
-			BundleID: strconv.FormatInt(j.BundleID, 10), Tag: j.Tag, Hostname: j.Node, ExitCode: j.ExitCode,
+			BundleID: strconv.FormatInt(j.BundleID, 10), Tag: j.Tag, Hostname: j.Node, ExitCode: j.ExitCode, ExitReason: j.ExitReason,
 			StartTime: j.StartedAt.UTC(),
 		}
 		if !j.EndedAt.IsZero() {

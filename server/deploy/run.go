@@ -146,6 +146,7 @@ func (s *Service) launcher(c *store.Content, bundleID int64, p *prepared) proces
 			pid    int
 			wait   func() error
 			signal func(os.Signal) error
+			reason func() string
 			dial   process.DialFunc
 		)
 		if s.o.NoSandbox {
@@ -176,10 +177,18 @@ func (s *Service) launcher(c *store.Content, bundleID int64, p *prepared) proces
 				return nil, err
 			}
 			sc.Stdout, sc.Stderr = log, log
+			// A process of the app killed for its memory limit while the
+			// app goes on (gunicorn starts another worker): said in the
+			// process log and the server's.
+			guid := c.GUID
+			sc.OnLimit = func(reason string) {
+				fmt.Fprintf(log, "dais: %s\n", reason)
+				s.log.Warn("content process "+reason, logKeyContent, guid)
+			}
 			if err := sc.Start(); err != nil {
 				return nil, err
 			}
-			pid, wait = sc.Process.Pid, sc.Wait
+			pid, wait, reason = sc.Process.Pid, sc.Wait, sc.ExitReason
 			signal = sc.Signal // to the sandbox's init, which forwards it
 			addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 			dial = func(ctx context.Context) (net.Conn, error) {
@@ -197,7 +206,7 @@ func (s *Service) launcher(c *store.Content, bundleID int64, p *prepared) proces
 		if err := s.st.CreateJob(jctx, j); err != nil {
 			s.log.Warn("record job", logKeyContent, c.GUID, logKeyErr, err)
 		}
-		return &jobProcess{s: s, key: j.Key, wait: wait, signal: signal, dial: dial}, nil
+		return &jobProcess{s: s, key: j.Key, wait: wait, reason: reason, log: log, guid: c.GUID, signal: signal, dial: dial}, nil
 	}
 }
 
@@ -206,6 +215,9 @@ type jobProcess struct {
 	s      *Service
 	key    string
 	wait   func() error
+	reason func() string // why the sandbox ended, when dais knows
+	log    io.Writer
+	guid   string
 	signal func(os.Signal) error
 	dial   process.DialFunc
 }
@@ -216,6 +228,15 @@ func (j *jobProcess) Dial(ctx context.Context) (net.Conn, error) { return j.dial
 
 func (j *jobProcess) Wait() error {
 	err := j.wait()
+	why := ""
+	if j.reason != nil {
+		why = j.reason()
+	}
+	if why != "" {
+		fmt.Fprintf(j.log, "dais: %s\n", why)
+		j.s.log.Warn("content process "+why, logKeyContent, j.guid)
+		err = fmt.Errorf("%s (%w)", why, err)
+	}
 	code := 0
 	var ee *exec.ExitError
 	switch {
@@ -227,7 +248,7 @@ func (j *jobProcess) Wait() error {
 	if j.key != "" {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		if ferr := j.s.st.FinishJob(ctx, j.key, code, time.Now()); ferr != nil {
+		if ferr := j.s.st.FinishJob(ctx, j.key, code, why, time.Now()); ferr != nil {
 			j.s.log.Warn("record job end", logKeyErr, ferr)
 		}
 	}
@@ -289,7 +310,8 @@ func poolSettingsChanged(a, b *store.Content) bool {
 	eq := func(x, y *int) bool { return (x == nil) == (y == nil) && (x == nil || *x == *y) }
 	return !eq(a.MinProcesses, b.MinProcesses) || !eq(a.MaxProcesses, b.MaxProcesses) ||
 		!eq(a.MaxConnsPerProcess, b.MaxConnsPerProcess) || !eq(a.IdleTimeout, b.IdleTimeout) ||
-		!eq(a.InitTimeout, b.InitTimeout) || a.RunAs != b.RunAs || !eqPtr(a.OutboundNetwork, b.OutboundNetwork)
+		!eq(a.InitTimeout, b.InitTimeout) || a.RunAs != b.RunAs || !eqPtr(a.OutboundNetwork, b.OutboundNetwork) ||
+		!eqPtr(a.MemoryLimit, b.MemoryLimit) || !eqPtr(a.CPULimit, b.CPULimit)
 }
 
 func eqPtr[T comparable](x, y *T) bool { return (x == nil) == (y == nil) && (x == nil || *x == *y) }

@@ -31,6 +31,9 @@ func SandboxLauncher(daisPath string, build func(port int) (sandbox.Options, err
 			return nil, err
 		}
 		cmd.Stdout, cmd.Stderr = log, log
+		// A process of the app killed for its memory limit while the app
+		// goes on (gunicorn starts a new worker): said in its log.
+		cmd.OnLimit = func(reason string) { fmt.Fprintf(log, "dais: %s\n", reason) }
 		if err := cmd.Start(); err != nil {
 			return nil, err
 		}

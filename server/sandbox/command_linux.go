@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -86,6 +87,11 @@ type Cmd struct {
 	lim    limits
 	cg     *cgroup
 	reason string
+	// OnLimit, when set before Start, is called (from another goroutine)
+	// each time the kernel kills a process of the sandbox for its memory
+	// limit while the sandbox goes on (a worker of gunicorn, say).
+	OnLimit func(reason string)
+	memDone chan struct{} // closed by Wait: ends watchMemory
 
 	// Set when a pre-started sandbox-exec runs this Cmd: Wait is ours.
 	warm    bool
@@ -284,6 +290,7 @@ func (c *Cmd) start() error {
 				continue
 			}
 			if c.startWarm(w) {
+				c.watchMemory()
 				return nil
 			}
 		}
@@ -292,6 +299,9 @@ func (c *Cmd) start() error {
 	if err != nil && c.cg != nil {
 		c.cg.remove()
 		c.cg = nil
+	}
+	if err == nil {
+		c.watchMemory()
 	}
 	return err
 }
@@ -335,6 +345,37 @@ func (c *Cmd) startCold() error {
 	}
 	go c.readSetup()
 	return nil
+}
+
+func (c *Cmd) memoryReason() string {
+	return "killed: over its " + FormatBytes(c.lim.memory) + " memory limit"
+}
+
+// watchMemory reports the memory kills of a sandbox that goes on, every
+// half second until it exits.
+func (c *Cmd) watchMemory() {
+	if c.cg == nil || c.lim.memory <= 0 || c.OnLimit == nil {
+		return
+	}
+	cg, on := c.cg, c.OnLimit
+	c.memDone = make(chan struct{})
+	exited := c.memDone
+	go func() {
+		t := time.NewTicker(500 * time.Millisecond)
+		defer t.Stop()
+		seen := 0
+		for {
+			select {
+			case <-exited:
+				return
+			case <-t.C:
+			}
+			if n := cg.oomKills(); n > seen {
+				seen = n
+				on(c.memoryReason() + " (a process of the sandbox; " + strconv.Itoa(n) + " so far)")
+			}
+		}
+	}()
 }
 
 // ExitReason says why the sandbox ended when dais knows, after Wait: its
@@ -527,9 +568,12 @@ func (c *Cmd) Wait() error {
 	if c.tmpDir != "" {
 		os.RemoveAll(c.tmpDir)
 	}
+	if c.memDone != nil {
+		close(c.memDone)
+	}
 	if c.cg != nil {
 		if c.cg.oomKills() > 0 {
-			c.reason = "killed: over its " + FormatBytes(c.lim.memory) + " memory limit"
+			c.reason = c.memoryReason()
 		} else if n := c.cg.pidsRefused(); n > 0 && err != nil {
 			c.reason = fmt.Sprintf("ended after its process limit of %d refused %d new processes", c.lim.pids, n)
 		}

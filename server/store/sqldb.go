@@ -1188,12 +1188,12 @@ func (s *sqlDB) ClaimSchedule(ctx context.Context, id int64, expected, next, at 
 
 // ---- jobs
 
-const jobCols = `id, key, content_id, bundle_id, tag, pid, node, log_path, exit_code, started_at, ended_at`
+const jobCols = `id, key, content_id, bundle_id, tag, pid, node, log_path, exit_code, COALESCE(exit_reason, ''), started_at, ended_at`
 
 func scanJob(r scanner) (*Job, error) {
 	var j Job
 	err := r.Scan(&j.ID, &j.Key, &j.ContentID, &j.BundleID, &j.Tag, &j.PID, &j.Node, &j.LogPath, &j.ExitCode,
-		ts{&j.StartedAt}, ts{&j.EndedAt})
+		&j.ExitReason, ts{&j.StartedAt}, ts{&j.EndedAt})
 	if err != nil {
 		return nil, mapErr(err)
 	}
@@ -1233,8 +1233,12 @@ func (s *sqlDB) ListJobs(ctx context.Context, contentID int64, count int) ([]Job
 	return collect(rows, scanJob)
 }
 
-func (s *sqlDB) FinishJob(ctx context.Context, key string, exitCode int, at time.Time) error {
-	if err := affected(s.exec(ctx, `UPDATE jobs SET exit_code = ?, ended_at = ? WHERE key = ?`, exitCode, tv(at), key)); err != nil {
+func (s *sqlDB) FinishJob(ctx context.Context, key string, exitCode int, reason string, at time.Time) error {
+	var r *string
+	if reason != "" {
+		r = &reason
+	}
+	if err := affected(s.exec(ctx, `UPDATE jobs SET exit_code = ?, exit_reason = ?, ended_at = ? WHERE key = ?`, exitCode, r, tv(at), key)); err != nil {
 		return fmt.Errorf("finish job %s: %w", key, err)
 	}
 	return nil

@@ -288,8 +288,11 @@ type Job struct {
 	Node      string
 	LogPath   string
 	ExitCode  *int // nil while running or unknown
-	StartedAt time.Time
-	EndedAt   time.Time // zero while running
+	// ExitReason says why dais ended the process, when it knows
+	// ("killed: over its 256 MB memory limit"); "" otherwise.
+	ExitReason string
+	StartedAt  time.Time
+	EndedAt    time.Time // zero while running
 }
 
 // Store is the persistent state of dais. It is safe for concurrent use, and
@@ -421,7 +424,8 @@ type Store interface {
 	// ListJobs returns a content's jobs, newest first; count 0 = all.
 	ListJobs(ctx context.Context, contentID int64, count int) ([]Job, error)
 	// FinishJob records the end of a job's process.
-	FinishJob(ctx context.Context, key string, exitCode int, at time.Time) error
+	// reason is why dais ended it, when it knows ("" otherwise).
+	FinishJob(ctx context.Context, key string, exitCode int, reason string, at time.Time) error
 
 	// Server-wide settings (name -> value), shared by every node.
 	// Setting returns ErrNotFound for a name never set.

@@ -74,7 +74,7 @@ func testNodes(t *testing.T, s store.Store) {
 	for _, j := range []*store.Job{mine, ended, other} {
 		must(t, s.CreateJob(c, j))
 	}
-	must(t, s.FinishJob(c, ended.Key, 0, T0.Add(time.Second)))
+	must(t, s.FinishJob(c, ended.Key, 0, "", T0.Add(time.Second)))
 	n, err := s.FinishNodeJobs(c, "gone", T0.Add(time.Minute))
 	must(t, err)
 	eq(t, "jobs finished", n, int64(1))

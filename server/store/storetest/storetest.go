@@ -1026,14 +1026,15 @@ func testJobs(t *testing.T, s store.Store) {
 	_, err = s.Job(c, "missing")
 	wantErr(t, err, store.ErrNotFound, "Job(missing)")
 
-	must(t, s.FinishJob(c, j1.Key, 137, T0.Add(time.Minute)))
-	wantErr(t, s.FinishJob(c, "missing", 0, T0), store.ErrNotFound, "FinishJob(missing)")
+	must(t, s.FinishJob(c, j1.Key, 137, "killed: over its 256 MB memory limit", T0.Add(time.Minute)))
+	wantErr(t, s.FinishJob(c, "missing", 0, "", T0), store.ErrNotFound, "FinishJob(missing)")
 	got, err = s.Job(c, j1.Key)
 	must(t, err)
 	if got.ExitCode == nil || *got.ExitCode != 137 {
 		t.Fatalf("exit code = %v, want 137", got.ExitCode)
 	}
 	eq(t, "ended", got.EndedAt, us(T0.Add(time.Minute)))
+	eq(t, "exit reason", got.ExitReason, "killed: over its 256 MB memory limit")
 
 	list, err := s.ListJobs(c, ct.ID, 0)
 	must(t, err)

@@ -418,6 +418,16 @@ func landlockInit(pid int, sigs chan os.Signal, notified chan struct{}) (int, er
 // the content are re-parented here (subreaper), so every descendant is a
 // child sooner or later.
 func killTree() {
+	// Usually the content left nothing behind: no child at all (ECHILD),
+	// nothing to read. With the reads of /proc/self/task/*/children below,
+	// the server's reap of this process took 5-8 ms longer under load
+	// (measured: p50 of Process.Wait 5.5-8.9 ms against 0.1 ms without),
+	// a third of a Landlock start. ECHILD means no descendant is left: each
+	// would have a living or zombie ancestor among our children (we are
+	// their subreaper).
+	if _, err := unix.Wait4(-1, nil, unix.WNOHANG, nil); err == unix.ECHILD {
+		return
+	}
 	for range 1000 {
 		kids := children()
 		for _, k := range kids {

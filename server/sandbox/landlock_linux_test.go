@@ -7,7 +7,9 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -139,5 +141,50 @@ func TestLandlockRuleKinds(t *testing.T) {
 	}
 	if files == 0 || dirs == 0 {
 		t.Errorf("%d file rules and %d directory rules: want both", files, dirs)
+	}
+}
+
+// TestLandlockLeftBehind: what the content leaves running when its main
+// process exits (a background child, a setsid'd one, a double-forked
+// grandchild) is killed before Wait returns, and an exit with nothing left
+// behind takes the short path (no child: nothing to look for).
+func TestLandlockLeftBehind(t *testing.T) {
+	needRoot(t)
+	needLandlock(t)
+	dd := dataDir(t)
+	code, work := filepath.Join(dd, "apps/1/code"), filepath.Join(dd, "apps/1/work")
+	os.MkdirAll(code, 0o755)
+	os.MkdirAll(work, 0o755)
+	for _, sm := range startModes {
+		t.Run(sm.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			out, err := runSandboxMode(t, ctx, Options{
+				Mode: ModeLandlock, CodeDir: code, WorkDir: work, Masks: []string{dd}, RunAs: testUser(t),
+				Args: []string{"/bin/sh", "-c", "sleep 300 </dev/null >/dev/null 2>&1 & echo $!; setsid sleep 300 </dev/null >/dev/null 2>&1 & echo $!; (sleep 300 </dev/null >/dev/null 2>&1 & echo $!); exit 0"},
+			}, sm.cold)
+			if err != nil {
+				t.Fatalf("%v: %s", err, out)
+			}
+			pids := strings.Fields(out)
+			if len(pids) != 3 {
+				t.Fatalf("want 3 pids, got %q", out)
+			}
+			for _, p := range pids {
+				n, err := strconv.Atoi(p)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := syscall.Kill(n, 0); err != syscall.ESRCH {
+					t.Errorf("pid %d left behind by the content still exists after Wait (kill 0: %v)", n, err)
+				}
+			}
+			start := time.Now()
+			if _, err := runSandboxMode(t, ctx, Options{Mode: ModeLandlock, CodeDir: code, WorkDir: work, Masks: []string{dd}, RunAs: testUser(t),
+				Args: []string{"/bin/true"}}, sm.cold); err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("%s: nothing left behind: a start and exit in %s", sm.name, time.Since(start).Round(time.Microsecond))
+		})
 	}
 }

@@ -91,6 +91,7 @@ func runKeys(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 		if err := st.CreateAPIKey(ctx, &rec); err != nil {
 			return fmt.Errorf("store the key: %w", err)
 		}
+		web.RecordAudit(ctx, st, nil, nil, web.AuditAddAPIKey, fmt.Sprintf("Created API key %d %q for %s (dais keys create)", rec.ID, rec.Name, u.Username))
 		// The key alone on stdout, so scripts can capture it.
 		fmt.Fprintln(stdout, key)
 		fmt.Fprintf(stderr, "API key %d %q for %s (%s). It is shown only this once.\n", rec.ID, rec.Name, u.Username, u.Role)
@@ -123,6 +124,7 @@ func runKeys(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 				if err := st.DeleteAPIKey(ctx, id); err != nil {
 					return fmt.Errorf("delete key %d: %w", id, err)
 				}
+				web.RecordAudit(ctx, st, nil, nil, web.AuditDropAPIKey, fmt.Sprintf("Deleted API key %d %q of %s (dais keys delete)", id, k.Name, u.Username))
 				fmt.Fprintf(stdout, "deleted key %d of %s\n", id, u.Username)
 				return nil
 			}

@@ -18,6 +18,7 @@ import (
 	"github.com/dais-dev/dais/server/deploy"
 	"github.com/dais-dev/dais/server/schedule"
 	"github.com/dais-dev/dais/server/store"
+	"github.com/dais-dev/dais/server/usage"
 	"github.com/dais-dev/dais/server/web"
 )
 
@@ -30,6 +31,7 @@ type fixture struct {
 	st    store.Store
 	keys  map[string]string // role -> key
 	users map[string]*store.User
+	usage *usage.Recorder // the proxy's usage events; Flush before reading them
 }
 
 func newFixture(t *testing.T) *fixture {
@@ -72,7 +74,11 @@ func newFixture(t *testing.T) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dep, err := deploy.New(deploy.Options{Config: f.web.Config, Store: st, Logger: logger, NoSandbox: true})
+	f.usage = usage.New(st, logger)
+	if err := f.usage.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	dep, err := deploy.New(deploy.Options{Config: f.web.Config, Store: st, Logger: logger, NoSandbox: true, Usage: f.usage})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,6 +96,7 @@ func newFixture(t *testing.T) *fixture {
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		defer cancel()
 		dep.Stop(ctx)
+		f.usage.Stop(ctx)
 	})
 	return f
 }

@@ -22,7 +22,7 @@ func (a *API) routes() {
 	viewer := web.RequireRole(store.RoleViewer)
 	publisher := web.RequireRole(store.RolePublisher)
 	admin := web.RequireRole(store.RoleAdministrator)
-	route := func(pattern string, handler http.Handler) { a.web.Handle(pattern, handler) }
+	route := func(pattern string, handler http.Handler) { a.web.Handle(pattern, a.auditedRoute(pattern, handler)) }
 
 	// Server settings (server_settings.go).
 	route("GET /__api__/server_settings", http.HandlerFunc(a.serverSettings)) // public: clients read it before checking the key
@@ -164,7 +164,12 @@ func (a *API) routes() {
 	route("DELETE /__api__/v1/content/{guid}/vanity", h(a.deleteVanity))
 	route("GET /__api__/v1/vanities", viewer(h(a.listVanities)))
 
-	// Audit log (audit.go), usage (instrumentation.go): none yet (issue 14, item 11).
+	// Audit log (audit.go; every write above that succeeds is recorded
+	// there, as auditActions names it), usage that the proxy records
+	// (instrumentation.go).
+	route("GET /__api__/v1/audit_logs", admin(h(a.listAuditLogs)))
+	route("GET /__api__/v1/instrumentation/content/visits", publisher(h(a.listVisits)))
+	route("GET /__api__/v1/instrumentation/shiny/usage", publisher(h(a.listShinyUsage)))
 
 	// The content itself, outside /__api__ (server/deploy/content.go),
 	// and at its vanity path: every path no other route has (vanities.go).

@@ -28,6 +28,12 @@ const (
 	DefaultBundleMaxFiles       = 100_000
 )
 
+// Retention defaults: Server.AuditLogRetention and Server.UsageRetention.
+const (
+	DefaultAuditLogRetention = 365 * 24 * time.Hour
+	DefaultUsageRetention    = 90 * 24 * time.Hour
+)
+
 // DefaultDataDirReserve is Server.DataDirReserve's default, 256 MiB.
 const DefaultDataDirReserve int64 = 256 << 20
 
@@ -82,6 +88,12 @@ type Server struct {
 	// StopTimeout bounds graceful shutdown: in-flight requests, app processes
 	// and renders together. Default 60s; keep below compose's stop_grace_period.
 	StopTimeout Duration
+	// AuditLogRetention is how long audit log entries are kept. Default
+	// 8760h (a year); 0 keeps them forever. Reloadable. dais only.
+	AuditLogRetention Duration
+	// UsageRetention is how long content visits and Shiny sessions are
+	// kept. Default 2160h (90 days); 0 keeps them forever. Reloadable. dais only.
+	UsageRetention Duration
 }
 
 // HTTP is the [HTTP] section.
@@ -271,7 +283,8 @@ type RPackageRepository struct {
 // Defaults returns the configuration before any file is read.
 func Defaults() *Config {
 	return &Config{
-		Server:         Server{DataDir: DefaultDataDir, DataDirReserve: DefaultDataDirReserve, StopTimeout: Duration(60 * time.Second)},
+		Server: Server{DataDir: DefaultDataDir, DataDirReserve: DefaultDataDirReserve, StopTimeout: Duration(60 * time.Second),
+			AuditLogRetention: Duration(DefaultAuditLogRetention), UsageRetention: Duration(DefaultUsageRetention)},
 		HTTP:           HTTP{Listen: ":3939", BodyTimeout: Duration(DefaultBodyTimeout), UploadMinRate: DefaultUploadMinRate},
 		Database:       Database{Provider: "sqlite"},
 		Cluster:        Cluster{HeartbeatInterval: Duration(5 * time.Second), DeadAfter: Duration(30 * time.Second), DrainDelay: Duration(5 * time.Second)},

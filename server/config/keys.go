@@ -88,6 +88,12 @@ var Keys = []Key{
 	{Section: "Server", Name: "StopTimeout", Type: TypeDuration, Reloadable: true,
 		Doc: "Bound on a graceful stop: in-flight requests, app processes and renders together. " +
 			"Keep it below the container runtime's stop grace period."},
+	{Section: "Server", Name: "AuditLogRetention", Type: TypeDuration, Reloadable: true,
+		Doc: "How long entries of the audit log (`GET /__api__/v1/audit_logs`) are kept; older ones are deleted hourly. " +
+			"`8760h` is a year; `0` keeps them forever (dais only; Connect keeps its audit log forever)."},
+	{Section: "Server", Name: "UsageRetention", Type: TypeDuration, Reloadable: true,
+		Doc: "How long content visits and Shiny sessions (`GET /__api__/v1/instrumentation/...`) are kept; older ones are " +
+			"deleted hourly (an open session stays). `2160h` is 90 days; `0` keeps them forever (dais only)."},
 	{Section: "HTTP", Name: "Listen", Type: TypeString,
 		Doc: "Address the HTTP server binds, `host:port` or `:port`."},
 	{Section: "HTTP", Name: "BodyTimeout", Type: TypeDuration, Reloadable: true,

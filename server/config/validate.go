@@ -68,6 +68,12 @@ func validate(c *Config, origins map[string]string) (problems, warnings []string
 			bad("Server.SenderEmail", c.Server.SenderEmail, "not a mail address (%v); write one like connect@example.com, or leave it empty", err)
 		}
 	}
+	if c.Server.AuditLogRetention < 0 {
+		bad("Server.AuditLogRetention", c.Server.AuditLogRetention, "must be 0 (keep forever) or a duration, like 8760h")
+	}
+	if c.Server.UsageRetention < 0 {
+		bad("Server.UsageRetention", c.Server.UsageRetention, "must be 0 (keep forever) or a duration, like 2160h")
+	}
 	if c.Server.DataDirReserve < 0 {
 		bad("Server.DataDirReserve", c.Server.DataDirReserve, "must be 0 (off) or more bytes, like 268435456 (256 MiB)")
 	}

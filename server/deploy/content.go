@@ -4,9 +4,11 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"path"
 	"strings"
 
 	"github.com/dais-dev/dais/server/authz"
+	"github.com/dais-dev/dais/server/content/manifest"
 	"github.com/dais-dev/dais/server/store"
 	"github.com/dais-dev/dais/server/web"
 )
@@ -70,11 +72,21 @@ func (s *Service) Serve(w http.ResponseWriter, r *http.Request, c *store.Content
 	f := s.files[guid]
 	s.mu.Unlock()
 	if f != nil {
-		f.serve(w, r, strings.TrimPrefix(r.URL.Path, prefix))
+		rest := strings.TrimPrefix(r.URL.Path, prefix)
+		if r.Method == http.MethodGet && isPage(rest) {
+			s.o.Usage.Visit(store.Visit{ContentID: c.ID, ContentGUID: guid, UserGUID: userGUID(u), BundleID: *c.BundleID, Path: rest})
+		}
+		f.serve(w, r, rest)
 		return
 	}
 	if s.proxy.Pool(guid) != nil {
 		web.StripCredentials(r)
+		if interactive[manifest.AppMode(c.AppMode)] && r.Header.Get("Upgrade") != "" {
+			// A session of an interactive app is its WebSocket: from the
+			// upgrade until the proxy's copy ends (ServeAt returns).
+			end := s.o.Usage.SessionStart(store.ShinySession{ContentID: c.ID, ContentGUID: guid, UserGUID: userGUID(u)})
+			defer end()
+		}
 		if r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0 {
 			sw := &slowBodyWriter{ResponseWriter: w, r: r}
 			s.proxy.ServeAt(sw, r, guid, prefix)
@@ -89,6 +101,30 @@ func (s *Service) Serve(w http.ResponseWriter, r *http.Request, c *store.Content
 		return
 	}
 	http.Error(w, "this content is not running: its last deploy failed or the server could not start it; see the deploy log", http.StatusServiceUnavailable)
+}
+
+// interactive are the app modes whose WebSocket sessions are Shiny
+// usage (GET /__api__/v1/instrumentation/shiny/usage).
+var interactive = map[manifest.AppMode]bool{
+	manifest.Shiny: true, manifest.RMarkdownShiny: true, manifest.QuartoShiny: true, manifest.PythonShiny: true,
+}
+
+// isPage says whether a path below the content is a page a visitor opens
+// (a directory's index or an HTML file), not one of its assets: a visit
+// is recorded per page, as Connect counts views of documents.
+func isPage(rest string) bool {
+	if rest == "" || strings.HasSuffix(rest, "/") {
+		return true
+	}
+	ext := strings.ToLower(path.Ext(rest))
+	return ext == ".html" || ext == ".htm"
+}
+
+func userGUID(u *store.User) string {
+	if u == nil {
+		return ""
+	}
+	return u.GUID
 }
 
 // slowBodyWriter answers 408 in place of the app's answer when the

@@ -42,6 +42,7 @@ import (
 	"github.com/dais-dev/dais/server/render"
 	"github.com/dais-dev/dais/server/sandbox"
 	"github.com/dais-dev/dais/server/store"
+	"github.com/dais-dev/dais/server/usage"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
@@ -77,6 +78,8 @@ type Options struct {
 	// as the server's user. Only for tests of this package: production
 	// content always goes through the sandbox.
 	NoSandbox bool
+	// Usage records visits and interactive sessions (nil: none).
+	Usage *usage.Recorder
 }
 
 // Environment variables that override Applications.BundleMaxSize and

@@ -12,6 +12,7 @@ import (
 	"github.com/dais-dev/dais/server/license"
 	"github.com/dais-dev/dais/server/schedule"
 	"github.com/dais-dev/dais/server/store"
+	"github.com/dais-dev/dais/server/usage"
 	"github.com/dais-dev/dais/server/web"
 )
 
@@ -65,9 +66,10 @@ type Deps struct {
 // processes, then the render queue and the scheduler. Routes go on d.Web
 // while building: the listener is not open yet.
 func components(d Deps) ([]Component, error) {
+	rec := usage.New(d.Store, d.Logger.With(logKeyComponent, "usage"))
 	dep, err := deploy.New(deploy.Options{
 		Config: d.Web.Config, Store: d.Store, Logger: d.Logger.With(logKeyComponent, "deploy"),
-		Node: d.Node, Stopping: d.Stopping, ConfigPath: d.ConfigPath, Disk: d.Web.Disk(),
+		Node: d.Node, Stopping: d.Stopping, ConfigPath: d.ConfigPath, Disk: d.Web.Disk(), Usage: rec,
 	})
 	if err != nil {
 		return nil, err
@@ -84,7 +86,8 @@ func components(d Deps) ([]Component, error) {
 	}
 	api.Register(api.Options{Web: d.Web, Store: d.Store, Deploy: dep, Scheduler: sch, Logger: d.Logger.With(logKeyComponent, "api")})
 	cs := []Component{
-		newSessionJanitor(d.Store, d.Logger),
+		newSessionJanitor(d.Store, d.Logger, d.Web.Config),
+		rec,                // usage events: written in batches off the proxy's requests; stops after the content
 		dep,                // the deployment API, deploy tasks, content processes and /content/
 		dep.MinProcesses(), // apps with MinProcesses > 0 ready before the server reports ready
 		sch,                // scheduled renders: missed ones run once at start; stops first
@@ -128,18 +131,20 @@ func (f *Funcs) Reload(ctx context.Context, cfg *config.Config) error {
 	return f.ReloadFunc(ctx, cfg)
 }
 
-// sessionJanitor deletes expired login sessions, unclaimed tokens and the
-// expired signatures of token authentication every hour, on one node of
-// a cluster at a time.
+// sessionJanitor deletes expired login sessions, unclaimed tokens, the
+// expired signatures of token authentication, and audit log entries and
+// usage older than their retention (Server.AuditLogRetention,
+// Server.UsageRetention) every hour, on one node of a cluster at a time.
 type sessionJanitor struct {
 	store  store.Store
 	log    *slog.Logger
+	config func() *config.Config
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 }
 
-func newSessionJanitor(st store.Store, log *slog.Logger) *sessionJanitor {
-	return &sessionJanitor{store: st, log: log}
+func newSessionJanitor(st store.Store, log *slog.Logger, cfg func() *config.Config) *sessionJanitor {
+	return &sessionJanitor{store: st, log: log, config: cfg}
 }
 
 func (j *sessionJanitor) Name() string { return "sessions" }
@@ -173,10 +178,21 @@ func (j *sessionJanitor) Start(context.Context) error {
 
 func (j *sessionJanitor) deleteExpired(ctx context.Context) {
 	now := time.Now()
+	srv := j.config().Server
+	retain := func(keep config.Duration, del func(ctx context.Context, t time.Time) (int64, error)) func() (int64, error) {
+		return func() (int64, error) {
+			if keep <= 0 {
+				return 0, nil // kept forever
+			}
+			return del(ctx, now.Add(-keep.Std()))
+		}
+	}
 	for what, del := range map[string]func() (int64, error){
-		"expired sessions":   func() (int64, error) { return j.store.DeleteExpiredSessions(ctx, now) },
-		"unclaimed tokens":   func() (int64, error) { return j.store.DeleteUnclaimedTokens(ctx, now.Add(-web.UnclaimedTokenLifetime)) },
-		"expired signatures": func() (int64, error) { return j.store.DeleteExpiredSignatures(ctx, now) },
+		"old audit log entries": retain(srv.AuditLogRetention, j.store.DeleteAuditLogsBefore),
+		"old usage":             retain(srv.UsageRetention, j.store.DeleteUsageBefore),
+		"expired sessions":      func() (int64, error) { return j.store.DeleteExpiredSessions(ctx, now) },
+		"unclaimed tokens":      func() (int64, error) { return j.store.DeleteUnclaimedTokens(ctx, now.Add(-web.UnclaimedTokenLifetime)) },
+		"expired signatures":    func() (int64, error) { return j.store.DeleteExpiredSignatures(ctx, now) },
 	} {
 		n, err := del()
 		switch {

@@ -441,6 +441,8 @@ type Store interface {
 	RepositoryStore
 	// The nodes of a cluster and its locks (nodes.go).
 	NodeStore
+	// The audit log and the usage the proxy records (usage.go).
+	UsageStore
 
 	// DatabaseVersion is the schema version the database is at.
 	DatabaseVersion(ctx context.Context) (int64, error)

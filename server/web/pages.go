@@ -185,6 +185,7 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 		s.log.Warn("login: record last login", logKeyUser, username, logKeyErr, err)
 	}
 	s.log.Info("login", logKeyUser, username)
+	RecordAudit(r.Context(), s.store, s.log, u, AuditLogin, "Logged in")
 	http.SetCookie(w, &http.Cookie{
 		Name: SessionCookie, Value: token, Path: "/",
 		Expires: sess.ExpiresAt, HttpOnly: true, SameSite: http.SameSiteLaxMode,
@@ -203,6 +204,9 @@ func (s *Server) handleLogout(w http.ResponseWriter, r *http.Request) {
 	if c, err := r.Cookie(SessionCookie); err == nil && c.Value != "" && s.store != nil {
 		if err := s.store.DeleteSession(r.Context(), HashToken(c.Value)); err != nil && !errors.Is(err, store.ErrNotFound) {
 			s.log.Warn("logout: delete session", logKeyErr, err)
+		}
+		if u, ok := UserFrom(r.Context()); ok {
+			RecordAudit(r.Context(), s.store, s.log, u, AuditLogout, "Logged out")
 		}
 	}
 	http.SetCookie(w, &http.Cookie{Name: SessionCookie, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, SameSite: http.SameSiteLaxMode, Secure: isHTTPS(r)})

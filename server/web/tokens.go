@@ -7,6 +7,7 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"strconv"
 	"time"
 
 	"github.com/dais-dev/dais/server/store"
@@ -196,6 +197,7 @@ func (s *Server) handleTokenClaim(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		s.log.Info("token claimed", logKeyUser, u.Username, "token_id", tok.ID, "user_agent", tok.UserAgent)
+		RecordAudit(r.Context(), s.store, s.log, u, AuditClaimToken, "Connected a client's token (id "+strconv.FormatInt(tok.ID, 10)+", "+tok.UserAgent+")")
 		d.Done = true
 	case "refuse":
 		if err := s.store.DeleteToken(r.Context(), tok.ID); err != nil && !errors.Is(err, store.ErrNotFound) {

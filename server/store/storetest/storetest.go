@@ -50,6 +50,8 @@ func Run(t *testing.T, open Opener) {
 		{"Nodes", testNodes},
 		{"DeleteCascades", testDeleteCascades},
 		{"Settings", testSettings},
+		{"AuditLogs", testAuditLogs},
+		{"Usage", testUsage},
 		{"Misc", testMisc},
 	}
 	for _, tc := range tests {

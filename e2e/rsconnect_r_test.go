@@ -28,10 +28,12 @@ import (
 )
 
 // The R rsconnect release driven here, unmodified, with the renv it needs,
-// from the shared clients (clientsDir).
+// and connectapi (e2e/connectapi_test.go), from the shared clients
+// (clientsDir), in one client image.
 const (
 	rsconnectRVersion = "1.3.0"
 	renvVersion       = "1.0.11"
+	connectapiVersion = "0.12.1"
 )
 
 // rClientImage builds the client image of e2e/testdata/rclient over the
@@ -42,7 +44,7 @@ func rClientImage(t *testing.T) string {
 	t.Helper()
 	img := Image(t)
 	dir := clientsDir(t)
-	archives := []string{"renv-" + renvVersion + ".tar.gz", "rsconnect-" + rsconnectRVersion + ".tar.gz"}
+	archives := []string{"renv-" + renvVersion + ".tar.gz", "rsconnect-" + rsconnectRVersion + ".tar.gz", "connectapi-" + connectapiVersion + ".tar.gz"}
 	dockerfile := filepath.Join(RepoRoot(t), "e2e", "testdata", "rclient", "Dockerfile")
 	h := sha256.New()
 	id, err := exec.Command("docker", "image", "inspect", "-f", "{{.Id}}", img).Output()
@@ -96,11 +98,20 @@ type rClient struct {
 // command is docker run of script in the client image, with the
 // server's API root in DAIS_URL.
 func (rc *rClient) command(ctx context.Context, script string, args ...string) *exec.Cmd {
+	return rc.commandEnv(ctx, nil, script, args...)
+}
+
+// commandEnv is command with more environment variables (NAME=value).
+func (rc *rClient) commandEnv(ctx context.Context, env []string, script string, args ...string) *exec.Cmd {
 	if err := os.WriteFile(filepath.Join(rc.work, "script.R"), []byte(script), 0o644); err != nil {
 		rc.t.Fatal(err)
 	}
 	dargs := []string{"run", "--rm", "--network", "host", "--label", labelKey + "=rclient",
-		"-v", rc.work + ":/work", "-e", "HOME=/work/home", "-e", "DAIS_URL=" + rc.url, rc.image, "Rscript", "/work/script.R"}
+		"-v", rc.work + ":/work", "-e", "HOME=/work/home", "-e", "DAIS_URL=" + rc.url}
+	for _, e := range env {
+		dargs = append(dargs, "-e", e)
+	}
+	dargs = append(dargs, rc.image, "Rscript", "/work/script.R")
 	return exec.CommandContext(ctx, "docker", append(dargs, args...)...)
 }
 
@@ -108,9 +119,15 @@ func (rc *rClient) command(ctx context.Context, script string, args ...string) *
 // when R fails.
 func (rc *rClient) run(script string, args ...string) string {
 	rc.t.Helper()
+	return rc.runEnv(nil, script, args...)
+}
+
+// runEnv is run with more environment variables (NAME=value).
+func (rc *rClient) runEnv(env []string, script string, args ...string) string {
+	rc.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	out, err := rc.command(ctx, script, args...).CombinedOutput()
+	out, err := rc.commandEnv(ctx, env, script, args...).CombinedOutput()
 	if err != nil {
 		rc.t.Fatalf("R failed: %v\n%s", err, tail(string(out), 6000))
 	}

@@ -32,6 +32,7 @@ func (a *API) routes() {
 	route("GET /__api__/v1/server_settings/r", viewer(a.runtimeSettings(manifest.LangR)))
 	route("GET /__api__/v1/server_settings/python", viewer(a.runtimeSettings(manifest.LangPython)))
 	route("GET /__api__/v1/server_settings/quarto", viewer(a.runtimeSettings(manifest.LangQuarto)))
+	route("GET /__api__/v1/server_settings/tensorflow", viewer(http.HandlerFunc(a.tensorflowSettings)))
 	route("GET /__api__/v1/timezones", viewer(http.HandlerFunc(a.timezones)))
 	route("GET /__api__/timezones", viewer(http.HandlerFunc(a.timezones)))
 

@@ -156,6 +156,13 @@ func (a *API) runtimeSettings(lang manifest.Language) http.Handler {
 	})
 }
 
+// tensorflowSettings is GET /__api__/v1/server_settings/tensorflow: dais
+// serves no TensorFlow models, so no installations (connectapi's
+// get_runtimes asks for them with R's, Python's and Quarto's).
+func (a *API) tensorflowSettings(w http.ResponseWriter, r *http.Request) {
+	web.WriteJSON(w, http.StatusOK, map[string]any{"installations": []installation{}})
+}
+
 // zoneinfo is where the time zone database is read for /v1/timezones.
 var zoneinfo = "/usr/share/zoneinfo"
 

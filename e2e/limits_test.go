@@ -109,7 +109,9 @@ func testMemoryHog(t *testing.T, r *row, unprivileged bool) {
 	if code, body := getWithKey(t, c, "/content/"+hog+"/hog?mb=32", alice); code != 200 || body != "allocated 32 MB" {
 		t.Fatalf("the hog before its limit: %d %q", code, body)
 	}
-	ready := func() int { return strings.Count(c.Logs(), `msg="content process ready" component=deploy content=`+hog) }
+	ready := func() int {
+		return strings.Count(c.Logs(), `msg="content process ready" component=deploy content=`+hog)
+	}
 	before := ready()
 	// The limit through the v1 API, as rsconnect and connectapi set it.
 	var shown map[string]any

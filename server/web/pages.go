@@ -7,18 +7,18 @@ import (
 	"html/template"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
-	"github.com/dais-dev/dais/server/authz"
 	"github.com/dais-dev/dais/server/store"
 )
 
 //go:embed templates
 var templateFS embed.FS
 
-// dashboardLimit bounds the content listed on the dashboard.
-const dashboardLimit = 200
+// dashboardLimit is the content list's page size.
+const dashboardLimit = 50
 
 type pages struct {
 	welcome, login, dashboard, token, tokens *template.Template
@@ -217,14 +217,28 @@ type dashboardItem struct {
 	GUID, Name, Title, AppMode, AccessType, Owner, Updated string
 }
 
+// dashboardQuery is the content list's search, from the URL (GET, so a
+// page of results can be bookmarked and works without JavaScript).
+type dashboardQuery struct {
+	Q, Type, Owner string
+	Page           int // from 1
+}
+
 type dashboardData struct {
 	pageData
 	LoggedInWarning template.HTML
 	GateReason      string
+	Query           dashboardQuery
+	Types           []string
 	Content         []dashboardItem
 	Total           int
-	More            bool
+	From, To        int    // 1-based positions of this page's first and last item
+	Prev, Next      string // links to the neighbouring pages, "" when none
 }
+
+// dashboardTypes are the app modes the type filter offers.
+var dashboardTypes = []string{"shiny", "python-shiny", "rmd-static", "rmd-shiny", "quarto-static", "quarto-shiny",
+	"jupyter-static", "python-dash", "python-streamlit", "python-bokeh", "python-fastapi", "python-api", "api", "static"}
 
 func (s *Server) handleDashboard(w http.ResponseWriter, r *http.Request) {
 	u, ok := UserFrom(r.Context())
@@ -232,41 +246,86 @@ func (s *Server) handleDashboard(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, "/__login__?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusFound)
 		return
 	}
+	qv := r.URL.Query()
+	q := dashboardQuery{Q: strings.TrimSpace(qv.Get("q")), Type: qv.Get("type"), Owner: strings.TrimSpace(qv.Get("owner")), Page: 1}
+	if n, err := strconv.Atoi(qv.Get("page")); err == nil && n > 1 && n <= 1_000_000 {
+		q.Page = n
+	}
 	d := dashboardData{
 		pageData:        s.pageData(r, "Content"),
 		LoggedInWarning: template.HTML(s.Config().Server.LoggedInWarning),
+		Query:           q,
+		Types:           dashboardTypes,
 	}
 	if ok, reason := s.Licensed(); !ok {
 		d.GateReason = reason
 	}
-	items, total, err := s.visibleContent(r, u)
+	items, total, err := s.visibleContent(r, u, q)
 	if err != nil {
 		s.log.Error("dashboard: list content", logKeyUser, u.Username, logKeyErr, err)
 		http.Error(w, "cannot list content now; try again", http.StatusServiceUnavailable)
 		return
 	}
-	d.Content, d.Total, d.More = items, total, total > len(items)
+	d.Content, d.Total = items, total
+	if len(items) > 0 {
+		d.From = (q.Page-1)*dashboardLimit + 1
+		d.To = d.From + len(items) - 1
+	}
+	page := func(n int) string {
+		v := url.Values{}
+		for k, x := range map[string]string{"q": q.Q, "type": q.Type, "owner": q.Owner} {
+			if x != "" {
+				v.Set(k, x)
+			}
+		}
+		if n > 1 {
+			v.Set("page", strconv.Itoa(n))
+		}
+		if len(v) == 0 {
+			return "/connect/"
+		}
+		return "/connect/?" + v.Encode()
+	}
+	if q.Page > 1 {
+		d.Prev = page(q.Page - 1)
+	}
+	if d.To < total && len(items) > 0 {
+		d.Next = page(q.Page + 1)
+	}
 	s.render(w, s.pages.dashboard, http.StatusOK, d)
 }
 
-// visibleContent lists what u may see, by the API's rule (server/authz).
-func (s *Server) visibleContent(r *http.Request, u *store.User) ([]dashboardItem, int, error) {
+// visibleContent lists one page of what u may see matching q. The access
+// rule is in SQL (store.ContentFilter.VisibleTo, the same answer as
+// server/authz's Content for a user who is not an administrator, and what
+// the API's content list uses), so a page reads only its own rows.
+func (s *Server) visibleContent(r *http.Request, u *store.User, q dashboardQuery) ([]dashboardItem, int, error) {
 	ctx := r.Context()
-	all, total, err := s.store.ListContent(ctx, store.ContentFilter{Count: dashboardLimit})
+	f := store.ContentFilter{Words: strings.Fields(strings.ToLower(q.Q)), AppMode: q.Type,
+		Start: (q.Page - 1) * dashboardLimit, Count: dashboardLimit}
+	if len(f.Words) > 8 {
+		f.Words = f.Words[:8]
+	}
+	if u.Role != store.RoleAdministrator {
+		f.VisibleTo = u.ID
+	}
+	if q.Owner != "" {
+		o, err := s.store.UserByUsername(ctx, q.Owner)
+		if errors.Is(err, store.ErrNotFound) {
+			return nil, 0, nil
+		}
+		if err != nil {
+			return nil, 0, err
+		}
+		f.OwnerID = o.ID
+	}
+	all, total, err := s.store.ListContent(ctx, f)
 	if err != nil {
 		return nil, 0, err
 	}
 	owners := map[int64]string{u.ID: u.Username}
-	var items []dashboardItem
+	items := make([]dashboardItem, 0, len(all))
 	for _, c := range all {
-		a, err := authz.Content(ctx, s.store, u, &c)
-		if err != nil {
-			return nil, 0, err
-		}
-		if a == authz.None {
-			total--
-			continue
-		}
 		owner, ok := owners[c.OwnerID]
 		if !ok {
 			if o, err := s.store.User(ctx, c.OwnerID); err == nil {

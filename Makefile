@@ -20,6 +20,7 @@ BIN        := bin
 BASE_IMAGE ?= dais-base:bookworm
 IMAGE      ?= dais:latest
 PG_IMAGE   ?= dais-postgres:latest
+HAPROXY_IMAGE ?= dais-haproxy:latest
 COMPOSE    ?= $(shell command -v docker-compose >/dev/null 2>&1 && echo docker-compose || echo docker compose)
 export DAIS_IMAGE := $(IMAGE)
 export DAIS_PG_IMAGE := $(PG_IMAGE)
@@ -63,6 +64,7 @@ base-image: ## build the Debian base image with debootstrap (offline-capable)
 image: build base-image ## build the dais image (and the PostgreSQL image for compose)
 	docker build --build-arg BASE_IMAGE=$(BASE_IMAGE) --build-arg VERSION=$(VERSION) -t $(IMAGE) .
 	docker build --build-arg BASE_IMAGE=$(BASE_IMAGE) -t $(PG_IMAGE) -f docker/postgres.Dockerfile docker
+	docker build --build-arg BASE_IMAGE=$(BASE_IMAGE) -t $(HAPROXY_IMAGE) -f docker/haproxy.Dockerfile docker
 
 images: image ## alias of image
 
@@ -88,11 +90,11 @@ run: image ## run dais in Docker on :3939 with ./data as /data (SQLite, no licen
 	mkdir -p data
 	docker run --rm -it --name dais -p 3939:3939 -v $(CURDIR)/data:/data $(IMAGE)
 
-up: image ## docker compose up (add PROFILES=postgres or PROFILES=license)
+up: image ## docker compose up (add PROFILES=postgres, PROFILES=license or PROFILES=ha)
 	$(COMPOSE) $(foreach p,$(PROFILES),--profile $(p)) up -d
 
 down: ## docker compose down
-	$(COMPOSE) --profile postgres --profile license down
+	$(COMPOSE) --profile postgres --profile license --profile ha down
 
 fmt: ## gofmt the tree
 	gofmt -w entrypoint server

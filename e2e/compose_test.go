@@ -24,6 +24,7 @@ func TestComposeConfig(t *testing.T) {
 	}{
 		{"default", nil, []string{"dais-data", "stop_grace_period: 2m", "dais\n      - health"}},
 		{"postgres", []string{"postgres"}, []string{"CONNECT_DATABASE_PROVIDER: postgres", "condition: service_healthy", "postgres-data"}},
+		{"ha", []string{"ha"}, []string{"DAIS_NODE_NAME: dais1", "DAIS_NODE_NAME: dais2", "ha-data:/data", "dais-haproxy:latest", "ha-db", "ha-front"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

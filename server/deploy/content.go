@@ -68,6 +68,9 @@ func (s *Service) Serve(w http.ResponseWriter, r *http.Request, c *store.Content
 		http.Error(w, "this content has not been deployed yet", http.StatusNotFound)
 		return
 	}
+	if s.stale(ctx, c) {
+		s.refresh(ctx, c) // served.go: deployed or rendered on another node
+	}
 	s.mu.Lock()
 	f := s.files[guid]
 	s.mu.Unlock()

@@ -268,13 +268,21 @@ func (s *Service) activate(ctx context.Context, c *store.Content) error {
 	}
 	switch m.Metadata.AppMode.Kind() {
 	case manifest.KindStatic:
-		return s.serveStatic(c.GUID, code, m)
+		if err := s.serveStatic(c.GUID, code, m); err != nil {
+			return err
+		}
+		s.markServed(c.GUID, b.ID, "")
+		return nil
 	case manifest.KindDocument:
 		r, err := s.st.LatestRender(ctx, c.ID, store.RenderSucceeded)
 		if err != nil {
 			return fmt.Errorf("no finished render: %w", err)
 		}
-		return s.serveStatic(c.GUID, r.OutputDir, nil)
+		if err := s.serveStatic(c.GUID, r.OutputDir, nil); err != nil {
+			return err
+		}
+		s.markServed(c.GUID, b.ID, r.OutputDir)
+		return nil
 	default:
 		p, err := s.prepare(ctx, c, b.ID, m, nil)
 		if err != nil {
@@ -287,12 +295,14 @@ func (s *Service) activate(ctx context.Context, c *store.Content) error {
 		if old := s.proxy.Set(c.GUID, pool); old != nil {
 			go old.Stop(context.Background())
 		}
+		s.markServed(c.GUID, b.ID, "")
 		return nil
 	}
 }
 
 // deactivate stops serving a content.
 func (s *Service) deactivate(guid string) {
+	s.forgetServed(guid)
 	s.mu.Lock()
 	if f := s.files[guid]; f != nil {
 		f.close()

@@ -102,10 +102,15 @@ type Service struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	mu      sync.Mutex
-	files   map[string]*fileSite // guid -> static or rendered files
-	locks   map[int64]*sync.Mutex
-	stopped bool
+	mu     sync.Mutex
+	files  map[string]*fileSite // guid -> static or rendered files
+	served map[string]*served   // guid -> what this node serves (served.go)
+	// refreshMu: one activation at a time of content another node
+	// changed; it guards refreshFailed (guid -> last failed activation).
+	refreshMu     sync.Mutex
+	refreshFailed map[string]time.Time
+	locks         map[int64]*sync.Mutex
+	stopped       bool
 
 	// cacheMu: deploys read and fill runtime cache entries under RLock;
 	// clearing a runtime's cache takes Lock.

@@ -206,6 +206,7 @@ func (s *Service) deploy(ctx context.Context, tl *taskLog, contentID int64, b *s
 		if err := s.serveStatic(c.GUID, code, m); err != nil {
 			return err
 		}
+		s.markServed(c.GUID, b.ID, "")
 	case manifest.KindDocument:
 		out, err := s.render(ctx, c, b.ID, p, tl, store.TaskDeploy)
 		if err != nil {
@@ -214,6 +215,7 @@ func (s *Service) deploy(ctx context.Context, tl *taskLog, contentID int64, b *s
 		if err := s.serveStatic(c.GUID, out, nil); err != nil {
 			return err
 		}
+		s.markServed(c.GUID, b.ID, out)
 	case manifest.KindApp:
 		tl.Printf("Starting the %s process", mode)
 		c.AppMode = string(mode)
@@ -232,6 +234,7 @@ func (s *Service) deploy(ctx context.Context, tl *taskLog, contentID int64, b *s
 			}
 			return fmt.Errorf("the %s process did not start: %w", mode, err)
 		}
+		s.markServed(c.GUID, b.ID, "")
 		s.mu.Lock()
 		if f := s.files[c.GUID]; f != nil {
 			f.close()
@@ -709,5 +712,9 @@ func (s *Service) rerender(tl *taskLog, contentID int64) error {
 	if err != nil {
 		return err
 	}
-	return s.serveStatic(c.GUID, out, nil)
+	if err := s.serveStatic(c.GUID, out, nil); err != nil {
+		return err
+	}
+	s.markServed(c.GUID, *c.BundleID, out)
+	return nil
 }

@@ -211,6 +211,47 @@ func TestRevocationAcrossServers(t *testing.T) {
 	wantAccess("added again", 200, 200)
 	must(a, "ada", "DELETE", "/__api__/v1/content/"+guid+"/permissions/"+perm, "")
 	wantAccess("the group's permission deleted on the first server", 404, 403)
+
+	// Deploys through a, after b started: b serves each new version (it
+	// activates what the content's row names when it differs from what it
+	// serves), and content it never saw.
+	deploy := func(guid, html string) {
+		t.Helper()
+		bid := must(a, "ada", "POST", "/__api__/v1/content/"+guid+"/bundles", string(staticBundle(t, html)))["id"].(string)
+		task := must(a, "ada", "POST", "/__api__/v1/content/"+guid+"/deploy", `{"bundle_id": "`+bid+`"}`)["task_id"].(string)
+		for deadline := time.Now().Add(60 * time.Second); ; {
+			out := must(a, "ada", "GET", "/__api__/v1/tasks/"+task+"?wait=5", "")
+			if out["finished"] == true {
+				if c, _ := out["code"].(float64); c != 0 {
+					t.Fatalf("deploy failed: %v", out)
+				}
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("deploy not finished after 60 s")
+			}
+		}
+	}
+	pageOnB := func(guid, want string) {
+		t.Helper()
+		req, _ := http.NewRequest("GET", b.url("/content/"+guid+"/"), nil)
+		req.Header.Set("Authorization", "Key "+keys["ada"])
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || !strings.Contains(string(body), want) {
+			t.Fatalf("GET /content/%s/ on b after a deploy on a: %d %q, want %q", guid, resp.StatusCode, body, want)
+		}
+	}
+	deploy(guid, "<h1>second version</h1>\n")
+	pageOnB(guid, "second version")
+	fresh := must(a, "ada", "POST", "/__api__/v1/content", `{"name": "fresh", "access_type": "acl"}`)["guid"].(string)
+	deploy(fresh, "<h1>fresh</h1>\n")
+	pageOnB(fresh, "fresh")
+	b.waitLog("serving the content's newest version", time.Second)
 	for _, p := range []*daisProc{a, b} {
 		p.signal(syscall.SIGTERM)
 		p.waitExit(20 * time.Second)

@@ -1,0 +1,98 @@
+package deploy
+
+import (
+	"context"
+	"time"
+
+	"github.com/dais-dev/dais/server/store"
+)
+
+// Nodes of a cluster share the database and the data directory, but each
+// serves content from its own processes and open directories. A deploy or
+// a render on another node changes what a content should show (its
+// active bundle, its newest rendered output) without this node knowing.
+// So this node remembers what it activated for each content, and a request
+// that finds the content's row saying otherwise activates it again first:
+// the content answers through any node, at its newest version.
+
+// served is what this node serves for a content.
+type served struct {
+	bundle  int64
+	output  string    // a document's rendered output directory; "" for apps and static sites
+	checked time.Time // when output was last compared with the newest render
+}
+
+// outputCheckEvery bounds how often a document's newest render is read
+// from the database on its requests.
+const outputCheckEvery = 2 * time.Second
+
+// markServed records that this node now serves bundle (and output) for guid.
+func (s *Service) markServed(guid string, bundle int64, output string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.served == nil {
+		s.served = map[string]*served{}
+	}
+	s.served[guid] = &served{bundle: bundle, output: output, checked: time.Now()}
+}
+
+func (s *Service) forgetServed(guid string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.served, guid)
+}
+
+// stale tells whether c's row asks for another bundle or, for a document,
+// another rendered output than this node serves.
+func (s *Service) stale(ctx context.Context, c *store.Content) bool {
+	s.mu.Lock()
+	cur := s.served[c.GUID]
+	checkOutput := cur != nil && cur.output != "" && time.Since(cur.checked) >= outputCheckEvery
+	if checkOutput {
+		cur.checked = time.Now()
+	}
+	s.mu.Unlock()
+	if cur == nil || c.BundleID == nil || cur.bundle != *c.BundleID {
+		return true
+	}
+	if !checkOutput {
+		return false
+	}
+	r, err := s.st.LatestRender(ctx, c.ID, store.RenderSucceeded)
+	return err == nil && r.OutputDir != cur.output
+}
+
+// refresh activates c again when it is stale, once however many requests
+// find it so.
+func (s *Service) refresh(ctx context.Context, c *store.Content) {
+	// A deploy of this content on this node holds its lock: its row is
+	// about to change to what the deploy already serves. Leave it be.
+	l := s.contentLock(c.ID)
+	if !l.TryLock() {
+		return
+	}
+	defer l.Unlock()
+	s.refreshMu.Lock()
+	defer s.refreshMu.Unlock()
+	s.mu.Lock()
+	stopped := s.stopped
+	s.mu.Unlock()
+	if stopped || !s.stale(ctx, c) {
+		return
+	}
+	// A content that fails to start is tried again at most every 10 s, not
+	// on each of its requests.
+	if t, ok := s.refreshFailed[c.GUID]; ok && time.Since(t) < 10*time.Second {
+		return
+	}
+	if err := s.activate(ctx, c); err != nil {
+		if s.refreshFailed == nil {
+			s.refreshFailed = map[string]time.Time{}
+		}
+		s.refreshFailed[c.GUID] = time.Now()
+		s.log.Warn("serve the content's newest version, deployed or rendered on another node", logKeyContent, c.GUID, logKeyErr, err)
+		return
+	}
+	delete(s.refreshFailed, c.GUID)
+	s.log.Info("serving the content's newest version, deployed or rendered on another node", logKeyContent, c.GUID, logKeyBundle, *c.BundleID)
+}

@@ -128,6 +128,11 @@ type Node struct {
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+
+	supersededOnce sync.Once
+	superseded     chan struct{} // closed when a newer, incompatible schema arrived
+	supersededBy   string        // the line saying so
+	newerNoted     bool          // an additive newer schema was logged
 }
 
 // New makes the node; Register puts it in the database.
@@ -146,8 +151,9 @@ func New(o Options) *Node {
 		log: o.Logger,
 		me: store.Node{Name: o.Name, InstanceID: hex.EncodeToString(b), Address: o.Address, Version: o.Version,
 			Schema: store.SchemaVersion(), ConfigDigest: digest, Settings: settings},
-		interval: o.Config.Cluster.HeartbeatInterval.Std(),
-		dead:     o.Config.Cluster.DeadAfter.Std(),
+		interval:   o.Config.Cluster.HeartbeatInterval.Std(),
+		dead:       o.Config.Cluster.DeadAfter.Std(),
+		superseded: make(chan struct{}),
 	}
 }
 
@@ -249,6 +255,7 @@ func (n *Node) Start() {
 			case <-t.C:
 			}
 			if n.beat(ctx) {
+				n.checkSchema(ctx)
 				n.reapLocked(ctx)
 			}
 		}
@@ -300,6 +307,58 @@ func (n *Node) beat(ctx context.Context) bool {
 		}
 	}
 	return true
+}
+
+// Superseded is closed when a newer dais migrated the database with a
+// migration this one cannot live with: the node must drain and exit with
+// SupersededBy's line.
+func (n *Node) Superseded() <-chan struct{} { return n.superseded }
+
+// SupersededBy is the line to exit with once Superseded is closed.
+func (n *Node) SupersededBy() string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.supersededBy
+}
+
+// checkSchema compares the database's schema with this binary's: a newer
+// one whose migrations are all additive is logged once; any other closes
+// Superseded.
+func (n *Node) checkSchema(ctx context.Context) {
+	actx, cancel := context.WithTimeout(ctx, n.attemptTimeout())
+	defer cancel()
+	newest, ok, err := n.o.Store.SchemaCompat(actx, n.me.Schema)
+	if err != nil || newest <= n.me.Schema {
+		return
+	}
+	if ok {
+		n.mu.Lock()
+		noted := n.newerNoted
+		n.newerNoted = true
+		n.mu.Unlock()
+		if !noted {
+			n.log.Warn("a newer dais migrated the database with additive migrations only: this node serves on beside it; replace it with that version soon",
+				"database_schema", newest, "my_schema", n.me.Schema)
+		}
+		return
+	}
+	by := ""
+	if nodes, err := n.o.Store.ListNodes(actx); err == nil {
+		for _, x := range nodes {
+			if x.Schema >= newest {
+				by = fmt.Sprintf(" (node %s runs it, dais %s)", x.Name, x.Version)
+				break
+			}
+		}
+	}
+	line := fmt.Sprintf("a newer dais migrated the database to schema version %d, which this dais (%s, schema version %d) cannot serve: "+
+		"replace this node with the newer dais%s", newest, n.me.Version, n.me.Schema, by)
+	n.supersededOnce.Do(func() {
+		n.mu.Lock()
+		n.supersededBy = line
+		n.mu.Unlock()
+		close(n.superseded)
+	})
 }
 
 // reapLocked reaps dead nodes when no other node is doing it.

@@ -2,6 +2,7 @@ package serve
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"io"
 	"net"
@@ -357,4 +358,64 @@ func (r *tcpRelay) restore() {
 		r.t.Fatal(err)
 	}
 	r.serve(ln)
+}
+
+// TestClusterUpgrade: a newer dais's migrations arrive in the database
+// (simulated: rows in goose's table and in schema_notes, as a newer
+// binary writes them). Additive ones: the nodes serve on, and a node of
+// this version still starts. Then one that is not: every node drains and
+// exits 78 with one line naming the version to replace it with, and a new
+// start is refused.
+func TestClusterUpgrade(t *testing.T) {
+	dsn := postgresSchemaURL(t)
+	dir := t.TempDir()
+	cfgPath := filepath.Join(dir, "c.gcfg")
+	writeClusterConfig(t, cfgPath, filepath.Join(dir, "data"), dsn)
+	a := startDais(t, cfgPath, "DAIS_NODE_NAME=node-a")
+	b := startDais(t, cfgPath, "DAIS_NODE_NAME=node-b")
+	db, err := sql.Open("pgx", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	exec := func(q string, args ...any) {
+		t.Helper()
+		if _, err := db.Exec(q, args...); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	mine := store.SchemaVersion()
+	exec(`INSERT INTO goose_db_version (version_id, is_applied) VALUES ($1, true)`, mine+1000)
+	exec(`INSERT INTO schema_notes (version, additive) VALUES ($1, true)`, mine+1000)
+	a.waitLog("additive migrations only", 10*time.Second)
+	b.waitLog("additive migrations only", 10*time.Second)
+	c := startDais(t, cfgPath, "DAIS_NODE_NAME=node-c")
+	c.waitLog("serves beside it", time.Second)
+	for _, p := range []*daisProc{a, b, c} {
+		if code, _ := p.get("/__ping__"); code != 200 {
+			t.Fatalf("/__ping__ = %d beside an additive newer schema", code)
+		}
+	}
+
+	exec(`INSERT INTO goose_db_version (version_id, is_applied) VALUES ($1, true)`, mine+2000)
+	exec(`INSERT INTO nodes (name, instance_id, version, schema_version, started_at, heartbeat_at) VALUES ('node-new', 'x', '9.9.9', $1, $2, $2)`,
+		mine+2000, time.Now().UnixMicro())
+	want := fmt.Sprintf("a newer dais migrated the database to schema version %d", mine+2000)
+	for _, p := range []*daisProc{a, b, c} {
+		if code := p.waitExit(30 * time.Second); code != 78 {
+			t.Fatalf("exit %d after an incompatible newer schema, want 78\n%s", code, p.stderr)
+		}
+		last := strings.TrimSpace(p.stderr.String())
+		last = last[strings.LastIndex(last, "\n")+1:]
+		if !strings.Contains(last, want) || !strings.Contains(last, "replace this node with the newer dais (node node-new runs it, dais 9.9.9)") {
+			t.Fatalf("last line %q", last)
+		}
+		if !strings.Contains(p.stderr.String(), "draining: /__ping__ answers 503") {
+			t.Errorf("did not drain first:\n%s", p.stderr)
+		}
+	}
+	d := startDaisNoWait(t, cfgPath, "DAIS_NODE_NAME=node-d")
+	if code := d.waitExit(20 * time.Second); code != 78 || !strings.Contains(d.stderr.String(), "newer than this dais") {
+		t.Fatalf("start against an incompatible newer schema: exit %d\n%s", code, d.stderr)
+	}
 }

@@ -235,9 +235,22 @@ func Run(ctx context.Context, o Options) (err error) {
 		o.OnReady(ln.Addr())
 	}
 
+	var superseded <-chan struct{} // nil: never
+	if s.node != nil {
+		superseded = s.node.Superseded()
+	}
 loop:
 	for {
 		select {
+		case <-superseded:
+			// A newer dais migrated the database past what this one can
+			// serve: drain and stop as on TERM, then exit with the line.
+			line := s.node.SupersededBy()
+			s.log.Error("stopping: " + line)
+			if err := s.shutdown(srv, markStopping); err != nil {
+				return err
+			}
+			return configErr("%s", line)
 		case <-o.Reload:
 			s.reload(ctx)
 		case err := <-serveErr:

@@ -164,14 +164,24 @@ func migrate(ctx context.Context, db *sql.DB, dialect, where, backups string, lo
 		return err
 	}
 	if current > target {
-		return &SchemaTooNewError{Database: current, Binary: target, Where: where, Backups: backups, Backup: newestBackup(backups, target)}
+		// A newer dais migrated the database. Its notes say whether all of
+		// its migrations are additive: then this one may serve beside it.
+		newest, additive, err := schemaCompat(ctx, db, dialect, target)
+		if err != nil {
+			return err
+		}
+		if !additive {
+			return &SchemaTooNewError{Database: current, Binary: target, Where: where, Backups: backups, Backup: newestBackup(backups, target)}
+		}
+		logger.Info("a newer dais migrated the database with additive migrations only: this one serves beside it",
+			logKeyFrom, target, logKeyTo, newest)
 	}
 	pending, err := pendingMigrations(ctx, db, dialect, current)
 	if err != nil {
 		return err
 	}
 	if pending == 0 {
-		return nil
+		return recordNotes(ctx, db, dialect)
 	}
 	if current > 0 && before != nil {
 		if err := before(current); err != nil {
@@ -211,7 +221,91 @@ func migrate(ctx context.Context, db *sql.DB, dialect, where, backups string, lo
 		logger.Info("database migrated", slog.String(logKeyDialect, dialect),
 			slog.Int64(logKeyVersion, r.Source.Version), slog.Duration(logKeyDuration, r.Duration))
 	}
+	return recordNotes(ctx, db, dialect)
+}
+
+// additiveMarker starts a migration file that an older dais can live with.
+const additiveMarker = "-- dais:additive"
+
+// additiveMigrations tells, for each of this binary's migrations, whether
+// its file says it is additive.
+func additiveMigrations(dialect string) map[int64]bool {
+	out := map[int64]bool{}
+	entries, err := fs.ReadDir(migrations(dialect), ".")
+	if err != nil {
+		panic(err)
+	}
+	for _, e := range entries {
+		num, _, ok := strings.Cut(e.Name(), "_")
+		v, err := strconv.ParseInt(num, 10, 64)
+		if !ok || err != nil {
+			continue
+		}
+		b, err := fs.ReadFile(migrations(dialect), e.Name())
+		if err != nil {
+			panic(err)
+		}
+		out[v] = strings.HasPrefix(string(b), additiveMarker+"\n")
+	}
+	return out
+}
+
+// hasTable tells whether the database has the table.
+func hasTable(ctx context.Context, db *sql.DB, dialect, table string) (bool, error) {
+	var exists bool
+	var err error
+	switch dialect {
+	case DialectSQLite:
+		var n int
+		err = db.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?`, table).Scan(&n)
+		exists = n > 0
+	default:
+		err = db.QueryRowContext(ctx, `SELECT to_regclass($1) IS NOT NULL`, table).Scan(&exists)
+	}
+	return exists, err
+}
+
+// recordNotes writes, for each of this binary's migrations, whether it is
+// additive, for older nodes to read (schemaCompat).
+func recordNotes(ctx context.Context, db *sql.DB, dialect string) error {
+	if ok, err := hasTable(ctx, db, dialect, "schema_notes"); err != nil || !ok {
+		return err
+	}
+	q := `INSERT INTO schema_notes (version, additive) VALUES (?, ?) ON CONFLICT (version) DO UPDATE SET additive = excluded.additive`
+	if dialect == DialectPostgres {
+		q = `INSERT INTO schema_notes (version, additive) VALUES ($1, $2) ON CONFLICT (version) DO UPDATE SET additive = excluded.additive`
+	}
+	for v, additive := range additiveMigrations(dialect) {
+		if _, err := db.ExecContext(ctx, q, v, additive); err != nil {
+			return fmt.Errorf("record schema notes: %w", err)
+		}
+	}
 	return nil
+}
+
+// schemaCompat returns the database's schema version and whether every
+// applied migration above mine is noted additive by the dais that applied
+// it (false when any is not, or has no note).
+func schemaCompat(ctx context.Context, db *sql.DB, dialect string, mine int64) (newest int64, additive bool, err error) {
+	if newest, err = readVersion(ctx, db, dialect); err != nil {
+		return 0, false, err
+	}
+	if newest <= mine {
+		return newest, true, nil
+	}
+	if ok, err := hasTable(ctx, db, dialect, "schema_notes"); err != nil || !ok {
+		return newest, false, err
+	}
+	q := `SELECT count(*) FROM ` + versionTable + ` v WHERE v.is_applied AND v.version_id > ?
+		AND NOT EXISTS (SELECT 1 FROM schema_notes n WHERE n.version = v.version_id AND n.additive)`
+	if dialect == DialectPostgres {
+		q = strings.Replace(q, "?", "$1", 1)
+	}
+	var n int
+	if err := db.QueryRowContext(ctx, q, mine).Scan(&n); err != nil {
+		return newest, false, fmt.Errorf("read schema notes: %w", err)
+	}
+	return newest, n == 0, nil
 }
 
 // Log attribute keys.

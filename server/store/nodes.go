@@ -56,6 +56,10 @@ type NodeStore interface {
 	// dies) and returns true; when another node holds it, it returns false
 	// at once without running fn. With SQLite (one server) fn always runs.
 	WithClusterLock(ctx context.Context, name string, fn func(ctx context.Context) error) (bool, error)
+	// SchemaCompat returns the database's schema version and whether a
+	// dais of schema version mine can serve on it: every migration applied
+	// above mine is noted additive by the dais that applied it.
+	SchemaCompat(ctx context.Context, mine int64) (newest int64, ok bool, err error)
 }
 
 // dbNowMicros is the database's clock in microseconds since the epoch.
@@ -209,4 +213,8 @@ func (s *sqlDB) WithClusterLock(ctx context.Context, name string, fn func(ctx co
 		return true, fmt.Errorf("cluster lock %s: release: %w", name, mapErr(err))
 	}
 	return true, ferr
+}
+
+func (s *sqlDB) SchemaCompat(ctx context.Context, mine int64) (int64, bool, error) {
+	return schemaCompat(ctx, s.db, s.dialect, mine)
 }

@@ -1,3 +1,4 @@
+-- dais:additive
 -- The nodes of a cluster (issue 18): several dais servers on one
 -- PostgreSQL. Each node registers under its name (DAIS_NODE_NAME, else the
 -- hostname) and heartbeats; both times come from the database's clock, in

@@ -94,17 +94,25 @@ func limitsServer(t *testing.T, unprivileged bool) (*Container, string) {
 	return c, publisherKey(t, c, "alice", "alice-password-e2e")
 }
 
-func testMemoryHog(t *testing.T, r *row, unprivileged bool) {
-	c, alice := limitsServer(t, unprivileged)
-	bob := publisherKey(t, c, "bob", "bob-password-e2e")
-	hog, tk, out := deployV1(t, c, alice, "hog", bundle(t, flaskDir(t, hogApp)))
+// limitsPair runs a server (limitsServer), deploys alice's app app as name
+// and bob's secretApp beside it, and returns the keys and both guids.
+func limitsPair(t *testing.T, unprivileged bool, name, app string) (c *Container, alice, bob, guid, other string) {
+	t.Helper()
+	c, alice = limitsServer(t, unprivileged)
+	bob = publisherKey(t, c, "bob", "bob-password-e2e")
+	guid, tk, out := deployV1(t, c, alice, name, bundle(t, flaskDir(t, app)))
 	if tk.Code != 0 {
-		t.Fatalf("deploy of the hog failed: %s\n%s", tk.Error, out)
+		t.Fatalf("deploy of alice's %s failed: %s\n%s", name, tk.Error, out)
 	}
-	other, tk, out := deployV1(t, c, bob, "other", bundle(t, flaskDir(t, secretApp)))
+	other, tk, out = deployV1(t, c, bob, "other", bundle(t, flaskDir(t, secretApp)))
 	if tk.Code != 0 {
 		t.Fatalf("deploy of bob's app failed: %s\n%s", tk.Error, out)
 	}
+	return c, alice, bob, guid, other
+}
+
+func testMemoryHog(t *testing.T, r *row, unprivileged bool) {
+	c, alice, bob, hog, other := limitsPair(t, unprivileged, "hog", hogApp)
 	// A process of the hog runs before the limit is set.
 	if code, body := getWithKey(t, c, "/content/"+hog+"/hog?mb=32", alice); code != 200 || body != "allocated 32 MB" {
 		t.Fatalf("the hog before its limit: %d %q", code, body)
@@ -186,16 +194,7 @@ func testMemoryHog(t *testing.T, r *row, unprivileged bool) {
 }
 
 func testForkBomb(t *testing.T, r *row, unprivileged bool) {
-	c, alice := limitsServer(t, unprivileged)
-	bob := publisherKey(t, c, "bob", "bob-password-e2e")
-	bombGUID, tk, out := deployV1(t, c, alice, "bomb", bundle(t, flaskDir(t, bombApp)))
-	if tk.Code != 0 {
-		t.Fatalf("deploy of the bomb failed: %s\n%s", tk.Error, out)
-	}
-	other, tk, out := deployV1(t, c, bob, "other", bundle(t, flaskDir(t, secretApp)))
-	if tk.Code != 0 {
-		t.Fatalf("deploy of bob's app failed: %s\n%s", tk.Error, out)
-	}
+	c, alice, bob, bombGUID, other := limitsPair(t, unprivileged, "bomb", bombApp)
 	if code, body := getWithKey(t, c, "/content/"+other+"/secret", bob); code != 200 {
 		t.Fatalf("bob's app before: %d %q", code, body)
 	}

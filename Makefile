@@ -28,7 +28,7 @@ export BASE_IMAGE
 
 DEB_OUT    ?= .
 
-.PHONY: help build deb install test test-go ci bench reliability base-image image images run up down fmt vet clean
+.PHONY: help build deb install test test-go ci bench reliability base-image image images run up down fmt vet clean screenshots
 
 help: ## show this help
 	@awk 'BEGIN{FS=":.*## "} /^[a-zA-Z_-]+:.*## /{printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -98,6 +98,11 @@ down: ## docker compose down
 
 fmt: ## gofmt the tree
 	gofmt -w entrypoint server
+
+screenshots: ## the dashboard's pages in headless chromium at 1280 and 390 px, as .tmp/screenshots/*.png
+	rm -rf .tmp/screenshots
+	go test -count=1 -run 'TestBrowser' ./server/web/
+	@ls .tmp/screenshots
 
 vet: ## go vet
 	$(GO) vet ./...

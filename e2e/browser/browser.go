@@ -1,0 +1,194 @@
+// Package browser drives a real browser (Debian's chromium, headless, over
+// the DevTools protocol with github.com/chromedp/chromedp) for the
+// dashboard's tests. Every page a test visits through Visit is checked: no
+// console errors or uncaught exceptions, no failed requests (network errors
+// or HTTP status 400 and above unless expected), every form control
+// labelled, and nothing wider than the viewport (390 px on a phone).
+// Screenshots go under one folder (DAIS_SCREENSHOTS, default
+// .tmp/screenshots at the module root) for `make screenshots` and the docs.
+package browser
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/network"
+	"github.com/chromedp/cdproto/runtime"
+	"github.com/chromedp/chromedp"
+)
+
+// Browser is one headless chromium with one tab.
+type Browser struct {
+	t      *testing.T
+	Ctx    context.Context
+	Width  int
+	mu     sync.Mutex
+	errors []string
+}
+
+// chromiumPath finds Debian's chromium; the test skips without it, or
+// fails when CI=true.
+func chromiumPath(t *testing.T) string {
+	for _, p := range []string{"chromium", "chromium-browser"} {
+		if path, err := exec.LookPath(p); err == nil {
+			return path
+		}
+	}
+	if os.Getenv("CI") == "true" {
+		t.Fatal("no chromium on PATH (CI=true: browser tests may not skip; scripts/test-env.sh installs it)")
+	}
+	t.Skip("no chromium on PATH (apt-get install chromium, or run scripts/test-env.sh)")
+	return ""
+}
+
+// New starts chromium headless with a window width wide (1280 or 390) and
+// stops it when the test ends. Every console error, uncaught exception and
+// failed request from then on is recorded for Check.
+func New(t *testing.T, width int) *Browser {
+	t.Helper()
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(chromiumPath(t)),
+		chromedp.NoSandbox, // root in the test container; the page is our own
+		chromedp.WindowSize(width, 900),
+		chromedp.Flag("disable-gpu", true),
+	)
+	b := &Browser{t: t, Width: width}
+	actx, cancelA := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancel := chromedp.NewContext(actx, chromedp.WithListener(func(ev any) {
+		switch e := ev.(type) {
+		case *runtime.EventConsoleAPICalled:
+			if e.Type == runtime.ConsoleAPICalledTypeError {
+				var args []string
+				for _, a := range e.Args {
+					args = append(args, string(a.Value))
+				}
+				b.record("console error: " + strings.Join(args, " "))
+			}
+		case *runtime.EventExceptionThrown:
+			b.record("uncaught exception: " + e.ExceptionDetails.Text)
+		case *network.EventLoadingFailed:
+			if !e.Canceled {
+				b.record("request failed: " + e.ErrorText)
+			}
+		case *network.EventResponseReceived:
+			if e.Response.Status >= 400 {
+				b.record(fmt.Sprintf("HTTP %d from %s", e.Response.Status, e.Response.URL))
+			}
+		}
+	}))
+	t.Cleanup(func() { cancel(); cancelA() })
+	b.Ctx = ctx
+	// The first Run starts the browser and lives as long as ctx: no
+	// deadline on it; every later step has one (Run).
+	if err := chromedp.Do(ctx, chromedp.EmulateViewport(int64(width), 900)); err != nil {
+		t.Fatalf("start chromium: %v", err)
+	}
+	return b
+}
+
+func (b *Browser) record(s string) {
+	b.mu.Lock()
+	b.errors = append(b.errors, s)
+	b.mu.Unlock()
+}
+
+// Run runs chromedp actions within 30 s, failing the test on an error.
+func (b *Browser) Run(what string, actions ...chromedp.Action[chromedp.Void]) {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(b.Ctx, 30*time.Second)
+	defer cancel()
+	if err := chromedp.Do(ctx, actions...); err != nil {
+		b.t.Fatalf("%s: %v", what, err)
+	}
+}
+
+// Value runs one action that returns a value, within 30 s.
+func Value[T any](b *Browser, what string, a chromedp.Action[T]) T {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(b.Ctx, 30*time.Second)
+	defer cancel()
+	v, err := chromedp.Run(ctx, a)
+	if err != nil {
+		b.t.Fatalf("%s: %v", what, err)
+	}
+	return v
+}
+
+// Check runs the automated checks on the page shown now and fails the test
+// for every problem: console errors and failed requests since the last
+// Check, form controls without a label, and an element wider than the
+// viewport.
+func (b *Browser) Check(page string) {
+	b.t.Helper()
+	b.mu.Lock()
+	errs := b.errors
+	b.errors = nil
+	b.mu.Unlock()
+	for _, e := range errs {
+		b.t.Errorf("%s at %d px: %s", page, b.Width, e)
+	}
+	unlabelled := Value(b, page+": labels", chromedp.Evaluate[[]string](`Array.from(document.querySelectorAll("input, select, textarea"))
+		.filter(e => e.type !== "hidden" && e.type !== "submit" && e.type !== "button")
+		.filter(e => !(e.labels && e.labels.length) && !e.getAttribute("aria-label") && !e.getAttribute("aria-labelledby"))
+		.map(e => e.outerHTML)`))
+	for _, u := range unlabelled {
+		b.t.Errorf("%s: a form control without a label: %s", page, u)
+	}
+	wide := Value(b, page+": widths", chromedp.Evaluate[[]string](`(function () {
+		const vw = document.documentElement.clientWidth, out = [];
+		if (document.documentElement.scrollWidth > vw) out.push("the page scrolls sideways: " + document.documentElement.scrollWidth + " px in " + vw);
+		document.querySelectorAll("body *").forEach(function (e) {
+			const r = e.getBoundingClientRect();
+			if (r.width > 0 && r.right > vw + 1 && !e.closest(".scroll")) out.push(e.tagName.toLowerCase() + (e.className ? "." + e.className : "") + " reaches " + Math.round(r.right) + " px");
+		});
+		return out.slice(0, 5);
+	})()`))
+	for _, w := range wide {
+		b.t.Errorf("%s at %d px: %s", page, b.Width, w)
+	}
+}
+
+// Visit opens url, waits for the page to load, checks it and writes a
+// screenshot named name (e.g. "content-list") for this width.
+func (b *Browser) Visit(url, name string) {
+	b.t.Helper()
+	b.Run("open "+url, chromedp.Navigate(url), chromedp.WaitReady(chromedp.CSS("body")))
+	b.Check(name)
+	b.Screenshot(name)
+}
+
+// ScreenshotDir is where screenshots go: DAIS_SCREENSHOTS, or .tmp/screenshots
+// at the module root.
+func ScreenshotDir() string {
+	if d := os.Getenv("DAIS_SCREENSHOTS"); d != "" {
+		return d
+	}
+	dir, _ := os.Getwd()
+	for d := dir; d != "/" && d != "."; d = filepath.Dir(d) {
+		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
+			return filepath.Join(d, ".tmp", "screenshots")
+		}
+	}
+	return filepath.Join(dir, "screenshots")
+}
+
+// Screenshot writes the whole page as <dir>/<name>-<width>.png.
+func (b *Browser) Screenshot(name string) {
+	b.t.Helper()
+	png := Value(b, "screenshot "+name, chromedp.FullScreenshot(100))
+	dir := ScreenshotDir()
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		b.t.Fatal(err)
+	}
+	path := filepath.Join(dir, fmt.Sprintf("%s-%d.png", name, b.Width))
+	if err := os.WriteFile(path, png, 0o644); err != nil {
+		b.t.Fatal(err)
+	}
+}

@@ -219,7 +219,7 @@ func (a *API) auditedRoute(pattern string, h http.Handler) http.Handler {
 		return h
 	}
 	names := pathNames(pattern)
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return web.Wrapped(h, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
 		h.ServeHTTP(sw, r)
 		if sw.status >= 300 {
@@ -235,7 +235,7 @@ func (a *API) auditedRoute(pattern string, h http.Handler) http.Handler {
 		}
 		u, _ := web.UserFrom(r.Context())
 		web.RecordAudit(r.Context(), a.st, a.log, u, act.action, desc)
-	})
+	}))
 }
 
 // contentName names content for the audit log: its title (or name) and

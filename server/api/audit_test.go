@@ -2,15 +2,19 @@ package api_test
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"net/http"
 	"os/exec"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/coder/websocket"
+
+	"github.com/dais-dev/dais/server/web"
 )
 
 type pagedAnswer struct {
@@ -272,5 +276,36 @@ func TestUsageShiny(t *testing.T) {
 	// The static visits list does not count app sessions.
 	if v := f.paged(t, "/__api__/v1/instrumentation/content/visits", "administrator"); len(v.Results) != 0 {
 		t.Errorf("visits of an app: %v", v.Results)
+	}
+}
+
+// TestAuditedUploadsTakeLargeBundles: the audit record wrapped around the
+// upload routes once hid their body policy, so every bundle over the JSON
+// limit (4 MiB) was refused with 413. A 6 MiB bundle of random bytes (it
+// does not compress) uploads through both routes and is audited.
+func TestAuditedUploadsTakeLargeBundles(t *testing.T) {
+	f := newFixture(t)
+	noise := make([]byte, 6<<20)
+	rand.Read(noise)
+	bundle := bundleOf(t, "static", "", map[string]string{"index.html": "<p>big</p>", "noise.bin": string(noise)})
+	if len(bundle) <= web.MaxJSONBody {
+		t.Fatalf("bundle of %d bytes is not over the JSON limit", len(bundle))
+	}
+	var c struct{ GUID string }
+	f.do(t, "POST", "/__api__/v1/content", "publisher", `{"name":"large"}`).must(t, &c)
+	var b struct{ ID string }
+	f.raw(t, "POST", "/__api__/v1/content/"+c.GUID+"/bundles", "publisher", bundle).must(t, &b)
+	var old struct{ ID int64 }
+	f.do(t, "POST", "/__api__/applications", "publisher", `{"name":"large-old"}`).must(t, &old)
+	f.raw(t, "POST", "/__api__/applications/"+strconv.FormatInt(old.ID, 10)+"/upload", "publisher", bundle).must(t, nil)
+	logs, _ := f.follow(t, "/__api__/v1/audit_logs?limit=50", "administrator")
+	uploads := 0
+	for _, l := range logs {
+		if l["action"] == "upload_bundle" {
+			uploads++
+		}
+	}
+	if uploads != 2 {
+		t.Errorf("%d upload_bundle audit records, want 2: %v", uploads, logs)
 	}
 }

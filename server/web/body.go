@@ -78,6 +78,20 @@ func Anonymous(max int64, what string, h http.Handler) http.Handler {
 
 type anonymousHandler struct{ policyHandler }
 
+// Wrapped is outer, a handler around inner (an audit record, a metric),
+// carrying inner's marks: how its body is bounded (Upload) and whether it
+// takes anonymous writes (Anonymous). Without it, middleware added around
+// an upload route would bound bundles as small JSON bodies.
+func Wrapped(inner, outer http.Handler) http.Handler {
+	switch h := inner.(type) {
+	case anonymousHandler:
+		return anonymousHandler{policyHandler{outer, h.p}}
+	case policied:
+		return policyHandler{outer, h.bodyPolicy()}
+	}
+	return outer
+}
+
 func (anonymousHandler) allowsAnonymous() bool { return true }
 
 // smallBody marks h as a route whose body holds at most max bytes.

@@ -439,14 +439,30 @@ func (c *Cmd) startWarm(w *warmProc) bool {
 	c.errR = w.errR
 	c.exited = make(chan struct{})
 	go c.readSetup()
-	go func() {
-		select {
-		case <-c.ctx.Done():
-			c.kill(c.Process.Pid)
-		case <-c.exited:
-		}
-	}()
+	go c.watchWarm()
 	return true
+}
+
+// watchWarm ends a pre-started sandbox when its context is done, as
+// exec.Cmd does for the others: kill, then, should it still be there after
+// WaitDelay (an init that did not act on the cleanup signal), SIGKILL its
+// process group and its init.
+func (c *Cmd) watchWarm() {
+	select {
+	case <-c.ctx.Done():
+	case <-c.exited:
+		return
+	}
+	pid := c.Process.Pid
+	c.kill(pid)
+	t := time.NewTimer(c.WaitDelay)
+	defer t.Stop()
+	select {
+	case <-c.exited:
+	case <-t.C:
+		syscall.Kill(-pid, syscall.SIGKILL)
+		syscall.Kill(pid, syscall.SIGKILL)
+	}
 }
 
 // stdio gives the descriptors for the content's standard input, output and

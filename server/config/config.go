@@ -230,6 +230,9 @@ type Sandbox struct {
 	// TmpSize bounds each content process's private /tmp, in bytes.
 	// Default DefaultTmpSize. dais only.
 	TmpSize int64
+	// WorkDirLimit bounds what a content's work directory holds, in bytes;
+	// 0: no limit. Default DefaultWorkDirLimit. dais only.
+	WorkDirLimit int64
 }
 
 // DefaultProcessLimit is Sandbox.ProcessLimit's default: room for a
@@ -246,6 +249,10 @@ const MinMemoryLimit int64 = 16 << 20
 
 // DefaultTmpSize is Sandbox.TmpSize's default, 1 GiB.
 const DefaultTmpSize int64 = 1 << 30
+
+// DefaultWorkDirLimit is Sandbox.WorkDirLimit's default, 10 GiB: a content
+// cannot fill the data volume that the database shares.
+const DefaultWorkDirLimit int64 = 10 << 30
 
 // Logging is the [Logging] section. Reloadable.
 type Logging struct {
@@ -304,7 +311,7 @@ func Defaults() *Config {
 			IdleTimeout:  Duration(120 * time.Second),
 			InitTimeout:  Duration(60 * time.Second),
 		},
-		Sandbox: Sandbox{Mode: "auto", LandlockConnectPorts: DefaultLandlockConnectPorts, ProcessLimit: DefaultProcessLimit, TmpSize: DefaultTmpSize},
+		Sandbox: Sandbox{Mode: "auto", LandlockConnectPorts: DefaultLandlockConnectPorts, ProcessLimit: DefaultProcessLimit, TmpSize: DefaultTmpSize, WorkDirLimit: DefaultWorkDirLimit},
 		Git:     Git{Executable: "git", PollingFrequency: Duration(15 * time.Minute), CommandTimeout: Duration(5 * time.Minute), MaxConcurrentChecks: 2},
 		Logging: Logging{ServiceLogLevel: "INFO", ServiceLogFormat: "TEXT", AccessLog: true},
 	}

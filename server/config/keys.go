@@ -181,7 +181,11 @@ var Keys = []Key{
 			"which counts every process of the user content runs as. Applies to processes started after a reload."},
 	{Section: "Sandbox", Name: "TmpSize", Type: TypeInt, Reloadable: true,
 		Doc: "Size, in bytes, of each content process's private /tmp (a tmpfs, in memory, counted in its memory limit) " +
-			"in namespaces mode (dais only). Landlock mode's private TMPDIR is a directory under the container's /tmp."},
+			"in namespaces mode (dais only). Landlock mode's private TMPDIR is a directory under the container's /tmp, bounded on disk to the same size."},
+	{Section: "Sandbox", Name: "WorkDirLimit", Type: TypeInt, Reloadable: true,
+		Doc: "Most bytes a content's work directory may hold (dais only; 0: no limit). No one file may grow over it (RLIMIT_FSIZE), " +
+			"and the server measures the directory every 5 seconds while the content runs: over the limit, its processes are killed " +
+			"and the process log and the job's exit_reason say so. Applies to processes started after a reload."},
 	{Section: "Git", Name: "Executable", Type: TypeString, Reloadable: true,
 		Doc: "The git program that clones and polls git-backed content (the image has Debian's `git`)."},
 	{Section: "Git", Name: "PollingFrequency", Type: TypeDuration, Reloadable: true,

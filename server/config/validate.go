@@ -201,6 +201,9 @@ func validate(c *Config, origins map[string]string) (problems, warnings []string
 	if c.Sandbox.TmpSize < 1<<20 {
 		bad("Sandbox.TmpSize", c.Sandbox.TmpSize, "must be at least 1048576 bytes (1 MiB), like %d for 1 GiB", DefaultTmpSize)
 	}
+	if c.Sandbox.WorkDirLimit != 0 && c.Sandbox.WorkDirLimit < 1<<20 {
+		bad("Sandbox.WorkDirLimit", c.Sandbox.WorkDirLimit, "must be 0 (no limit) or at least 1048576 bytes (1 MiB), like %d for 10 GiB", DefaultWorkDirLimit)
+	}
 
 	if c.Logging.ServiceLogLevel != "" && strings.EqualFold(c.Logging.ServiceLogLevel, "WARNING") {
 		c.Logging.ServiceLogLevel = "WARN"

@@ -462,8 +462,8 @@ func (s *Service) logNetwork(outbound bool) {
 // network is what a content's processes may reach: its outbound_network,
 // else Applications.OutboundNetwork.
 // resourceLimits sets o's resource limits: the content's memory_limit and
-// cpu_limit over the [Scheduler] defaults, [Sandbox] ProcessLimit and
-// TmpSize.
+// cpu_limit over the [Scheduler] defaults, [Sandbox] ProcessLimit,
+// TmpSize and WorkDirLimit.
 func (s *Service) resourceLimits(c *store.Content, o *sandbox.Options) {
 	cfg := s.o.Config()
 	o.MemoryLimit, o.CPULimit = cfg.Scheduler.MemoryLimit, cfg.Scheduler.CPULimit
@@ -473,7 +473,7 @@ func (s *Service) resourceLimits(c *store.Content, o *sandbox.Options) {
 	if c.CPULimit != nil {
 		o.CPULimit = *c.CPULimit
 	}
-	o.ProcessLimit, o.TmpSize = cfg.Sandbox.ProcessLimit, cfg.Sandbox.TmpSize
+	o.ProcessLimit, o.TmpSize, o.DiskLimit = cfg.Sandbox.ProcessLimit, cfg.Sandbox.TmpSize, cfg.Sandbox.WorkDirLimit
 }
 
 func (s *Service) network(c *store.Content) sandbox.Network {

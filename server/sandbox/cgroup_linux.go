@@ -282,6 +282,35 @@ func (cg *cgroup) add(pid int) error {
 	return nil
 }
 
+// envCgroups names, in a cold sandbox-exec's environment, the cgroup.procs
+// files it writes itself into before anything else (joinCgroups).
+const envCgroups = "DAIS_SANDBOX_CGROUPS"
+
+// procsFiles are the cgroup.procs files of the sandbox's cgroups.
+func (cg *cgroup) procsFiles() []string {
+	var fs []string
+	for _, ctl := range limitControllers {
+		fs = append(fs, filepath.Join(cg.dirs[ctl], "cgroup.procs"))
+	}
+	return fs
+}
+
+// joinCgroups moves sandbox-exec into the cgroups the server made for it,
+// before it forks anything. The server checks the move (Cmd.startCold).
+func joinCgroups() error {
+	v := os.Getenv(envCgroups)
+	if v == "" {
+		return nil
+	}
+	os.Unsetenv(envCgroups)
+	for _, f := range strings.Split(v, ":") {
+		if err := os.WriteFile(f, []byte("0"), 0); err != nil {
+			return fail("join the sandbox's cgroup", err)
+		}
+	}
+	return nil
+}
+
 // oomKills is how many processes the kernel killed for the memory limit.
 func (cg *cgroup) oomKills() int {
 	b, err := os.ReadFile(filepath.Join(cg.dirs["memory"], "memory.oom_control"))

@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -92,6 +93,11 @@ type Cmd struct {
 	// limit while the sandbox goes on (a worker of gunicorn, say).
 	OnLimit func(reason string)
 	memDone chan struct{} // closed by Wait: ends watchMemory
+	// watchDisk (disk_linux.go): diskDone, closed by Wait, ends it;
+	// diskReason is set when it killed the sandbox.
+	diskDone   chan struct{}
+	diskMu     sync.Mutex
+	diskReason string
 
 	// Set when a pre-started sandbox-exec runs this Cmd: Wait is ours.
 	warm    bool
@@ -291,6 +297,7 @@ func (c *Cmd) start() error {
 			}
 			if c.startWarm(w) {
 				c.watchMemory()
+				c.watchDisk()
 				return nil
 			}
 		}
@@ -302,6 +309,7 @@ func (c *Cmd) start() error {
 	}
 	if err == nil {
 		c.watchMemory()
+		c.watchDisk()
 	}
 	return err
 }
@@ -325,6 +333,12 @@ func (c *Cmd) startCold() error {
 	}
 	c.errR = errR
 	c.ExtraFiles = append([]*os.File{specFile, errW, alive}, c.extraFiles()...)
+	if c.cg != nil {
+		// sandbox-exec joins its cgroups itself, first thing: moved from
+		// here only after its exec, it could fork the content before
+		// (a fork bomb then escaped the process limit, on an idle machine).
+		c.Cmd.Env = append(slices.Clone(sandboxExecEnv), envCgroups+"="+strings.Join(c.cg.procsFiles(), ":"))
+	}
 	onSpawnerThread(func() { err = c.Cmd.Start() })
 	errW.Close()
 	if err != nil {
@@ -333,8 +347,7 @@ func (c *Cmd) startCold() error {
 		return fmt.Errorf("sandbox: start %s sandbox-exec: %w%s", c.Path, err, startHint(err))
 	}
 	if c.cg != nil {
-		// A cold sandbox-exec is moved right after its exec, while its Go
-		// runtime starts (milliseconds before it forks the content).
+		// And from here too, in case it could not.
 		if err := c.cg.add(c.Process.Pid); err != nil {
 			syscall.Kill(-c.Process.Pid, syscall.SIGKILL)
 			c.Cmd.Wait()
@@ -586,6 +599,16 @@ func (c *Cmd) Wait() error {
 	}
 	if c.memDone != nil {
 		close(c.memDone)
+	}
+	if c.diskDone != nil {
+		close(c.diskDone)
+	}
+	c.diskMu.Lock()
+	c.reason = c.diskReason
+	c.diskMu.Unlock()
+	var ee *exec.ExitError
+	if c.reason == "" && len(c.lim.disk) > 0 && errors.As(err, &ee) && ee.ExitCode() == 128+int(unix.SIGXFSZ) {
+		c.reason = "killed: wrote a file over its disk limit"
 	}
 	if c.cg != nil {
 		if c.cg.oomKills() > 0 {

@@ -158,6 +158,9 @@ func receiveSpec() ([]byte, error) {
 }
 
 func run() (int, error) {
+	if err := joinCgroups(); err != nil {
+		return 0, err
+	}
 	ppid := os.Getppid()
 	var notified chan struct{}
 	sigs := make(chan os.Signal, 32)

@@ -2,6 +2,7 @@ package sandbox
 
 import (
 	"strconv"
+	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
@@ -12,16 +13,36 @@ const (
 	AnnotationMemoryLimit  = "org.dais.limits.memory"
 	AnnotationCPULimit     = "org.dais.limits.cpu"
 	AnnotationProcessLimit = "org.dais.limits.pids"
+	// The directories whose disk use is bounded, with their limits, as
+	// "bytes:path" lines (Options.DiskLimit).
+	AnnotationDiskLimits = "org.dais.limits.disk"
 )
 
 // withLimits records o's limits in s; where no cgroup can enforce them,
 // it sets the rlimits that come closest instead.
 func withLimits(o Options, s *specs.Spec) {
-	if o.MemoryLimit <= 0 && o.CPULimit <= 0 && o.ProcessLimit <= 0 {
-		return
-	}
 	if s.Annotations == nil {
 		s.Annotations = map[string]string{}
+	}
+	var dirs []string
+	var fsize int64
+	bound := func(dir string, n int64) {
+		if dir != "" && n > 0 {
+			dirs = append(dirs, strconv.FormatInt(n, 10)+":"+dir)
+			fsize = max(fsize, n)
+		}
+	}
+	bound(o.WorkDir, o.DiskLimit)
+	bound(s.Annotations[AnnotationTmpDir], o.TmpSize) // Landlock's TMPDIR is on disk
+	if len(dirs) > 0 {
+		s.Annotations[AnnotationDiskLimits] = strings.Join(dirs, "\n")
+		// No one file over the largest limit, at once and in every mode
+		// (Python gets EFBIG; a program that keeps SIGXFSZ's default dies
+		// of it).
+		s.Process.Rlimits = append(s.Process.Rlimits, specs.POSIXRlimit{Type: "RLIMIT_FSIZE", Soft: uint64(fsize), Hard: uint64(fsize)})
+	}
+	if o.MemoryLimit <= 0 && o.CPULimit <= 0 && o.ProcessLimit <= 0 {
+		return
 	}
 	if o.MemoryLimit > 0 {
 		s.Annotations[AnnotationMemoryLimit] = strconv.FormatInt(o.MemoryLimit, 10)
@@ -61,7 +82,19 @@ func specLimits(s *specs.Spec) limits {
 	l.memory, _ = strconv.ParseInt(s.Annotations[AnnotationMemoryLimit], 10, 64)
 	l.cpu, _ = strconv.ParseFloat(s.Annotations[AnnotationCPULimit], 64)
 	l.pids, _ = strconv.Atoi(s.Annotations[AnnotationProcessLimit])
+	for _, line := range strings.Split(s.Annotations[AnnotationDiskLimits], "\n") {
+		n, dir, ok := strings.Cut(line, ":")
+		if b, err := strconv.ParseInt(n, 10, 64); ok && err == nil && b > 0 && dir != "" {
+			l.disk = append(l.disk, diskLimit{dir: dir, bytes: b})
+		}
+	}
 	return l
+}
+
+// diskLimit bounds what one directory holds.
+type diskLimit struct {
+	dir   string
+	bytes int64
 }
 
 // limits are one sandbox's limits; zero fields are unlimited.
@@ -69,6 +102,8 @@ type limits struct {
 	memory int64
 	cpu    float64
 	pids   int
+	disk   []diskLimit // not a cgroup's: the server measures them
 }
 
+// any tells whether a cgroup has something to enforce.
 func (l limits) any() bool { return l.memory > 0 || l.cpu > 0 || l.pids > 0 }

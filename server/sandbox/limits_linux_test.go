@@ -8,7 +8,9 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
@@ -102,6 +104,75 @@ func TestLimits(t *testing.T) {
 				n, _ := strconv.Atoi(strings.TrimSpace(strings.SplitN(out, " ", 2)[0]))
 				if len(f) < 2 || n <= 0 || n >= 40 || !strings.Contains(out, "Resource temporarily unavailable") {
 					t.Errorf("want a refused fork after fewer than 40 children, got %q", out)
+				}
+			})
+			t.Run(name+"/work directory", func(t *testing.T) {
+				// Files of 3 MB each, every one under the 8 MB limit, until
+				// the work directory holds 24 MB: the server's measure ends it.
+				defer func(d time.Duration) { DiskCheckEvery = d }(DiskCheckEvery)
+				DiskCheckEvery = 200 * time.Millisecond
+				dir, _ := os.MkdirTemp(work, "disk-")
+				os.Chmod(dir, 0o777)
+				defer os.RemoveAll(dir)
+				o := base("/bin/sh", "-c", `for i in 1 2 3 4 5 6 7 8; do head -c 3000000 /dev/urandom > f$i || exit 9; done; echo wrote; sleep 30`)
+				o.WorkDir, o.Dir, o.DiskLimit = dir, dir, 8<<20
+				s, err := Spec(o)
+				if err != nil {
+					t.Fatal(err)
+				}
+				cmd := modeCommand(t, context.Background(), s, sm.cold)
+				var out strings.Builder
+				cmd.Stdout, cmd.Stderr = &out, &out
+				var told []string
+				var mu sync.Mutex
+				cmd.OnLimit = func(r string) { mu.Lock(); told = append(told, r); mu.Unlock() }
+				start := time.Now()
+				err = cmd.Run()
+				if err == nil || time.Since(start) > 20*time.Second {
+					t.Fatalf("not ended by its disk limit after %v (err %v): %s", time.Since(start), err, out.String())
+				}
+				got := cmd.ExitReason()
+				if !strings.HasPrefix(got, "killed: its work directory holds ") || !strings.HasSuffix(got, ", over its 8 MB disk limit") {
+					t.Errorf("ExitReason %q (err %v, output %s)", got, err, out.String())
+				}
+				mu.Lock()
+				defer mu.Unlock()
+				if len(told) != 1 || told[0] != got {
+					t.Errorf("OnLimit told %q, want once %q", told, got)
+				}
+			})
+			t.Run(name+"/one file", func(t *testing.T) {
+				// One file over the limit fails at once (RLIMIT_FSIZE): Python
+				// gets EFBIG, dd dies of SIGXFSZ.
+				dir, _ := os.MkdirTemp(work, "file-")
+				os.Chmod(dir, 0o777)
+				defer os.RemoveAll(dir)
+				o := base("python3", "-c", `
+import errno
+try:
+    with open("big", "wb") as f:
+        for i in range(16):
+            f.write(b"x" * (1 << 20))
+    print("wrote 16 MB")
+except OSError as e:
+    print("refused", errno.errorcode[e.errno])
+`)
+				o.WorkDir, o.Dir, o.DiskLimit = dir, dir, 8<<20
+				out, err := runSandboxMode(t, context.Background(), o, sm.cold)
+				if err != nil || strings.TrimSpace(out) != "refused EFBIG" {
+					t.Errorf("python: got %q, %v; want refused EFBIG", out, err)
+				}
+				o.Args = []string{"/bin/sh", "-c", "dd if=/dev/zero of=big2 bs=1M count=16 2>/dev/null; echo survived"}
+				s, err := Spec(o)
+				if err != nil {
+					t.Fatal(err)
+				}
+				cmd := modeCommand(t, context.Background(), s, sm.cold)
+				var sh strings.Builder
+				cmd.Stdout, cmd.Stderr = &sh, &sh
+				cmd.Run()
+				if fi, err := os.Stat(filepath.Join(dir, "big2")); err != nil || fi.Size() > 8<<20 {
+					t.Errorf("dd wrote a file over the limit: %v %v", fi, err)
 				}
 			})
 			t.Run(name+"/within limits", func(t *testing.T) {

@@ -92,6 +92,12 @@ type Options struct {
 	MemoryLimit  int64
 	CPULimit     float64
 	ProcessLimit int
+	// DiskLimit is the most bytes WorkDir may hold (and, in Landlock mode,
+	// the private TMPDIR, which is on disk there: it gets TmpSize). 0:
+	// unlimited. Enforced in every mode by RLIMIT_FSIZE (no one file over
+	// it) and by the server measuring the directory every DiskCheckEvery:
+	// over it, the sandbox is killed and Cmd.ExitReason says so.
+	DiskLimit int64
 	// NoUserNamespace leaves out the user namespace (then mounts are made as
 	// the real root). Default false: a user namespace with an identity
 	// mapping of the server's own ids.

@@ -436,7 +436,9 @@ func runProbe(ctx context.Context, dais string, o Options, args []string, during
 		return "", fmt.Errorf("selftest: run probe: %w (stderr: %s)", err, stderr.String())
 	}
 	if stderr.Len() > 0 {
-		out.WriteString("FAIL stderr: " + strings.TrimSpace(stderr.String()) + "\n")
+		// Every line, indented: a Go runtime's dump of the init must reach
+		// whoever reads the selftest.
+		out.WriteString("FAIL stderr: " + strings.ReplaceAll(strings.TrimSpace(stderr.String()), "\n", "\n  ") + "\n")
 	}
 	return out.String(), nil
 }
@@ -450,6 +452,8 @@ func relay(w io.Writer, who, out string) int {
 			fmt.Fprintf(w, "FAIL %s: %s\n", who, strings.TrimPrefix(line, "FAIL "))
 		} else if s, ok := strings.CutPrefix(line, "ok "); ok {
 			fmt.Fprintf(w, "ok %s: %s\n", who, s)
+		} else if strings.HasPrefix(line, "  ") {
+			fmt.Fprintln(w, line) // a FAIL's next lines
 		}
 	}
 	if n == 0 && !strings.Contains(out, "ok ") {

@@ -251,3 +251,83 @@ func testForkBomb(t *testing.T, r *row, unprivileged bool) {
 	r.Figure(t, "the bomb started %d children before %q; %d checks of /__ping__ and bob's app during it, slowest %s, failed %d",
 		n, strings.Join(f[1:], " "), asked, worst.Round(time.Millisecond), len(failed))
 }
+
+func init() {
+	addCase(batteryCase{Name: "an app filling its work directory over [Sandbox] WorkDirLimit (16 MB) with no privileges: killed, said in words; one file over it refused",
+		Issue: "23.5", Run: testWorkDirLimit})
+}
+
+// fillApp writes ?mb= megabytes into its HOME (the work directory) in
+// 4 MB files, or one file of ?one= megabytes.
+const fillApp = `import os
+from flask import Flask, request
+
+app = Flask(__name__)
+
+
+@app.get("/fill")
+def fill():
+    home = os.environ["HOME"]
+    if "one" in request.args:
+        try:
+            with open(os.path.join(home, "one.bin"), "wb") as f:
+                for _ in range(int(request.args["one"])):
+                    f.write(b"x" * (1 << 20))
+        except OSError as e:
+            return "refused: %s" % e.strerror, 507
+        return "wrote one file"
+    for i in range(int(request.args.get("mb", "4")) // 4):
+        with open(os.path.join(home, "fill-%d.bin" % i), "wb") as f:
+            f.write(os.urandom(4 << 20))
+    return "wrote"
+
+
+@app.get("/pid")
+def pid():
+    return str(os.getpid())
+`
+
+func testWorkDirLimit(t *testing.T, r *row) {
+	c := Run(t, Options{NoSysAdmin: true, Env: []string{"CONNECT_SANDBOX_WORKDIRLIMIT=16777216"}})
+	c.WaitHTTP("/__ping__", http.StatusOK, startBound)
+	alice := publisherKey(t, c, "alice", "alice-password-e2e")
+	bob := publisherKey(t, c, "bob", "bob-password-e2e")
+	guid, tk, out := deployV1(t, c, alice, "fill", bundle(t, flaskDir(t, fillApp)))
+	if tk.Code != 0 {
+		t.Fatalf("deploy: %s\n%s", tk.Error, out)
+	}
+	other, tk, out := deployV1(t, c, bob, "other", bundle(t, flaskDir(t, secretApp)))
+	if tk.Code != 0 {
+		t.Fatalf("deploy of bob's app: %s\n%s", tk.Error, out)
+	}
+	if code, body := getWithKey(t, c, "/content/"+guid+"/fill?one=20", alice); code != 507 || !strings.Contains(body, "File too large") {
+		t.Errorf("one 20 MB file under a 16 MB limit: %d %q, want 507 File too large", code, body)
+	}
+	getWithKey(t, c, "/content/"+guid+"/fill?one=0", alice) // empties it
+	if code, body := getWithKey(t, c, "/content/"+guid+"/fill?mb=24", alice); code != 200 || body != "wrote" {
+		t.Fatalf("24 MB in 4 MB files: %d %q", code, body)
+	}
+	const said = "over its 16 MB disk limit"
+	deadline := time.Now().Add(40 * time.Second)
+	var logged ExecResult
+	for {
+		logged = c.Exec("sh", "-c", "grep -rh --include='*.log' '"+said+"' /data 2>/dev/null | head -1")
+		if strings.Contains(logged.Stdout, said) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no process log says %q; server log:\n%s", said, tail(c.Logs(), 30))
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	if !strings.Contains(c.Logs(), said) {
+		t.Errorf("the server log does not say %q:\n%s", said, tail(c.Logs(), 20))
+	}
+	if code, body := getWithKey(t, c, "/content/"+other+"/secret", bob); code != 200 || body != "bob-s3cret-payload" {
+		t.Errorf("bob's app after: %d %q", code, body)
+	}
+	if code, _ := c.Get("/__ping__"); code != 200 {
+		t.Errorf("/__ping__ after: %d", code)
+	}
+	r.Figure(t, "one 20 MB file refused (File too large); 24 MB in 4 MB files: the app's log says %q; bob's app answered", strings.TrimSpace(logged.Stdout))
+}

@@ -13,13 +13,14 @@ var DiskCheckEvery = 5 * time.Second
 
 // watchDisk measures the sandbox's bounded directories every
 // DiskCheckEvery until it exits; the first one found over its limit ends
-// the sandbox, with the reason recorded for ExitReason and told to OnLimit.
+// the sandbox, with the reason recorded for ExitReason (not told to
+// OnLimit: that is for kills the sandbox outlives; Wait's caller says it).
 func (c *Cmd) watchDisk() {
 	if len(c.lim.disk) == 0 {
 		return
 	}
 	c.diskDone = make(chan struct{})
-	done, pid, on := c.diskDone, c.Process.Pid, c.OnLimit
+	done, pid := c.diskDone, c.Process.Pid
 	go func() {
 		t := time.NewTicker(DiskCheckEvery)
 		defer t.Stop()
@@ -42,9 +43,6 @@ func (c *Cmd) watchDisk() {
 				c.diskMu.Lock()
 				c.diskReason = reason
 				c.diskMu.Unlock()
-				if on != nil {
-					on(reason)
-				}
 				c.kill(pid)
 				return
 			}

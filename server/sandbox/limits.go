@@ -25,21 +25,22 @@ func withLimits(o Options, s *specs.Spec) {
 		s.Annotations = map[string]string{}
 	}
 	var dirs []string
-	var fsize int64
 	bound := func(dir string, n int64) {
 		if dir != "" && n > 0 {
 			dirs = append(dirs, strconv.FormatInt(n, 10)+":"+dir)
-			fsize = max(fsize, n)
 		}
 	}
 	bound(o.WorkDir, o.DiskLimit)
 	bound(s.Annotations[AnnotationTmpDir], o.TmpSize) // Landlock's TMPDIR is on disk
 	if len(dirs) > 0 {
 		s.Annotations[AnnotationDiskLimits] = strings.Join(dirs, "\n")
-		// No one file over the largest limit, at once and in every mode
-		// (Python gets EFBIG; a program that keeps SIGXFSZ's default dies
-		// of it).
-		s.Process.Rlimits = append(s.Process.Rlimits, specs.POSIXRlimit{Type: "RLIMIT_FSIZE", Soft: uint64(fsize), Hard: uint64(fsize)})
+	}
+	if o.DiskLimit > 0 && o.WorkDir != "" {
+		// No one file over the work directory's limit, at once and in
+		// every mode (Python gets EFBIG; a program that keeps SIGXFSZ's
+		// default dies of it). One limit for every file the content
+		// writes: the TMPDIR's is left to the measure.
+		s.Process.Rlimits = append(s.Process.Rlimits, specs.POSIXRlimit{Type: "RLIMIT_FSIZE", Soft: uint64(o.DiskLimit), Hard: uint64(o.DiskLimit)})
 	}
 	if o.MemoryLimit <= 0 && o.CPULimit <= 0 && o.ProcessLimit <= 0 {
 		return

@@ -137,8 +137,8 @@ func TestLimits(t *testing.T) {
 				}
 				mu.Lock()
 				defer mu.Unlock()
-				if len(told) != 1 || told[0] != got {
-					t.Errorf("OnLimit told %q, want once %q", told, got)
+				if len(told) != 0 {
+					t.Errorf("OnLimit told %q: the sandbox's end is Wait's to say", told)
 				}
 			})
 			t.Run(name+"/one file", func(t *testing.T) {

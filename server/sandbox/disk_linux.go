@@ -31,7 +31,7 @@ func (c *Cmd) watchDisk() {
 			case <-t.C:
 			}
 			for _, d := range c.lim.disk {
-				used := diskUsage(d.dir, d.bytes)
+				used := diskUsage(d.dir)
 				if used <= d.bytes {
 					continue
 				}
@@ -52,8 +52,8 @@ func (c *Cmd) watchDisk() {
 
 // diskUsage is the space the files under dir take (allocated blocks, so a
 // sparse file counts what it really uses; hard links once), without
-// following links. It stops counting a little over limit.
-func diskUsage(dir string, limit int64) int64 {
+// following links.
+func diskUsage(dir string) int64 {
 	var n int64
 	seen := map[[2]uint64]bool{}
 	filepath.WalkDir(dir, func(_ string, e fs.DirEntry, err error) error {
@@ -76,9 +76,6 @@ func diskUsage(dir string, limit int64) int64 {
 			seen[k] = true
 		}
 		n += st.Blocks * 512
-		if n > limit+limit/16 {
-			return filepath.SkipAll
-		}
 		return nil
 	})
 	return n

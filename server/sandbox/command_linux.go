@@ -209,6 +209,18 @@ func Command(ctx context.Context, daisPath string, spec *specs.Spec) (*Cmd, erro
 // (those that left the process group too) and exits.
 func (c *Cmd) kill(pid int) error {
 	if c.landlock {
+		// The init's Go runtime drops a signal nobody has asked for yet:
+		// a cleanup signal that came before the init registered for it
+		// was lost, 1 cancel in 10-20 of a just pre-started sandbox (it
+		// then took WaitDelay's SIGKILL). The init closes its error pipe
+		// once registered (readSetup then closes ready); wait for that,
+		// a little while at most.
+		t := time.NewTimer(2 * time.Second)
+		select {
+		case <-c.ready:
+		case <-t.C:
+		}
+		t.Stop()
 		if err := syscall.Kill(pid, sigCleanup); err == nil {
 			return nil
 		}

@@ -248,6 +248,11 @@ func runLandlock(s *specs.Spec, sigs chan os.Signal, notified chan struct{}) (in
 	// Same uid as the content (when the server has no root, or after the
 	// change above): no tracing, no /proc/<pid>/mem of the init.
 	unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0)
+	// The Go runtime drops a signal nobody has registered for: a server
+	// that died before the registration (made beside the start, off its
+	// path; the content runs already) sent a parent-death signal that was
+	// lost. Registered now, the check below sees such a death.
+	<-notified
 	// The alive pipe is read before it is closed: polled after close(2),
 	// its number answers POLLNVAL (or is another file's), and a server that
 	// died before the parent-death signal was set would go unnoticed.

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -164,6 +166,8 @@ func httpGetWithin(u, key string, timeout time.Duration) (int, string, http.Head
 //  7. a node loses the database (docker network disconnect): its
 //     /__ping__ answers 503 within 10 s and haproxy sends everything to the
 //     other; reconnected, it serves again.
+//  4. 50 due schedules with both nodes up: exactly 50 renders, each
+//     document's once, on both nodes.
 //  3. docker kill of the node running a 60 s scheduled render: the other
 //     node fails it within the dead-node time, it is never shown running
 //     again, and the schedule's next run happens once.
@@ -172,6 +176,7 @@ func TestHAProfile(t *testing.T) {
 	t.Run("1_rsconnect_round_robin", func(t *testing.T) { haDeployR(t, h) })
 	t.Run("5_wrk_across_docker_stop", func(t *testing.T) { haWrkAcrossStop(t, h) })
 	t.Run("7_database_lost", func(t *testing.T) { haDatabaseLost(t, h) })
+	t.Run("4_fifty_due_schedules", func(t *testing.T) { haFiftySchedules(t, h) })
 	t.Run("3_kill_mid_render", func(t *testing.T) { haKillMidRender(t, h) })
 }
 
@@ -493,4 +498,143 @@ func haKillMidRender(t *testing.T, h *haStack) {
 	if n := h.sql("SELECT count(*) FROM nodes WHERE name = '" + node + "'"); n != "0" {
 		t.Errorf("killed %s still registered", node)
 	}
+}
+
+// haClient is a small API client for goroutines (no t.Fatal): JSON in and
+// out with an API key, through base.
+type haClient struct {
+	base, key string
+	hc        *http.Client
+}
+
+func (c haClient) do(method, path string, body io.Reader, v any) error {
+	req, err := http.NewRequest(method, c.base+path, body)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Key "+c.key)
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s %s = %d %s", method, path, resp.StatusCode, b)
+	}
+	if v != nil {
+		return json.Unmarshal(b, v)
+	}
+	return nil
+}
+
+// deploy creates content name, uploads archive and deploys it, waiting for
+// the task; it returns the content's guid.
+func (c haClient) deploy(name string, archive []byte) (string, error) {
+	var content struct {
+		GUID string `json:"guid"`
+	}
+	if err := c.do("POST", "/__api__/v1/content", strings.NewReader(`{"name":"`+name+`","access_type":"all"}`), &content); err != nil {
+		return "", err
+	}
+	var b struct {
+		ID string `json:"id"`
+	}
+	if err := c.do("POST", "/__api__/v1/content/"+content.GUID+"/bundles", bytes.NewReader(archive), &b); err != nil {
+		return "", err
+	}
+	var d struct {
+		TaskID string `json:"task_id"`
+	}
+	if err := c.do("POST", "/__api__/v1/content/"+content.GUID+"/deploy", strings.NewReader(`{"bundle_id":"`+b.ID+`"}`), &d); err != nil {
+		return "", err
+	}
+	first := 0
+	for deadline := time.Now().Add(3 * time.Minute); time.Now().Before(deadline); {
+		var tk v1Task
+		if err := c.do("GET", "/__api__/v1/tasks/"+d.TaskID+"?wait=5&first="+strconv.Itoa(first), nil, &tk); err != nil {
+			return "", err
+		}
+		first = tk.Last
+		if tk.Finished {
+			if tk.Code != 0 {
+				return "", fmt.Errorf("deploy of %s failed: %s", name, tk.Error)
+			}
+			return content.GUID, nil
+		}
+	}
+	return "", fmt.Errorf("deploy of %s not finished in 3 minutes", name)
+}
+
+// haFiftySchedules: 50 documents, each with a schedule, all due at once
+// with both nodes up: exactly 50 renders, each document's once, and both
+// nodes rendered some.
+func haFiftySchedules(t *testing.T, h *haStack) {
+	const n = 50
+	archive := bundle(t, exampleDir("rmarkdown"))
+	client := haClient{base: h.lb.URL(""), key: h.key, hc: &http.Client{Timeout: 30 * time.Second}}
+	guids := make([]string, n)
+	errs := make([]error, n)
+	begin := time.Now()
+	var wg sync.WaitGroup
+	next := make(chan int)
+	for range 4 {
+		wg.Go(func() {
+			for i := range next {
+				guids[i], errs[i] = client.deploy(fmt.Sprintf("scheduled-%02d", i), archive)
+			}
+		})
+	}
+	for i := range n {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Logf("%d documents deployed through haproxy in %s (4 at a time)", n, time.Since(begin).Round(time.Millisecond))
+	for _, g := range guids {
+		apiJSON(t, h.lb, "PUT", "/__api__/v1/content/"+g+"/schedule", h.key, strings.NewReader(`{"interval_seconds":3600}`), nil)
+	}
+	last := h.sql("SELECT coalesce(max(id), 0) FROM renders")
+	ids := "(SELECT id FROM content WHERE name LIKE 'scheduled-%')"
+	h.sql(fmt.Sprintf("UPDATE schedules SET next_run_at = %d WHERE content_id IN %s", time.Now().Add(-time.Minute).UnixMicro(), ids))
+	due := time.Now()
+	count := func() (done, running int) {
+		row := h.sql("SELECT count(*) FILTER (WHERE status = 'succeeded') || '|' || count(*) FILTER (WHERE status = 'running') FROM renders WHERE id > " + last + " AND content_id IN " + ids)
+		d, r, _ := strings.Cut(row, "|")
+		done, _ = strconv.Atoi(d)
+		running, _ = strconv.Atoi(r)
+		return done, running
+	}
+	deadline := time.Now().Add(4 * time.Minute)
+	for {
+		done, _ := count()
+		if done >= n {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d scheduled renders done 4 minutes after they came due; by status:\n%s", done, n,
+				h.sql("SELECT status, node, count(*) FROM renders WHERE id > "+last+" GROUP BY 1, 2"))
+		}
+		time.Sleep(time.Second)
+	}
+	took := time.Since(due)
+	// Both nodes poll every 10 s: 12 s more, and still one run each.
+	time.Sleep(12 * time.Second)
+	perContent := h.sql("SELECT count(*) FROM renders WHERE id > " + last + " AND content_id IN " + ids + " GROUP BY content_id HAVING count(*) <> 1")
+	if perContent != "" {
+		t.Errorf("documents rendered other than once: %q", perContent)
+	}
+	if total := h.sql("SELECT count(*) FROM renders WHERE id > " + last + " AND content_id IN " + ids); total != strconv.Itoa(n) {
+		t.Errorf("%s renders, want exactly %d", total, n)
+	}
+	byNode := h.sql("SELECT node || ' ' || count(*) FROM renders WHERE id > " + last + " AND content_id IN " + ids + " GROUP BY node ORDER BY node")
+	if !strings.Contains(byNode, "dais1 ") || !strings.Contains(byNode, "dais2 ") {
+		t.Errorf("renders by node: %q, want both nodes", byNode)
+	}
+	t.Logf("%d due schedules: %d renders in %s, by node %q", n, n, took.Round(time.Millisecond), strings.ReplaceAll(byNode, "\n", ", "))
 }

@@ -16,6 +16,14 @@ import (
 
 // StartRender renders the active bundle of a document again, as a render
 // task started by the server itself (a schedule), and returns the task id.
+// RenderCapacity is how many more renders this node would start at once
+// (its free render slots less the renders waiting): what its scheduler
+// claims, leaving the rest of the due runs to other nodes.
+func (s *Service) RenderCapacity() int { return s.renders.Free() }
+
+// OnRenderSlotFree sets f, called each time a render of this node ends.
+func (s *Service) OnRenderSlotFree(f func()) { s.renders.OnRelease(f) }
+
 func (s *Service) StartRender(ctx context.Context, contentID int64) (string, error) {
 	c, err := s.st.Content(ctx, contentID)
 	if err != nil {

@@ -26,8 +26,9 @@ const DefaultConcurrency = 2
 
 // Queue hands out a bounded number of render slots, first come first served.
 type Queue struct {
-	slots   chan struct{}
-	waiting atomic.Int64
+	slots     chan struct{}
+	waiting   atomic.Int64
+	onRelease atomic.Pointer[func()]
 }
 
 // NewQueue makes a queue of n slots (at least 1).
@@ -56,6 +57,14 @@ func (q *Queue) Running() int { return len(q.slots) }
 
 // Waiting is the number of renders waiting for a slot.
 func (q *Queue) Waiting() int { return int(q.waiting.Load()) }
+
+// Free is how many more renders would start at once: the free slots less
+// the renders already waiting for one (0 at least).
+func (q *Queue) Free() int { return max(q.Limit()-q.Running()-q.Waiting(), 0) }
+
+// OnRelease sets f, called (on the releasing goroutine) each time a slot
+// is given back: a scheduler that claims only what it can run looks again.
+func (q *Queue) OnRelease(f func()) { q.onRelease.Store(&f) }
 
 // TryAcquire takes a slot when one is free at once.
 func (q *Queue) TryAcquire() (release func(), ok bool) {
@@ -88,6 +97,9 @@ func (q *Queue) releaser() func() {
 	return func() {
 		if once.CompareAndSwap(false, true) {
 			<-q.slots
+			if f := q.onRelease.Load(); f != nil {
+				(*f)()
+			}
 		}
 	}
 }

@@ -231,3 +231,40 @@ func TestSeveralServersOneRun(t *testing.T) {
 		}
 	})
 }
+
+// TestCapacityLeavesTheRest: a server claims no more due runs than it has
+// render capacity for; a second server with room takes the rest, and each
+// run happens once.
+func TestCapacityLeavesTheRest(t *testing.T) {
+	stores(t, func(t *testing.T, open func() store.Store) {
+		ctx := context.Background()
+		st := open()
+		c := newDoc(t, st)
+		const due = 5
+		for range due {
+			sc := &store.Schedule{ContentID: c.ID, IntervalSeconds: 3600, Enabled: true, NextRunAt: time.Now().UTC().Add(-time.Minute)}
+			if err := st.CreateSchedule(ctx, sc); err != nil {
+				t.Fatal(err)
+			}
+		}
+		counted := func(n *int) schedule.RenderFunc {
+			return func(context.Context, int64) (string, error) { *n++; return "", nil }
+		}
+		var busyRuns, idleRuns int
+		busy, _ := schedule.New(schedule.Options{Store: st, Node: "busy", Render: counted(&busyRuns), Capacity: func() int { return 2 }})
+		idle, _ := schedule.New(schedule.Options{Store: open(), Node: "idle", Render: counted(&idleRuns)})
+		full, _ := schedule.New(schedule.Options{Store: st, Node: "full", Render: counted(new(int)), Capacity: func() int { return 0 }})
+		if n, err := full.RunDue(ctx); err != nil || n != 0 {
+			t.Fatalf("a server with no free slot claimed %d (%v)", n, err)
+		}
+		if n, err := busy.RunDue(ctx); err != nil || n != 2 {
+			t.Fatalf("a server with 2 free slots claimed %d of %d due (%v), want 2", n, due, err)
+		}
+		if n, err := idle.RunDue(ctx); err != nil || n != due-2 {
+			t.Fatalf("the other server claimed %d (%v), want the %d left", n, err, due-2)
+		}
+		if n, _ := busy.RunDue(ctx); n != 0 || busyRuns != 2 || idleRuns != due-2 {
+			t.Errorf("runs: busy %d, idle %d, then %d more; want 2, %d, 0", busyRuns, idleRuns, n, due-2)
+		}
+	})
+}

@@ -38,6 +38,12 @@ type Options struct {
 	Poll time.Duration
 	// Now is the clock; nil: time.Now.
 	Now func() time.Time
+	// Capacity, when set, is how many renders this server would start at
+	// once now: it claims no more due runs than that in a pass, so that
+	// with several servers the others take the rest (one server claimed
+	// all 50 due runs and queued them while the other stood idle). Wake
+	// the scheduler when capacity frees up.
+	Capacity func() int
 }
 
 // Scheduler claims due schedules and starts their renders.
@@ -119,8 +125,8 @@ func (s *Scheduler) loop(ctx context.Context) {
 	}
 }
 
-// RunDue claims every due schedule and starts its render; it returns how
-// many runs this server claimed. A run another server claimed first is
+// RunDue claims the due schedules (as many as Capacity allows) and starts
+// their renders; it returns how many runs this server claimed. A run another server claimed first is
 // skipped.
 func (s *Scheduler) RunDue(ctx context.Context) (int, error) {
 	now := s.o.Now().UTC()
@@ -129,8 +135,16 @@ func (s *Scheduler) RunDue(ctx context.Context) (int, error) {
 		return 0, fmt.Errorf("list due schedules: %w", err)
 	}
 	claimed := 0
+	room := len(due)
+	if s.o.Capacity != nil {
+		room = min(room, s.o.Capacity())
+	}
 	var errs []error
 	for i := range due {
+		if claimed >= room {
+			s.log.Debug("due runs left for later or another server: no free render slot", "left", len(due)-i)
+			break
+		}
 		sc := &due[i]
 		log := s.log.With(logKeySchedule, sc.ID, logKeyContent, sc.ContentID)
 		nextRun, err := Next(sc, now)

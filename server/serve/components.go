@@ -80,10 +80,12 @@ func components(d Deps) ([]Component, error) {
 	}
 	sch, err := schedule.New(schedule.Options{
 		Store: d.Store, Node: d.Node, Logger: d.Logger.With(logKeyComponent, "scheduler"), Render: dep.StartRender,
+		Capacity: dep.RenderCapacity,
 	})
 	if err != nil {
 		return nil, err
 	}
+	dep.OnRenderSlotFree(sch.Wake)
 	api.Register(api.Options{Web: d.Web, Store: d.Store, Deploy: dep, Scheduler: sch, Logger: d.Logger.With(logKeyComponent, "api")})
 	cs := []Component{
 		newSessionJanitor(d.Store, d.Logger, d.Web.Config),

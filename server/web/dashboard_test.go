@@ -49,7 +49,7 @@ func TestDashboardList(t *testing.T) {
 			t.Fatalf("login %s: %d", user, resp.StatusCode)
 		}
 	}
-	rows := regexp.MustCompile(`<a href="/content/[0-9a-f-]+/">([^<]*)</a>`)
+	rows := regexp.MustCompile(`<a href="/connect/apps/[0-9a-f-]+">([^<]*)</a>`)
 	get := func(query string) (titles []string, body string) {
 		t.Helper()
 		resp, err := client.Get(f.ts.URL + "/connect/" + query)

@@ -21,8 +21,8 @@ var templateFS embed.FS
 const dashboardLimit = 50
 
 type pages struct {
-	welcome, login, dashboard, token, tokens *template.Template
-	css                                      []byte
+	welcome, login, dashboard, token, tokens, app *template.Template
+	css                                           []byte
 }
 
 func newPages() (*pages, error) {
@@ -50,23 +50,26 @@ func newPages() (*pages, error) {
 	if p.tokens, err = parse("tokens.html"); err != nil {
 		return nil, err
 	}
+	if p.app, err = parse("app.html"); err != nil {
+		return nil, err
+	}
 	if p.css, err = templateFS.ReadFile("templates/dais.css"); err != nil {
 		return nil, err
 	}
 	return &p, nil
 }
 
-// pageData is what every page's layout reads.
-type pageData struct {
+// PageData is what every page's layout reads.
+type PageData struct {
 	Title         string
 	Version       string
 	User          *store.User
 	PublicWarning template.HTML // the admin's HTML, shown as is
 }
 
-func (s *Server) pageData(r *http.Request, title string) pageData {
+func (s *Server) pageData(r *http.Request, title string) PageData {
 	u, _ := UserFrom(r.Context())
-	return pageData{
+	return PageData{
 		Title:         title,
 		Version:       s.version,
 		User:          u,
@@ -103,7 +106,7 @@ func (s *Server) handleWelcome(w http.ResponseWriter, r *http.Request) {
 }
 
 type loginData struct {
-	pageData
+	PageData
 	Error    string
 	Next     string
 	Username string
@@ -111,7 +114,7 @@ type loginData struct {
 
 func (s *Server) handleLoginForm(w http.ResponseWriter, r *http.Request) {
 	s.render(w, s.pages.login, http.StatusOK, loginData{
-		pageData: s.pageData(r, "Log in"),
+		PageData: s.pageData(r, "Log in"),
 		Next:     safeNext(r.URL.Query().Get("next")),
 	})
 }
@@ -138,7 +141,7 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 	next := safeNext(r.PostForm.Get("next"))
 	fail := func(status int, msg string) {
 		s.render(w, s.pages.login, status, loginData{
-			pageData: s.pageData(r, "Log in"), Error: msg, Next: next, Username: username,
+			PageData: s.pageData(r, "Log in"), Error: msg, Next: next, Username: username,
 		})
 	}
 	if s.store == nil {
@@ -225,9 +228,10 @@ type dashboardQuery struct {
 }
 
 type dashboardData struct {
-	pageData
+	PageData
 	LoggedInWarning template.HTML
 	GateReason      string
+	Message         string // from an action that came back here (a content deleted)
 	Query           dashboardQuery
 	Types           []string
 	Content         []dashboardItem
@@ -252,10 +256,11 @@ func (s *Server) handleDashboard(w http.ResponseWriter, r *http.Request) {
 		q.Page = n
 	}
 	d := dashboardData{
-		pageData:        s.pageData(r, "Content"),
+		PageData:        s.pageData(r, "Content"),
 		LoggedInWarning: template.HTML(s.Config().Server.LoggedInWarning),
 		Query:           q,
 		Types:           dashboardTypes,
+		Message:         flashed(r, "msg"),
 	}
 	if ok, reason := s.Licensed(); !ok {
 		d.GateReason = reason

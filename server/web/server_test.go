@@ -311,7 +311,7 @@ func TestPagesLoginDashboardLogout(t *testing.T) {
 	// The owner sees it, title escaped.
 	login("publisher1", "pw-publisher")
 	_, body, _ = get("/connect/")
-	if !strings.Contains(body, "Sales &lt;dashboard&gt;") || !strings.Contains(body, "/content/"+c.GUID+"/") {
+	if !strings.Contains(body, "Sales &lt;dashboard&gt;") || !strings.Contains(body, "/connect/apps/"+c.GUID) {
 		t.Fatalf("owner's dashboard lacks the content:\n%s", body)
 	}
 	// Cross-site write with the cookie only is refused.

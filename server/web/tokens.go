@@ -23,7 +23,7 @@ import (
 func TokenClaimPath(token string) string { return "/connect/tokens/" + url.PathEscape(token) }
 
 type tokenData struct {
-	pageData
+	PageData
 	Token, UserAgent, Address, Created, CSRF string
 	Error                                    string
 	Done, Refused                            bool
@@ -51,7 +51,7 @@ func (s *Server) tokenForClaim(w http.ResponseWriter, r *http.Request) (*store.T
 		http.Redirect(w, r, "/__login__?next="+url.QueryEscape(TokenClaimPath(r.PathValue("token"))), http.StatusFound)
 		return nil, nil
 	}
-	d := tokenData{pageData: s.pageData(r, "Connect a client"), Token: r.PathValue("token")}
+	d := tokenData{PageData: s.pageData(r, "Connect a client"), Token: r.PathValue("token")}
 	tok, err := s.store.TokenByToken(r.Context(), d.Token)
 	if errors.Is(err, store.ErrNotFound) || (err == nil && tok.UserID == 0 && time.Since(tok.CreatedAt) > UnclaimedTokenLifetime) {
 		d.Error = "There is no such token waiting: it may have expired (a token waits an hour for its claim). Connect again from R or RStudio."
@@ -82,7 +82,7 @@ func (s *Server) handleTokenForm(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.render(w, s.pages.token, http.StatusOK, tokenData{
-		pageData: s.pageData(r, "Connect a client"),
+		PageData: s.pageData(r, "Connect a client"),
 		Token:    tok.Token, UserAgent: tok.UserAgent, Address: tok.Address,
 		Created: tok.CreatedAt.UTC().Format("2006-01-02 15:04:05 UTC"),
 		CSRF:    csrfToken(r, "claim "+tok.Token),
@@ -94,7 +94,7 @@ type tokenRow struct {
 }
 
 type tokenListData struct {
-	pageData
+	PageData
 	Tokens  []tokenRow
 	Message string
 }
@@ -117,7 +117,7 @@ func (s *Server) renderTokenList(w http.ResponseWriter, r *http.Request, status 
 		http.Error(w, "cannot list the clients now; try again", http.StatusServiceUnavailable)
 		return
 	}
-	d := tokenListData{pageData: s.pageData(r, "Connected clients"), Message: msg}
+	d := tokenListData{PageData: s.pageData(r, "Connected clients"), Message: msg}
 	for _, t := range ts {
 		row := tokenRow{Token: t.Token, Short: shortToken(t.Token), UserAgent: t.UserAgent,
 			Claimed: t.ClaimedAt.UTC().Format("2006-01-02 15:04 UTC"), LastUsed: "never", CSRF: csrfToken(r, "revoke "+t.Token)}
@@ -176,7 +176,7 @@ func (s *Server) handleTokenClaim(w http.ResponseWriter, r *http.Request) {
 	if tok == nil {
 		return
 	}
-	d := tokenData{pageData: s.pageData(r, "Connect a client"), Token: tok.Token}
+	d := tokenData{PageData: s.pageData(r, "Connect a client"), Token: tok.Token}
 	want := csrfToken(r, "claim "+tok.Token)
 	if want == "" || !hmac.Equal([]byte(r.PostForm.Get("csrf")), []byte(want)) {
 		d.Error = "This form is out of date or did not come from this server's page; open the claim link again."

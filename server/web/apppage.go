@@ -1,0 +1,480 @@
+package web
+
+import (
+	"bytes"
+	"crypto/hmac"
+	"encoding/json"
+	"fmt"
+	"html/template"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// The page of one content, /connect/apps/{guid} (the link clients print,
+// /connect/#/apps/{guid}, comes here through a few lines of JavaScript on
+// the content list). The page is a client of the API, in process: it
+// reads what it shows with the user's own session through the same
+// /__api__ routes a client calls, and each of its forms is turned into
+// that API call. So a page can never show or do what the API would refuse
+// that user, and there is one authorization rule (server/authz) for both.
+// Forms carry a CSRF token bound to the session and to the content, on top
+// of the same-origin check every cookie-authenticated write gets.
+
+// AppPath is the plain path of a content's page.
+func AppPath(guid string) string { return "/connect/apps/" + url.PathEscape(guid) }
+
+// apiRecorder keeps an in-process API answer.
+type apiRecorder struct {
+	h      http.Header
+	status int
+	body   bytes.Buffer
+}
+
+func (w *apiRecorder) Header() http.Header { return w.h }
+func (w *apiRecorder) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+}
+func (w *apiRecorder) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.body.Write(b)
+}
+
+// callAPI makes an API request as the user of r (its session cookie goes
+// with it) and decodes a 2xx answer into out (nil: ignored). It returns
+// the status and, for an error, the API's message.
+func (s *Server) callAPI(r *http.Request, method, path string, body, out any) (int, string) {
+	var rd *bytes.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return http.StatusInternalServerError, err.Error()
+		}
+		rd = bytes.NewReader(b)
+	} else {
+		rd = bytes.NewReader(nil)
+	}
+	req, err := http.NewRequestWithContext(r.Context(), method, path, rd)
+	if err != nil {
+		return http.StatusInternalServerError, err.Error()
+	}
+	req.Host = r.Host
+	req.RemoteAddr = r.RemoteAddr
+	req.TLS = r.TLS
+	if c, err := r.Cookie(SessionCookie); err == nil {
+		req.AddCookie(c)
+	}
+	// The page's own form was checked (CSRF token and same origin).
+	req.Header.Set("Sec-Fetch-Site", "same-origin")
+	req.Header.Set("Accept", "application/json")
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	for _, h := range []string{"User-Agent", "X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host"} {
+		if v := r.Header.Get(h); v != "" {
+			req.Header.Set(h, v)
+		}
+	}
+	rec := &apiRecorder{h: http.Header{}}
+	s.handler.ServeHTTP(rec, req)
+	if rec.status == 0 {
+		rec.status = http.StatusOK
+	}
+	if rec.status >= 300 {
+		var e struct {
+			Error string `json:"error"`
+		}
+		if json.Unmarshal(rec.body.Bytes(), &e) == nil && e.Error != "" {
+			return rec.status, e.Error
+		}
+		return rec.status, strings.TrimSpace(rec.body.String())
+	}
+	if out != nil {
+		if err := json.Unmarshal(rec.body.Bytes(), out); err != nil {
+			return http.StatusInternalServerError, "cannot read the API's answer: " + err.Error()
+		}
+	}
+	return rec.status, ""
+}
+
+// apiContent is what the page reads of GET /__api__/v1/content/{guid}.
+type apiContent struct {
+	GUID               string     `json:"guid"`
+	Name               string     `json:"name"`
+	Title              string     `json:"title"`
+	Description        string     `json:"description"`
+	AccessType         string     `json:"access_type"`
+	AppMode            string     `json:"app_mode"`
+	MinProcesses       *int       `json:"min_processes"`
+	MaxProcesses       *int       `json:"max_processes"`
+	MaxConnsPerProcess *int       `json:"max_conns_per_process"`
+	IdleTimeout        *int       `json:"idle_timeout"`
+	InitTimeout        *int       `json:"init_timeout"`
+	BundleID           *string    `json:"bundle_id"`
+	RVersion           *string    `json:"r_version"`
+	PyVersion          *string    `json:"py_version"`
+	QuartoVersion      *string    `json:"quarto_version"`
+	Locked             bool       `json:"locked"`
+	LockedMessage      string     `json:"locked_message"`
+	ContentURL         string     `json:"content_url"`
+	AppRole            string     `json:"app_role"`
+	CreatedTime        time.Time  `json:"created_time"`
+	LastDeployedTime   *time.Time `json:"last_deployed_time"`
+	Owner              *struct {
+		GUID      string `json:"guid"`
+		Username  string `json:"username"`
+		FirstName string `json:"first_name"`
+		LastName  string `json:"last_name"`
+	} `json:"owner"`
+	Tags []struct {
+		ID   string `json:"id"`
+		Name string `json:"name"`
+	} `json:"tags"`
+	VanityURL *string `json:"vanity_url"`
+}
+
+type apiBundle struct {
+	ID          string    `json:"id"`
+	CreatedTime time.Time `json:"created_time"`
+	Size        int64     `json:"size"`
+	Active      bool      `json:"active"`
+}
+
+type apiPermission struct {
+	ID            string `json:"id"`
+	PrincipalGUID string `json:"principal_guid"`
+	PrincipalType string `json:"principal_type"`
+	Role          string `json:"role"`
+}
+
+type apiUser struct {
+	GUID     string `json:"guid"`
+	Username string `json:"username"`
+}
+
+type apiGroup struct {
+	GUID string `json:"guid"`
+	Name string `json:"name"`
+}
+
+type appBundle struct {
+	ID, Deployed, Size string
+	Active             bool
+}
+
+type appPermission struct {
+	ID, Who, Kind, Role string
+}
+
+type appData struct {
+	PageData
+	LoggedInWarning template.HTML
+	C               apiContent
+	CSRF            string
+	Editor          bool // may change it: owner, collaborator, administrator
+	Message, Error  string
+	Owner           string
+	Runtimes        []string
+	Bundles         []appBundle
+	Env             []string
+	Permissions     []appPermission
+	Vanity          string
+	Frame           string // the content's URL for the frame; "" when nothing is deployed
+	LogsURL         string
+}
+
+func humanBytes(n int64) string {
+	switch {
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d B", n)
+}
+
+func (s *Server) handleAppPage(w http.ResponseWriter, r *http.Request) {
+	if _, ok := UserFrom(r.Context()); !ok {
+		http.Redirect(w, r, "/__login__?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusFound)
+		return
+	}
+	guid := r.PathValue("guid")
+	d := appData{
+		PageData:        s.pageData(r, "Content"),
+		LoggedInWarning: template.HTML(s.Config().Server.LoggedInWarning),
+		CSRF:            csrfToken(r, "app "+guid),
+		Message:         flashed(r, "msg"),
+		Error:           flashed(r, "err"),
+	}
+	base := "/__api__/v1/content/" + url.PathEscape(guid)
+	status, msg := s.callAPI(r, http.MethodGet, base+"?include=tags,owner,vanity_url", nil, &d.C)
+	if status != http.StatusOK {
+		s.renderAppError(w, r, status, msg)
+		return
+	}
+	if d.C.Title != "" {
+		d.Title = d.C.Title
+	} else {
+		d.Title = d.C.Name
+	}
+	d.Editor = d.C.AppRole == "owner" || d.C.AppRole == "editor"
+	if d.C.Owner != nil {
+		d.Owner = d.C.Owner.Username
+	}
+	for _, rt := range []struct {
+		name string
+		v    *string
+	}{{"R", d.C.RVersion}, {"Python", d.C.PyVersion}, {"Quarto", d.C.QuartoVersion}} {
+		if rt.v != nil && *rt.v != "" {
+			d.Runtimes = append(d.Runtimes, rt.name+" "+*rt.v)
+		}
+	}
+	if d.C.VanityURL != nil {
+		d.Vanity = *d.C.VanityURL
+	}
+	if d.C.BundleID != nil && !d.C.Locked {
+		d.Frame = "/content/" + url.PathEscape(d.C.GUID) + "/"
+	}
+	var problems []string
+	var bundles []apiBundle
+	if status, msg := s.callAPI(r, http.MethodGet, base+"/bundles", nil, &bundles); status == http.StatusOK {
+		for _, b := range bundles {
+			d.Bundles = append(d.Bundles, appBundle{ID: b.ID, Deployed: b.CreatedTime.UTC().Format("2006-01-02 15:04 UTC"),
+				Size: humanBytes(b.Size), Active: b.Active})
+		}
+	} else if status != http.StatusForbidden {
+		problems = append(problems, "bundles: "+msg)
+	}
+	if d.Editor {
+		if status, msg := s.callAPI(r, http.MethodGet, base+"/environment", nil, &d.Env); status != http.StatusOK {
+			problems = append(problems, "environment: "+msg)
+		}
+		var perms []apiPermission
+		if status, msg := s.callAPI(r, http.MethodGet, base+"/permissions", nil, &perms); status == http.StatusOK {
+			for _, p := range perms {
+				ap := appPermission{ID: p.ID, Kind: p.PrincipalType, Role: p.Role, Who: p.PrincipalGUID}
+				if p.PrincipalType == "group" {
+					var g apiGroup
+					if s.callAPI(r, http.MethodGet, "/__api__/v1/groups/"+url.PathEscape(p.PrincipalGUID), nil, &g); g.Name != "" {
+						ap.Who = g.Name
+					}
+				} else {
+					var u apiUser
+					if s.callAPI(r, http.MethodGet, "/__api__/v1/users/"+url.PathEscape(p.PrincipalGUID), nil, &u); u.Username != "" {
+						ap.Who = u.Username
+					}
+				}
+				d.Permissions = append(d.Permissions, ap)
+			}
+		} else {
+			problems = append(problems, "permissions: "+msg)
+		}
+	}
+	if len(problems) > 0 && d.Error == "" {
+		d.Error = "Could not read " + strings.Join(problems, "; ")
+	}
+	s.render(w, s.pages.app, http.StatusOK, d)
+}
+
+func (s *Server) renderAppError(w http.ResponseWriter, r *http.Request, status int, msg string) {
+	if status < 400 {
+		status = http.StatusInternalServerError
+	}
+	d := appData{PageData: s.pageData(r, "Content"), Error: msg}
+	s.render(w, s.pages.app, status, d)
+}
+
+// handleAppAction turns one of the page's forms into its API call and
+// goes back to the page with the API's answer.
+func (s *Server) handleAppAction(w http.ResponseWriter, r *http.Request) {
+	guid := r.PathValue("guid")
+	if _, ok := UserFrom(r.Context()); !ok {
+		http.Redirect(w, r, "/__login__?next="+url.QueryEscape(AppPath(guid)), http.StatusSeeOther)
+		return
+	}
+	if err := r.ParseForm(); err != nil {
+		if status, msg, ok := BodyError(err); ok {
+			http.Error(w, msg, status)
+			return
+		}
+		http.Error(w, "malformed form", http.StatusBadRequest)
+		return
+	}
+	want := csrfToken(r, "app "+guid)
+	if want == "" || !hmac.Equal([]byte(r.PostForm.Get("csrf")), []byte(want)) {
+		http.Error(w, "this form has expired or did not come from this page; reload the page and try again", http.StatusForbidden)
+		return
+	}
+	f := r.PostForm
+	base := "/__api__/v1/content/" + url.PathEscape(guid)
+	back := AppPath(guid)
+	var status int
+	var msg, done string
+	anchor := ""
+	intOrNil := func(name string) (any, bool) {
+		v := strings.TrimSpace(f.Get(name))
+		if v == "" {
+			return nil, true
+		}
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			msg = name + " must be a whole number of 0 or more (or empty for the server's default)"
+			return nil, false
+		}
+		return n, true
+	}
+	switch action := r.PathValue("action"); action {
+	case "activate":
+		anchor = "#info"
+		var task struct {
+			TaskID string `json:"task_id"`
+		}
+		status, msg = s.callAPI(r, http.MethodPost, base+"/deploy", map[string]string{"bundle_id": f.Get("bundle_id")}, &task)
+		done = "Activating bundle " + f.Get("bundle_id") + " (task " + task.TaskID + ")."
+	case "env":
+		anchor = "#environment"
+		name := strings.TrimSpace(f.Get("name"))
+		var body []map[string]any
+		if f.Get("remove") != "" {
+			body = []map[string]any{{"name": name, "value": nil}}
+			done = "Removed " + name + "; running processes restart with the change."
+		} else {
+			body = []map[string]any{{"name": name, "value": f.Get("value")}}
+			done = "Set " + name + "; running processes restart with the change."
+		}
+		status, msg = s.callAPI(r, http.MethodPatch, base+"/environment", body, nil)
+	case "runtime":
+		anchor = "#runtime"
+		body := map[string]any{}
+		ok := true
+		for _, k := range []string{"min_processes", "max_processes", "max_conns_per_process", "idle_timeout", "init_timeout"} {
+			v, good := intOrNil(k)
+			if !good {
+				ok = false
+				break
+			}
+			body[k] = v
+		}
+		if !ok {
+			status = http.StatusBadRequest
+			break
+		}
+		status, msg = s.callAPI(r, http.MethodPatch, base, body, nil)
+		done = "Runtime settings saved."
+	case "settings":
+		anchor = "#settings"
+		status, msg = s.callAPI(r, http.MethodPatch, base, map[string]any{"title": f.Get("title"), "description": f.Get("description")}, nil)
+		done = "Title and description saved."
+	case "access":
+		anchor = "#access"
+		status, msg = s.callAPI(r, http.MethodPatch, base, map[string]any{"access_type": f.Get("access_type")}, nil)
+		done = "Access saved."
+	case "permission-add":
+		anchor = "#access"
+		who := strings.TrimSpace(f.Get("principal"))
+		role := f.Get("role")
+		guidOf, kind := "", ""
+		var users []apiUser
+		var page struct {
+			Results []apiUser `json:"results"`
+		}
+		if st, _ := s.callAPI(r, http.MethodGet, "/__api__/v1/users?prefix="+url.QueryEscape(who)+"&page_size=100", nil, &page); st == http.StatusOK {
+			users = page.Results
+		}
+		for _, u := range users {
+			if strings.EqualFold(u.Username, who) {
+				guidOf, kind = u.GUID, "user"
+			}
+		}
+		if guidOf == "" {
+			var groups struct {
+				Results []apiGroup `json:"results"`
+			}
+			if st, _ := s.callAPI(r, http.MethodGet, "/__api__/v1/groups?prefix="+url.QueryEscape(who)+"&page_size=100", nil, &groups); st == http.StatusOK {
+				for _, g := range groups.Results {
+					if strings.EqualFold(g.Name, who) {
+						guidOf, kind = g.GUID, "group"
+					}
+				}
+			}
+		}
+		if guidOf == "" {
+			status, msg = http.StatusNotFound, "no user or group named "+who
+			break
+		}
+		status, msg = s.callAPI(r, http.MethodPost, base+"/permissions",
+			map[string]string{"principal_guid": guidOf, "principal_type": kind, "role": role}, nil)
+		done = "Added " + who + " as " + role + "."
+	case "permission-remove":
+		anchor = "#access"
+		status, msg = s.callAPI(r, http.MethodDelete, base+"/permissions/"+url.PathEscape(f.Get("id")), nil, nil)
+		done = "Removed."
+	case "vanity":
+		anchor = "#settings"
+		if p := strings.TrimSpace(f.Get("path")); p == "" {
+			status, msg = s.callAPI(r, http.MethodDelete, base+"/vanity", nil, nil)
+			done = "Vanity URL removed."
+		} else {
+			status, msg = s.callAPI(r, http.MethodPut, base+"/vanity", map[string]string{"path": p}, nil)
+			done = "Vanity URL set."
+		}
+	case "delete":
+		var c apiContent
+		if st, m := s.callAPI(r, http.MethodGet, base, nil, &c); st != http.StatusOK {
+			status, msg = st, m
+			break
+		}
+		if f.Get("confirm") != c.Name {
+			status, msg, anchor = http.StatusBadRequest, "to delete it, type its name: "+c.Name, "#delete"
+			break
+		}
+		status, msg = s.callAPI(r, http.MethodDelete, base, nil, nil)
+		if status < 300 {
+			q := url.Values{}
+			flash(r, q, "msg", "Deleted "+c.Name+".")
+			http.Redirect(w, r, "/connect/?"+q.Encode(), http.StatusSeeOther)
+			return
+		}
+	default:
+		http.NotFound(w, r)
+		return
+	}
+	q := url.Values{}
+	if status >= 300 || status == 0 {
+		if msg == "" {
+			msg = "failed"
+		}
+		flash(r, q, "err", msg)
+	} else {
+		flash(r, q, "msg", done)
+	}
+	http.Redirect(w, r, back+"?"+q.Encode()+anchor, http.StatusSeeOther)
+}
+
+// flash adds a message for the next page to q, signed with the session
+// (csrfToken), so that a link from elsewhere cannot put words on a page.
+func flash(r *http.Request, q url.Values, key, text string) {
+	q.Set(key, text)
+	q.Set(key+"_sig", csrfToken(r, "flash "+key+" "+text))
+}
+
+// flashed is the message flash put in the request's URL, or "".
+func flashed(r *http.Request, key string) string {
+	v := r.URL.Query()
+	text := v.Get(key)
+	want := csrfToken(r, "flash "+key+" "+text)
+	if text == "" || want == "" || !hmac.Equal([]byte(v.Get(key+"_sig")), []byte(want)) {
+		return ""
+	}
+	return text
+}
+
+// CSRFToken is the token a page's form for purpose carries in the
+// session of r ("" without a session); for tests that post as a page.
+func CSRFToken(r *http.Request, purpose string) string { return csrfToken(r, purpose) }

@@ -15,6 +15,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/dais-dev/dais/internal/shinytest"
 )
 
 // haStack is the compose profile ha brought up for a test: PostgreSQL,
@@ -168,6 +170,9 @@ func httpGetWithin(u, key string, timeout time.Duration) (int, string, http.Head
 //     other; reconnected, it serves again.
 //  4. 50 due schedules with both nodes up: exactly 50 renders, each
 //     document's once, on both nodes.
+//  2. a Shiny app, two browsers' sessions through haproxy, docker kill of
+//     the node holding the first: the other goes on, and a new session
+//     from the first browser works on the survivor within 10 s.
 //  3. docker kill of the node running a 60 s scheduled render: the other
 //     node fails it within the dead-node time, it is never shown running
 //     again, and the schedule's next run happens once.
@@ -177,6 +182,7 @@ func TestHAProfile(t *testing.T) {
 	t.Run("5_wrk_across_docker_stop", func(t *testing.T) { haWrkAcrossStop(t, h) })
 	t.Run("7_database_lost", func(t *testing.T) { haDatabaseLost(t, h) })
 	t.Run("4_fifty_due_schedules", func(t *testing.T) { haFiftySchedules(t, h) })
+	t.Run("2_shiny_across_a_node_kill", func(t *testing.T) { haShinyAcrossKill(t, h) })
 	t.Run("3_kill_mid_render", func(t *testing.T) { haKillMidRender(t, h) })
 }
 
@@ -637,4 +643,116 @@ func haFiftySchedules(t *testing.T, h *haStack) {
 		t.Errorf("renders by node: %q, want both nodes", byNode)
 	}
 	t.Logf("%d due schedules: %d renders in %s, by node %q", n, n, took.Round(time.Millisecond), strings.ReplaceAll(byNode, "\n", ", "))
+}
+
+// haBrowser is one browser's visit of a Shiny app through haproxy: the
+// page (which sets haproxy's DAISNODE cookie), then the session's
+// WebSocket with that cookie, as a browser sends it.
+type haBrowser struct {
+	cookie string // DAISNODE=<node>
+	node   string
+	s      *shinytest.Session
+}
+
+// haVisit loads the app's page through haproxy with cookie (may be "")
+// within wait, and opens its session for ctx; it returns an error where a
+// browser would show one.
+func haVisit(ctx context.Context, h *haStack, guid, cookie string, wait time.Duration) (*haBrowser, error) {
+	req, _ := http.NewRequestWithContext(ctx, "GET", h.lb.URL("/content/"+guid+"/"), nil)
+	if cookie != "" {
+		req.Header.Set("Cookie", cookie)
+	}
+	resp, err := (&http.Client{Timeout: wait}).Do(req)
+	if err != nil {
+		return nil, err
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("page: %d", resp.StatusCode)
+	}
+	b := &haBrowser{cookie: cookie, node: resp.Header.Get("X-Dais-Node")}
+	for _, c := range resp.Cookies() {
+		if c.Name == "DAISNODE" {
+			b.cookie = "DAISNODE=" + c.Value
+		}
+	}
+	ws := "ws://127.0.0.1:" + h.port + "/content/" + guid + "/websocket/"
+	if b.s, err = shinytest.TryDial(ctx, ws, http.Header{"Cookie": {b.cookie}}); err != nil {
+		return nil, fmt.Errorf("WebSocket: %w", err)
+	}
+	return b, nil
+}
+
+// haShinyAcrossKill (test 2): a Shiny app with up to two processes a
+// node, two browsers' sessions through haproxy: each session's round
+// trips succeed; docker kill of the node holding the first: the other
+// session goes on, and a new session, from the first browser with its
+// cookie naming the dead node, works on the survivor within 10 s. The
+// killed node is started again for the tests after.
+func haShinyAcrossKill(t *testing.T, h *haStack) {
+	guid, tk, out := deployV1(t, h.lb, h.key, "shiny-ha", bundle(t, exampleDir("shiny")))
+	if tk.Code != 0 {
+		t.Fatalf("deploy: %s\n%s", tk.Error, out)
+	}
+	apiJSON(t, h.lb, "PATCH", "/__api__/v1/content/"+guid, h.key, strings.NewReader(`{"max_processes":2,"max_conns_per_process":1}`), nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	var browsers []*haBrowser
+	for i := 0; len(browsers) < 2 || browsers[0].node == browsers[len(browsers)-1].node; i++ {
+		if i == 6 {
+			t.Fatalf("6 visits without haproxy ever choosing both nodes: %v", browsers)
+		}
+		b, err := haVisit(ctx, h, guid, "", 30*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		msg := fmt.Sprintf("browser %d", i)
+		b.s.Send(t, "init", shinytest.Init("/content/"+guid+"/", map[string]any{"msg": msg}, "echo"))
+		b.s.Expect(t, `"echo":"echo: `+msg+`"`)
+		b.s.Send(t, "update", map[string]any{"msg": msg + " again"})
+		b.s.Expect(t, `"echo":"echo: `+msg+` again"`)
+		if b.cookie == "" || b.node == "" {
+			t.Fatalf("haproxy set no DAISNODE cookie or X-Dais-Node: %+v", b)
+		}
+		browsers = append(browsers, b)
+	}
+	first, second := browsers[0], browsers[len(browsers)-1]
+	t.Logf("%d sessions opened, each answered twice; the first on %s (%s), the last on %s", len(browsers), first.node, first.cookie, second.node)
+	if out, err := exec.Command("docker", "kill", h.id(first.node)).CombinedOutput(); err != nil {
+		t.Fatalf("docker kill %s: %v %s", first.node, err, out)
+	}
+	killed := time.Now()
+	defer func() {
+		// The killed node again, for the tests after, also when this one
+		// failed.
+		if out, err := exec.Command("docker", "start", h.id(first.node)).CombinedOutput(); err != nil {
+			t.Fatalf("docker start %s: %v %s", first.node, err, out)
+		}
+		waitComposeHealthy(t, Docker(t), h.project, []string{first.node}, 2*time.Minute)
+	}()
+	second.s.Send(t, "update", map[string]any{"msg": "after the kill"})
+	second.s.Expect(t, `"echo":"echo: after the kill"`)
+	var again *haBrowser
+	var tries []string
+	for again == nil {
+		if time.Since(killed) > 10*time.Second {
+			t.Fatalf("no new session within 10 s of docker kill %s; tries: %q", first.node, tries)
+		}
+		b, err := haVisit(ctx, h, guid, first.cookie, 5*time.Second)
+		if err != nil {
+			tries = append(tries, err.Error())
+			time.Sleep(200 * time.Millisecond)
+			continue
+		}
+		again = b
+	}
+	again.s.Send(t, "init", shinytest.Init("/content/"+guid+"/", map[string]any{"msg": "back"}, "echo"))
+	again.s.Expect(t, `"echo":"echo: back"`)
+	took := time.Since(killed)
+	if again.node == first.node {
+		t.Fatalf("the new session is on the killed node %s", first.node)
+	}
+	t.Logf("docker kill %s: the session on %s went on; a new session from the first browser (cookie %s) answered on %s %s after the kill (%d failed tries before)",
+		first.node, second.node, first.cookie, again.node, took.Round(time.Millisecond), len(tries))
 }

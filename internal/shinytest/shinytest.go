@@ -58,6 +58,17 @@ func Dial(t testing.TB, ctx context.Context, url string, header http.Header) *Se
 	return &Session{conn: c, ctx: ctx, url: url, values: map[string]json.RawMessage{}}
 }
 
+// TryDial is Dial that returns the error instead of failing a test (for
+// a caller that retries); the caller closes the session.
+func TryDial(ctx context.Context, url string, header http.Header) (*Session, error) {
+	c, _, err := websocket.Dial(ctx, url, &websocket.DialOptions{HTTPHeader: header})
+	if err != nil {
+		return nil, err
+	}
+	c.SetReadLimit(readLimit)
+	return &Session{conn: c, ctx: ctx, url: url, values: map[string]json.RawMessage{}}, nil
+}
+
 // Close ends the session as a browser leaving the page does (a normal
 // WebSocket closure).
 func (s *Session) Close() {

@@ -53,6 +53,7 @@ type Config struct {
 	Postgres       Postgres
 	Cluster        Cluster
 	Authentication Authentication
+	Authorization  Authorization
 	Licensing      Licensing
 	Python         Runtime
 	R              Runtime
@@ -154,6 +155,31 @@ type Authentication struct {
 	// Provider is "password" (default), the only one dais has.
 	Provider string
 }
+
+// Authorization is the [Authorization] section: the role of users that a
+// provider brings (docs/authentication.md).
+type Authorization struct {
+	// DefaultUserRole is the role of a new account: "viewer" (default) or
+	// "publisher".
+	DefaultUserRole string
+	// UserRoleGroupMapping maps the user's groups to a role with the
+	// *RoleMapping keys; UserRoleMapping maps the values of the
+	// provider's role attribute, header or claim. At most one is on.
+	UserRoleGroupMapping bool
+	UserRoleMapping      bool
+	// ViewerRoleMapping, PublisherRoleMapping and AdministratorRoleMapping
+	// list the group names (or role values) of each role (multi-valued).
+	ViewerRoleMapping        []string
+	PublisherRoleMapping     []string
+	AdministratorRoleMapping []string
+	// UserRoleMappingRestrictive: on several matches the least privileged
+	// role wins (default: the most privileged).
+	UserRoleMappingRestrictive bool
+}
+
+// RoleMappingOn says whether roles come from a mapping (groups or a role
+// value) rather than from the dashboard.
+func (a Authorization) RoleMappingOn() bool { return a.UserRoleGroupMapping || a.UserRoleMapping }
 
 // Licensing is the [Licensing] section.
 type Licensing struct {
@@ -296,6 +322,7 @@ func Defaults() *Config {
 		Database:       Database{Provider: "sqlite"},
 		Cluster:        Cluster{HeartbeatInterval: Duration(5 * time.Second), DeadAfter: Duration(30 * time.Second), DrainDelay: Duration(5 * time.Second)},
 		Authentication: Authentication{Provider: "password"},
+		Authorization:  Authorization{DefaultUserRole: "viewer"},
 		Licensing:      Licensing{LicenseType: "none"},
 		Python:         Runtime{Enabled: true},
 		R:              Runtime{Enabled: true},

@@ -117,6 +117,15 @@ func validate(c *Config, origins map[string]string) (problems, warnings []string
 		c.Authentication.Provider = "password"
 	}
 
+	oneOf("Authorization.DefaultUserRole", &c.Authorization.DefaultUserRole, false, "viewer", "publisher")
+	if c.Authorization.UserRoleGroupMapping && c.Authorization.UserRoleMapping {
+		bad("Authorization.UserRoleMapping", c.Authorization.UserRoleMapping,
+			"Authorization.UserRoleGroupMapping and Authorization.UserRoleMapping cannot both be on: map roles from groups or from a role value, not both; turn one off")
+	}
+	if !c.Authorization.RoleMappingOn() && len(c.Authorization.ViewerRoleMapping)+len(c.Authorization.PublisherRoleMapping)+len(c.Authorization.AdministratorRoleMapping) > 0 {
+		warnings = append(warnings, "Authorization: *RoleMapping keys are set but neither UserRoleGroupMapping nor UserRoleMapping is on: they are ignored")
+	}
+
 	oneOf("Sandbox.Mode", &c.Sandbox.Mode, false, "auto", "namespaces", "landlock")
 	if c.Git.PollingFrequency.Std() < time.Second {
 		bad("Git.PollingFrequency", c.Git.PollingFrequency, "must be at least 1s; write a unit, like 15m (a bare number is nanoseconds)")

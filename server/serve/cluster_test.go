@@ -196,7 +196,13 @@ func TestClusterNodes(t *testing.T) {
 			if code, _, _ := tryGet(b.url("/__ready__")); code != http.StatusServiceUnavailable {
 				t.Errorf("/__ready__ while draining: %d", code)
 			}
-			if n := nodesByName(t, st)["node-b"]; !n.Draining {
+			// The node answers 503 first and then writes its row: give
+			// the write a moment.
+			marked := false
+			for until := time.Now().Add(time.Second); time.Now().Before(until) && !marked; time.Sleep(20 * time.Millisecond) {
+				marked = nodesByName(t, st)["node-b"].Draining
+			}
+			if !marked {
 				t.Error("draining node's row does not say so")
 			}
 		}

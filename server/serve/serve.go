@@ -161,6 +161,10 @@ func Run(ctx context.Context, o Options) (err error) {
 		}
 	}()
 
+	if err := web.CheckProvider(ctx, st, s.cfg.Authentication.Provider); err != nil {
+		return configErr("%w", err)
+	}
+
 	s.web, err = web.New(web.Options{
 		Config:        s.cfg,
 		Store:         st,

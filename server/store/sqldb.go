@@ -277,12 +277,12 @@ func affected(res sql.Result, err error) error {
 
 // ---- users
 
-const userCols = `id, guid, username, first_name, last_name, email, role, password_hash, locked, created_at, updated_at, last_login_at`
+const userCols = `id, guid, username, first_name, last_name, email, role, password_hash, locked, created_at, updated_at, last_login_at, provider, unique_id`
 
 func scanUser(r scanner) (*User, error) {
 	var u User
 	err := r.Scan(&u.ID, &u.GUID, &u.Username, &u.FirstName, &u.LastName, &u.Email, &u.Role,
-		&u.PasswordHash, &u.Locked, ts{&u.CreatedAt}, ts{&u.UpdatedAt}, ts{&u.LastLoginAt})
+		&u.PasswordHash, &u.Locked, ts{&u.CreatedAt}, ts{&u.UpdatedAt}, ts{&u.LastLoginAt}, &u.Provider, nstr{&u.UniqueID})
 	if err != nil {
 		return nil, mapErr(err)
 	}
@@ -296,14 +296,17 @@ func (s *sqlDB) CreateUser(ctx context.Context, u *User) error {
 	if u.Role == "" {
 		u.Role = RoleViewer
 	}
+	if u.Provider == "" {
+		u.Provider = ProviderPassword
+	}
 	if u.CreatedAt.IsZero() {
 		u.CreatedAt = now()
 	}
 	u.UpdatedAt = u.CreatedAt
-	err := s.queryRow(ctx, `INSERT INTO users (guid, username, first_name, last_name, email, role, password_hash, locked, created_at, updated_at, last_login_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
+	err := s.queryRow(ctx, `INSERT INTO users (guid, username, first_name, last_name, email, role, password_hash, locked, created_at, updated_at, last_login_at, provider, unique_id)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
 		u.GUID, u.Username, u.FirstName, u.LastName, u.Email, u.Role, u.PasswordHash, u.Locked,
-		tv(u.CreatedAt), tv(u.UpdatedAt), tv(u.LastLoginAt)).Scan(&u.ID)
+		tv(u.CreatedAt), tv(u.UpdatedAt), tv(u.LastLoginAt), u.Provider, strv(u.UniqueID)).Scan(&u.ID)
 	if err != nil {
 		return fmt.Errorf("create user %q: %w", u.Username, mapErr(err))
 	}
@@ -365,10 +368,13 @@ func (s *sqlDB) ListUsers(ctx context.Context, f UserFilter) ([]User, int, error
 
 func (s *sqlDB) UpdateUser(ctx context.Context, u *User) error {
 	u.UpdatedAt = now()
+	if u.Provider == "" {
+		u.Provider = ProviderPassword
+	}
 	err := affected(s.exec(ctx, `UPDATE users SET username = ?, first_name = ?, last_name = ?, email = ?, role = ?,
-		password_hash = ?, locked = ?, updated_at = ?, last_login_at = ? WHERE id = ?`,
+		password_hash = ?, locked = ?, updated_at = ?, last_login_at = ?, provider = ?, unique_id = ? WHERE id = ?`,
 		u.Username, u.FirstName, u.LastName, u.Email, u.Role, u.PasswordHash, u.Locked,
-		tv(u.UpdatedAt), tv(u.LastLoginAt), u.ID))
+		tv(u.UpdatedAt), tv(u.LastLoginAt), u.Provider, strv(u.UniqueID), u.ID))
 	if err != nil {
 		return fmt.Errorf("update user %d: %w", u.ID, err)
 	}

@@ -84,9 +84,16 @@ type User struct {
 	Role         string // RoleViewer, RolePublisher or RoleAdministrator
 	PasswordHash string // empty: cannot log in with a password
 	Locked       bool
-	CreatedAt    time.Time
-	UpdatedAt    time.Time
-	LastLoginAt  time.Time // zero: never
+	// Provider is the authentication provider that made the account:
+	// "password" (the default) or "proxy", ... (config Authentication.Provider).
+	Provider string
+	// UniqueID is the provider's own, unchanging id of the user, unique per
+	// provider; "" for password users and for accounts created ahead of
+	// their first login. A rename in the identity provider keeps it.
+	UniqueID    string
+	CreatedAt   time.Time
+	UpdatedAt   time.Time
+	LastLoginAt time.Time // zero: never
 }
 
 // UserFilter selects users for ListUsers. Zero values select everything.
@@ -307,6 +314,17 @@ type Store interface {
 	User(ctx context.Context, id int64) (*User, error)
 	UserByGUID(ctx context.Context, guid string) (*User, error)
 	UserByUsername(ctx context.Context, username string) (*User, error)
+	// UserByUniqueID finds a provider's user by the provider's id.
+	UserByUniqueID(ctx context.Context, provider, uniqueID string) (*User, error)
+	// UserProviders counts the users of each provider.
+	UserProviders(ctx context.Context) (map[string]int, error)
+	// SyncProviderGroups makes the user's memberships in the groups of
+	// provider exactly groups, creating the groups it lacks (by their
+	// provider's UniqueID) and renaming those whose Name changed;
+	// memberships in local groups and other providers' groups stay. A
+	// group whose name is taken by another group is left out and its name
+	// returned in skipped.
+	SyncProviderGroups(ctx context.Context, userID int64, provider string, groups []Group) (skipped []string, err error)
 	// ListUsers returns a page of users ordered by username and the total
 	// number matching the filter.
 	ListUsers(ctx context.Context, f UserFilter) ([]User, int, error)

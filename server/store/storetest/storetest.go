@@ -36,6 +36,7 @@ func Run(t *testing.T, open Opener) {
 		{"Environment", testEnvironment},
 		{"Permissions", testPermissions},
 		{"Groups", testGroups},
+		{"UserIdentity", testUserIdentity},
 		{"GroupPermissions", testGroupPermissions},
 		{"Tags", testTags},
 		{"Vanities", testVanities},

@@ -106,6 +106,8 @@ func (a *API) routes() {
 
 	// Tasks (tasks.go).
 	route("GET /__api__/v1/tasks/{id}", h(a.getTask("first", "output", "last")))
+	route("GET /__api__/v1/tasks/{id}/stream", h(a.streamTask))          // logs.go: server-sent events (dais)
+	route("GET /__api__/v1/content/{guid}/tasks", h(a.listContentTasks)) // logs.go (dais)
 
 	// Environment variables (environment.go): names only ever leave the server.
 	route("GET /__api__/v1/content/{guid}/environment", h(a.getEnvironment))
@@ -121,6 +123,7 @@ func (a *API) routes() {
 	// Jobs: the content's processes (jobs.go).
 	route("GET /__api__/v1/content/{guid}/jobs", h(a.listJobs))
 	route("GET /__api__/v1/content/{guid}/jobs/{key}/log", h(a.jobLog))
+	route("GET /__api__/v1/content/{guid}/jobs/{key}/log/stream", h(a.streamJobLog)) // logs.go: server-sent events (dais)
 
 	// Schedules (schedules.go).
 	if a.sch != nil {

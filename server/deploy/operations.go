@@ -7,6 +7,7 @@ package deploy
 // that the client caused are *web.RequestError with their status.
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -229,6 +230,66 @@ func (s *Service) JobLog(c *store.Content, j *store.Job, max int) []string {
 	}
 	return lines
 }
+
+// JobLogFrom reads the output of a process of c from byte offset on (at
+// most max bytes, ending at a line's end when it can) and returns it with
+// the offset after it; unless whole, a last line without its newline
+// (being written) is left for the next read. A negative offset starts at the last tail bytes'
+// first full line. Only a log under c's own directory is read.
+func (s *Service) JobLogFrom(c *store.Content, j *store.Job, offset, tail, max int64, whole bool) ([]byte, int64, error) {
+	if j.LogPath == "" || !strings.HasPrefix(filepath.Clean(j.LogPath), s.contentDir(c.ID)+"/") {
+		return nil, offset, errNoLog
+	}
+	f, err := os.OpenFile(j.LogPath, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_NOFOLLOW, 0)
+	if err != nil {
+		return nil, offset, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, offset, err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, offset, fmt.Errorf("%s: %w", j.LogPath, errNotRegular)
+	}
+	skipPartial := false
+	if offset < 0 {
+		offset = max64(0, fi.Size()-tail)
+		skipPartial = offset > 0
+	}
+	if offset > fi.Size() {
+		offset = 0 // the log was replaced
+	}
+	b := make([]byte, min(max, fi.Size()-offset))
+	n, err := f.ReadAt(b, offset)
+	if err != nil && !errors.Is(err, io.EOF) {
+		return nil, offset, err
+	}
+	b = b[:n]
+	start := 0
+	if skipPartial {
+		if i := bytes.IndexByte(b, '\n'); i >= 0 {
+			start = i + 1
+		}
+	}
+	end := len(b)
+	if i := bytes.LastIndexByte(b, '\n'); !whole && i >= start {
+		end = i + 1
+	} else if !whole && int64(n) < max {
+		end = start // a line being written: wait for its end
+	}
+	return b[start:end], offset + int64(end), nil
+}
+
+func max64(a, b int64) int64 {
+	if a > b {
+		return a
+	}
+	return b
+}
+
+// errNoLog: the process has no log dais may read.
+var errNoLog = errors.New("the process has no log")
 
 // maxLogTail bounds what is read of a process log: its end, however much
 // the process wrote.

@@ -478,3 +478,143 @@ func flashed(r *http.Request, key string) string {
 // CSRFToken is the token a page's form for purpose carries in the
 // session of r ("" without a session); for tests that post as a page.
 func CSRFToken(r *http.Request, purpose string) string { return csrfToken(r, purpose) }
+
+type apiTask struct {
+	ID          string     `json:"id"`
+	Kind        string     `json:"kind"`
+	Finished    bool       `json:"finished"`
+	Code        int        `json:"code"`
+	Error       string     `json:"error"`
+	CreatedTime time.Time  `json:"created_time"`
+	Finished2   *time.Time `json:"finished_time"`
+}
+
+type apiJob struct {
+	Key        string     `json:"key"`
+	PID        int        `json:"pid"`
+	BundleID   string     `json:"bundle_id"`
+	Hostname   string     `json:"hostname"`
+	Status     int        `json:"status"`
+	ExitCode   *int       `json:"exit_code"`
+	ExitReason string     `json:"exit_reason"`
+	StartTime  time.Time  `json:"start_time"`
+	EndTime    *time.Time `json:"end_time"`
+}
+
+type logItem struct {
+	Link, Label, When, State string
+	Selected, Running        bool
+}
+
+type logsData struct {
+	PageData
+	C              apiContent
+	Tasks, Jobs    []logItem
+	Error          string
+	Shown          string   // what the log below is
+	Lines          []string // its output so far
+	Stream         string   // its event stream; "" when it has ended
+	Running        bool
+	Back, LogsPath string
+}
+
+// handleAppLogs is /connect/apps/{guid}/logs: the content's deploy and
+// render tasks and its processes, newest first, and the output of one of
+// them (?task=ID or ?job=KEY; the newest task by default). The output so
+// far is in the page; a few lines of JavaScript follow the rest live with
+// the API's event stream.
+func (s *Server) handleAppLogs(w http.ResponseWriter, r *http.Request) {
+	if _, ok := UserFrom(r.Context()); !ok {
+		http.Redirect(w, r, "/__login__?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusFound)
+		return
+	}
+	guid := r.PathValue("guid")
+	base := "/__api__/v1/content/" + url.PathEscape(guid)
+	d := logsData{PageData: s.pageData(r, "Logs"), Back: AppPath(guid), LogsPath: AppPath(guid) + "/logs"}
+	if status, msg := s.callAPI(r, http.MethodGet, base, nil, &d.C); status != http.StatusOK {
+		s.renderAppError(w, r, status, msg)
+		return
+	}
+	name := d.C.Title
+	if name == "" {
+		name = d.C.Name
+	}
+	d.Title = "Logs · " + name
+	var tasks []apiTask
+	if status, msg := s.callAPI(r, http.MethodGet, base+"/tasks", nil, &tasks); status != http.StatusOK {
+		// Viewers: the API refuses them the logs, so does the page.
+		s.renderAppError(w, r, status, msg)
+		return
+	}
+	var jobs []apiJob
+	if status, msg := s.callAPI(r, http.MethodGet, base+"/jobs", nil, &jobs); status != http.StatusOK {
+		d.Error = "Could not read the processes: " + msg
+	}
+	q := r.URL.Query()
+	taskID, jobKey := q.Get("task"), q.Get("job")
+	if taskID == "" && jobKey == "" && len(tasks) > 0 {
+		taskID = tasks[0].ID
+	}
+	when := func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05 UTC") }
+	for _, t := range tasks {
+		state := "running"
+		if t.Finished {
+			state = "done"
+			if t.Code != 0 || t.Error != "" {
+				state = "failed"
+			}
+		}
+		d.Tasks = append(d.Tasks, logItem{Link: d.LogsPath + "?task=" + url.QueryEscape(t.ID), Label: t.Kind,
+			When: when(t.CreatedTime), State: state, Selected: t.ID == taskID, Running: !t.Finished})
+	}
+	for _, j := range jobs {
+		state := "running"
+		if j.EndTime != nil {
+			state = "ended"
+			if j.ExitCode != nil {
+				state += fmt.Sprintf(" (exit %d)", *j.ExitCode)
+			}
+		}
+		d.Jobs = append(d.Jobs, logItem{Link: d.LogsPath + "?job=" + url.QueryEscape(j.Key), Label: fmt.Sprintf("process %d, bundle %s", j.PID, j.BundleID),
+			When: when(j.StartTime), State: state, Selected: j.Key == jobKey, Running: j.EndTime == nil})
+	}
+	switch {
+	case taskID != "":
+		var t struct {
+			Output   []string `json:"output"`
+			Finished bool     `json:"finished"`
+			Kind     string   `json:"kind"`
+		}
+		if status, msg := s.callAPI(r, http.MethodGet, "/__api__/v1/tasks/"+url.PathEscape(taskID), nil, &t); status != http.StatusOK {
+			d.Error = msg
+			break
+		}
+		d.Shown = "Task " + taskID
+		d.Lines = t.Output
+		d.Running = !t.Finished
+		d.Stream = "/__api__/v1/tasks/" + url.PathEscape(taskID) + "/stream?from=" + strconv.Itoa(len(t.Output))
+	case jobKey != "":
+		var l struct {
+			Entries []struct {
+				Data string `json:"data"`
+			} `json:"entries"`
+		}
+		if status, msg := s.callAPI(r, http.MethodGet, base+"/jobs/"+url.PathEscape(jobKey)+"/log", nil, &l); status != http.StatusOK {
+			d.Error = msg
+			break
+		}
+		d.Shown = "Process " + jobKey
+		for _, e := range l.Entries {
+			d.Lines = append(d.Lines, e.Data)
+		}
+		for _, j := range d.Jobs {
+			if j.Selected {
+				d.Running = j.Running
+			}
+		}
+		// The stream starts over with the log's end: the page replaces
+		// what it shows with it.
+		d.Stream = base + "/jobs/" + url.PathEscape(jobKey) + "/log/stream"
+	}
+	s.render(w, s.pages.logs, http.StatusOK, d)
+}

@@ -21,8 +21,8 @@ var templateFS embed.FS
 const dashboardLimit = 50
 
 type pages struct {
-	welcome, login, dashboard, token, tokens, app *template.Template
-	css                                           []byte
+	welcome, login, dashboard, token, tokens, app, logs *template.Template
+	css                                                 []byte
 }
 
 func newPages() (*pages, error) {
@@ -51,6 +51,9 @@ func newPages() (*pages, error) {
 		return nil, err
 	}
 	if p.app, err = parse("app.html"); err != nil {
+		return nil, err
+	}
+	if p.logs, err = parse("logs.html"); err != nil {
 		return nil, err
 	}
 	if p.css, err = templateFS.ReadFile("templates/dais.css"); err != nil {

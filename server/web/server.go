@@ -205,6 +205,7 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("GET /connect/tokens/{token}", s.handleTokenForm) // tokens.go: the claim page of token authentication
 	s.mux.Handle("POST /connect/tokens/{token}", smallBody(MaxLoginBody, "token claim form", http.HandlerFunc(s.handleTokenClaim)))
 	s.mux.HandleFunc("GET /connect/apps/{guid}", s.handleAppPage) // apppage.go: one content
+	s.mux.HandleFunc("GET /connect/apps/{guid}/logs", s.handleAppLogs)
 	s.mux.Handle("POST /connect/apps/{guid}/{action}", smallBody(MaxLoginBody, "content form", http.HandlerFunc(s.handleAppAction)))
 	s.mux.HandleFunc("GET /__static__/dais.css", s.handleCSS)
 	s.mux.HandleFunc("/content/", s.handleContentGate)

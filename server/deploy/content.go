@@ -84,6 +84,19 @@ func (s *Service) Serve(w http.ResponseWriter, r *http.Request, c *store.Content
 	}
 	if s.proxy.Pool(guid) != nil {
 		web.StripCredentials(r)
+		var groups []string
+		if u != nil {
+			gs, err := s.st.UserGroups(ctx, u.ID)
+			if err != nil {
+				s.log.Error("read the visitor's groups", logKeyContent, guid, logKeyErr, err)
+				http.Error(w, "cannot check access now", http.StatusServiceUnavailable)
+				return
+			}
+			for _, g := range gs {
+				groups = append(groups, g.Name)
+			}
+		}
+		web.SetContentCredentials(r, u, groups, interactive[manifest.AppMode(c.AppMode)])
 		if interactive[manifest.AppMode(c.AppMode)] && r.Header.Get("Upgrade") != "" {
 			// A session of an interactive app is its WebSocket: from the
 			// upgrade until the proxy's copy ends (ServeAt returns).

@@ -1,8 +1,11 @@
 package web
 
 import (
+	"encoding/json"
 	"net/http"
 	"strings"
+
+	"github.com/dais-dev/dais/server/store"
 )
 
 // authorizationKey marks a request context whose Authorization header
@@ -72,4 +75,44 @@ func isCredentialCookie(name string, names []string) bool {
 		}
 	}
 	return false
+}
+
+// The headers that tell content who is looking, as Posit Connect sends
+// them: a JSON object {"user": "<username>", "groups": ["<name>", ...]}.
+// Shiny apps (R and Python) read ShinyCredentialsHeader into session$user
+// and session$groups; APIs and other apps read ConnectCredentialsHeader.
+const (
+	ShinyCredentialsHeader   = "Shiny-Server-Credentials"
+	ConnectCredentialsHeader = "RStudio-Connect-Credentials"
+)
+
+// ContentCredentials is the value of the credentials headers.
+type ContentCredentials struct {
+	User   string   `json:"user"`
+	Groups []string `json:"groups"`
+}
+
+// SetContentCredentials removes any credentials header the client sent
+// (a visitor could otherwise claim to be anyone) and, for a signed-in
+// user, sets the one the content reads: ShinyCredentialsHeader for Shiny
+// apps, ConnectCredentialsHeader for the others. groups are the names of
+// the user's groups. An anonymous visitor gets neither header.
+func SetContentCredentials(r *http.Request, u *store.User, groups []string, shiny bool) {
+	r.Header.Del(ShinyCredentialsHeader)
+	r.Header.Del(ConnectCredentialsHeader)
+	if u == nil {
+		return
+	}
+	if groups == nil {
+		groups = []string{}
+	}
+	b, err := json.Marshal(ContentCredentials{User: u.Username, Groups: groups})
+	if err != nil {
+		return // strings always marshal
+	}
+	name := ConnectCredentialsHeader
+	if shiny {
+		name = ShinyCredentialsHeader
+	}
+	r.Header.Set(name, string(b))
 }

@@ -173,6 +173,8 @@ func httpGetWithin(u, key string, timeout time.Duration) (int, string, http.Head
 //  2. a Shiny app, two browsers' sessions through haproxy, docker kill of
 //     the node holding the first: the other goes on, and a new session
 //     from the first browser works on the survivor within 10 s.
+//  8. a bounded soak (DAIS_HA_SOAK, default 10 minutes): mixed traffic
+//     while the nodes stop and start in turn (ha_soak_test.go).
 //  3. docker kill of the node running a 60 s scheduled render: the other
 //     node fails it within the dead-node time, it is never shown running
 //     again, and the schedule's next run happens once.
@@ -183,6 +185,7 @@ func TestHAProfile(t *testing.T) {
 	t.Run("7_database_lost", func(t *testing.T) { haDatabaseLost(t, h) })
 	t.Run("4_fifty_due_schedules", func(t *testing.T) { haFiftySchedules(t, h) })
 	t.Run("2_shiny_across_a_node_kill", func(t *testing.T) { haShinyAcrossKill(t, h) })
+	t.Run("8_soak", func(t *testing.T) { haSoak(t, h) })
 	t.Run("3_kill_mid_render", func(t *testing.T) { haKillMidRender(t, h) })
 }
 
@@ -555,21 +558,30 @@ func (c haClient) deploy(name string, archive []byte) (string, error) {
 	if err := c.do("POST", "/__api__/v1/content/"+content.GUID+"/deploy", strings.NewReader(`{"bundle_id":"`+b.ID+`"}`), &d); err != nil {
 		return "", err
 	}
+	if err := c.wait(d.TaskID); err != nil {
+		return "", fmt.Errorf("deploy of %s: %w", name, err)
+	}
+	return content.GUID, nil
+}
+
+// wait follows a task until it finishes (3 minutes at most); a task that
+// failed is an error with its message.
+func (c haClient) wait(task string) error {
 	first := 0
 	for deadline := time.Now().Add(3 * time.Minute); time.Now().Before(deadline); {
 		var tk v1Task
-		if err := c.do("GET", "/__api__/v1/tasks/"+d.TaskID+"?wait=5&first="+strconv.Itoa(first), nil, &tk); err != nil {
-			return "", err
+		if err := c.do("GET", "/__api__/v1/tasks/"+task+"?wait=5&first="+strconv.Itoa(first), nil, &tk); err != nil {
+			return err
 		}
 		first = tk.Last
 		if tk.Finished {
 			if tk.Code != 0 {
-				return "", fmt.Errorf("deploy of %s failed: %s", name, tk.Error)
+				return fmt.Errorf("task %s failed: %s", task, tk.Error)
 			}
-			return content.GUID, nil
+			return nil
 		}
 	}
-	return "", fmt.Errorf("deploy of %s not finished in 3 minutes", name)
+	return fmt.Errorf("task %s not finished in 3 minutes", task)
 }
 
 // haFiftySchedules: 50 documents, each with a schedule, all due at once

@@ -102,13 +102,21 @@ func Init(pathname string, inputs map[string]any, outputs ...string) map[string]
 // Send sends {"method": method, "data": data}, failing t when it cannot.
 func (s *Session) Send(t testing.TB, method string, data map[string]any) {
 	t.Helper()
+	if err := s.TrySend(method, data); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TrySend is Send returning the error.
+func (s *Session) TrySend(method string, data map[string]any) error {
 	b, err := json.Marshal(map[string]any{"method": method, "data": data})
 	if err != nil {
-		t.Fatalf("shiny %s message: %v", method, err)
+		return fmt.Errorf("shiny %s message: %w", method, err)
 	}
 	if err := s.conn.Write(s.ctx, websocket.MessageText, b); err != nil {
-		t.Fatalf("send %s over the WebSocket %s: %v%s", method, s.url, err, s.detail())
+		return fmt.Errorf("send %s over the WebSocket %s: %w%s", method, s.url, err, s.detail())
 	}
+	return nil
 }
 
 // Expect reads messages until each of wants has been seen in one of them
@@ -116,11 +124,20 @@ func (s *Session) Send(t testing.TB, method string, data map[string]any) {
 // connection ends or the context is done first, showing the messages read.
 func (s *Session) Expect(t testing.TB, wants ...string) []string {
 	t.Helper()
+	seen, err := s.TryExpect(wants...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return seen
+}
+
+// TryExpect is Expect returning the error.
+func (s *Session) TryExpect(wants ...string) ([]string, error) {
 	var seen []string
 	for missing := slices.Clone(wants); len(missing) > 0; {
 		_, b, err := s.conn.Read(s.ctx)
 		if err != nil {
-			t.Fatalf("no %q over the WebSocket: %v; messages:\n%s%s", missing, err, quote(seen), s.detail())
+			return seen, fmt.Errorf("no %q over the WebSocket: %w; messages:\n%s%s", missing, err, quote(seen), s.detail())
 		}
 		var m struct {
 			Values map[string]json.RawMessage `json:"values"`
@@ -134,7 +151,7 @@ func (s *Session) Expect(t testing.TB, wants ...string) []string {
 		missing = slices.DeleteFunc(missing, func(w string) bool { return strings.Contains(msg, w) })
 		seen = append(seen, msg)
 	}
-	return seen
+	return seen, nil
 }
 
 // HTML is the html of UI output id's latest value in the messages Expect

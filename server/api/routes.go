@@ -53,6 +53,11 @@ func (a *API) routes() {
 	route("GET /__api__/tokens", viewer(h(a.listTokens)))
 	route("DELETE /__api__/tokens/{id}", viewer(h(a.deleteToken)))
 
+	// API keys of the user who asks (keys.go).
+	route("GET /__api__/keys", viewer(h(a.listKeys)))
+	route("POST /__api__/keys", viewer(h(a.createKey)))
+	route("DELETE /__api__/keys/{id}", viewer(h(a.deleteKey)))
+
 	// Groups (groups.go).
 	route("GET /__api__/v1/groups", viewer(h(a.listGroups)))
 	route("POST /__api__/v1/groups", viewer(h(a.createGroup)))

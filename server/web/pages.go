@@ -21,8 +21,8 @@ var templateFS embed.FS
 const dashboardLimit = 50
 
 type pages struct {
-	welcome, login, dashboard, token, tokens, app, logs *template.Template
-	css                                                 []byte
+	welcome, login, dashboard, token, tokens, app, logs, keys *template.Template
+	css                                                       []byte
 }
 
 func newPages() (*pages, error) {
@@ -54,6 +54,9 @@ func newPages() (*pages, error) {
 		return nil, err
 	}
 	if p.logs, err = parse("logs.html"); err != nil {
+		return nil, err
+	}
+	if p.keys, err = parse("keys.html"); err != nil {
 		return nil, err
 	}
 	if p.css, err = templateFS.ReadFile("templates/dais.css"); err != nil {

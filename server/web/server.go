@@ -206,6 +206,8 @@ func (s *Server) routes() {
 	s.mux.Handle("POST /connect/tokens/{token}", smallBody(MaxLoginBody, "token claim form", http.HandlerFunc(s.handleTokenClaim)))
 	s.mux.HandleFunc("GET /connect/apps/{guid}", s.handleAppPage) // apppage.go: one content
 	s.mux.HandleFunc("GET /connect/apps/{guid}/logs", s.handleAppLogs)
+	s.mux.HandleFunc("GET /connect/keys", s.handleKeys) // keys.go: the user's API keys
+	s.mux.Handle("POST /connect/keys/{action}", smallBody(MaxLoginBody, "key form", http.HandlerFunc(s.handleKeyAction)))
 	s.mux.Handle("POST /connect/apps/{guid}/{action}", smallBody(MaxLoginBody, "content form", http.HandlerFunc(s.handleAppAction)))
 	s.mux.HandleFunc("GET /__static__/dais.css", s.handleCSS)
 	s.mux.HandleFunc("/content/", s.handleContentGate)

@@ -4,9 +4,13 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/moby/moby/api/types/container"
 )
 
 // headerFold finds a header in the map the probe app returns, whatever
@@ -127,4 +131,148 @@ func TestContentCredentials(t *testing.T) {
 		t.Errorf("anonymous with a spoofed header: the app got RStudio-Connect-Credentials %q, want none", anonSaw)
 	}
 	t.Logf("figure: bob by session cookie -> %s; alice by API key -> %s; anonymous with a spoofed header -> none", bobSaw, aliceSaw)
+}
+
+// containerIP is c's address on the network.
+func containerIP(t *testing.T, c *Container, network string) string {
+	t.Helper()
+	out, err := exec.Command("docker", "inspect", "-f", `{{(index .NetworkSettings.Networks "`+network+`").IPAddress}}`, c.ID).Output()
+	ip := strings.TrimSpace(string(out))
+	if err != nil || ip == "" {
+		t.Fatalf("docker inspect %s: %v %q", c.Name, err, out)
+	}
+	return ip
+}
+
+// TestProxyAuthHAProxy (issue 15, proxy authentication): Debian's haproxy
+// in front authenticates (HTTP Basic against its userlist) and names the
+// user in X-Auth-Username, X-Auth-Id and X-Auth-Groups; dais trusts only
+// haproxy's address. Through haproxy: the first user becomes
+// administrator, the next a viewer with their groups; an API key deploys;
+// an acl app shared with a group sees the user and groups in
+// RStudio-Connect-Credentials; a user outside the group is refused.
+// Directly, bypassing haproxy: spoofed headers are removed and logged.
+func TestProxyAuthHAProxy(t *testing.T) {
+	netName := NewNetwork(t)
+	cfgPath, err := filepath.Abs("testdata/proxyauth/haproxy.cfg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lb := Run(t, Options{Image: "dais-haproxy:latest", Network: netName, NoData: true, NoSysAdmin: true,
+		Binds: []string{cfgPath + ":/etc/haproxy/haproxy.cfg:ro"}, Health: &container.HealthConfig{Test: []string{"NONE"}}})
+	lbIP := containerIP(t, lb, netName)
+	c := Run(t, Options{Network: netName, Aliases: []string{"dais"}, Env: []string{
+		"CONNECT_AUTHENTICATION_PROVIDER=proxy",
+		"CONNECT_PROXYAUTH_USERNAMEHEADER=X-Auth-Username",
+		"CONNECT_PROXYAUTH_UNIQUEIDHEADER=X-Auth-Id",
+		"CONNECT_PROXYAUTH_GROUPSHEADER=X-Auth-Groups",
+		"CONNECT_PROXYAUTH_TRUSTEDPROXIES=" + lbIP,
+	}})
+	c.WaitHTTP("/__ping__", http.StatusOK, startBound)
+	lb.WaitHTTP("/__ping__", http.StatusUnauthorized, 30*time.Second) // haproxy up, asking for credentials
+	// haproxy resolves dais by DNS after its start: wait until it reaches
+	// dais, with a request that logs nobody in (a key dais refuses).
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		req, _ := http.NewRequest("GET", lb.URL("/__ping__"), nil)
+		req.Header.Set("Authorization", "Key not-a-key")
+		resp, err := http.DefaultClient.Do(req)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusUnauthorized {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("haproxy does not reach dais: %v %v", resp, err)
+		}
+	}
+
+	cl := &http.Client{Timeout: 60 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	via := func(base *Container, method, path, user, pass string, hdr map[string]string, body string) (int, string) {
+		t.Helper()
+		var rd io.Reader
+		if body != "" {
+			rd = strings.NewReader(body)
+		}
+		req, _ := http.NewRequest(method, base.URL(path), rd)
+		if user != "" {
+			req.SetBasicAuth(user, pass)
+		}
+		for k, v := range hdr {
+			req.Header.Set(k, v)
+		}
+		resp, err := cl.Do(req)
+		if err != nil {
+			t.Fatalf("%s %s: %v", method, path, err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	whoami := func(user, pass string) (int, string) {
+		t.Helper()
+		return via(lb, "GET", "/__api__/v1/user", user, pass, nil, "")
+	}
+
+	// carol first: the first account of the empty server, administrator.
+	if code, body := whoami("carol", "carol-pw"); code != 200 || !strings.Contains(body, `"username":"carol"`) || !strings.Contains(body, `"user_role":"administrator"`) {
+		t.Fatalf("carol through haproxy = %d %s, want carol, administrator", code, body)
+	}
+	if code, body := whoami("bob", "bob-pw"); code != 200 || !strings.Contains(body, `"username":"bob"`) || !strings.Contains(body, `"user_role":"viewer"`) {
+		t.Fatalf("bob through haproxy = %d %s, want bob, viewer", code, body)
+	}
+	if code, _ := whoami("bob", "wrong"); code != 401 {
+		t.Errorf("bob with a wrong password at haproxy = %d, want 401", code)
+	}
+	// API keys keep working, through the proxy (haproxy lets "Key" through).
+	r := c.Exec("dais", "keys", "create", "--user", "carol")
+	key := strings.TrimSpace(r.Stdout)
+	if r.Code != 0 || len(key) < 16 {
+		t.Fatalf("dais keys create --user carol: %d %q %s", r.Code, r.Stdout, r.Stderr)
+	}
+	guid, tk, out := deployV1(t, lb, key, "who", bundle(t, flaskDir(t, probeApp)))
+	if tk.Code != 0 {
+		t.Fatalf("deploy through haproxy with an API key failed: %s\n%s", tk.Error, out)
+	}
+	analysts := firstGUID(t, c, "/__api__/v1/groups?prefix=analysts", key)
+	apiJSON(t, lb, "PATCH", "/__api__/v1/content/"+guid, key, strings.NewReader(`{"access_type":"acl"}`), nil)
+	apiJSON(t, lb, "POST", "/__api__/v1/content/"+guid+"/permissions", key,
+		strings.NewReader(`{"principal_guid":"`+analysts+`","principal_type":"group","role":"viewer"}`), nil)
+
+	path := "/content/" + guid + "/headers"
+	spoof := map[string]string{"RStudio-Connect-Credentials": `{"user":"carol","groups":["admins"]}`, "X-Auth-Username": "carol"}
+	code, body := via(lb, "GET", path, "bob", "bob-pw", spoof, "")
+	if code != 200 {
+		t.Fatalf("bob (in analysts) at the acl app through haproxy = %d %s", code, body)
+	}
+	var h map[string]string
+	if err := json.Unmarshal([]byte(body), &h); err != nil {
+		t.Fatalf("%v: %s", err, body)
+	}
+	creds, _ := headerFold(h, "RStudio-Connect-Credentials")
+	if creds != `{"user":"bob","groups":["analysts","readers"]}` {
+		t.Errorf("the app got RStudio-Connect-Credentials %q, want bob in analysts and readers", creds)
+	}
+	if v, _ := headerFold(h, "Authorization"); v != "" {
+		t.Errorf("the app got Authorization %q", v)
+	}
+	if code, body := via(lb, "GET", path, "dave", "dave-pw", nil, ""); code != 403 {
+		t.Errorf("dave (not in analysts) at the acl app = %d %s, want 403", code, body)
+	}
+
+	// Bypassing haproxy: the headers are not honoured, and logged.
+	if code, body := via(c, "GET", "/__api__/v1/user", "", "", map[string]string{"X-Auth-Username": "carol", "X-Auth-Id": "id-carol"}, ""); code != 401 {
+		t.Errorf("direct request naming carol in X-Auth-Username = %d %s, want 401", code, body)
+	}
+	if code, _ := via(c, "GET", path, "", "", map[string]string{"X-Auth-Username": "bob", "X-Auth-Id": "id-bob", "X-Auth-Groups": "analysts"}, ""); code != http.StatusFound {
+		t.Errorf("direct request to the acl app naming bob = %d, want 302 to the login page", code)
+	}
+	if code, body := via(c, "POST", "/__login__", "", "", map[string]string{"Content-Type": "application/x-www-form-urlencoded"}, "username=carol&password=x"); code != 403 {
+		t.Errorf("password login under proxy = %d %s, want 403", code, body)
+	}
+	logs := c.Logs()
+	if !strings.Contains(logs, "ProxyAuth.TrustedProxies removed") {
+		t.Errorf("the removed spoofed headers are not logged:\n%s", tail(logs, 30))
+	}
+	t.Logf("figure: through haproxy carol -> administrator, bob -> viewer, the acl app saw %s, dave -> 403; direct spoofs -> 401 and 302, logged", creds)
 }

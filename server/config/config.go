@@ -54,6 +54,7 @@ type Config struct {
 	Cluster        Cluster
 	Authentication Authentication
 	Authorization  Authorization
+	ProxyAuth      ProxyAuth
 	Licensing      Licensing
 	Python         Runtime
 	R              Runtime
@@ -152,8 +153,34 @@ type Cluster struct {
 
 // Authentication is the [Authentication] section.
 type Authentication struct {
-	// Provider is "password" (default), the only one dais has.
+	// Provider is "password" (default) or "proxy" (ProxyAuth).
 	Provider string
+}
+
+// ProxyAuth is the [ProxyAuth] section: with Authentication.Provider =
+// proxy, a trusted front end authenticates users and names them in
+// request headers (docs/authentication.md).
+type ProxyAuth struct {
+	// UsernameHeader names the user. Default "X-Auth-Username".
+	UsernameHeader string
+	// UniqueIdHeader carries the user's unchanging id; empty: the username is the id.
+	UniqueIdHeader  string
+	FirstNameHeader string
+	LastNameHeader  string
+	EmailHeader     string
+	// RoleHeader carries role values for Authorization.UserRoleMapping.
+	RoleHeader string
+	// GroupsHeader carries the user's groups, comma-separated or repeated.
+	GroupsHeader string
+	// LoginURL and LogoutURL are where dais sends a browser to log in or
+	// out (the proxy's pages); empty: a page that says to sign in through
+	// the proxy.
+	LoginURL  string
+	LogoutURL string
+	// TrustedProxies are the addresses (IPs or CIDRs) whose headers are
+	// honoured; from any other peer they are stripped and logged. dais
+	// only: Connect trusts the network.
+	TrustedProxies []string
 }
 
 // Authorization is the [Authorization] section: the role of users that a
@@ -323,6 +350,7 @@ func Defaults() *Config {
 		Cluster:        Cluster{HeartbeatInterval: Duration(5 * time.Second), DeadAfter: Duration(30 * time.Second), DrainDelay: Duration(5 * time.Second)},
 		Authentication: Authentication{Provider: "password"},
 		Authorization:  Authorization{DefaultUserRole: "viewer"},
+		ProxyAuth:      ProxyAuth{UsernameHeader: "X-Auth-Username"},
 		Licensing:      Licensing{LicenseType: "none"},
 		Python:         Runtime{Enabled: true},
 		R:              Runtime{Enabled: true},

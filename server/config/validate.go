@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"net/mail"
+	"net/netip"
 	"net/url"
 	"regexp"
 	"sort"
@@ -28,6 +29,27 @@ func (c *Config) Validate() error {
 // minTimeout is the shortest timeout that is not a mistake: a bare number in
 // a duration is nanoseconds, as in Posit Connect.
 const minTimeout = time.Second
+
+var headerName = regexp.MustCompile(`^[A-Za-z0-9!#$%&'*+.^_|~-]+$`)
+
+// ParseTrusted reads one ProxyAuth.TrustedProxies entry: an IP address
+// (a single-address prefix) or a CIDR.
+func ParseTrusted(s string) (netip.Prefix, error) {
+	s = strings.TrimSpace(s)
+	if strings.Contains(s, "/") {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return netip.Prefix{}, fmt.Errorf("not a CIDR")
+		}
+		return p.Masked(), nil
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, fmt.Errorf("not an IP address")
+	}
+	a = a.Unmap()
+	return netip.PrefixFrom(a, a.BitLen()), nil
+}
 
 var userName = regexp.MustCompile(`^[a-z_][a-z0-9_.-]*\$?$`)
 
@@ -111,10 +133,42 @@ func validate(c *Config, origins map[string]string) (problems, warnings []string
 		bad("Postgres.URL", c.Postgres.URL, "required when Database.Provider = postgres; set it in [Postgres] or with %s", EnvPrefix+"POSTGRES_URL")
 	}
 
-	if !strings.EqualFold(c.Authentication.Provider, "password") {
-		bad("Authentication.Provider", c.Authentication.Provider, "dais has password authentication only; set Provider = password or remove the key")
-	} else {
-		c.Authentication.Provider = "password"
+	switch strings.ToLower(c.Authentication.Provider) {
+	case "password", "proxy":
+		c.Authentication.Provider = strings.ToLower(c.Authentication.Provider)
+	default:
+		bad("Authentication.Provider", c.Authentication.Provider, "dais has password and proxy authentication; set Provider = password or proxy")
+	}
+	for _, h := range []struct{ key, v string }{
+		{"ProxyAuth.UsernameHeader", c.ProxyAuth.UsernameHeader}, {"ProxyAuth.UniqueIdHeader", c.ProxyAuth.UniqueIdHeader},
+		{"ProxyAuth.FirstNameHeader", c.ProxyAuth.FirstNameHeader}, {"ProxyAuth.LastNameHeader", c.ProxyAuth.LastNameHeader},
+		{"ProxyAuth.EmailHeader", c.ProxyAuth.EmailHeader}, {"ProxyAuth.RoleHeader", c.ProxyAuth.RoleHeader},
+		{"ProxyAuth.GroupsHeader", c.ProxyAuth.GroupsHeader},
+	} {
+		if h.v != "" && !headerName.MatchString(h.v) {
+			bad(h.key, h.v, "not a header name; write one like X-Auth-Username")
+		}
+	}
+	for _, h := range []struct{ key, v string }{{"ProxyAuth.LoginURL", c.ProxyAuth.LoginURL}, {"ProxyAuth.LogoutURL", c.ProxyAuth.LogoutURL}} {
+		if h.v == "" {
+			continue
+		}
+		if u, err := url.Parse(h.v); err != nil || !(u.Scheme == "https" || u.Scheme == "http") && !(u.Scheme == "" && u.Host == "" && strings.HasPrefix(u.Path, "/")) {
+			bad(h.key, h.v, "must be an http(s):// URL or a path starting with /, like https://sso.example.com/login")
+		}
+	}
+	for _, p := range c.ProxyAuth.TrustedProxies {
+		if _, err := ParseTrusted(p); err != nil {
+			bad("ProxyAuth.TrustedProxies", p, "%v; write an IP address or a CIDR, like 10.0.0.5 or 10.0.0.0/24", err)
+		}
+	}
+	if c.Authentication.Provider == "proxy" {
+		if c.ProxyAuth.UsernameHeader == "" {
+			bad("ProxyAuth.UsernameHeader", "", "required with Authentication.Provider = proxy; like X-Auth-Username")
+		}
+		if len(c.ProxyAuth.TrustedProxies) == 0 {
+			bad("ProxyAuth.TrustedProxies", "", "required with Authentication.Provider = proxy: name the proxy's addresses, like 10.0.0.5 or 10.0.0.0/24, so that nobody else can set the headers")
+		}
 	}
 
 	oneOf("Authorization.DefaultUserRole", &c.Authorization.DefaultUserRole, false, "viewer", "publisher")

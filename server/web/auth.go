@@ -111,12 +111,24 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 			return
 		}
 		ctx := r.Context()
+		cfg := s.Config()
+		proxied := cfg.Authentication.Provider == ProviderProxy
+		if proxied && !trustedPeer(r, cfg.ProxyAuth) {
+			if found := stripProxyHeaders(r, cfg.ProxyAuth); len(found) > 0 {
+				s.log.Warn("proxy authentication headers from an address not in ProxyAuth.TrustedProxies removed",
+					"remote", r.RemoteAddr, "headers", strings.Join(found, ","), logKeyPath, r.URL.Path)
+			}
+		}
 		if key, scheme, present := apiKeyFrom(r); present {
 			u, err := s.userByKey(r, key)
 			if err != nil {
 				if errors.Is(err, errBadKey) && scheme == "bearer" && strings.HasPrefix(r.URL.Path, "/content/") {
 					// Not a dais key: an app's own bearer token. Content
 					// gets it unchanged; to dais the request is anonymous.
+					if proxied {
+						s.authenticateProxy(next, w, r, cfg)
+						return
+					}
 					s.authenticateCookie(next, w, r)
 					return
 				}
@@ -154,6 +166,10 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 			}
 			infoFrom(r).username = u.Username
 			next.ServeHTTP(w, r2.WithContext(context.WithValue(WithUser(ctx, u), authorizationKey{}, true)))
+			return
+		}
+		if proxied {
+			s.authenticateProxy(next, w, r, cfg)
 			return
 		}
 		s.authenticateCookie(next, w, r)

@@ -119,6 +119,18 @@ type loginData struct {
 }
 
 func (s *Server) handleLoginForm(w http.ResponseWriter, r *http.Request) {
+	if cfg := s.Config(); cfg.Authentication.Provider == ProviderProxy {
+		if _, ok := UserFrom(r.Context()); ok {
+			http.Redirect(w, r, safeNext(r.URL.Query().Get("next")), http.StatusFound)
+			return
+		}
+		if cfg.ProxyAuth.LoginURL != "" {
+			http.Redirect(w, r, cfg.ProxyAuth.LoginURL, http.StatusFound)
+			return
+		}
+		http.Error(w, "sign in through your organisation's single sign-on: this server takes the user from the proxy in front of it (Authentication.Provider = proxy), and this request came without one", http.StatusUnauthorized)
+		return
+	}
 	s.render(w, s.pages.login, http.StatusOK, loginData{
 		PageData: s.pageData(r, "Log in"),
 		Next:     safeNext(r.URL.Query().Get("next")),
@@ -134,6 +146,11 @@ func safeNext(next string) string {
 }
 
 func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
+	if s.Config().Authentication.Provider == ProviderProxy {
+		closeUnread(w, r)
+		http.Error(w, "password login is off on this server (Authentication.Provider = proxy): sign in through your organisation's single sign-on", http.StatusForbidden)
+		return
+	}
 	if err := r.ParseForm(); err != nil {
 		if status, msg, ok := BodyError(err); ok {
 			http.Error(w, msg, status)
@@ -219,6 +236,14 @@ func (s *Server) handleLogout(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	http.SetCookie(w, &http.Cookie{Name: SessionCookie, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, SameSite: http.SameSiteLaxMode, Secure: isHTTPS(r)})
+	if cfg := s.Config(); cfg.Authentication.Provider == ProviderProxy {
+		if cfg.ProxyAuth.LogoutURL != "" {
+			http.Redirect(w, r, cfg.ProxyAuth.LogoutURL, http.StatusSeeOther)
+			return
+		}
+		http.Error(w, "you are signed in through your organisation's single sign-on: log out there, or close the browser", http.StatusOK)
+		return
+	}
 	http.Redirect(w, r, "/", http.StatusSeeOther)
 }
 

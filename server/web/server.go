@@ -66,6 +66,8 @@ type Server struct {
 	metrics     *httpMetrics
 	pages       *pages
 	disk        *diskspace.Monitor
+	// proxy remembers recent logins of Authentication.Provider = proxy.
+	proxy proxyLogins
 }
 
 // New builds the server with its own routes: pages, /__ping__, /metrics and

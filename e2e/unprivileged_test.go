@@ -1,8 +1,10 @@
 package e2e
 
 import (
+	"context"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -118,10 +120,76 @@ func contentTypes(t *testing.T, c *Container, key string) {
 		guid := deploy(t, "manifest", "--title", "RMarkdown", filepath.Join(dir, "manifest.json"))
 		expect(t, "/content/"+guid+"/", "sum is 6")
 	})
+	t.Run("R rsconnect: shiny, plumber, r markdown", func(t *testing.T) {
+		guids := deployWithR(t, c, key, "shiny", "plumber", "rmarkdown")
+		shinyRoundTrip(t, c.URL("/content/"+guids["shiny"]+"/"), key)
+		expect(t, "/content/"+guids["plumber"]+"/hello", "hello from plumber")
+		expect(t, "/content/"+guids["rmarkdown"]+"/", "sum is 6")
+	})
 	t.Run("quarto (stand-in)", func(t *testing.T) {
 		t.Log(quartoStandInNote)
 		dir := copyDir(t, work, "quarto")
 		guid := deploy(t, "manifest", "--title", "Quarto", filepath.Join(dir, "manifest.json"))
 		expect(t, "/content/"+guid+"/", "<html")
 	})
+}
+
+// rDeployAPIKeyApps deploys each directory given with R rsconnect's
+// deployApp, signed in with an API key (connectApiUser).
+const rDeployAPIKeyApps = rPrelude + `
+addServer(Sys.getenv("DAIS_URL"), name = "dais", quiet = TRUE)
+connectApiUser(account = "alice", server = "dais", apiKey = Sys.getenv("DAIS_KEY"))
+for (d in commandArgs(trailingOnly = TRUE)) {
+  ok <- deployApp(appDir = d, appName = basename(d), server = "dais", account = "alice",
+                  launch.browser = FALSE, forceUpdate = TRUE, lint = FALSE)
+  if (!isTRUE(ok)) stop("deployApp of ", d, " did not succeed")
+  cat("DEPLOYED", basename(d), "\n")
+}
+`
+
+// deployWithR deploys the examples named with the real R rsconnect client
+// (its image, rClientImage) as alice, whose API key is key, and returns
+// each one's guid by name.
+func deployWithR(t *testing.T, c *Container, key string, examples ...string) map[string]string {
+	t.Helper()
+	img := rClientImage(t)
+	work := tempDir(t)
+	apps := filepath.Join(work, "apps")
+	if err := os.MkdirAll(filepath.Join(work, "home"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	var dirs []string
+	for _, e := range examples {
+		copyExample(t, apps, e)
+		dirs = append(dirs, "/work/apps/"+e)
+	}
+	if err := os.WriteFile(filepath.Join(work, "script.R"), []byte(rDeployAPIKeyApps), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	start := time.Now()
+	args := append([]string{"run", "--rm", "--network", "host", "--label", labelKey + "=rclient",
+		"-v", work + ":/work", "-e", "HOME=/work/home", "-e", "DAIS_URL=" + c.URL("/__api__"),
+		"-e", "DAIS_KEY=" + key, img, "Rscript", "/work/script.R"}, dirs...)
+	out, err := exec.CommandContext(ctx, "docker", args...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("rsconnect deployApp: %v\n%s", err, tail(string(out), 60))
+	}
+	t.Logf("R rsconnect %s deployed %v in %s", rsconnectRVersion, examples, time.Since(start).Round(time.Millisecond))
+	guids := map[string]string{}
+	for _, e := range examples {
+		if !strings.Contains(string(out), "DEPLOYED "+e) {
+			t.Fatalf("no DEPLOYED %s:\n%s", e, tail(string(out), 60))
+		}
+		var list []struct {
+			GUID string `json:"guid"`
+		}
+		apiJSON(t, c, "GET", "/__api__/v1/content?name="+e, key, nil, &list)
+		if len(list) != 1 {
+			t.Fatalf("content named %s: %d found", e, len(list))
+		}
+		guids[e] = list[0].GUID
+	}
+	return guids
 }

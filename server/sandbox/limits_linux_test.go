@@ -175,6 +175,30 @@ except OSError as e:
 					t.Errorf("dd wrote a file over the limit: %v %v", fi, err)
 				}
 			})
+			t.Run(name+"/cpu", func(t *testing.T) {
+				// A busy loop for 2 s of wall time under a quarter of a CPU
+				// gets about 0.5 s of CPU (cgroup v1's CFS quota); unlimited, 0.95 s
+				// even with the whole test suite running beside it.
+				if !HaveLimitCgroups() {
+					t.Skip("no CPU limit without cgroups (rlimits only): " + LimitsInForce())
+				}
+				o := base("python3", "-c", `
+import time
+end = time.time() + 2
+while time.time() < end:
+    pass
+print("%.3f" % time.process_time())
+`)
+				o.CPULimit = 0.25
+				out, err := runSandboxMode(t, context.Background(), o, sm.cold)
+				if err != nil {
+					t.Fatalf("%v: %s", err, out)
+				}
+				used, err := strconv.ParseFloat(strings.TrimSpace(out), 64)
+				if err != nil || used > 0.75 || used < 0.05 {
+					t.Errorf("CPU time of 2 s busy under cpu_limit 0.25: %q s, want about 0.5", out)
+				}
+			})
 			t.Run(name+"/within limits", func(t *testing.T) {
 				o := base("/bin/sh", "-c", "echo ok")
 				o.MemoryLimit, o.ProcessLimit, o.CPULimit = 64<<20, 40, 0.5

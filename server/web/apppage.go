@@ -574,6 +574,9 @@ func (s *Server) handleAppLogs(w http.ResponseWriter, r *http.Request) {
 			if j.ExitCode != nil {
 				state += fmt.Sprintf(" (exit %d)", *j.ExitCode)
 			}
+			if j.ExitReason != "" {
+				state += ": " + j.ExitReason // "killed: over its 128 MB memory limit"
+			}
 		}
 		d.Jobs = append(d.Jobs, logItem{Link: d.LogsPath + "?job=" + url.QueryEscape(j.Key), Label: fmt.Sprintf("process %d, bundle %s", j.PID, j.BundleID),
 			When: when(j.StartTime), State: state, Selected: j.Key == jobKey, Running: j.EndTime == nil})

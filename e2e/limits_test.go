@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -328,6 +329,26 @@ func testWorkDirLimit(t *testing.T, r *row) {
 	}
 	if code, _ := c.Get("/__ping__"); code != 200 {
 		t.Errorf("/__ping__ after: %d", code)
+	}
+	// The content's logs page in the dashboard says it too, on the process.
+	cookie := loginCookie(t, c, "alice", "alice-password-e2e")
+	var page string
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(500 * time.Millisecond) {
+		req, _ := http.NewRequest("GET", c.URL("/connect/apps/"+guid+"/logs"), nil)
+		req.AddCookie(&http.Cookie{Name: "dais_session", Value: cookie})
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		page = string(b)
+		if strings.Contains(page, said) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the content's logs page does not say %q: %d\n%s", said, resp.StatusCode, tail(page, 40))
+		}
 	}
 	r.Figure(t, "one 20 MB file refused (File too large); 24 MB in 4 MB files: the app's log says %q; bob's app answered", strings.TrimSpace(logged.Stdout))
 }

@@ -55,6 +55,7 @@ type Config struct {
 	Authentication Authentication
 	Authorization  Authorization
 	ProxyAuth      ProxyAuth
+	OAuth2         OAuth2
 	Licensing      Licensing
 	Python         Runtime
 	R              Runtime
@@ -155,6 +156,29 @@ type Cluster struct {
 type Authentication struct {
 	// Provider is "password" (default) or "proxy" (ProxyAuth).
 	Provider string
+}
+
+// OAuth2 is the [OAuth2] section: with Authentication.Provider = oauth2,
+// users sign in with OpenID Connect (docs/authentication.md).
+type OAuth2 struct {
+	ClientId string
+	// ClientSecret is secret: redacted by config print, never logged.
+	ClientSecret string
+	// OpenIDConnectIssuer is the issuer URL; discovery at
+	// <issuer>/.well-known/openid-configuration. https, or http on loopback.
+	OpenIDConnectIssuer string
+	// RequireUsernameClaim refuses a login without UsernameClaim.
+	RequireUsernameClaim bool
+	// The claims read: defaults sub, preferred_username, email,
+	// given_name, family_name, groups ("" turns groups off).
+	UniqueIdClaim  string
+	UsernameClaim  string
+	EmailClaim     string
+	FirstNameClaim string
+	LastNameClaim  string
+	GroupsClaim    string
+	// CustomScope adds scopes to openid, profile and email (multi-valued).
+	CustomScope []string
 }
 
 // ProxyAuth is the [ProxyAuth] section: with Authentication.Provider =
@@ -351,10 +375,12 @@ func Defaults() *Config {
 		Authentication: Authentication{Provider: "password"},
 		Authorization:  Authorization{DefaultUserRole: "viewer"},
 		ProxyAuth:      ProxyAuth{UsernameHeader: "X-Auth-Username"},
-		Licensing:      Licensing{LicenseType: "none"},
-		Python:         Runtime{Enabled: true},
-		R:              Runtime{Enabled: true},
-		Quarto:         Runtime{Enabled: true},
+		OAuth2: OAuth2{UniqueIdClaim: "sub", UsernameClaim: "preferred_username", EmailClaim: "email",
+			FirstNameClaim: "given_name", LastNameClaim: "family_name", GroupsClaim: "groups"},
+		Licensing: Licensing{LicenseType: "none"},
+		Python:    Runtime{Enabled: true},
+		R:         Runtime{Enabled: true},
+		Quarto:    Runtime{Enabled: true},
 		Applications: Applications{
 			RunAs:           "rstudio-connect",
 			BundleMaxSize:   DefaultBundleMaxSize,

@@ -121,7 +121,7 @@ var Keys = []Key{
 		Doc: "How long a stopping node (SIGTERM) answers `/__ping__` and `/__ready__` with 503 while still serving, before it closes " +
 			"its listener, so that load balancers send it nothing new. Part of `Server.StopTimeout`, of which it takes at most half. `0` turns it off; ignored with SQLite."},
 	{Section: "Authentication", Name: "Provider", Type: TypeString,
-		Doc: "How users log in: `password` (accounts and passwords in dais) or `proxy` (a trusted front end names the user in headers, `[ProxyAuth]`). " +
+		Doc: "How users log in: `password` (accounts and passwords in dais), `proxy` (a trusted front end names the user in headers, `[ProxyAuth]`) or `oauth2` (OpenID Connect, `[OAuth2]`). " +
 			"Changing it on a server that has accounts is refused at start. See docs/authentication.md."},
 	{Section: "Authorization", Name: "DefaultUserRole", Type: TypeString,
 		Doc: "Role of an account created at its first login: `viewer` or `publisher`. The first account of an empty server is an administrator " +
@@ -160,6 +160,28 @@ var Keys = []Key{
 	{Section: "ProxyAuth", Name: "TrustedProxies", Type: TypeList,
 		Doc: "Addresses (`10.0.0.5`, `10.0.0.0/24`) of the proxies whose headers are honoured; the key repeated for several. From any other peer the headers are " +
 			"stripped and logged. Required with `Provider = proxy` (dais only: Connect trusts the network)."},
+	{Section: "OAuth2", Name: "ClientId", Type: TypeString,
+		Doc: "With `Provider = oauth2`: the client id registered at the OpenID Connect provider. Required."},
+	{Section: "OAuth2", Name: "ClientSecret", Type: TypeString, Secret: true,
+		Doc: "The client secret. Required; redacted by `dais config print` and never logged. Prefer `CONNECT_OAUTH2_CLIENTSECRET` to a file."},
+	{Section: "OAuth2", Name: "OpenIDConnectIssuer", Type: TypeString,
+		Doc: "The provider's issuer URL (`https://login.example.com/realms/team`); dais reads `/.well-known/openid-configuration` below it. Must be `https://` (`http://` only on loopback). Required."},
+	{Section: "OAuth2", Name: "RequireUsernameClaim", Type: TypeBool,
+		Doc: "Refuse a login whose token and userinfo lack `UsernameClaim`; otherwise the e-mail address, then the unique id, is the username."},
+	{Section: "OAuth2", Name: "UniqueIdClaim", Type: TypeString,
+		Doc: "The claim with the user's unchanging id; renames keep the account."},
+	{Section: "OAuth2", Name: "UsernameClaim", Type: TypeString,
+		Doc: "The claim with the username."},
+	{Section: "OAuth2", Name: "EmailClaim", Type: TypeString,
+		Doc: "The claim with the e-mail address."},
+	{Section: "OAuth2", Name: "FirstNameClaim", Type: TypeString,
+		Doc: "The claim with the first name."},
+	{Section: "OAuth2", Name: "LastNameClaim", Type: TypeString,
+		Doc: "The claim with the last name."},
+	{Section: "OAuth2", Name: "GroupsClaim", Type: TypeString,
+		Doc: "The claim with the user's groups (a list, or one string); synced at each login. Empty: groups are not read."},
+	{Section: "OAuth2", Name: "CustomScope", Type: TypeList,
+		Doc: "Scopes asked for beside `openid`, `profile` and `email` (e.g. `groups`); the key repeated for several."},
 	{Section: "Licensing", Name: "LicenseType", Type: TypeString,
 		Doc: "`none`, or `remote` to hold a floating license lease from a license server while running."},
 	{Section: "Licensing", Name: "LicenseServer", Type: TypeString,

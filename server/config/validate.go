@@ -32,6 +32,15 @@ const minTimeout = time.Second
 
 var headerName = regexp.MustCompile(`^[A-Za-z0-9!#$%&'*+.^_|~-]+$`)
 
+// LoopbackHost says whether host (no port) is a loopback name or address.
+func LoopbackHost(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	a, err := netip.ParseAddr(host)
+	return err == nil && a.Unmap().IsLoopback()
+}
+
 // ParseTrusted reads one ProxyAuth.TrustedProxies entry: an IP address
 // (a single-address prefix) or a CIDR.
 func ParseTrusted(s string) (netip.Prefix, error) {
@@ -134,10 +143,32 @@ func validate(c *Config, origins map[string]string) (problems, warnings []string
 	}
 
 	switch strings.ToLower(c.Authentication.Provider) {
-	case "password", "proxy":
+	case "password", "proxy", "oauth2":
 		c.Authentication.Provider = strings.ToLower(c.Authentication.Provider)
 	default:
-		bad("Authentication.Provider", c.Authentication.Provider, "dais has password and proxy authentication; set Provider = password or proxy")
+		bad("Authentication.Provider", c.Authentication.Provider, "dais has password, proxy and oauth2 (OpenID Connect) authentication; set Provider = password, proxy or oauth2")
+	}
+	if c.OAuth2.OpenIDConnectIssuer != "" {
+		if u, err := url.Parse(c.OAuth2.OpenIDConnectIssuer); err != nil || u.Host == "" || !(u.Scheme == "https" || u.Scheme == "http" && LoopbackHost(u.Hostname())) {
+			bad("OAuth2.OpenIDConnectIssuer", c.OAuth2.OpenIDConnectIssuer, "must be an https:// URL, like https://login.example.com/realms/team (http:// only on loopback)")
+		}
+	}
+	if c.Authentication.Provider == "oauth2" {
+		if c.OAuth2.ClientId == "" {
+			bad("OAuth2.ClientId", "", "required with Authentication.Provider = oauth2: the client id registered at the provider")
+		}
+		if c.OAuth2.ClientSecret == "" {
+			bad("OAuth2.ClientSecret", "", "required with Authentication.Provider = oauth2; set it with %s", EnvPrefix+"OAUTH2_CLIENTSECRET")
+		}
+		if c.OAuth2.OpenIDConnectIssuer == "" {
+			bad("OAuth2.OpenIDConnectIssuer", "", "required with Authentication.Provider = oauth2, like https://login.example.com/realms/team")
+		}
+		if c.OAuth2.UniqueIdClaim == "" {
+			bad("OAuth2.UniqueIdClaim", "", "must name a claim, like sub")
+		}
+		if c.OAuth2.UsernameClaim == "" {
+			bad("OAuth2.UsernameClaim", "", "must name a claim, like preferred_username")
+		}
 	}
 	for _, h := range []struct{ key, v string }{
 		{"ProxyAuth.UsernameHeader", c.ProxyAuth.UsernameHeader}, {"ProxyAuth.UniqueIdHeader", c.ProxyAuth.UniqueIdHeader},

@@ -119,6 +119,10 @@ type loginData struct {
 }
 
 func (s *Server) handleLoginForm(w http.ResponseWriter, r *http.Request) {
+	if cfg := s.Config(); cfg.Authentication.Provider == ProviderOAuth2 {
+		s.handleOIDCLogin(w, r, cfg)
+		return
+	}
 	if cfg := s.Config(); cfg.Authentication.Provider == ProviderProxy {
 		if _, ok := UserFrom(r.Context()); ok {
 			http.Redirect(w, r, safeNext(r.URL.Query().Get("next")), http.StatusFound)
@@ -146,9 +150,9 @@ func safeNext(next string) string {
 }
 
 func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
-	if s.Config().Authentication.Provider == ProviderProxy {
+	if p := s.Config().Authentication.Provider; p != store.ProviderPassword {
 		closeUnread(w, r)
-		http.Error(w, "password login is off on this server (Authentication.Provider = proxy): sign in through your organisation's single sign-on", http.StatusForbidden)
+		http.Error(w, "password login is off on this server (Authentication.Provider = "+p+"): sign in through your organisation's single sign-on", http.StatusForbidden)
 		return
 	}
 	if err := r.ParseForm(); err != nil {

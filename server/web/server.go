@@ -68,6 +68,8 @@ type Server struct {
 	disk        *diskspace.Monitor
 	// proxy remembers recent logins of Authentication.Provider = proxy.
 	proxy proxyLogins
+	// oidc is the OpenID Connect provider of Provider = oauth2.
+	oidc oidcState
 }
 
 // New builds the server with its own routes: pages, /__ping__, /metrics and
@@ -194,6 +196,7 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("GET /__login__", s.handleLoginForm)
 	login := smallBody(MaxLoginBody, "login form", http.HandlerFunc(s.handleLogin))
 	s.mux.Handle("POST /__login__", login)
+	s.mux.HandleFunc("GET "+OIDCCallbackPath, s.handleOIDCCallback)
 	s.mux.HandleFunc("GET /connect/login", s.handleLoginForm)
 	s.mux.Handle("POST /connect/login", login)
 	logout := smallBody(MaxLoginBody, "logout form", http.HandlerFunc(s.handleLogout))

@@ -1,0 +1,181 @@
+package web
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptest"
+	"net/url"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/dais-dev/dais/server/config"
+	"github.com/dais-dev/dais/server/store"
+	"github.com/zitadel/oidc/v3/example/server/exampleop"
+	"github.com/zitadel/oidc/v3/example/server/storage"
+)
+
+// zitadelOP starts zitadel's example OpenID provider on loopback, with
+// client web/secret allowed to redirect to redirect, and returns its
+// issuer. Users: test-user@127.0.0.1 and test-user2, password verysecure.
+func zitadelOP(t *testing.T, redirect string) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	issuer := "http://" + ln.Addr().String() + "/"
+	storage.RegisterClients(storage.WebClient("web", "secret", redirect))
+	st := storage.NewStorage(storage.NewUserStore(issuer))
+	router := exampleop.SetupServer(issuer, st, slog.New(slog.NewTextHandler(io.Discard, nil)), false)
+	ts := httptest.NewUnstartedServer(router)
+	ts.Listener.Close()
+	ts.Listener = ln
+	ts.Start()
+	t.Cleanup(ts.Close)
+	return issuer
+}
+
+func oidcFixture(t *testing.T) (*fixture, string) {
+	f := newFixture(t)
+	issuer := zitadelOP(t, f.ts.URL+OIDCCallbackPath)
+	cfg := *f.srv.Config()
+	cfg.Authentication.Provider = ProviderOAuth2
+	cfg.OAuth2.ClientId, cfg.OAuth2.ClientSecret, cfg.OAuth2.OpenIDConnectIssuer = "web", "secret", issuer
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	f.srv.SetConfig(&cfg)
+	return f, issuer
+}
+
+// oidcBrowser signs in through the OP's login form as a browser would,
+// starting at dais's /__login__, and returns the client (its cookie jar
+// holds the session) and the last response's URL and status.
+func oidcBrowser(t *testing.T, f *fixture, user, password string) (*http.Client, *http.Response, string) {
+	t.Helper()
+	jar, _ := cookiejar.New(nil)
+	cl := &http.Client{Jar: jar, Timeout: 20 * time.Second}
+	resp, err := cl.Get(f.ts.URL + "/__login__?next=/__api__/v1/user")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	id := resp.Request.URL.Query().Get("authRequestID")
+	if resp.StatusCode != 200 || id == "" {
+		t.Fatalf("/__login__ led to %s (%d), want the provider's login form", resp.Request.URL, resp.StatusCode)
+	}
+	form := resp.Request.URL.ResolveReference(&url.URL{Path: "/login/username"})
+	resp, err = cl.PostForm(form.String(), url.Values{"id": {id}, "username": {user}, "password": {password}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	return cl, resp, string(b)
+}
+
+// TestOIDCZitadel (issue 15): a full sign-in with authorization code,
+// PKCE, state and nonce against zitadel's example OP: the account is made
+// from the ID token and userinfo claims, the session works, the callback
+// cannot be replayed or forged.
+func TestOIDCZitadel(t *testing.T) {
+	f, issuer := oidcFixture(t)
+	user := "test-user@127.0.0.1"
+	cl, resp, body := oidcBrowser(t, f, user, "verysecure")
+	if resp.StatusCode != 200 || !strings.Contains(body, `"username":"`+user+`"`) {
+		t.Fatalf("after sign-in: %s %d %s, want /__api__/v1/user as %s", resp.Request.URL, resp.StatusCode, body, user)
+	}
+	u, err := f.st.UserByUniqueID(context.Background(), ProviderOAuth2, "id1")
+	if err != nil || u.Email != "test-user@zitadel.ch" || u.FirstName != "Test" || u.LastName != "User" {
+		t.Fatalf("account from the claims: %+v %v", u, err)
+	}
+	// The callback that signed in, replayed: no login in progress.
+	var cb string
+	for r := resp.Request; r != nil; r = r.Response.Request {
+		if strings.HasPrefix(r.URL.Path, OIDCCallbackPath) {
+			cb = r.URL.String()
+			break
+		}
+		if r.Response == nil {
+			break
+		}
+	}
+	if cb == "" {
+		t.Fatal("no callback in the redirect chain")
+	}
+	if r, err := cl.Get(cb); err != nil || r.StatusCode != 400 {
+		t.Fatalf("replayed callback: %v %v, want 400", r, err)
+	}
+	// A callback with no login in progress (a fresh browser), and one whose state is not the browser's.
+	if r, err := http.Get(cb); err != nil || r.StatusCode != 400 {
+		t.Fatalf("callback without a session: %v %v, want 400", r, err)
+	}
+	jar, _ := cookiejar.New(nil)
+	b2 := &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	if r, err := b2.Get(f.ts.URL + "/__login__"); err != nil || r.StatusCode != 302 || !strings.HasPrefix(r.Header.Get("Location"), issuer) {
+		t.Fatalf("/__login__: %v %v, want a redirect to the provider", r, err)
+	} else if loc, _ := url.Parse(r.Header.Get("Location")); loc.Query().Get("code_challenge_method") != "S256" || loc.Query().Get("nonce") == "" || loc.Query().Get("state") == "" {
+		t.Errorf("authorization request lacks PKCE, nonce or state: %s", loc)
+	}
+	if r, err := b2.Get(f.ts.URL + OIDCCallbackPath + "?code=x&state=forged"); err != nil || r.StatusCode != 400 {
+		t.Fatalf("callback with a forged state: %v %v, want 400", r, err)
+	}
+	// Wrong password: the OP keeps its form; no session at dais.
+	_, resp, body = oidcBrowser(t, f, "test-user2", "wrong")
+	if strings.HasPrefix(resp.Request.URL.String(), f.ts.URL) || !strings.Contains(strings.ToLower(body), "password") {
+		t.Errorf("wrong password ended at %s: %s", resp.Request.URL, body)
+	}
+	// Password login is off.
+	if a := f.do(t, "POST", "/__login__", "", "username=x&password=y", map[string]string{"Content-Type": "application/x-www-form-urlencoded"}); a.status != 403 {
+		t.Errorf("password login under oauth2 = %d", a.status)
+	}
+}
+
+// TestOIDCProviderDown: a provider that does not answer makes the login
+// fail with a clear page; the server goes on serving.
+func TestOIDCProviderDown(t *testing.T) {
+	f := newFixture(t)
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	dead := "http://" + ln.Addr().String() + "/"
+	ln.Close()
+	cfg := *f.srv.Config()
+	cfg.Authentication.Provider = ProviderOAuth2
+	cfg.OAuth2.ClientId, cfg.OAuth2.ClientSecret, cfg.OAuth2.OpenIDConnectIssuer = "web", "secret", dead
+	f.srv.SetConfig(&cfg)
+	if a := f.do(t, "GET", "/__login__", "", "", nil); a.status != 503 || !strings.Contains(a.body, "cannot be reached") {
+		t.Fatalf("login with the provider down = %d %s", a.status, a.body)
+	}
+	if a := f.do(t, "GET", "/__api__/v1/user", f.keys[store.RoleViewer], "", nil); a.status != 200 {
+		t.Fatalf("API key while the provider is down = %d", a.status)
+	}
+}
+
+func TestOIDCIdentity(t *testing.T) {
+	oc := config.Defaults().OAuth2
+	id, err := oidcIdentity(oc, map[string]any{"sub": "s1", "preferred_username": "ann", "groups": []any{"eng", "ops"}})
+	if err != nil || id.UniqueID != "s1" || id.Username != "ann" || !reflect.DeepEqual(id.Groups, []string{"eng", "ops"}) || !id.GroupsKnown {
+		t.Errorf("groups as a list: %+v %v", id, err)
+	}
+	id, _ = oidcIdentity(oc, map[string]any{"sub": "s1", "email": "ann@example.com", "groups": "eng, ops"})
+	if id.Username != "ann@example.com" || !reflect.DeepEqual(id.Groups, []string{"eng", "ops"}) {
+		t.Errorf("groups as a string, no username claim: %+v", id)
+	}
+	oc.RequireUsernameClaim = true
+	if _, err := oidcIdentity(oc, map[string]any{"sub": "s1"}); err == nil {
+		t.Error("RequireUsernameClaim: a token without preferred_username was accepted")
+	}
+	if _, err := oidcIdentity(oc, map[string]any{"preferred_username": "ann"}); err == nil {
+		t.Error("a token without sub was accepted")
+	}
+	oc.GroupsClaim = ""
+	id, _ = oidcIdentity(oc, map[string]any{"sub": "s1", "preferred_username": "ann", "groups": []any{"eng"}})
+	if id.GroupsKnown || id.Groups != nil {
+		t.Errorf("GroupsClaim empty: groups read: %+v", id)
+	}
+}

@@ -49,7 +49,9 @@ func waitContent(t *testing.T, c *Container, path, want string, within time.Dura
 // chromium as a publisher would: log in, find the content by search, open
 // it from the link clients print (/connect/#/apps/<guid>), roll back to
 // the older bundle (the app answers with it), set an environment variable
-// (the app restarts and answers with it), create an API key (it works)
+// (the app restarts and answers with it), make it private and add a
+// viewer who opens it in a second browser without any setting, create
+// an API key (it works)
 // and delete it (it is refused). Every page is checked (console errors,
 // failed requests, labels, width) and saved as a screenshot (e2e-*).
 func TestDashboardJourneys(t *testing.T) {
@@ -121,6 +123,41 @@ func TestDashboardJourneys(t *testing.T) {
 	}
 	waitContent(t, c, "/content/"+guid+"/greeting", "greeting=bonjour", 2*time.Minute)
 	shot("e2e-content-env")
+
+	// Access: only specific users, then a viewer added by name, who opens
+	// it in a second browser and sees no setting.
+	if r := c.Exec("sh", "-c", "echo bob-password-e2e | dais users add --role viewer bob"); r.Code != 0 {
+		t.Fatalf("dais users add bob: %d %s%s", r.Code, r.Stdout, r.Stderr)
+	}
+	br.Run("access: specific users", mark,
+		chromedp.SetValue(chromedp.CSS(`#access select[name="access_type"]`), "acl"),
+		chromedp.Click(chromedp.CSS(`form[action$="/access"] button`)),
+		chromedp.WaitVisible(chromedp.CSS(`body:not([data-old]) p.banner.ok`)))
+	second := browser.New(t, 1280)
+	second.Run("bob logs in", chromedp.Navigate(c.URL("/__login__")),
+		chromedp.SendKeys(chromedp.CSS(`input[name="username"]`), "bob"),
+		chromedp.SendKeys(chromedp.CSS(`input[name="password"]`), "bob-password-e2e"),
+		chromedp.Submit(chromedp.CSS(`input[name="password"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`form.search`)))
+	if n := browser.Value(second, "bob's list", chromedp.Evaluate[int](`document.querySelectorAll("table.content tbody tr").length`)); n != 0 {
+		t.Fatalf("bob's list before he is added: %d rows, want 0", n)
+	}
+	second.Check("e2e-viewer-list-empty")
+	br.Run("add bob", mark,
+		chromedp.SendKeys(chromedp.CSS(`form[action$="/permission-add"] input[name="principal"]`), "bob"),
+		chromedp.Click(chromedp.CSS(`form[action$="/permission-add"] button`)),
+		chromedp.WaitVisible(chromedp.CSS(`body:not([data-old]) p.banner.ok`)))
+	if perms := browser.Value(br, "perms", chromedp.Text(chromedp.CSS(`ul.perms`))); !strings.Contains(perms, "bob") {
+		t.Fatalf("viewers list %q lacks bob", perms)
+	}
+	shot("e2e-content-access")
+	second.Run("bob opens it", chromedp.Navigate(c.URL("/connect/#/apps/"+guid)), chromedp.WaitVisible(chromedp.ID("h-info")),
+		chromedp.Poll[chromedp.Void](`(function(){var f=document.querySelector("iframe.content-frame");return f&&f.contentDocument&&f.contentDocument.body&&f.contentDocument.body.textContent.indexOf("hello one")>=0})()`))
+	if n := browser.Value(second, "bob's forms", chromedp.Evaluate[int](`document.querySelectorAll("main form, #environment, #runtime, #access, #delete").length`)); n != 0 {
+		t.Fatalf("the viewer's page has %d forms or settings sections", n)
+	}
+	second.Check("e2e-viewer-content-page")
+	second.Screenshot("e2e-viewer-content-page")
 
 	// Logs: the deploy's output.
 	br.Run("logs", chromedp.Navigate(c.URL("/connect/apps/"+guid+"/logs")), chromedp.WaitVisible(chromedp.CSS(`pre#log`)))

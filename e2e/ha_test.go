@@ -178,6 +178,9 @@ func httpGetWithin(u, key string, timeout time.Duration) (int, string, http.Head
 //  3. docker kill of the node running a 60 s scheduled render: the other
 //     node fails it within the dead-node time, it is never shown running
 //     again, and the schedule's next run happens once.
+//  6. dais2 on a newer image (ha_upgrade_test.go): with an additive
+//     migration both serve; with one that is not, dais1 drains and exits
+//     with its line. Last: dais1 cannot serve after it.
 func TestHAProfile(t *testing.T) {
 	h := startHA(t)
 	t.Run("1_rsconnect_round_robin", func(t *testing.T) { haDeployR(t, h) })
@@ -187,6 +190,7 @@ func TestHAProfile(t *testing.T) {
 	t.Run("2_shiny_across_a_node_kill", func(t *testing.T) { haShinyAcrossKill(t, h) })
 	t.Run("8_soak", func(t *testing.T) { haSoak(t, h) })
 	t.Run("3_kill_mid_render", func(t *testing.T) { haKillMidRender(t, h) })
+	t.Run("6_newer_image", func(t *testing.T) { haNewerImage(t, h) })
 }
 
 const rDeployAPIKey = rPrelude + `

@@ -256,8 +256,16 @@ func TestProxyAuthHAProxy(t *testing.T) {
 	if v, _ := headerFold(h, "Authorization"); v != "" {
 		t.Errorf("the app got Authorization %q", v)
 	}
+	// dave's account made ahead of his first login (no password under
+	// proxy): that login takes it over, with its role.
+	if r := c.Exec("dais", "users", "add", "--role", "publisher", "dave"); r.Code != 0 {
+		t.Fatalf("dais users add dave under proxy: %d %s%s", r.Code, r.Stdout, r.Stderr)
+	}
 	if code, body := via(lb, "GET", path, "dave", "dave-pw", nil, ""); code != 403 {
 		t.Errorf("dave (not in analysts) at the acl app = %d %s, want 403", code, body)
+	}
+	if code, body := whoami("dave", "dave-pw"); code != 200 || !strings.Contains(body, `"user_role":"publisher"`) {
+		t.Errorf("dave through haproxy = %d %s, want the pre-made publisher account", code, body)
 	}
 
 	// Bypassing haproxy: the headers are not honoured, and logged.
@@ -271,8 +279,43 @@ func TestProxyAuthHAProxy(t *testing.T) {
 		t.Errorf("password login under proxy = %d %s, want 403", code, body)
 	}
 	logs := c.Logs()
+	// Every account is the proxy's: a restart is not refused.
+	c.Stop(10)
+	c.Start()
+	c.WaitHTTP("/__ping__", http.StatusOK, startBound)
+	if code, body := whoami("bob", "bob-pw"); code != 200 || !strings.Contains(body, `"username":"bob"`) {
+		t.Errorf("bob after a restart = %d %s", code, body)
+	}
 	if !strings.Contains(logs, "ProxyAuth.TrustedProxies removed") {
 		t.Errorf("the removed spoofed headers are not logged:\n%s", tail(logs, 30))
 	}
-	t.Logf("figure: through haproxy carol -> administrator, bob -> viewer, the acl app saw %s, dave -> 403; direct spoofs -> 401 and 302, logged", creds)
+	t.Logf("figure: through haproxy carol -> administrator, bob -> viewer, the acl app saw %s, dave -> 403 and his pre-made publisher account; direct spoofs -> 401 and 302, logged", creds)
+}
+
+// TestProviderChangeRefused (issue 15): a server whose accounts signed in
+// with passwords refuses to start with Authentication.Provider = proxy,
+// in one line saying why and what to do, and starts again as before.
+func TestProviderChangeRefused(t *testing.T) {
+	c := Run(t, Options{})
+	c.WaitHTTP("/__ping__", http.StatusOK, startBound)
+	publisherKey(t, c, "alice", "alice-password-e2e")
+	c.Stop(10)
+	p := Run(t, Options{DataDir: c.DataDir, Env: []string{"CONNECT_AUTHENTICATION_PROVIDER=proxy", "CONNECT_PROXYAUTH_TRUSTEDPROXIES=10.0.0.5"}})
+	code := p.WaitExit(time.Minute)
+	logs := p.Logs()
+	if code != 78 {
+		t.Fatalf("exit code %d, want 78; log:\n%s", code, tail(logs, 30))
+	}
+	var line string
+	for _, l := range strings.Split(logs, "\n") {
+		if strings.Contains(l, "Authentication.Provider = proxy, but this server has accounts of another provider (1 password)") {
+			line = l
+		}
+	}
+	if line == "" || !strings.Contains(line, "set Authentication.Provider back, or start with an empty database") {
+		t.Fatalf("no one-line reason in the log:\n%s", tail(logs, 30))
+	}
+	c.Start()
+	c.WaitHTTP("/__ping__", http.StatusOK, startBound)
+	t.Logf("figure: exit 78, %s", strings.TrimSpace(line))
 }

@@ -83,6 +83,11 @@ func runUsers(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 		role = store.RoleAdministrator
 	}
 
+	loaded, err := config.Load(*path, os.Environ())
+	if err != nil {
+		return &exitError{code: 78, err: err}
+	}
+	provider := loaded.Config.Authentication.Provider
 	st, err := openStore(ctx, *path)
 	if err != nil {
 		return err
@@ -98,11 +103,15 @@ func runUsers(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 		if !authz.ValidRole(role) {
 			return &exitError{code: 2, err: fmt.Errorf("--role %q: use viewer, publisher or administrator", role)}
 		}
-		hash, err := readPassword(stdin)
-		if err != nil {
-			return err
+		// With another provider than password, the account has no
+		// password: the first login with its username takes it over.
+		var hash string
+		if provider == store.ProviderPassword {
+			if hash, err = readPassword(stdin); err != nil {
+				return err
+			}
 		}
-		u := &store.User{Username: name, Role: role, Email: email, FirstName: first, LastName: last, PasswordHash: hash}
+		u := &store.User{Username: name, Role: role, Email: email, FirstName: first, LastName: last, PasswordHash: hash, Provider: provider}
 		if err := st.CreateUser(ctx, u); err != nil {
 			if errors.Is(err, store.ErrConflict) {
 				return fmt.Errorf("user %s already exists (change the password with 'dais users passwd %s')", name, name)

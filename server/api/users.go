@@ -169,7 +169,12 @@ func (a *API) createUser(w http.ResponseWriter, r *http.Request) {
 		web.WriteError(w, http.StatusBadRequest, "username is required")
 		return
 	}
-	u := &store.User{Role: store.RoleViewer}
+	u := &store.User{Role: store.RoleViewer, Provider: a.web.Config().Authentication.Provider}
+	if u.Provider != store.ProviderPassword && req.Password != nil {
+		web.WriteError(w, http.StatusBadRequest, "this server signs people in through Authentication.Provider = "+u.Provider+
+			", not with passwords: create the account without one; the first login with the same username takes it over")
+		return
+	}
 	if err := req.apply(u); err != nil {
 		web.WriteRequestError(w, err)
 		return

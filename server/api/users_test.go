@@ -52,3 +52,22 @@ func TestUserUpdateLockAndSearch(t *testing.T) {
 		{name: "search finds none", method: "GET", path: "/__api__/v1/users?prefix=zz", role: "viewer", want: 200, wantIn: `"total":0`},
 	})
 }
+
+// TestCreateUserUnderProxy (issue 15): with another provider than
+// password, an account is made without a password and belongs to that
+// provider (so that the server's next start does not refuse it); a
+// password is refused.
+func TestCreateUserUnderProxy(t *testing.T) {
+	f := newFixture(t)
+	cfg := *f.web.Config()
+	cfg.Authentication.Provider = "proxy"
+	f.web.SetConfig(&cfg)
+	f.run(t, []apiCase{
+		{name: "password refused", method: "POST", path: "/__api__/v1/users", role: "administrator", body: `{"username":"erin","password":"longenough"}`, want: 400, wantIn: "not with passwords"},
+		{name: "account without password", method: "POST", path: "/__api__/v1/users", role: "administrator", body: `{"username":"erin","user_role":"publisher"}`, want: 200, wantIn: `"username":"erin"`},
+	})
+	u, err := f.st.UserByUsername(context.Background(), "erin")
+	if err != nil || u.Provider != "proxy" || u.PasswordHash != "" || u.UniqueID != "" {
+		t.Fatalf("erin: %+v %v, want a proxy account without password or unique id", u, err)
+	}
+}

@@ -46,19 +46,25 @@ func adminServer(t *testing.T, dataDir, backupDir string, newUser bool) (*Contai
 // adminReq sends one API request; it returns an error instead of failing,
 // so goroutines may use it.
 func adminReq(c *Container, method, path, key string, body []byte, v any) error {
-	req, err := http.NewRequest(method, c.URL(path), bytes.NewReader(body))
+	return keyRequest(&http.Client{Timeout: 60 * time.Second}, method, c.URL(path), key, bytes.NewReader(body), v)
+}
+
+// keyRequest sends one request with an API key and decodes a 200 answer's
+// JSON into v (nil: not read); anything else is an error with the answer.
+func keyRequest(hc *http.Client, method, url, key string, body io.Reader, v any) error {
+	req, err := http.NewRequest(method, url, body)
 	if err != nil {
 		return err
 	}
 	req.Header.Set("Authorization", "Key "+key)
-	resp, err := (&http.Client{Timeout: 60 * time.Second}).Do(req)
+	resp, err := hc.Do(req)
 	if err != nil {
 		return err
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("%s %s = %d %s", method, path, resp.StatusCode, b)
+		return fmt.Errorf("%s %s = %d %s", method, url, resp.StatusCode, b)
 	}
 	if v != nil {
 		return json.Unmarshal(b, v)

@@ -521,24 +521,7 @@ type haClient struct {
 }
 
 func (c haClient) do(method, path string, body io.Reader, v any) error {
-	req, err := http.NewRequest(method, c.base+path, body)
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Authorization", "Key "+c.key)
-	resp, err := c.hc.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("%s %s = %d %s", method, path, resp.StatusCode, b)
-	}
-	if v != nil {
-		return json.Unmarshal(b, v)
-	}
-	return nil
+	return keyRequest(c.hc, method, c.base+path, c.key, body, v)
 }
 
 // deploy creates content name, uploads archive and deploys it, waiting for

@@ -1,15 +1,20 @@
 package e2e
 
 import (
+	"context"
+	"crypto/md5"
+	"encoding/hex"
 	"encoding/json"
 	"io"
 	"net/http"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/dais-dev/dais/internal/shinytest"
 	"github.com/moby/moby/api/types/container"
 )
 
@@ -318,4 +323,77 @@ func TestProviderChangeRefused(t *testing.T) {
 	c.Start()
 	c.WaitHTTP("/__ping__", http.StatusOK, startBound)
 	t.Logf("figure: exit 78, %s", strings.TrimSpace(line))
+}
+
+// whoShinyApp shows session$user and session$groups, which Shiny reads
+// from Shiny-Server-Credentials.
+const whoShinyApp = `library(shiny)
+
+ui <- fluidPage(textOutput("who"))
+
+server <- function(input, output, session) {
+  output$who <- renderText(paste0("user=", if (is.null(session$user)) "NULL" else session$user,
+                                  " groups=", paste(session$groups, collapse = "+")))
+}
+
+shinyApp(ui, server)
+`
+
+// shinyDir is the shiny example with app.R replaced (checksums updated).
+func shinyDir(t *testing.T, appR string) string {
+	t.Helper()
+	dir := t.TempDir()
+	raw, err := os.ReadFile(filepath.Join(exampleDir("shiny"), "manifest.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(raw, &m); err != nil {
+		t.Fatal(err)
+	}
+	sum := md5.Sum([]byte(appR))
+	m["files"] = map[string]any{"app.R": map[string]string{"checksum": hex.EncodeToString(sum[:])}}
+	raw, _ = json.Marshal(m)
+	if err := os.WriteFile(filepath.Join(dir, "manifest.json"), raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "app.R"), []byte(appR), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// TestShinySessionUser (issue 15): a Shiny app's session$user and
+// session$groups are the signed-in user's, through its WebSocket, whatever
+// Shiny-Server-Credentials the client sends; anonymous: NULL.
+func TestShinySessionUser(t *testing.T) {
+	c, key := deployServer(t)
+	guid, tk, out := deployV1(t, c, key, "who-shiny", bundle(t, shinyDir(t, whoShinyApp)))
+	if tk.Code != 0 {
+		t.Fatalf("deploy failed: %s\n%s", tk.Error, out)
+	}
+	if r := c.Exec("sh", "-c", "echo bob-password-e2e | dais users add --role viewer bob"); r.Code != 0 {
+		t.Fatalf("dais users add bob: %d %s%s", r.Code, r.Stdout, r.Stderr)
+	}
+	bob := firstGUID(t, c, "/__api__/v1/users?prefix=bob", key)
+	var g struct {
+		GUID string `json:"guid"`
+	}
+	apiJSON(t, c, "POST", "/__api__/v1/groups", key, strings.NewReader(`{"name":"analysts"}`), &g)
+	apiJSON(t, c, "POST", "/__api__/v1/groups/"+g.GUID+"/members", key, strings.NewReader(`{"user_guid":"`+bob+`"}`), nil)
+	session := loginCookie(t, c, "bob", "bob-password-e2e")
+	ws := "ws://127.0.0.1:" + c.HostPort(ServerPort) + "/content/" + guid + "/websocket/"
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	spoof := `{"user":"alice","groups":["admins"]}`
+
+	s := shinytest.Dial(t, ctx, ws, http.Header{"Cookie": {"dais_session=" + session}, "Shiny-Server-Credentials": {spoof}})
+	s.Send(t, "init", shinytest.Init("/content/"+guid+"/", nil, "who"))
+	s.Expect(t, `"who":"user=bob groups=analysts"`)
+	s.Close()
+	anon := shinytest.Dial(t, ctx, ws, http.Header{"Shiny-Server-Credentials": {spoof}})
+	anon.Send(t, "init", shinytest.Init("/content/"+guid+"/", nil, "who"))
+	anon.Expect(t, `"who":"user=NULL groups="`)
+	anon.Close()
+	t.Logf("figure: Shiny session$user/session$groups: bob by session cookie -> bob/analysts; anonymous with a spoofed Shiny-Server-Credentials -> NULL")
 }

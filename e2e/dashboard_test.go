@@ -26,6 +26,11 @@ def index():
 @app.route("/greeting")
 def greeting():
     return "greeting=" + os.environ.get("GREETING", "unset")
+
+@app.route("/say/<word>")
+def say(word):
+    print("said " + word, flush=True)
+    return "ok"
 `
 }
 
@@ -159,9 +164,23 @@ func TestDashboardJourneys(t *testing.T) {
 	second.Check("e2e-viewer-content-page")
 	second.Screenshot("e2e-viewer-content-page")
 
-	// Logs: the deploy's output.
+	// Logs: the deploy's output, then a running process's output live.
 	br.Run("logs", chromedp.Navigate(c.URL("/connect/apps/"+guid+"/logs")), chromedp.WaitVisible(chromedp.CSS(`pre#log`)))
 	shot("e2e-logs")
+	br.Run("open the running process", mark,
+		chromedp.Evaluate[chromedp.Void](`(function(){var li=Array.from(document.querySelectorAll(".loglist li")).find(function(l){return l.querySelector("a[href*='?job=']")&&l.querySelector(".state").textContent==="running"});li.querySelector("a").click()})()`),
+		chromedp.WaitVisible(chromedp.CSS(`body:not([data-old]) #log[data-stream*="/jobs/"]`)))
+	word := "live" + strconv.FormatInt(time.Now().UnixNano()%100000, 10)
+	// Give the page's stream a moment to open, so the line comes as a live
+	// event (were it later, the stream's first read, the log's end, would
+	// hold it too).
+	time.Sleep(time.Second)
+	// The content is private now: ask as its owner.
+	if st, body := api(t, c, "GET", "/content/"+guid+"/say/"+word, key, nil); st != 200 || string(body) != "ok" {
+		t.Fatalf("say: %d %s", st, body)
+	}
+	br.Run("the line arrives", chromedp.Poll[chromedp.Void](`document.getElementById("log").textContent.indexOf("said `+word+`") >= 0`))
+	shot("e2e-logs-live")
 
 	// Create an API key, use it, delete it.
 	br.Run("keys page", chromedp.Navigate(c.URL("/connect/keys")), chromedp.WaitVisible(chromedp.CSS(`form[action="/connect/keys/create"]`)))

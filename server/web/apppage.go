@@ -593,6 +593,11 @@ func (s *Server) handleAppLogs(w http.ResponseWriter, r *http.Request) {
 			break
 		}
 		d.Shown = "Task " + taskID
+		for _, it := range d.Tasks {
+			if it.Selected && it.Label != "" {
+				d.Shown = strings.ToUpper(it.Label[:1]) + it.Label[1:] + ", " + it.When
+			}
+		}
 		d.Lines = t.Output
 		d.Running = !t.Finished
 		d.Stream = "/__api__/v1/tasks/" + url.PathEscape(taskID) + "/stream?from=" + strconv.Itoa(len(t.Output))
@@ -607,6 +612,11 @@ func (s *Server) handleAppLogs(w http.ResponseWriter, r *http.Request) {
 			break
 		}
 		d.Shown = "Process " + jobKey
+		for _, it := range d.Jobs {
+			if it.Selected && it.Label != "" {
+				d.Shown = strings.ToUpper(it.Label[:1]) + it.Label[1:]
+			}
+		}
 		for _, e := range l.Entries {
 			d.Lines = append(d.Lines, e.Data)
 		}

@@ -101,7 +101,8 @@ fmt: ## gofmt the tree
 
 screenshots: ## the dashboard's pages in headless chromium at 1280 and 390 px, as .tmp/screenshots/*.png
 	rm -rf .tmp/screenshots
-	go test -count=1 -run 'TestBrowser' ./server/web/ ./server/api/
+	go test -count=1 -run 'TestBrowser' ./server/web/
+	go test -count=1 -run 'TestBrowser|TestAppLogs|TestKeysPage' ./server/api/
 	@ls .tmp/screenshots
 
 vet: ## go vet

@@ -103,7 +103,7 @@ func Init(pathname string, inputs map[string]any, outputs ...string) map[string]
 func (s *Session) Send(t testing.TB, method string, data map[string]any) {
 	t.Helper()
 	if err := s.TrySend(method, data); err != nil {
-		t.Fatal(err)
+		t.Fatalf("%v", err)
 	}
 }
 
@@ -126,7 +126,7 @@ func (s *Session) Expect(t testing.TB, wants ...string) []string {
 	t.Helper()
 	seen, err := s.TryExpect(wants...)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("%v", err)
 	}
 	return seen
 }

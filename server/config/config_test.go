@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -440,9 +441,19 @@ func TestShippedFiles(t *testing.T) {
 	}
 }
 
-// TestReference keeps docs/configuration.md equal to what the key table says.
+// TestReference keeps docs/configuration.md equal to what the key table says,
+// and the README's copy of it (spliced by scripts/readme.sh) equal to that.
 func TestReference(t *testing.T) {
 	checkGolden(t, "../../docs/configuration.md", string(Reference()))
+	ref := regexp.MustCompile(`(?s)<!--.*?-->\n*`).ReplaceAllString(string(Reference()), "")
+	ref = strings.TrimSpace(regexp.MustCompile(`(?m)^(#+) `).ReplaceAllString(ref, "#$1 "))
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(readme), "-->\n"+ref+"\n<!-- END docs/configuration.md -->") {
+		t.Errorf("README.md's configuration reference is not docs/configuration.md's: run scripts/readme.sh")
+	}
 }
 
 // FuzzLoad feeds arbitrary main file, migration file and environment (one

@@ -68,6 +68,22 @@ func firstGUID(t *testing.T, c *Container, path, key string) string {
 	return l.Results[0].GUID
 }
 
+// viewerBobInAnalysts adds viewer bob (password bob-password-e2e) as a
+// member of a new local group analysts, and returns both guids.
+func viewerBobInAnalysts(t *testing.T, c *Container, key string) (bob, analysts string) {
+	t.Helper()
+	if r := c.Exec("sh", "-c", "echo bob-password-e2e | dais users add --role viewer bob"); r.Code != 0 {
+		t.Fatalf("dais users add bob: %d %s%s", r.Code, r.Stdout, r.Stderr)
+	}
+	bob = firstGUID(t, c, "/__api__/v1/users?prefix=bob", key)
+	var g struct {
+		GUID string `json:"guid"`
+	}
+	apiJSON(t, c, "POST", "/__api__/v1/groups", key, strings.NewReader(`{"name":"analysts"}`), &g)
+	apiJSON(t, c, "POST", "/__api__/v1/groups/"+g.GUID+"/members", key, strings.NewReader(`{"user_guid":"`+bob+`"}`), nil)
+	return bob, g.GUID
+}
+
 // TestContentCredentials (issue 15): an app shared with a group learns who
 // is looking from RStudio-Connect-Credentials, as on Connect: the
 // signed-in user and their groups, for a session cookie and an API key
@@ -79,18 +95,10 @@ func TestContentCredentials(t *testing.T) {
 	if tk.Code != 0 {
 		t.Fatalf("deploy failed: %s\n%s", tk.Error, out)
 	}
-	if r := c.Exec("sh", "-c", "echo bob-password-e2e | dais users add --role viewer bob"); r.Code != 0 {
-		t.Fatalf("dais users add bob: %d %s%s", r.Code, r.Stdout, r.Stderr)
-	}
-	bob := firstGUID(t, c, "/__api__/v1/users?prefix=bob", key)
-	var g struct {
-		GUID string `json:"guid"`
-	}
-	apiJSON(t, c, "POST", "/__api__/v1/groups", key, strings.NewReader(`{"name":"analysts"}`), &g)
-	apiJSON(t, c, "POST", "/__api__/v1/groups/"+g.GUID+"/members", key, strings.NewReader(`{"user_guid":"`+bob+`"}`), nil)
+	_, analysts := viewerBobInAnalysts(t, c, key)
 	apiJSON(t, c, "PATCH", "/__api__/v1/content/"+guid, key, strings.NewReader(`{"access_type":"acl"}`), nil)
 	apiJSON(t, c, "POST", "/__api__/v1/content/"+guid+"/permissions", key,
-		strings.NewReader(`{"principal_guid":"`+g.GUID+`","principal_type":"group","role":"viewer"}`), nil)
+		strings.NewReader(`{"principal_guid":"`+analysts+`","principal_type":"group","role":"viewer"}`), nil)
 
 	path := "/content/" + guid + "/headers"
 	spoof := map[string]string{
@@ -377,15 +385,7 @@ func TestShinySessionUser(t *testing.T) {
 	if tk.Code != 0 {
 		t.Fatalf("deploy failed: %s\n%s", tk.Error, out)
 	}
-	if r := c.Exec("sh", "-c", "echo bob-password-e2e | dais users add --role viewer bob"); r.Code != 0 {
-		t.Fatalf("dais users add bob: %d %s%s", r.Code, r.Stdout, r.Stderr)
-	}
-	bob := firstGUID(t, c, "/__api__/v1/users?prefix=bob", key)
-	var g struct {
-		GUID string `json:"guid"`
-	}
-	apiJSON(t, c, "POST", "/__api__/v1/groups", key, strings.NewReader(`{"name":"analysts"}`), &g)
-	apiJSON(t, c, "POST", "/__api__/v1/groups/"+g.GUID+"/members", key, strings.NewReader(`{"user_guid":"`+bob+`"}`), nil)
+	viewerBobInAnalysts(t, c, key)
 	session := loginCookie(t, c, "bob", "bob-password-e2e")
 	ws := "ws://127.0.0.1:" + c.HostPort(ServerPort) + "/content/" + guid + "/websocket/"
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)

@@ -176,9 +176,10 @@ type renderingJSON struct {
 	RenderTime     *time.Time `json:"render_time"`
 	RenderDuration *int64     `json:"render_duration"`
 	Active         bool       `json:"active"`
-	// dais's own: how the rendering went.
+	// dais's own: how the rendering went, and its task (its log).
 	Status string `json:"status"`
 	Error  string `json:"error,omitempty"`
+	TaskID string `json:"task_id,omitempty"`
 }
 
 // listRenderings is GET /__api__/variants/{vid}/renderings: newest first;
@@ -203,7 +204,7 @@ func (a *API) listRenderings(w http.ResponseWriter, r *http.Request) error {
 		x := &rs[i]
 		out = append(out, renderingJSON{
 			ID: x.ID, AppID: c.ID, VariantID: c.ID, BundleID: x.BundleID, RenderTime: renderTime(x),
-			RenderDuration: renderDuration(x), Active: x.ID == active, Status: x.Status, Error: x.Error,
+			RenderDuration: renderDuration(x), Active: x.ID == active, Status: x.Status, Error: x.Error, TaskID: x.TaskID,
 		})
 	}
 	web.WriteJSON(w, http.StatusOK, out)

@@ -105,6 +105,7 @@ func (s *Server) callAPI(r *http.Request, method, path string, body, out any) (i
 
 // apiContent is what the page reads of GET /__api__/v1/content/{guid}.
 type apiContent struct {
+	ID                 string     `json:"id"`
 	GUID               string     `json:"guid"`
 	Name               string     `json:"name"`
 	Title              string     `json:"title"`
@@ -187,6 +188,125 @@ type appData struct {
 	Vanity          string
 	Frame           string // the content's URL for the frame; "" when nothing is deployed
 	LogsURL         string
+	Document        bool // renders (rmd-static, jupyter-static, quarto-static): the schedule section
+	Schedule        *appSchedule
+	Renders         []appRender
+}
+
+// apiSchedule is what the page reads of GET .../schedule.
+type apiSchedule struct {
+	Cron            string     `json:"cron"`
+	IntervalSeconds int64      `json:"interval_seconds"`
+	Type            string     `json:"type"`
+	Schedule        string     `json:"schedule"`
+	Timezone        string     `json:"timezone"`
+	Enabled         bool       `json:"enabled"`
+	NextRun         *time.Time `json:"next_run"`
+	LastRun         *time.Time `json:"last_run"`
+}
+
+// appSchedule is the schedule as the page shows it.
+type appSchedule struct {
+	When, Timezone, NextRun, LastRun string
+	Cron                             string
+	EveryMinutes                     int64
+	Enabled                          bool
+}
+
+// apiRendering is one item of GET /__api__/variants/{id}/renderings.
+type apiRendering struct {
+	ID             int64      `json:"id"`
+	RenderTime     *time.Time `json:"render_time"`
+	RenderDuration *int64     `json:"render_duration"`
+	Active         bool       `json:"active"`
+	Status         string     `json:"status"`
+	Error          string     `json:"error"`
+	TaskID         string     `json:"task_id"`
+}
+
+// appRender is one row of the rendered output history.
+type appRender struct {
+	When, Took, Status, Error, Output, Log string
+	Active                                 bool
+}
+
+// documentModes are the app modes that render (and so may be scheduled).
+var documentModes = map[string]bool{"rmd-static": true, "jupyter-static": true, "quarto-static": true}
+
+// scheduleWhen says a schedule's rule in words.
+func scheduleWhen(sc apiSchedule) string {
+	switch {
+	case sc.Cron != "":
+		return "cron " + sc.Cron
+	case sc.IntervalSeconds > 0 && sc.IntervalSeconds%3600 == 0:
+		return fmt.Sprintf("every %d h", sc.IntervalSeconds/3600)
+	case sc.IntervalSeconds > 0:
+		return fmt.Sprintf("every %d min", max(sc.IntervalSeconds/60, 1))
+	case sc.Type != "":
+		return sc.Type + " " + sc.Schedule // set through Connect's API
+	}
+	return "never"
+}
+
+// inZone formats t in the zone tz (and says UTC when it differs).
+func inZone(t *time.Time, tz string) string {
+	if t == nil {
+		return ""
+	}
+	loc, err := time.LoadLocation(tz)
+	if err != nil || tz == "UTC" {
+		return t.UTC().Format("2006-01-02 15:04 UTC")
+	}
+	return t.In(loc).Format("2006-01-02 15:04 MST") + " (" + t.UTC().Format("15:04 UTC") + ")"
+}
+
+// readSchedule fills the page's schedule section: the schedule (none: a
+// 404 from the API) and the renders, newest first (at most 20).
+func (s *Server) readSchedule(r *http.Request, d *appData) []string {
+	var problems []string
+	base := "/__api__/v1/content/" + url.PathEscape(d.C.GUID)
+	var sc apiSchedule
+	switch status, msg := s.callAPI(r, http.MethodGet, base+"/schedule", nil, &sc); status {
+	case http.StatusOK:
+		d.Schedule = &appSchedule{When: scheduleWhen(sc), Timezone: sc.Timezone, Cron: sc.Cron, Enabled: sc.Enabled,
+			NextRun: inZone(sc.NextRun, sc.Timezone), LastRun: inZone(sc.LastRun, sc.Timezone)}
+		if sc.Cron == "" && sc.IntervalSeconds > 0 {
+			d.Schedule.EveryMinutes = max(sc.IntervalSeconds/60, 1)
+		}
+		if !sc.Enabled {
+			d.Schedule.NextRun = ""
+		}
+	case http.StatusNotFound:
+	default:
+		problems = append(problems, "schedule: "+msg)
+	}
+	if d.C.ID == "" {
+		return problems
+	}
+	var rs []apiRendering
+	if status, msg := s.callAPI(r, http.MethodGet, "/__api__/variants/"+url.PathEscape(d.C.ID)+"/renderings", nil, &rs); status != http.StatusOK {
+		return append(problems, "renders: "+msg)
+	}
+	for i, x := range rs {
+		if i == 20 {
+			break
+		}
+		row := appRender{When: "queued", Status: x.Status, Error: x.Error, Active: x.Active}
+		if x.RenderTime != nil {
+			row.When = x.RenderTime.UTC().Format("2006-01-02 15:04:05 UTC")
+		}
+		if x.RenderDuration != nil {
+			row.Took = time.Duration(*x.RenderDuration).Round(100 * time.Millisecond).String()
+		}
+		if x.Active && d.Frame != "" {
+			row.Output = d.Frame
+		}
+		if x.TaskID != "" {
+			row.Log = AppPath(d.C.GUID) + "/logs?task=" + url.QueryEscape(x.TaskID)
+		}
+		d.Renders = append(d.Renders, row)
+	}
+	return problems
 }
 
 func humanBytes(n int64) string {
@@ -274,6 +394,9 @@ func (s *Server) handleAppPage(w http.ResponseWriter, r *http.Request) {
 			}
 		} else {
 			problems = append(problems, "permissions: "+msg)
+		}
+		if d.Document = documentModes[d.C.AppMode]; d.Document {
+			problems = append(problems, s.readSchedule(r, &d)...)
 		}
 	}
 	if len(problems) > 0 && d.Error == "" {
@@ -424,6 +547,41 @@ func (s *Server) handleAppAction(w http.ResponseWriter, r *http.Request) {
 			status, msg = s.callAPI(r, http.MethodPut, base+"/vanity", map[string]string{"path": p}, nil)
 			done = "Vanity URL set."
 		}
+	case "schedule":
+		anchor = "#schedule"
+		body := map[string]any{"timezone": strings.TrimSpace(f.Get("timezone")), "enabled": f.Get("enabled") != ""}
+		cron, every := strings.TrimSpace(f.Get("cron")), strings.TrimSpace(f.Get("every_minutes"))
+		switch {
+		case cron != "" && every != "":
+			status, msg = http.StatusBadRequest, "give either a cron expression or a number of minutes, not both"
+		case cron != "":
+			body["cron"] = cron
+		case every != "":
+			n, err := strconv.Atoi(every)
+			if err != nil || n < 1 {
+				status, msg = http.StatusBadRequest, "every (minutes) must be a whole number of 1 or more"
+				break
+			}
+			body["interval_seconds"] = n * 60
+		default:
+			status, msg = http.StatusBadRequest, "say when: a cron expression (such as 0 6 * * 1-5) or every so many minutes"
+		}
+		if status != 0 {
+			break
+		}
+		status, msg = s.callAPI(r, http.MethodPut, base+"/schedule", body, nil)
+		done = "Schedule saved."
+	case "schedule-remove":
+		anchor = "#schedule"
+		status, msg = s.callAPI(r, http.MethodDelete, base+"/schedule", nil, nil)
+		done = "Schedule removed: it renders only when asked now."
+	case "render":
+		anchor = "#schedule"
+		var task struct {
+			TaskID string `json:"task_id"`
+		}
+		status, msg = s.callAPI(r, http.MethodPost, base+"/render", struct{}{}, &task)
+		done = "Rendering now (task " + task.TaskID + "); the new output is served once it succeeds."
 	case "delete":
 		var c apiContent
 		if st, m := s.callAPI(r, http.MethodGet, base, nil, &c); st != http.StatusOK {

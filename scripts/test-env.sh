@@ -17,11 +17,13 @@ mkdir -p .tmp
 #   slirp4netns: content's outbound network (sandbox tests);
 #   lintian: the Debian package's check (packaging/, make deb).
 #   chromium: the dashboard's browser tests (chromedp, e2e/browser).
+#   slapd, ldap-utils: the LDAP sign-in tests run a private slapd (internal/slapdtest).
 pkgs=(debootstrap postgresql tini dumb-init bubblewrap wrk hyperfine nginx haproxy util-linux
 	r-base-core r-cran-rsconnect r-cran-shiny r-cran-plumber r-cran-rmarkdown pandoc
 	python3 python3-venv python3-flask python3-fastapi python3-uvicorn python3-websockets
 	python3-nbconvert python3-ipykernel gunicorn python3-click python3-semver python3-jwt
-	systemd curl ca-certificates sqlite3 procps jq docker-compose git e2fsprogs mount slirp4netns lintian chromium)
+	systemd curl ca-certificates sqlite3 procps jq docker-compose git e2fsprogs mount slirp4netns lintian chromium
+	slapd ldap-utils)
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

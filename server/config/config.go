@@ -65,6 +65,12 @@ type Config struct {
 	Sandbox        Sandbox
 	Git            Git
 	Logging        Logging
+	// LDAP holds the directories users sign in with, [LDAP "NAME"]
+	// (Authentication.Provider = ldap), tried in name order.
+	LDAP map[string]*LDAP
+	// Default_LDAP is what a new [LDAP "NAME"] section starts from (gcfg
+	// copies it); not a section of the file.
+	Default_LDAP LDAP
 	// RPackageRepository holds named repositories, [RPackageRepository "CRAN"].
 	RPackageRepository map[string]*RPackageRepository
 }
@@ -154,8 +160,66 @@ type Cluster struct {
 
 // Authentication is the [Authentication] section.
 type Authentication struct {
-	// Provider is "password" (default) or "proxy" (ProxyAuth).
+	// Provider is "password" (default), "proxy" (ProxyAuth), "oauth2"
+	// (OAuth2) or "ldap" (LDAP).
 	Provider string
+}
+
+// LDAP is one [LDAP "NAME"] section: with Authentication.Provider = ldap,
+// users sign in with a directory's username and password
+// (docs/authentication.md). Key names are Posit Connect's.
+type LDAP struct {
+	// ServerAddress is the directory, host:port. Required.
+	ServerAddress string
+	// TLS connects with ldaps; StartTLS upgrades a plain connection.
+	// Either way the certificate is checked against TLSCACertificate (a
+	// PEM file) or the system's CAs, unless ServerTLSInsecure.
+	TLS               bool
+	StartTLS          bool
+	TLSCACertificate  string
+	ServerTLSInsecure bool
+	// BindDN and BindPassword are the service account that searches for
+	// users and groups (double bind). A BindDN with {username} is a
+	// single bind: the user's own credentials search. AnonymousBind
+	// searches without credentials. BindPassword is secret: redacted by
+	// config print, never logged.
+	BindDN        string
+	BindPassword  string
+	AnonymousBind bool
+	// UserSearchBaseDN is where users are searched (subtree). Required.
+	UserSearchBaseDN string
+	// UserObjectClass and UserFilterBase narrow the user search; empty:
+	// any entry.
+	UserObjectClass string
+	UserFilterBase  string
+	// The user's attributes. Defaults uid, givenName, sn, mail; DN for
+	// the unique id (the entry's DN; entryUUID or objectGUID survive
+	// renames).
+	UsernameAttribute      string
+	UserFirstNameAttribute string
+	UserLastNameAttribute  string
+	UserEmailAttribute     string
+	UniqueIdAttribute      string
+	// UserRoleAttribute holds role values for Authorization.UserRoleMapping.
+	UserRoleAttribute string
+	// GroupSearchBaseDN is where groups are searched; empty: no groups
+	// come from the directory.
+	GroupSearchBaseDN string
+	// GroupObjectClass and GroupFilterBase narrow the group search.
+	GroupObjectClass string
+	GroupFilterBase  string
+	// GroupNameAttribute (default cn) and GroupUniqueIdAttribute (default
+	// DN) name and identify a group.
+	GroupNameAttribute     string
+	GroupUniqueIdAttribute string
+	// NestedGroups also gives the groups of the user's groups, to any
+	// depth (dais only). Default false.
+	NestedGroups bool
+	// PermittedLoginGroup, when set, lets in only members of these groups
+	// (names or DNs; the key repeated).
+	PermittedLoginGroup []string
+	// Logging logs each step of a login (never the password). Default false.
+	Logging bool
 }
 
 // OAuth2 is the [OAuth2] section: with Authentication.Provider = oauth2,
@@ -377,6 +441,8 @@ func Defaults() *Config {
 		ProxyAuth:      ProxyAuth{UsernameHeader: "X-Auth-Username"},
 		OAuth2: OAuth2{UniqueIdClaim: "sub", UsernameClaim: "preferred_username", EmailClaim: "email",
 			FirstNameClaim: "given_name", LastNameClaim: "family_name", GroupsClaim: "groups"},
+		Default_LDAP: LDAP{UsernameAttribute: "uid", UserFirstNameAttribute: "givenName", UserLastNameAttribute: "sn",
+			UserEmailAttribute: "mail", UniqueIdAttribute: "DN", GroupNameAttribute: "cn", GroupUniqueIdAttribute: "DN"},
 		Licensing: Licensing{LicenseType: "none"},
 		Python:    Runtime{Enabled: true},
 		R:         Runtime{Enabled: true},

@@ -325,6 +325,9 @@ func TestKeysCoverStruct(t *testing.T) {
 	fields := map[string]bool{}
 	for i := 0; i < ct.NumField(); i++ {
 		sf := ct.Field(i)
+		if strings.HasPrefix(sf.Name, "Default_") {
+			continue // a named section's starting values, not a section
+		}
 		st := sf.Type
 		if st.Kind() == reflect.Map {
 			st = st.Elem().Elem()

@@ -54,7 +54,12 @@ func (k Key) EnvVar() string {
 // Default is the key's default value, formatted as `config print` shows it.
 func (k Key) Default() string {
 	if k.Named {
-		return ""
+		// A named section starts from Config.Default_<Section>, when there is one.
+		d := reflect.ValueOf(Defaults()).Elem().FieldByName("Default_" + k.Section)
+		if !d.IsValid() {
+			return ""
+		}
+		return formatValue(d.FieldByName(k.Name))
 	}
 	return formatValue(k.field(Defaults()))
 }
@@ -121,7 +126,8 @@ var Keys = []Key{
 		Doc: "How long a stopping node (SIGTERM) answers `/__ping__` and `/__ready__` with 503 while still serving, before it closes " +
 			"its listener, so that load balancers send it nothing new. Part of `Server.StopTimeout`, of which it takes at most half. `0` turns it off; ignored with SQLite."},
 	{Section: "Authentication", Name: "Provider", Type: TypeString,
-		Doc: "How users log in: `password` (accounts and passwords in dais), `proxy` (a trusted front end names the user in headers, `[ProxyAuth]`) or `oauth2` (OpenID Connect, `[OAuth2]`). " +
+		Doc: "How users log in: `password` (accounts and passwords in dais), `proxy` (a trusted front end names the user in headers, `[ProxyAuth]`), " +
+			"`oauth2` (OpenID Connect, `[OAuth2]`) or `ldap` (a directory, `[LDAP \"NAME\"]`). " +
 			"Changing it on a server that has accounts is refused at start. See docs/authentication.md."},
 	{Section: "Authorization", Name: "DefaultUserRole", Type: TypeString,
 		Doc: "Role of an account created at its first login: `viewer` or `publisher`. The first account of an empty server is an administrator " +
@@ -182,6 +188,60 @@ var Keys = []Key{
 		Doc: "The claim with the user's groups (a list, or one string); synced at each login. Empty: groups are not read."},
 	{Section: "OAuth2", Name: "CustomScope", Type: TypeList,
 		Doc: "Scopes asked for beside `openid`, `profile` and `email` (e.g. `groups`); the key repeated for several."},
+	{Section: "LDAP", Name: "ServerAddress", Type: TypeString, Named: true,
+		Doc: "With `Provider = ldap`: the directory server, `host:port` (`ldap.example.com:389`, or `:636` with `TLS`). Required."},
+	{Section: "LDAP", Name: "TLS", Type: TypeBool, Named: true,
+		Doc: "Connect with TLS from the start (ldaps)."},
+	{Section: "LDAP", Name: "StartTLS", Type: TypeBool, Named: true,
+		Doc: "Upgrade the plain connection with StartTLS before anything is sent; not with `TLS`."},
+	{Section: "LDAP", Name: "TLSCACertificate", Type: TypeString, Named: true,
+		Doc: "A PEM file of the CA certificates that sign the server's certificate (with `TLS` or `StartTLS`); empty: the system's CAs."},
+	{Section: "LDAP", Name: "ServerTLSInsecure", Type: TypeBool, Named: true,
+		Doc: "Do not check the server's TLS certificate. For tests only: anyone on the path can read the passwords."},
+	{Section: "LDAP", Name: "BindDN", Type: TypeString, Named: true,
+		Doc: "The service account that searches users and groups (double bind), like `cn=dais,ou=Services,dc=example,dc=com`. " +
+			"With `{username}` in it (`{username}@example.com`, `uid={username},ou=People,dc=example,dc=com`) it is a single bind: " +
+			"the user's own credentials do the search. Empty with `AnonymousBind = false`: required."},
+	{Section: "LDAP", Name: "BindPassword", Type: TypeString, Named: true, Secret: true,
+		Doc: "The service account's password; redacted by `dais config print`, never logged. Prefer `CONNECT_LDAP_<NAME>_BINDPASSWORD` to a file."},
+	{Section: "LDAP", Name: "AnonymousBind", Type: TypeBool, Named: true,
+		Doc: "Search users and groups without credentials (the directory must allow it)."},
+	{Section: "LDAP", Name: "UserSearchBaseDN", Type: TypeString, Named: true,
+		Doc: "Where users are searched (the whole subtree), like `ou=People,dc=example,dc=com`. Required."},
+	{Section: "LDAP", Name: "UserObjectClass", Type: TypeString, Named: true,
+		Doc: "The object class of users (`inetOrgPerson`, `posixAccount`, Active Directory's `user`); empty: any."},
+	{Section: "LDAP", Name: "UserFilterBase", Type: TypeString, Named: true,
+		Doc: "An LDAP filter every user must also match, like `(!(loginDisabled=TRUE))`; empty: none."},
+	{Section: "LDAP", Name: "UsernameAttribute", Type: TypeString, Named: true,
+		Doc: "The attribute with the username (`uid`; Active Directory: `sAMAccountName`). A login searches it for the name typed, escaped."},
+	{Section: "LDAP", Name: "UserFirstNameAttribute", Type: TypeString, Named: true,
+		Doc: "The attribute with the first name."},
+	{Section: "LDAP", Name: "UserLastNameAttribute", Type: TypeString, Named: true,
+		Doc: "The attribute with the last name."},
+	{Section: "LDAP", Name: "UserEmailAttribute", Type: TypeString, Named: true,
+		Doc: "The attribute with the e-mail address."},
+	{Section: "LDAP", Name: "UniqueIdAttribute", Type: TypeString, Named: true,
+		Doc: "The attribute with the user's unchanging id: `DN` (the entry's DN, which a rename changes), " +
+			"`entryUUID` (OpenLDAP) or `objectGUID` (Active Directory), which renames keep."},
+	{Section: "LDAP", Name: "UserRoleAttribute", Type: TypeString, Named: true,
+		Doc: "The attribute with the user's role values, for `Authorization.UserRoleMapping`; empty: not read."},
+	{Section: "LDAP", Name: "GroupSearchBaseDN", Type: TypeString, Named: true,
+		Doc: "Where groups are searched, like `ou=Groups,dc=example,dc=com`. A user's groups are those whose `member`, `uniqueMember` " +
+			"or `memberUid` names the user, and those the user's `memberOf` names below this base; synced at each login. Empty: no groups from the directory."},
+	{Section: "LDAP", Name: "GroupObjectClass", Type: TypeString, Named: true,
+		Doc: "The object class of groups (`groupOfNames`, `groupOfUniqueNames`, `posixGroup`, Active Directory's `group`); empty: any."},
+	{Section: "LDAP", Name: "GroupFilterBase", Type: TypeString, Named: true,
+		Doc: "An LDAP filter every group must also match; empty: none."},
+	{Section: "LDAP", Name: "GroupNameAttribute", Type: TypeString, Named: true,
+		Doc: "The attribute with the group's name."},
+	{Section: "LDAP", Name: "GroupUniqueIdAttribute", Type: TypeString, Named: true,
+		Doc: "The attribute with the group's unchanging id: `DN`, `entryUUID` or `objectGUID`; a group renamed in the directory is renamed in dais."},
+	{Section: "LDAP", Name: "NestedGroups", Type: TypeBool, Named: true,
+		Doc: "Also give users the groups their groups are members of, to any depth (dais only)."},
+	{Section: "LDAP", Name: "PermittedLoginGroup", Type: TypeList, Named: true,
+		Doc: "Only members of these groups (names or DNs; the key repeated) may log in; empty: everyone the directory knows."},
+	{Section: "LDAP", Name: "Logging", Type: TypeBool, Named: true,
+		Doc: "Log each step of a login: the searches, their filters and results (never a password)."},
 	{Section: "Licensing", Name: "LicenseType", Type: TypeString,
 		Doc: "`none`, or `remote` to hold a floating license lease from a license server while running."},
 	{Section: "Licensing", Name: "LicenseServer", Type: TypeString,

@@ -27,10 +27,10 @@ func Reference() []byte {
 			}
 			def := "(empty)"
 			switch {
-			case k.Named:
-				def = "(none)"
 			case k.Default() != "":
 				def = "`" + k.Default() + "`"
+			case k.Named:
+				def = "(none)"
 			}
 			reload := "restart"
 			if k.Reloadable {
@@ -97,7 +97,7 @@ const referenceIntro = "# Configuration reference\n\n" +
 	"- `RSC_LICENSE_SERVER` sets `Licensing.LicenseServer`, as in Posit Connect's images;\n" +
 	"  `CONNECT_LICENSING_LICENSESERVER` wins when both are set.\n" +
 	"- Secrets belong here rather than in the file: `CONNECT_POSTGRES_PASSWORD`, or the whole\n" +
-	"  `CONNECT_POSTGRES_URL`.\n" +
+	"  `CONNECT_POSTGRES_URL`; `CONNECT_LDAP_<NAME>_BINDPASSWORD`; `CONNECT_OAUTH2_CLIENTSECRET`.\n" +
 	"- A `CONNECT_` variable that names no key is a warning, and is left alone (clients such as\n" +
 	"  rsconnect-python use `CONNECT_SERVER` and `CONNECT_API_KEY`).\n" +
 	"- When a variable is defined twice, the first definition wins, as with `getenv`.\n\n" +

@@ -46,13 +46,44 @@ func Render(cfg *Config) []byte {
 			fmt.Fprintf(&b, "%s = %s\n", k.Name, gcfgValue(k, v))
 		}
 	}
-	for _, n := range sortedNames(cfg.RPackageRepository) {
-		fmt.Fprintf(&b, "\n[RPackageRepository %s]\n", quoteSubsection(n))
-		if r := cfg.RPackageRepository[n]; r != nil {
-			fmt.Fprintf(&b, "URL = %s\n", quoteValue(r.URL))
+	for _, sec := range sections() {
+		if _, named, _ := lookupSection(sec); !named {
+			continue
+		}
+		subs := namedSubsections(cfg, sec)
+		for _, n := range sortedNames(subs) {
+			fmt.Fprintf(&b, "\n[%s %s]\n", sec, quoteSubsection(n))
+			for _, k := range Keys {
+				if k.Section != sec || !subs[n].IsValid() {
+					continue
+				}
+				v := subs[n].FieldByName(k.Name)
+				if k.Type == TypeList {
+					for _, x := range v.Interface().([]string) {
+						fmt.Fprintf(&b, "%s = %s\n", k.Name, quoteValue(x))
+					}
+					continue
+				}
+				fmt.Fprintf(&b, "%s = %s\n", k.Name, gcfgValue(k, v))
+			}
 		}
 	}
 	return []byte(b.String())
+}
+
+// namedSubsections returns the [Section "NAME"] structs of cfg by NAME; a
+// subsection that is nil maps to the zero Value.
+func namedSubsections(cfg *Config, section string) map[string]reflect.Value {
+	m := reflect.ValueOf(cfg).Elem().FieldByName(section)
+	out := map[string]reflect.Value{}
+	for it := m.MapRange(); it.Next(); {
+		var v reflect.Value
+		if !it.Value().IsNil() {
+			v = it.Value().Elem()
+		}
+		out[it.Key().String()] = v
+	}
+	return out
 }
 
 func sortedNames[V any](m map[string]V) []string {
@@ -120,12 +151,25 @@ func (l *Loaded) Print(w io.Writer) error {
 		}
 		lines = append(lines, line{})
 	}
-	for _, n := range sortedNames(l.Config.RPackageRepository) {
-		lines = append(lines, line{text: "[RPackageRepository " + quoteSubsection(n) + "]"})
-		if r := l.Config.RPackageRepository[n]; r != nil {
-			lines = append(lines, line{"URL = " + quoteValue(r.URL), l.Origins[originKey("RPackageRepository")+"."+n+".url"]})
+	for _, sec := range sections() {
+		if _, named, _ := lookupSection(sec); !named {
+			continue
 		}
-		lines = append(lines, line{})
+		subs := namedSubsections(l.Config, sec)
+		for _, n := range sortedNames(subs) {
+			lines = append(lines, line{text: "[" + sec + " " + quoteSubsection(n) + "]"})
+			for _, k := range Keys {
+				if k.Section != sec || !subs[n].IsValid() {
+					continue
+				}
+				origin := l.Origins[namedOriginKey(sec, n, k.Name)]
+				if origin == "" {
+					origin = "default"
+				}
+				lines = append(lines, line{k.Name + " = " + printValue(k, subs[n].FieldByName(k.Name)), origin})
+			}
+			lines = append(lines, line{})
+		}
 	}
 	width := 0
 	for _, x := range lines {
@@ -197,17 +241,28 @@ func Diff(old, new *Config) (reloadable, restartRequired []string) {
 			}
 		}
 	}
-	names := map[string]bool{}
-	for n := range old.RPackageRepository {
-		names[n] = true
-	}
-	for n := range new.RPackageRepository {
-		names[n] = true
-	}
-	for _, n := range sortedNames(names) {
-		o, nw := old.RPackageRepository[n], new.RPackageRepository[n]
-		if o == nil || nw == nil || o.URL != nw.URL {
-			restartRequired = append(restartRequired, "RPackageRepository."+n+".URL")
+	for _, sec := range sections() {
+		if _, named, _ := lookupSection(sec); !named {
+			continue
+		}
+		os, ns := namedSubsections(old, sec), namedSubsections(new, sec)
+		names := map[string]bool{}
+		for n := range os {
+			names[n] = true
+		}
+		for n := range ns {
+			names[n] = true
+		}
+		for _, n := range sortedNames(names) {
+			for _, k := range Keys {
+				if k.Section != sec {
+					continue
+				}
+				o, nw := os[n], ns[n]
+				if !o.IsValid() || !nw.IsValid() || !reflect.DeepEqual(o.FieldByName(k.Name).Interface(), nw.FieldByName(k.Name).Interface()) {
+					restartRequired = append(restartRequired, sec+"."+n+"."+k.Name)
+				}
+			}
 		}
 	}
 	return reloadable, restartRequired

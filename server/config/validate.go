@@ -143,10 +143,10 @@ func validate(c *Config, origins map[string]string) (problems, warnings []string
 	}
 
 	switch strings.ToLower(c.Authentication.Provider) {
-	case "password", "proxy", "oauth2":
+	case "password", "proxy", "oauth2", "ldap":
 		c.Authentication.Provider = strings.ToLower(c.Authentication.Provider)
 	default:
-		bad("Authentication.Provider", c.Authentication.Provider, "dais has password, proxy and oauth2 (OpenID Connect) authentication; set Provider = password, proxy or oauth2")
+		bad("Authentication.Provider", c.Authentication.Provider, "dais has password, proxy, oauth2 (OpenID Connect) and ldap authentication; set Provider = password, proxy, oauth2 or ldap")
 	}
 	if c.OAuth2.OpenIDConnectIssuer != "" {
 		if u, err := url.Parse(c.OAuth2.OpenIDConnectIssuer); err != nil || u.Host == "" || !(u.Scheme == "https" || u.Scheme == "http" && LoopbackHost(u.Hostname())) {
@@ -201,6 +201,10 @@ func validate(c *Config, origins map[string]string) (problems, warnings []string
 			bad("ProxyAuth.TrustedProxies", "", "required with Authentication.Provider = proxy: name the proxy's addresses, like 10.0.0.5 or 10.0.0.0/24, so that nobody else can set the headers")
 		}
 	}
+
+	lp, lw := validateLDAP(c, origins)
+	problems = append(problems, lp...)
+	warnings = append(warnings, lw...)
 
 	oneOf("Authorization.DefaultUserRole", &c.Authorization.DefaultUserRole, false, "viewer", "publisher")
 	if c.Authorization.UserRoleGroupMapping && c.Authorization.UserRoleMapping {
@@ -352,6 +356,10 @@ func display(key string, v any) string {
 		return strconv.FormatInt(x, 10)
 	default:
 		s = fmt.Sprint(v)
+	}
+	parts := strings.Split(key, ".")
+	if k, ok := LookupKey(parts[0], parts[len(parts)-1]); ok && k.Secret && key != "Postgres.URL" && s != "" {
+		return redacted
 	}
 	switch key {
 	case "Postgres.Password":

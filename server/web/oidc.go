@@ -219,7 +219,7 @@ func (s *Server) handleOIDCCallback(w http.ResponseWriter, r *http.Request) {
 		s.oidcFail(w, http.StatusForbidden, err.Error())
 		return
 	}
-	u, err := Provision(r.Context(), s.store, cfg.Authorization, id)
+	u, err := Provision(r.Context(), s.store, s.log, cfg.Authorization, id)
 	var le *LoginError
 	switch {
 	case errors.As(err, &le):

@@ -150,7 +150,8 @@ func safeNext(next string) string {
 }
 
 func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
-	if p := s.Config().Authentication.Provider; p != store.ProviderPassword {
+	cfg := s.Config()
+	if p := cfg.Authentication.Provider; p != store.ProviderPassword && p != ProviderLDAP {
 		closeUnread(w, r)
 		http.Error(w, "password login is off on this server (Authentication.Provider = "+p+"): sign in through your organisation's single sign-on", http.StatusForbidden)
 		return
@@ -173,6 +174,15 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 	}
 	if s.store == nil {
 		fail(http.StatusServiceUnavailable, "accounts are not available")
+		return
+	}
+	if cfg.Authentication.Provider == ProviderLDAP {
+		u, status, msg := s.ldapLogin(r.Context(), cfg, username, password)
+		if u == nil {
+			fail(status, msg)
+			return
+		}
+		s.startSession(w, r, u, next)
 		return
 	}
 	u, err := s.store.UserByUsername(r.Context(), username)

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"slices"
 	"sort"
 	"strings"
 
@@ -28,6 +30,11 @@ type Identity struct {
 	// that memberships are synced: false leaves them as they are.
 	Groups      []string
 	GroupsKnown bool
+	// GroupIDs, when set, are the groups' unchanging ids at the provider
+	// (in the order of Groups); GroupDNs their LDAP DNs, which role
+	// mappings may name as well as the names.
+	GroupIDs []string
+	GroupDNs []string
 	// Roles are the values of the provider's role attribute, header or
 	// claim, for Authorization.UserRoleMapping.
 	Roles []string
@@ -113,14 +120,16 @@ func MapRole(az config.Authorization, groups, roles []string) (role string, ok b
 // of an empty server when no mapping is on. At each login the names and
 // email are refreshed, the role re-mapped when a mapping is on, and the
 // provider's groups synced. A locked account is refused.
-func Provision(ctx context.Context, st store.Store, az config.Authorization, id Identity) (*store.User, error) {
+// Groups left out because a local group has their name are logged to log
+// (which may be nil).
+func Provision(ctx context.Context, st store.Store, log *slog.Logger, az config.Authorization, id Identity) (*store.User, error) {
 	if err := checkUsername(id.Username); err != nil {
 		return nil, err
 	}
 	if id.UniqueID == "" {
 		id.UniqueID = id.Username
 	}
-	mapped, mappedOK := MapRole(az, id.Groups, id.Roles)
+	mapped, mappedOK := MapRole(az, append(slices.Clone(id.Groups), id.GroupDNs...), id.Roles)
 	u, err := st.UserByUniqueID(ctx, id.Provider, id.UniqueID)
 	if errors.Is(err, store.ErrNotFound) {
 		u, err = st.UserByUsername(ctx, id.Username)
@@ -184,14 +193,22 @@ func Provision(ctx context.Context, st store.Store, az config.Authorization, id 
 	if id.GroupsKnown {
 		gs := make([]store.Group, 0, len(id.Groups))
 		seen := map[string]bool{}
-		for _, g := range id.Groups {
+		for i, g := range id.Groups {
 			if g = strings.TrimSpace(g); g != "" && !seen[g] {
 				seen[g] = true
-				gs = append(gs, store.Group{Name: g, UniqueID: g})
+				uid := g
+				if i < len(id.GroupIDs) && id.GroupIDs[i] != "" {
+					uid = id.GroupIDs[i]
+				}
+				gs = append(gs, store.Group{Name: g, UniqueID: uid})
 			}
 		}
-		if _, err := st.SyncProviderGroups(ctx, u.ID, id.Provider, gs); err != nil {
+		skipped, err := st.SyncProviderGroups(ctx, u.ID, id.Provider, gs)
+		if err != nil {
 			return nil, err
+		}
+		if len(skipped) > 0 && log != nil {
+			log.Warn("provider groups left out: a local group has the name; rename one of them", logKeyUser, u.Username, "groups", strings.Join(skipped, ", "))
 		}
 	}
 	return u, nil

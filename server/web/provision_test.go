@@ -67,7 +67,7 @@ func TestProvision(t *testing.T) {
 	az := config.Authorization{DefaultUserRole: store.RolePublisher}
 
 	// First account of an empty server: administrator.
-	first, err := Provision(ctx, st, az, Identity{Provider: "proxy", UniqueID: "u1", Username: "ann", GroupsKnown: true, Groups: []string{"eng"}})
+	first, err := Provision(ctx, st, nil, az, Identity{Provider: "proxy", UniqueID: "u1", Username: "ann", GroupsKnown: true, Groups: []string{"eng"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,7 +75,7 @@ func TestProvision(t *testing.T) {
 		t.Fatalf("first account = %+v, want an administrator of proxy with unique id u1", first)
 	}
 	// Next ones: DefaultUserRole; groups synced.
-	bob, err := Provision(ctx, st, az, Identity{Provider: "proxy", UniqueID: "u2", Username: "bob", Email: "bob@example.com",
+	bob, err := Provision(ctx, st, nil, az, Identity{Provider: "proxy", UniqueID: "u2", Username: "bob", Email: "bob@example.com",
 		GroupsKnown: true, Groups: []string{"eng", "ops", "eng", " "}})
 	if err != nil {
 		t.Fatal(err)
@@ -95,7 +95,7 @@ func TestProvision(t *testing.T) {
 	if err := st.CreateAPIKey(ctx, &key); err != nil {
 		t.Fatal(err)
 	}
-	bob2, err := Provision(ctx, st, az, Identity{Provider: "proxy", UniqueID: "u2", Username: "robert", GroupsKnown: true, Groups: []string{"ops"}})
+	bob2, err := Provision(ctx, st, nil, az, Identity{Provider: "proxy", UniqueID: "u2", Username: "robert", GroupsKnown: true, Groups: []string{"ops"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -110,7 +110,7 @@ func TestProvision(t *testing.T) {
 		t.Fatalf("keys after rename = %v, %v", keys, err)
 	}
 	// GroupsKnown false leaves memberships alone.
-	if _, err := Provision(ctx, st, az, Identity{Provider: "proxy", UniqueID: "u2", Username: "robert"}); err != nil {
+	if _, err := Provision(ctx, st, nil, az, Identity{Provider: "proxy", UniqueID: "u2", Username: "robert"}); err != nil {
 		t.Fatal(err)
 	}
 	if got := groupsOf(t, st, bob2); !reflect.DeepEqual(got, []string{"ops"}) {
@@ -118,7 +118,7 @@ func TestProvision(t *testing.T) {
 	}
 	// Another account's username: refused, no account taken over.
 	var le *LoginError
-	if _, err := Provision(ctx, st, az, Identity{Provider: "proxy", UniqueID: "u3", Username: "robert"}); !errors.As(err, &le) {
+	if _, err := Provision(ctx, st, nil, az, Identity{Provider: "proxy", UniqueID: "u3", Username: "robert"}); !errors.As(err, &le) {
 		t.Fatalf("login as another account's username: err %v, want a LoginError", err)
 	}
 	// A password account of the same name is not taken over either.
@@ -126,7 +126,7 @@ func TestProvision(t *testing.T) {
 	if err := st.CreateUser(ctx, pw); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Provision(ctx, st, az, Identity{Provider: "proxy", UniqueID: "u4", Username: "carol"}); !errors.As(err, &le) {
+	if _, err := Provision(ctx, st, nil, az, Identity{Provider: "proxy", UniqueID: "u4", Username: "carol"}); !errors.As(err, &le) {
 		t.Fatalf("login onto a password account: err %v, want a LoginError", err)
 	}
 	// An account made ahead of the first login is claimed by it.
@@ -134,13 +134,13 @@ func TestProvision(t *testing.T) {
 	if err := st.CreateUser(ctx, pre); err != nil {
 		t.Fatal(err)
 	}
-	dan, err := Provision(ctx, st, az, Identity{Provider: "proxy", UniqueID: "u5", Username: "dan"})
+	dan, err := Provision(ctx, st, nil, az, Identity{Provider: "proxy", UniqueID: "u5", Username: "dan"})
 	if err != nil || dan.ID != pre.ID || dan.UniqueID != "u5" {
 		t.Fatalf("pre-created account: %+v, %v", dan, err)
 	}
 	// Reserved and bad usernames.
 	for _, name := range []string{"", "connect", "Content", "a/b"} {
-		if _, err := Provision(ctx, st, az, Identity{Provider: "proxy", Username: name}); !errors.As(err, &le) {
+		if _, err := Provision(ctx, st, nil, az, Identity{Provider: "proxy", Username: name}); !errors.As(err, &le) {
 			t.Errorf("username %q: err %v, want a LoginError", name, err)
 		}
 	}
@@ -149,7 +149,7 @@ func TestProvision(t *testing.T) {
 	if err := st.UpdateUser(ctx, dan); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Provision(ctx, st, az, Identity{Provider: "proxy", UniqueID: "u5", Username: "dan"}); !errors.As(err, &le) || !strings.Contains(err.Error(), "locked") {
+	if _, err := Provision(ctx, st, nil, az, Identity{Provider: "proxy", UniqueID: "u5", Username: "dan"}); !errors.As(err, &le) || !strings.Contains(err.Error(), "locked") {
 		t.Fatalf("locked account: err %v", err)
 	}
 }
@@ -160,16 +160,16 @@ func TestProvisionRoleMapping(t *testing.T) {
 	az := config.Authorization{DefaultUserRole: store.RoleViewer, UserRoleGroupMapping: true,
 		PublisherRoleMapping: []string{"eng"}, AdministratorRoleMapping: []string{"admins"}}
 	// With a mapping on, the first account is not made administrator.
-	u, err := Provision(ctx, st, az, Identity{Provider: "proxy", Username: "eve", GroupsKnown: true, Groups: []string{"sales"}})
+	u, err := Provision(ctx, st, nil, az, Identity{Provider: "proxy", Username: "eve", GroupsKnown: true, Groups: []string{"sales"}})
 	if err != nil || u.Role != store.RoleViewer {
 		t.Fatalf("first account with mapping: %+v, %v; want viewer", u, err)
 	}
-	u, err = Provision(ctx, st, az, Identity{Provider: "proxy", Username: "eve", GroupsKnown: true, Groups: []string{"eng", "admins"}})
+	u, err = Provision(ctx, st, nil, az, Identity{Provider: "proxy", Username: "eve", GroupsKnown: true, Groups: []string{"eng", "admins"}})
 	if err != nil || u.Role != store.RoleAdministrator {
 		t.Fatalf("eve in admins: %+v, %v; want administrator", u, err)
 	}
 	// Left the group at the provider: the role follows at the next login.
-	u, err = Provision(ctx, st, az, Identity{Provider: "proxy", Username: "eve", GroupsKnown: true, Groups: []string{"eng"}})
+	u, err = Provision(ctx, st, nil, az, Identity{Provider: "proxy", Username: "eve", GroupsKnown: true, Groups: []string{"eng"}})
 	if err != nil || u.Role != store.RolePublisher {
 		t.Fatalf("eve in eng only: %+v, %v; want publisher", u, err)
 	}

@@ -175,7 +175,7 @@ func (s *Server) proxyUser(ctx context.Context, az config.Authorization, id Iden
 			return nil, err
 		}
 	}
-	u, err := Provision(ctx, s.store, az, id)
+	u, err := Provision(ctx, s.store, s.log, az, id)
 	if err != nil {
 		return nil, err
 	}

@@ -154,6 +154,10 @@ func (a *API) routes() {
 	route("GET /__api__/v1/system/caches/runtime", admin(h(a.listRuntimeCaches)))
 	route("DELETE /__api__/v1/system/caches/runtime", admin(h(a.deleteRuntimeCache)))
 
+	// System: the nodes and the load (system.go; administrators, dais).
+	route("GET /__api__/v1/system/nodes", admin(h(a.listNodes)))
+	route("GET /__api__/v1/system/load", admin(h(a.getLoad)))
+
 	// Tags (tags.go): a tree; administrators manage it, editors tag their content.
 	route("GET /__api__/v1/tags", viewer(h(a.listTags)))
 	route("POST /__api__/v1/tags", admin(h(a.createTag)))

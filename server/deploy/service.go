@@ -237,6 +237,9 @@ func (s *Service) bundleLimits() bundle.Options {
 // Name is the component's name.
 func (s *Service) Name() string { return "deploy" }
 
+// Node is the name of this node: what its jobs and tasks record.
+func (s *Service) Node() string { return s.o.Node }
+
 // Start fails the deploys a previous run left unfinished on this node,
 // brings back every deployed content, and starts polling the branches of
 // git-backed content.

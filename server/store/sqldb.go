@@ -1239,6 +1239,14 @@ func (s *sqlDB) ListJobs(ctx context.Context, contentID int64, count int) ([]Job
 	return collect(rows, scanJob)
 }
 
+func (s *sqlDB) RunningJobs(ctx context.Context) ([]Job, error) {
+	rows, err := s.query(ctx, `SELECT `+jobCols+` FROM jobs WHERE ended_at IS NULL ORDER BY content_id, id`)
+	if err != nil {
+		return nil, fmt.Errorf("running jobs: %w", mapErr(err))
+	}
+	return collect(rows, scanJob)
+}
+
 func (s *sqlDB) FinishJob(ctx context.Context, key string, exitCode int, reason string, at time.Time) error {
 	var r *string
 	if reason != "" {

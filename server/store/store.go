@@ -441,6 +441,9 @@ type Store interface {
 	Job(ctx context.Context, key string) (*Job, error)
 	// ListJobs returns a content's jobs, newest first; count 0 = all.
 	ListJobs(ctx context.Context, contentID int64, count int) ([]Job, error)
+	// RunningJobs returns the jobs of every content not ended yet (on any
+	// node), by content then oldest first: the server's load.
+	RunningJobs(ctx context.Context) ([]Job, error)
 	// FinishJob records the end of a job's process.
 	// reason is why dais ended it, when it knows ("" otherwise).
 	FinishJob(ctx context.Context, key string, exitCode int, reason string, at time.Time) error

@@ -22,43 +22,28 @@ const dashboardLimit = 50
 
 type pages struct {
 	welcome, login, dashboard, token, tokens, app, logs, keys *template.Template
+	forbidden, profile                                        *template.Template
+	adminUsers, adminGroups, adminServer, adminAudit          *template.Template
+	adminLoad                                                 *template.Template
 	css                                                       []byte
 }
 
 func newPages() (*pages, error) {
-	parse := func(name string) (*template.Template, error) {
-		t, err := template.ParseFS(templateFS, "templates/layout.html", "templates/"+name)
+	var p pages
+	for name, t := range map[string]**template.Template{
+		"welcome.html": &p.welcome, "login.html": &p.login, "dashboard.html": &p.dashboard, "token.html": &p.token,
+		"tokens.html": &p.tokens, "app.html": &p.app, "logs.html": &p.logs, "keys.html": &p.keys,
+		"forbidden.html": &p.forbidden, "profile.html": &p.profile,
+		"admin_users.html": &p.adminUsers, "admin_groups.html": &p.adminGroups, "admin_server.html": &p.adminServer,
+		"admin_audit.html": &p.adminAudit, "admin_load.html": &p.adminLoad,
+	} {
+		parsed, err := template.ParseFS(templateFS, "templates/layout.html", "templates/"+name)
 		if err != nil {
 			return nil, err
 		}
-		return t.Lookup(name), nil
+		*t = parsed.Lookup(name)
 	}
-	var p pages
 	var err error
-	if p.welcome, err = parse("welcome.html"); err != nil {
-		return nil, err
-	}
-	if p.login, err = parse("login.html"); err != nil {
-		return nil, err
-	}
-	if p.dashboard, err = parse("dashboard.html"); err != nil {
-		return nil, err
-	}
-	if p.token, err = parse("token.html"); err != nil {
-		return nil, err
-	}
-	if p.tokens, err = parse("tokens.html"); err != nil {
-		return nil, err
-	}
-	if p.app, err = parse("app.html"); err != nil {
-		return nil, err
-	}
-	if p.logs, err = parse("logs.html"); err != nil {
-		return nil, err
-	}
-	if p.keys, err = parse("keys.html"); err != nil {
-		return nil, err
-	}
 	if p.css, err = templateFS.ReadFile("templates/dais.css"); err != nil {
 		return nil, err
 	}

@@ -214,6 +214,17 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("GET /connect/keys", s.handleKeys) // keys.go: the user's API keys
 	s.mux.Handle("POST /connect/keys/{action}", smallBody(MaxLoginBody, "key form", http.HandlerFunc(s.handleKeyAction)))
 	s.mux.Handle("POST /connect/apps/{guid}/{action}", smallBody(MaxLoginBody, "content form", http.HandlerFunc(s.handleAppAction)))
+	s.mux.HandleFunc("GET /connect/profile", s.handleProfile) // profile.go
+	s.mux.Handle("POST /connect/profile", smallBody(MaxLoginBody, "profile form", http.HandlerFunc(s.handleProfileSave)))
+	s.mux.HandleFunc("GET /connect/admin/{$}", func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, "/connect/admin/users", http.StatusFound)
+	})
+	s.mux.HandleFunc("GET /connect/admin/users", s.handleAdminUsers) // admin.go: administrators' pages
+	s.mux.HandleFunc("GET /connect/admin/groups", s.handleAdminGroups)
+	s.mux.HandleFunc("GET /connect/admin/server", s.handleAdminServer)
+	s.mux.HandleFunc("GET /connect/admin/audit", s.handleAdminAudit)
+	s.mux.HandleFunc("GET /connect/admin/load", s.handleAdminLoad)
+	s.mux.Handle("POST /connect/admin/{section}/{action}", smallBody(MaxLoginBody, "admin form", http.HandlerFunc(s.handleAdminAction)))
 	s.mux.HandleFunc("GET /__static__/dais.css", s.handleCSS)
 	s.mux.HandleFunc("/content/", s.handleContentGate)
 

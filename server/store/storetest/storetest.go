@@ -1047,6 +1047,19 @@ func testJobs(t *testing.T, s store.Store) {
 	list, err = s.ListJobs(c, ct.ID, 1)
 	must(t, err)
 	eq(t, "ListJobs count 1", len(list), 1)
+
+	// j1 ended above; j2 runs.
+	running, err := s.RunningJobs(c)
+	must(t, err)
+	var keys []string
+	for _, j := range running {
+		if j.ContentID == ct.ID {
+			keys = append(keys, j.Key)
+		}
+	}
+	if len(keys) != 1 || keys[0] != j2.Key {
+		t.Fatalf("RunningJobs of the content = %v, want [%s]", keys, j2.Key)
+	}
 }
 
 // testDeleteCascades: deleting content removes everything hanging off it.

@@ -1,0 +1,516 @@
+package web
+
+import (
+	"crypto/hmac"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/dais-dev/dais/server/authz"
+	"github.com/dais-dev/dais/server/store"
+)
+
+// The administrators' pages, /connect/admin/...: users, groups, the
+// server, the audit log and the load. Like the content page (apppage.go)
+// they are clients of the API in process, with the user's own session:
+// what they show and do is what the API allows that user. A page is
+// refused (403) to anyone the API's administrator routes refuse, by the
+// same rule (authz.HasRole, what RequireRole asks), so that a viewer or
+// a publisher never sees one half-empty.
+
+const adminPageSize = 50
+
+// adminData is what every admin page's template reads.
+type adminData struct {
+	PageData
+	Section        string // users, groups, server, audit, load
+	CSRF           string
+	Message, Error string
+}
+
+// adminPage checks that the request's user may see an admin page: it
+// redirects to the login form (no user) or answers 403, and says false.
+func (s *Server) adminPage(w http.ResponseWriter, r *http.Request, section, title string) (adminData, bool) {
+	u, ok := UserFrom(r.Context())
+	if !ok {
+		http.Redirect(w, r, "/__login__?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusFound)
+		return adminData{}, false
+	}
+	d := adminData{PageData: s.pageData(r, title), Section: section, CSRF: csrfToken(r, "admin"),
+		Message: flashed(r, "msg"), Error: flashed(r, "err")}
+	if !authz.HasRole(u, store.RoleAdministrator) {
+		d.Error = "This page is for administrators; you are " + u.Username + ", " + u.Role + "."
+		d.Title = "Not allowed"
+		s.render(w, s.pages.forbidden, http.StatusForbidden, d)
+		return d, false
+	}
+	return d, true
+}
+
+func when(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format("2006-01-02 15:04 UTC")
+}
+
+// ---- users
+
+type apiUserFull struct {
+	GUID       string     `json:"guid"`
+	Username   string     `json:"username"`
+	FirstName  string     `json:"first_name"`
+	LastName   string     `json:"last_name"`
+	Email      string     `json:"email"`
+	Role       string     `json:"user_role"`
+	Locked     bool       `json:"locked"`
+	ActiveTime *time.Time `json:"active_time"`
+}
+
+type userRow struct {
+	GUID, Username, Name, Email, Role, LastActive string
+	Locked, Self                                  bool
+}
+
+type usersData struct {
+	adminData
+	Q, Role    string
+	Users      []userRow
+	Total      int
+	From, To   int
+	Prev, Next string
+	Roles      []string
+	Passwords  bool // the server signs people in with passwords
+}
+
+func (s *Server) handleAdminUsers(w http.ResponseWriter, r *http.Request) {
+	ad, ok := s.adminPage(w, r, "users", "Users")
+	if !ok {
+		return
+	}
+	me, _ := UserFrom(r.Context())
+	q := r.URL.Query()
+	d := usersData{adminData: ad, Q: strings.TrimSpace(q.Get("q")), Role: q.Get("role"),
+		Roles:     []string{store.RoleViewer, store.RolePublisher, store.RoleAdministrator},
+		Passwords: s.Config().Authentication.Provider == store.ProviderPassword}
+	page := 1
+	if n, err := strconv.Atoi(q.Get("page")); err == nil && n > 1 && n <= 100_000 {
+		page = n
+	}
+	v := url.Values{"prefix": {d.Q}, "page_number": {strconv.Itoa(page)}, "page_size": {strconv.Itoa(adminPageSize)}}
+	if d.Role != "" {
+		v.Set("user_role", d.Role)
+	}
+	var res struct {
+		Results []apiUserFull `json:"results"`
+		Total   int           `json:"total"`
+	}
+	if st, msg := s.callAPI(r, http.MethodGet, "/__api__/v1/users?"+v.Encode(), nil, &res); st != http.StatusOK {
+		d.Error = "Could not list users: " + msg
+	}
+	for _, u := range res.Results {
+		row := userRow{GUID: u.GUID, Username: u.Username, Name: strings.TrimSpace(u.FirstName + " " + u.LastName),
+			Email: u.Email, Role: u.Role, Locked: u.Locked, Self: u.GUID == me.GUID, LastActive: "never"}
+		if u.ActiveTime != nil {
+			row.LastActive = when(*u.ActiveTime)
+		}
+		d.Users = append(d.Users, row)
+	}
+	d.Total = res.Total
+	if len(d.Users) > 0 {
+		d.From = (page-1)*adminPageSize + 1
+		d.To = d.From + len(d.Users) - 1
+	}
+	link := func(n int) string {
+		l := url.Values{}
+		if d.Q != "" {
+			l.Set("q", d.Q)
+		}
+		if d.Role != "" {
+			l.Set("role", d.Role)
+		}
+		if n > 1 {
+			l.Set("page", strconv.Itoa(n))
+		}
+		return "/connect/admin/users?" + l.Encode()
+	}
+	if page > 1 {
+		d.Prev = link(page - 1)
+	}
+	if d.To < d.Total && len(d.Users) > 0 {
+		d.Next = link(page + 1)
+	}
+	s.render(w, s.pages.adminUsers, http.StatusOK, d)
+}
+
+// handleAdminAction is POST /connect/admin/{section}/{action}: each form
+// of the admin pages, turned into its API call.
+func (s *Server) handleAdminAction(w http.ResponseWriter, r *http.Request) {
+	if _, ok := UserFrom(r.Context()); !ok {
+		http.Redirect(w, r, "/__login__?next=/connect/admin/users", http.StatusSeeOther)
+		return
+	}
+	if err := r.ParseForm(); err != nil {
+		if status, msg, ok := BodyError(err); ok {
+			http.Error(w, msg, status)
+			return
+		}
+		http.Error(w, "malformed form", http.StatusBadRequest)
+		return
+	}
+	want := csrfToken(r, "admin")
+	if want == "" || !hmac.Equal([]byte(r.PostForm.Get("csrf")), []byte(want)) {
+		http.Error(w, "this form has expired or did not come from this page; reload the page and try again", http.StatusForbidden)
+		return
+	}
+	f := r.PostForm
+	back := "/connect/admin/users"
+	if b := f.Get("back"); strings.HasPrefix(b, "/connect/admin/") && !strings.ContainsAny(b, "\\\r\n") {
+		back = b
+	}
+	who := f.Get("username")
+	userPath := "/__api__/v1/users/" + url.PathEscape(f.Get("guid"))
+	var status int
+	var msg, done string
+	switch r.PathValue("section") + " " + r.PathValue("action") {
+	case "users create":
+		body := map[string]any{"username": strings.TrimSpace(who), "user_role": f.Get("role")}
+		for _, k := range []string{"first_name", "last_name", "email"} {
+			if v := strings.TrimSpace(f.Get(k)); v != "" {
+				body[k] = v
+			}
+		}
+		if p := f.Get("password"); p != "" {
+			body["password"] = p
+		}
+		status, msg = s.callAPI(r, http.MethodPost, "/__api__/v1/users", body, nil)
+		done = "Added " + strings.TrimSpace(who) + " as " + f.Get("role") + "."
+	case "users role":
+		status, msg = s.callAPI(r, http.MethodPatch, userPath, map[string]any{"user_role": f.Get("role")}, nil)
+		done = who + " is now " + f.Get("role") + "."
+	case "users lock", "users unlock":
+		lock := r.PathValue("action") == "lock"
+		status, msg = s.callAPI(r, http.MethodPost, userPath+"/lock", map[string]any{"locked": lock}, nil)
+		done = map[bool]string{true: "Locked " + who + ": their sessions and API keys are refused from now on.", false: "Unlocked " + who + "."}[lock]
+	default:
+		http.NotFound(w, r)
+		return
+	}
+	q := url.Values{}
+	if status >= 300 || status == 0 {
+		if msg == "" {
+			msg = "failed"
+		}
+		flash(r, q, "err", msg)
+	} else {
+		flash(r, q, "msg", done)
+	}
+	sep := "?"
+	if strings.Contains(back, "?") {
+		sep = "&"
+	}
+	http.Redirect(w, r, back+sep+q.Encode(), http.StatusSeeOther)
+}
+
+// ---- groups
+
+type groupRow struct {
+	Name, Owner string
+	Members     []string
+	Total       int
+}
+
+type groupsData struct {
+	adminData
+	Q      string
+	Groups []groupRow
+	Total  int
+}
+
+func (s *Server) handleAdminGroups(w http.ResponseWriter, r *http.Request) {
+	ad, ok := s.adminPage(w, r, "groups", "Groups")
+	if !ok {
+		return
+	}
+	d := groupsData{adminData: ad, Q: strings.TrimSpace(r.URL.Query().Get("q"))}
+	var res struct {
+		Results []struct {
+			GUID      string  `json:"guid"`
+			Name      string  `json:"name"`
+			OwnerGUID *string `json:"owner_guid"`
+		} `json:"results"`
+		Total int `json:"total"`
+	}
+	v := url.Values{"prefix": {d.Q}, "page_size": {"100"}}
+	if st, msg := s.callAPI(r, http.MethodGet, "/__api__/v1/groups?"+v.Encode(), nil, &res); st != http.StatusOK {
+		d.Error = "Could not list groups: " + msg
+	}
+	d.Total = res.Total
+	for _, g := range res.Results {
+		row := groupRow{Name: g.Name, Owner: "from the identity provider or dais users"}
+		if g.OwnerGUID != nil {
+			var o apiUser
+			if s.callAPI(r, http.MethodGet, "/__api__/v1/users/"+url.PathEscape(*g.OwnerGUID), nil, &o); o.Username != "" {
+				row.Owner = o.Username
+			}
+		}
+		var m struct {
+			Results []apiUser `json:"results"`
+			Total   int       `json:"total"`
+		}
+		if st, msg := s.callAPI(r, http.MethodGet, "/__api__/v1/groups/"+url.PathEscape(g.GUID)+"/members", nil, &m); st != http.StatusOK {
+			d.Error = "Could not list the members of " + g.Name + ": " + msg
+		}
+		for _, u := range m.Results {
+			row.Members = append(row.Members, u.Username)
+		}
+		row.Total = m.Total
+		d.Groups = append(d.Groups, row)
+	}
+	s.render(w, s.pages.adminGroups, http.StatusOK, d)
+}
+
+// ---- server
+
+type serverData struct {
+	adminData
+	ConnectVersion, Build, Hostname string
+	License                         struct {
+		Type, Reason, Status string
+		OK                   bool
+	}
+	Runtimes []struct{ Language, Versions string }
+	Nodes    []nodeRow
+}
+
+type nodeRow struct {
+	Name, Address, Version, Started, Heartbeat string
+	Draining, This                             bool
+}
+
+func (s *Server) handleAdminServer(w http.ResponseWriter, r *http.Request) {
+	ad, ok := s.adminPage(w, r, "server", "Server")
+	if !ok {
+		return
+	}
+	d := serverData{adminData: ad}
+	var settings struct {
+		Version  string `json:"version"`
+		Build    string `json:"build"`
+		Hostname string `json:"hostname"`
+		License  struct {
+			Type   string `json:"type"`
+			OK     bool   `json:"ok"`
+			Reason string `json:"reason"`
+			Status string `json:"status"`
+		} `json:"license"`
+	}
+	var problems []string
+	if st, msg := s.callAPI(r, http.MethodGet, "/__api__/server_settings", nil, &settings); st != http.StatusOK {
+		problems = append(problems, "settings: "+msg)
+	}
+	d.ConnectVersion, d.Build, d.Hostname = settings.Version, settings.Build, settings.Hostname
+	d.License.Type, d.License.OK, d.License.Reason, d.License.Status = settings.License.Type, settings.License.OK, settings.License.Reason, settings.License.Status
+	if d.License.Type == "" {
+		d.License.Type = "none"
+	}
+	for _, lang := range []struct{ name, path string }{{"R", "r"}, {"Python", "python"}, {"Quarto", "quarto"}} {
+		var rt struct {
+			Installations []struct {
+				Version string `json:"version"`
+			} `json:"installations"`
+		}
+		if st, msg := s.callAPI(r, http.MethodGet, "/__api__/v1/server_settings/"+lang.path, nil, &rt); st != http.StatusOK {
+			problems = append(problems, lang.name+": "+msg)
+			continue
+		}
+		var vs []string
+		for _, i := range rt.Installations {
+			vs = append(vs, i.Version)
+		}
+		versions := strings.Join(vs, ", ")
+		if versions == "" {
+			versions = "none found"
+		}
+		d.Runtimes = append(d.Runtimes, struct{ Language, Versions string }{lang.name, versions})
+	}
+	var nodes []struct {
+		Name         string    `json:"name"`
+		Address      string    `json:"address"`
+		Version      string    `json:"version"`
+		StartedTime  time.Time `json:"started_time"`
+		HeartbeatAge float64   `json:"heartbeat_age_seconds"`
+		Draining     bool      `json:"draining"`
+		This         bool      `json:"this_node"`
+	}
+	if st, msg := s.callAPI(r, http.MethodGet, "/__api__/v1/system/nodes", nil, &nodes); st != http.StatusOK {
+		problems = append(problems, "nodes: "+msg)
+	}
+	if len(nodes) > 1 {
+		for _, n := range nodes {
+			d.Nodes = append(d.Nodes, nodeRow{Name: n.Name, Address: n.Address, Version: n.Version, Started: when(n.StartedTime),
+				Heartbeat: fmt.Sprintf("%.0f s ago", n.HeartbeatAge), Draining: n.Draining, This: n.This})
+		}
+	}
+	if len(problems) > 0 && d.Error == "" {
+		d.Error = "Could not read " + strings.Join(problems, "; ")
+	}
+	s.render(w, s.pages.adminServer, http.StatusOK, d)
+}
+
+// ---- audit log
+
+type auditRow struct{ Time, User, Action, Event string }
+
+type auditData struct {
+	adminData
+	Entries    []auditRow
+	Prev, Next string
+}
+
+func (s *Server) handleAdminAudit(w http.ResponseWriter, r *http.Request) {
+	ad, ok := s.adminPage(w, r, "audit", "Audit log")
+	if !ok {
+		return
+	}
+	d := auditData{adminData: ad}
+	q := r.URL.Query()
+	v := url.Values{"limit": {strconv.Itoa(adminPageSize)}, "ascOrder": {"false"}}
+	for _, k := range []string{"next", "previous"} {
+		if c := q.Get(k); c != "" {
+			if _, err := strconv.ParseInt(c, 10, 64); err == nil {
+				v.Set(k, c)
+			}
+		}
+	}
+	var res struct {
+		Results []struct {
+			Time             string `json:"time"`
+			UserDescription  string `json:"user_description"`
+			Action           string `json:"action"`
+			EventDescription string `json:"event_description"`
+		} `json:"results"`
+		Paging struct {
+			Cursors struct {
+				Previous *string `json:"previous"`
+				Next     *string `json:"next"`
+			} `json:"cursors"`
+			Previous *string `json:"previous"`
+			Next     *string `json:"next"`
+		} `json:"paging"`
+	}
+	if st, msg := s.callAPI(r, http.MethodGet, "/__api__/v1/audit_logs?"+v.Encode(), nil, &res); st != http.StatusOK {
+		d.Error = "Could not read the audit log: " + msg
+	}
+	for _, e := range res.Results {
+		t := e.Time
+		if pt, err := time.Parse(time.RFC3339, e.Time); err == nil {
+			t = pt.UTC().Format("2006-01-02 15:04:05 UTC")
+		}
+		d.Entries = append(d.Entries, auditRow{Time: t, User: e.UserDescription, Action: e.Action, Event: e.EventDescription})
+	}
+	if res.Paging.Previous != nil && res.Paging.Cursors.Previous != nil {
+		d.Prev = "/connect/admin/audit?previous=" + url.QueryEscape(*res.Paging.Cursors.Previous)
+	}
+	if res.Paging.Next != nil && res.Paging.Cursors.Next != nil {
+		d.Next = "/connect/admin/audit?next=" + url.QueryEscape(*res.Paging.Cursors.Next)
+	}
+	s.render(w, s.pages.adminAudit, http.StatusOK, d)
+}
+
+// ---- load
+
+type loadRow struct {
+	GUID, Name string
+	Processes  int
+	Kinds      string
+	Memory     string
+	Nodes      string
+}
+
+type loadData struct {
+	adminData
+	Node                         string
+	MemoryTotal, MemoryAvailable string
+	ServerMemory, ContentMemory  string
+	Rows                         []loadRow
+	Processes                    int
+}
+
+func (s *Server) handleAdminLoad(w http.ResponseWriter, r *http.Request) {
+	ad, ok := s.adminPage(w, r, "load", "Load")
+	if !ok {
+		return
+	}
+	d := loadData{adminData: ad}
+	var res struct {
+		Node                 string `json:"node"`
+		MemoryTotalBytes     int64  `json:"memory_total_bytes"`
+		MemoryAvailableBytes int64  `json:"memory_available_bytes"`
+		ServerMemoryBytes    int64  `json:"server_memory_bytes"`
+		Processes            []struct {
+			ContentGUID  string `json:"content_guid"`
+			ContentName  string `json:"content_name"`
+			ContentTitle string `json:"content_title"`
+			Tag          string `json:"tag"`
+			Hostname     string `json:"hostname"`
+			MemoryBytes  *int64 `json:"memory_bytes"`
+		} `json:"processes"`
+	}
+	if st, msg := s.callAPI(r, http.MethodGet, "/__api__/v1/system/load", nil, &res); st != http.StatusOK {
+		d.Error = "Could not read the load: " + msg
+	}
+	d.Node = res.Node
+	d.MemoryTotal, d.MemoryAvailable, d.ServerMemory = humanBytes(res.MemoryTotalBytes), humanBytes(res.MemoryAvailableBytes), humanBytes(res.ServerMemoryBytes)
+	type acc struct {
+		row          loadRow
+		mem          int64
+		known        bool
+		kinds, nodes map[string]int
+	}
+	var order []string
+	by := map[string]*acc{}
+	var all int64
+	for _, p := range res.Processes {
+		a := by[p.ContentGUID]
+		if a == nil {
+			name := p.ContentTitle
+			if name == "" {
+				name = p.ContentName
+			}
+			a = &acc{row: loadRow{GUID: p.ContentGUID, Name: name}, kinds: map[string]int{}, nodes: map[string]int{}}
+			by[p.ContentGUID] = a
+			order = append(order, p.ContentGUID)
+		}
+		a.row.Processes++
+		a.kinds[p.Tag]++
+		a.nodes[p.Hostname]++
+		if p.MemoryBytes != nil {
+			a.mem += *p.MemoryBytes
+			a.known = true
+			all += *p.MemoryBytes
+		}
+	}
+	join := func(m map[string]int) string {
+		var parts []string
+		for k, n := range m {
+			parts = append(parts, fmt.Sprintf("%s ×%d", k, n))
+		}
+		return strings.Join(parts, ", ")
+	}
+	for _, g := range order {
+		a := by[g]
+		a.row.Kinds, a.row.Nodes = join(a.kinds), join(a.nodes)
+		a.row.Memory = "on another node"
+		if a.known {
+			a.row.Memory = humanBytes(a.mem)
+		}
+		d.Rows = append(d.Rows, a.row)
+		d.Processes += a.row.Processes
+	}
+	d.ContentMemory = humanBytes(all)
+	s.render(w, s.pages.adminLoad, http.StatusOK, d)
+}

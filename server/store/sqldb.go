@@ -607,7 +607,11 @@ func (s *sqlDB) ListContent(ctx context.Context, f ContentFilter) ([]Content, in
 		}
 	}
 	lim, largs := s.limit(f.Count, f.Start)
-	rows, err := s.query(ctx, `SELECT `+contentCols+` FROM content WHERE `+w+` ORDER BY id`+lim, append(args, largs...)...)
+	order, ok := contentOrders[f.Sort]
+	if !ok {
+		return nil, 0, fmt.Errorf("list content: no sort order %q (id, name, title, updated, created)", f.Sort)
+	}
+	rows, err := s.query(ctx, `SELECT `+contentCols+` FROM content WHERE `+w+` ORDER BY `+order+lim, append(args, largs...)...)
 	if err != nil {
 		return nil, 0, fmt.Errorf("list content: %w", mapErr(err))
 	}
@@ -619,6 +623,17 @@ func (s *sqlDB) ListContent(ctx context.Context, f ContentFilter) ([]Content, in
 		total = len(out) // all of it: no count needed
 	}
 	return out, total, nil
+}
+
+// contentOrders are ContentFilter.Sort's orders; id breaks ties, so that
+// pages never overlap.
+var contentOrders = map[string]string{
+	"":        "id",
+	"id":      "id",
+	"name":    "LOWER(name), id",
+	"title":   "LOWER(CASE WHEN title = '' THEN name ELSE title END), id",
+	"updated": "updated_at DESC, id DESC",
+	"created": "created_at DESC, id DESC",
 }
 
 func (s *sqlDB) UpdateContent(ctx context.Context, c *Content) error {

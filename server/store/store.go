@@ -186,6 +186,10 @@ type ContentFilter struct {
 	TagID     int64 // content with this tag
 	// Deployed keeps content with an active bundle only.
 	Deployed bool
+	// Sort orders the list: "" or "id" (oldest first), "name", "title"
+	// (the title, else the name), "updated" (most recently changed or
+	// deployed first), "created" (newest first).
+	Sort     string
 	Start    int // offset, for paging
 	Count    int // page size; 0 = no limit
 }

@@ -8,6 +8,7 @@ import (
 	"html/template"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -188,7 +189,8 @@ type appData struct {
 	Vanity          string
 	Frame           string // the content's URL for the frame; "" when nothing is deployed
 	LogsURL         string
-	Document        bool // renders (rmd-static, jupyter-static, quarto-static): the schedule section
+	AllTags         []tagOption // the tags an editor may add
+	Document        bool        // renders (rmd-static, jupyter-static, quarto-static): the schedule section
 	Schedule        *appSchedule
 	Renders         []appRender
 }
@@ -397,6 +399,37 @@ func (s *Server) handleAppPage(w http.ResponseWriter, r *http.Request) {
 		} else {
 			problems = append(problems, "permissions: "+msg)
 		}
+		var tags []struct {
+			ID       string  `json:"id"`
+			Name     string  `json:"name"`
+			ParentID *string `json:"parent_id"`
+		}
+		if status, msg := s.callAPI(r, http.MethodGet, "/__api__/v1/tags", nil, &tags); status == http.StatusOK {
+			names, parents := map[string]string{}, map[string]string{}
+			for _, t := range tags {
+				names[t.ID] = t.Name
+				if t.ParentID != nil {
+					parents[t.ID] = *t.ParentID
+				}
+			}
+			has := map[string]bool{}
+			for _, t := range d.C.Tags {
+				has[t.ID] = true
+			}
+			for _, t := range tags {
+				if has[t.ID] {
+					continue
+				}
+				path := t.Name
+				for p, depth := parents[t.ID], 0; p != "" && depth < 20; p, depth = parents[p], depth+1 {
+					path = names[p] + " / " + path
+				}
+				d.AllTags = append(d.AllTags, tagOption{ID: t.ID, Path: path})
+			}
+			slices.SortFunc(d.AllTags, func(a, b tagOption) int { return strings.Compare(strings.ToLower(a.Path), strings.ToLower(b.Path)) })
+		} else {
+			problems = append(problems, "tags: "+msg)
+		}
 		if d.Document = documentModes[d.C.AppMode]; d.Document {
 			problems = append(problems, s.readSchedule(r, &d)...)
 		}
@@ -549,6 +582,14 @@ func (s *Server) handleAppAction(w http.ResponseWriter, r *http.Request) {
 			status, msg = s.callAPI(r, http.MethodPut, base+"/vanity", map[string]string{"path": p}, nil)
 			done = "Vanity URL set."
 		}
+	case "tag-add":
+		anchor = "#tags"
+		status, msg = s.callAPI(r, http.MethodPost, base+"/tags", map[string]string{"tag_id": f.Get("tag_id")}, nil)
+		done = "Tag added."
+	case "tag-remove":
+		anchor = "#tags"
+		status, msg = s.callAPI(r, http.MethodDelete, base+"/tags/"+url.PathEscape(f.Get("tag_id")), nil, nil)
+		done = "Tag removed."
 	case "schedule":
 		anchor = "#schedule"
 		body := map[string]any{"timezone": strings.TrimSpace(f.Get("timezone")), "enabled": f.Get("enabled") != ""}

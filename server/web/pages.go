@@ -7,6 +7,7 @@ import (
 	"html/template"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -248,14 +249,24 @@ func (s *Server) handleLogout(w http.ResponseWriter, r *http.Request) {
 
 type dashboardItem struct {
 	GUID, Name, Title, AppMode, AccessType, Owner, Updated string
+	Processes                                              int    // running now, on any node
+	LastRender                                             string // a document's newest render: succeeded, failed, running...
 }
 
 // dashboardQuery is the content list's search, from the URL (GET, so a
 // page of results can be bookmarked and works without JavaScript).
 type dashboardQuery struct {
-	Q, Type, Owner string
-	Page           int // from 1
+	Q, Type, Owner, Tag, Sort string // Tag: a tag's id
+	Page                      int    // from 1
 }
+
+// dashboardSorts are the content list's orders (store.ContentFilter.Sort).
+var dashboardSorts = []struct{ Value, Label string }{
+	{"", "oldest first"}, {"updated", "last changed or deployed"}, {"created", "newest first"}, {"name", "name"}, {"title", "title"},
+}
+
+// tagOption is a tag in the filter: its id and its path in the tree.
+type tagOption struct{ ID, Path string }
 
 type dashboardData struct {
 	PageData
@@ -264,6 +275,8 @@ type dashboardData struct {
 	Message         string // from an action that came back here (a content deleted)
 	Query           dashboardQuery
 	Types           []string
+	Tags            []tagOption
+	Sorts           []struct{ Value, Label string }
 	Content         []dashboardItem
 	Total           int
 	From, To        int    // 1-based positions of this page's first and last item
@@ -281,7 +294,18 @@ func (s *Server) handleDashboard(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	qv := r.URL.Query()
-	q := dashboardQuery{Q: strings.TrimSpace(qv.Get("q")), Type: qv.Get("type"), Owner: strings.TrimSpace(qv.Get("owner")), Page: 1}
+	q := dashboardQuery{Q: strings.TrimSpace(qv.Get("q")), Type: qv.Get("type"), Owner: strings.TrimSpace(qv.Get("owner")),
+		Tag: qv.Get("tag"), Sort: qv.Get("sort"), Page: 1}
+	if _, err := strconv.ParseInt(q.Tag, 10, 64); err != nil {
+		q.Tag = ""
+	}
+	known := false
+	for _, o := range dashboardSorts {
+		known = known || o.Value == q.Sort
+	}
+	if !known {
+		q.Sort = ""
+	}
 	if n, err := strconv.Atoi(qv.Get("page")); err == nil && n > 1 && n <= 1_000_000 {
 		q.Page = n
 	}
@@ -290,8 +314,14 @@ func (s *Server) handleDashboard(w http.ResponseWriter, r *http.Request) {
 		LoggedInWarning: template.HTML(s.Config().Server.LoggedInWarning),
 		Query:           q,
 		Types:           dashboardTypes,
+		Sorts:           dashboardSorts,
 		Message:         flashed(r, "msg"),
 	}
+	tags, err := s.tagOptions(r)
+	if err != nil {
+		s.log.Error("dashboard: list tags", logKeyErr, err)
+	}
+	d.Tags = tags
 	if ok, reason := s.Licensed(); !ok {
 		d.GateReason = reason
 	}
@@ -308,7 +338,7 @@ func (s *Server) handleDashboard(w http.ResponseWriter, r *http.Request) {
 	}
 	page := func(n int) string {
 		v := url.Values{}
-		for k, x := range map[string]string{"q": q.Q, "type": q.Type, "owner": q.Owner} {
+		for k, x := range map[string]string{"q": q.Q, "type": q.Type, "owner": q.Owner, "tag": q.Tag, "sort": q.Sort} {
 			if x != "" {
 				v.Set(k, x)
 			}
@@ -336,8 +366,9 @@ func (s *Server) handleDashboard(w http.ResponseWriter, r *http.Request) {
 // the API's content list uses), so a page reads only its own rows.
 func (s *Server) visibleContent(r *http.Request, u *store.User, q dashboardQuery) ([]dashboardItem, int, error) {
 	ctx := r.Context()
-	f := store.ContentFilter{Words: strings.Fields(strings.ToLower(q.Q)), AppMode: q.Type,
+	f := store.ContentFilter{Words: strings.Fields(strings.ToLower(q.Q)), AppMode: q.Type, Sort: q.Sort,
 		Start: (q.Page - 1) * dashboardLimit, Count: dashboardLimit}
+	f.TagID, _ = strconv.ParseInt(q.Tag, 10, 64)
 	if len(f.Words) > 8 {
 		f.Words = f.Words[:8]
 	}
@@ -360,6 +391,18 @@ func (s *Server) visibleContent(r *http.Request, u *store.User, q dashboardQuery
 	}
 	owners := map[int64]string{u.ID: u.Username}
 	items := make([]dashboardItem, 0, len(all))
+	// State: the running processes of the page's content (one query for
+	// all; few run at once), a document's newest render (one query each).
+	running := map[int64]int{}
+	if len(all) > 0 {
+		jobs, err := s.store.RunningJobs(ctx)
+		if err != nil {
+			return nil, 0, err
+		}
+		for _, j := range jobs {
+			running[j.ContentID]++
+		}
+	}
 	for _, c := range all {
 		owner, ok := owners[c.OwnerID]
 		if !ok {
@@ -368,10 +411,43 @@ func (s *Server) visibleContent(r *http.Request, u *store.User, q dashboardQuery
 			}
 			owners[c.OwnerID] = owner
 		}
-		items = append(items, dashboardItem{
+		item := dashboardItem{
 			GUID: c.GUID, Name: c.Name, Title: c.Title, AppMode: c.AppMode, AccessType: c.AccessType,
-			Owner: owner, Updated: c.UpdatedAt.UTC().Format("2006-01-02 15:04 UTC"),
-		})
+			Owner: owner, Updated: c.UpdatedAt.UTC().Format("2006-01-02 15:04 UTC"), Processes: running[c.ID],
+		}
+		if documentModes[c.AppMode] {
+			if rs, err := s.store.ListRenders(ctx, c.ID, 1); err == nil && len(rs) > 0 {
+				item.LastRender = rs[0].Status
+			}
+		}
+		items = append(items, item)
 	}
 	return items, total, nil
+}
+
+// tagOptions are every tag, as "parent / child" paths, in path order.
+func (s *Server) tagOptions(r *http.Request) ([]tagOption, error) {
+	tags, err := s.store.ListTags(r.Context(), store.TagFilter{})
+	if err != nil {
+		return nil, err
+	}
+	byID := map[int64]store.Tag{}
+	for _, t := range tags {
+		byID[t.ID] = t
+	}
+	out := make([]tagOption, 0, len(tags))
+	for _, t := range tags {
+		path := t.Name
+		for p, depth := t.ParentID, 0; p != 0 && depth < 20; depth++ {
+			parent, ok := byID[p]
+			if !ok {
+				break
+			}
+			path = parent.Name + " / " + path
+			p = parent.ParentID
+		}
+		out = append(out, tagOption{ID: strconv.FormatInt(t.ID, 10), Path: path})
+	}
+	slices.SortFunc(out, func(a, b tagOption) int { return strings.Compare(strings.ToLower(a.Path), strings.ToLower(b.Path)) })
+	return out, nil
 }

@@ -460,6 +460,9 @@ func testListContent(t *testing.T, s store.Store) {
 		{"words, one missing", store.ContentFilter{Words: []string{"report", "dashboard"}}, nil, 0},
 		{"words, visible, paged", store.ContentFilter{Words: []string{"a"}, VisibleTo: b.ID, Start: 1, Count: 1}, []int64{id(b.ID, "api")}, 2},
 		{"past the end", store.ContentFilter{Start: 10, Count: 2}, nil, 4},
+		{"sort name", store.ContentFilter{Sort: "name"}, []int64{id(b.ID, "api"), id(a.ID, "report"), id(b.ID, "report"), id(a.ID, "sales-dash")}, 4},
+		{"sort title", store.ContentFilter{Sort: "title"}, []int64{id(b.ID, "report"), id(b.ID, "api"), id(a.ID, "sales-dash"), id(a.ID, "report")}, 4},
+		{"sort created, paged", store.ContentFilter{Sort: "created", Start: 1, Count: 2}, []int64{id(b.ID, "report"), id(a.ID, "report")}, 4},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

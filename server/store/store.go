@@ -189,9 +189,9 @@ type ContentFilter struct {
 	// Sort orders the list: "" or "id" (oldest first), "name", "title"
 	// (the title, else the name), "updated" (most recently changed or
 	// deployed first), "created" (newest first).
-	Sort     string
-	Start    int // offset, for paging
-	Count    int // page size; 0 = no limit
+	Sort  string
+	Start int // offset, for paging
+	Count int // page size; 0 = no limit
 }
 
 // EnvVar is one change to a content's environment: Value nil deletes Name.

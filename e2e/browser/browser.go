@@ -121,6 +121,27 @@ func Value[T any](b *Browser, what string, a chromedp.Action[T]) T {
 	return v
 }
 
+// Expect takes the recorded problems that contain what (say "HTTP 403
+// from http://.../connect/admin/users") off the list Check reports, and
+// fails the test when there is none: a refusal the test meant to see.
+func (b *Browser) Expect(what string) {
+	b.t.Helper()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	kept, found := b.errors[:0], false
+	for _, e := range b.errors {
+		if strings.Contains(e, what) {
+			found = true
+			continue
+		}
+		kept = append(kept, e)
+	}
+	b.errors = kept
+	if !found {
+		b.t.Errorf("at %d px: expected %q among the recorded problems, got %q", b.Width, what, kept)
+	}
+}
+
 // Check runs the automated checks on the page shown now and fails the test
 // for every problem: console errors and failed requests since the last
 // Check, form controls without a label, and an element wider than the

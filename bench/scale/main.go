@@ -10,7 +10,11 @@
 //     (/__api__/v1/search/content: the first page, and a word search);
 //   - a content request through the proxy (authentication, content lookup,
 //     access check through a group, proxy to the app's process);
-//   - the dashboard's content list (/connect/, with a session cookie);
+//   - the dashboard's pages, with a session cookie: the content list
+//     (/connect/), a content's page as a viewer and as its owner
+//     (/connect/apps/<guid>), and an administrator's users, groups,
+//     server, audit log (one entry per content item) and load pages, with
+//     the HTML bytes of each;
 //   - a deploy of a small static bundle, upload to finished task;
 //   - cold start to ready (/__ready__ answers 200);
 //   - the RSS of dais serve.
@@ -201,6 +205,15 @@ func runDB(o opts, db string) ([]*row, error) {
 		"GET /v1/search/content?q=word, p50 ms", "GET /v1/search/content?q=word, p99 ms",
 		"GET /content/<guid>/ through the proxy, p50 ms", "GET /content/<guid>/ through the proxy, p99 ms",
 		"GET /connect/ (dashboard's content list), p50 ms", "GET /connect/ (dashboard's content list), p99 ms",
+		"GET /connect/apps/<guid> (content page, viewer), p50 ms", "GET /connect/apps/<guid> (content page, viewer), p99 ms",
+		"GET /connect/apps/<guid> (content page, owner), p50 ms", "GET /connect/apps/<guid> (content page, owner), p99 ms",
+		"GET /connect/admin/users, p50 ms", "GET /connect/admin/users, p99 ms",
+		"GET /connect/admin/groups, p50 ms", "GET /connect/admin/groups, p99 ms",
+		"GET /connect/admin/server, p50 ms", "GET /connect/admin/server, p99 ms",
+		"GET /connect/admin/audit, p50 ms", "GET /connect/admin/audit, p99 ms",
+		"GET /connect/admin/load, p50 ms", "GET /connect/admin/load, p99 ms",
+		"HTML bytes: /connect/", "HTML bytes: content page (owner)", "HTML bytes: /connect/admin/users",
+		"HTML bytes: /connect/admin/groups", "HTML bytes: /connect/admin/audit", "HTML bytes: /connect/admin/load",
 		"deploy of a static bundle, upload to done, ms", "cold start to ready (/__ready__ 200), ms",
 		"RSS of dais serve after start and app warm-up, MB", "RSS of dais serve after the measures, MB", "items the viewer sees in /v1/content",
 	}
@@ -213,7 +226,7 @@ func runDB(o opts, db string) ([]*row, error) {
 			k = "time"
 		case strings.HasPrefix(n, "RSS"):
 			k = "mb"
-		case strings.HasPrefix(n, "items"):
+		case strings.HasPrefix(n, "items"), strings.HasPrefix(n, "HTML bytes"):
 			k = "count"
 
 		}
@@ -298,13 +311,29 @@ func runDB(o opts, db string) ([]*row, error) {
 			}},
 			{"GET /content/<guid>/ through the proxy", c, func(i int) string { return "/content/" + apps[i%len(apps)] + "/" }},
 			{"GET /connect/ (dashboard's content list)", srv.client("", f.viewerSession), func(int) string { return "/connect/" }},
+			{"GET /connect/apps/<guid> (content page, viewer)", srv.client("", f.viewerSession), func(i int) string { return "/connect/apps/" + apps[i%len(apps)] }},
+			{"GET /connect/apps/<guid> (content page, owner)", srv.client("", f.pubSession), func(i int) string { return "/connect/apps/" + apps[i%len(apps)] }},
+			{"GET /connect/admin/users", srv.client("", f.adminSession), func(int) string { return "/connect/admin/users" }},
+			{"GET /connect/admin/groups", srv.client("", f.adminSession), func(int) string { return "/connect/admin/groups" }},
+			{"GET /connect/admin/server", srv.client("", f.adminSession), func(int) string { return "/connect/admin/server" }},
+			{"GET /connect/admin/audit", srv.client("", f.adminSession), func(int) string { return "/connect/admin/audit" }},
+			{"GET /connect/admin/load", srv.client("", f.adminSession), func(int) string { return "/connect/admin/load" }},
+		}
+		sizeOf := map[string]string{
+			"GET /connect/ (dashboard's content list)": "/connect/", "GET /connect/apps/<guid> (content page, owner)": "content page (owner)",
+			"GET /connect/admin/users": "/connect/admin/users", "GET /connect/admin/groups": "/connect/admin/groups",
+			"GET /connect/admin/audit": "/connect/admin/audit", "GET /connect/admin/load": "/connect/admin/load",
 		}
 		for _, s := range steps {
-			ds, err := s.c.measure(o.n, s.path, nil)
+			var bytes int
+			ds, err := s.c.measure(o.n, s.path, func(b []byte) error { bytes = len(b); return nil })
 			if err != nil {
 				return rows, fmt.Errorf("%s: %w", s.name, err)
 			}
 			lat(s.name, ds)
+			if name, ok := sizeOf[s.name]; ok {
+				add("HTML bytes: "+name, float64(bytes))
+			}
 		}
 		var deploys []time.Duration
 		for i := range 3 {
@@ -331,6 +360,8 @@ type fixture struct {
 	groups             []int64
 	pubKey, viewerKey  string
 	viewerSession      string
+	pubSession         string
+	adminSession       string
 }
 
 // newFixture creates the users (one administrator, a tenth publishers,
@@ -395,9 +426,18 @@ func newFixture(ctx context.Context, st store.Store, users int) (*fixture, error
 	if f.viewerKey, err = key(f.viewer); err != nil {
 		return nil, err
 	}
-	f.viewerSession = fmt.Sprintf("scale-session-%d", time.Now().UnixNano())
-	err = st.CreateSession(ctx, &store.Session{TokenHash: web.HashToken(f.viewerSession), UserID: f.viewer,
-		CreatedAt: time.Now(), ExpiresAt: time.Now().Add(24 * time.Hour)})
+	session := func(user int64) (string, error) {
+		token := fmt.Sprintf("scale-session-%d-%d", user, time.Now().UnixNano())
+		return token, st.CreateSession(ctx, &store.Session{TokenHash: web.HashToken(token), UserID: user,
+			CreatedAt: time.Now(), ExpiresAt: time.Now().Add(24 * time.Hour)})
+	}
+	if f.viewerSession, err = session(f.viewer); err != nil {
+		return nil, err
+	}
+	if f.pubSession, err = session(f.pub); err != nil {
+		return nil, err
+	}
+	f.adminSession, err = session(f.admin)
 	return f, err
 }
 
@@ -427,6 +467,11 @@ func (f *fixture) fill(ctx context.Context, st store.Store, from, to int) error 
 			AppMode:    []string{"static", "python-api", "shiny", "rmd-static", "quarto-static"}[i%5],
 		}
 		if err := st.CreateContent(ctx, c); err != nil {
+			return err
+		}
+		// One audit entry per item: the audit log page reads the newest.
+		if err := st.AddAuditLog(ctx, &store.AuditLog{Time: time.Now(), UserID: c.OwnerID, UserDescription: "user",
+			Action: "add_application", EventDescription: "Created content " + c.Name}); err != nil {
 			return err
 		}
 		if c.AccessType != store.AccessACL {

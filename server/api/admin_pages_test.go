@@ -54,7 +54,9 @@ def index():
 		t.Errorf("search pub: %s", body)
 	}
 	_, body = admin.get(t, "/connect/admin/groups")
-	contains(t, "groups", body, "analysts", "viewer1")
+	contains(t, "groups", body, `href="/connect/admin/groups?group=`+g.GUID+`#members">analysts</a>`)
+	_, body = admin.get(t, "/connect/admin/groups?group="+g.GUID)
+	contains(t, "a group's members", body, "Members of analysts", "<strong>viewer1</strong>", "Owner: administrator1")
 	_, body = admin.get(t, "/connect/admin/server")
 	contains(t, "server", body, "1.2.3-test", "2024.08.0", "Runtimes found", "Python", "License")
 	_, body = admin.get(t, "/connect/admin/load")

@@ -26,7 +26,10 @@ import (
 func TestAppPageSchedule(t *testing.T) {
 	f := newFixture(t)
 	guid := f.deployBundle(t, "publisher", "report", exampleBundle(t, "rmarkdown"))
-	f.do(t, "PATCH", "/__api__/v1/content/"+guid, "publisher", `{"access_type":"logged_in"}`).must(t, nil)
+	f.do(t, "PATCH", "/__api__/v1/content/"+guid, "publisher", `{"access_type":"acl"}`).must(t, nil)
+	var viewerPerm struct{ ID string }
+	f.do(t, "POST", "/__api__/v1/content/"+guid+"/permissions", "publisher", `{"principal_guid":"`+f.users["viewer"].GUID+`","principal_type":"user","role":"viewer"}`).must(t, &viewerPerm)
+	f.addUser(t, "outsider", "viewer")
 	page := "/connect/apps/" + guid
 
 	pub := f.login(t, "publisher")
@@ -80,6 +83,26 @@ func TestAppPageSchedule(t *testing.T) {
 	}
 	if !strings.Contains(body, page+"/logs?task="+url.QueryEscape(m[1])) {
 		t.Errorf("the new render's log is not linked")
+	}
+	// The earlier rendering's output, at /content/<guid>/_rev<id>/.
+	rev := regexp.MustCompile(`href="(/content/` + guid + `/_rev(\d+)/)"`).FindStringSubmatch(body)
+	if rev == nil {
+		t.Fatalf("no link to the earlier rendering's output: %s", body)
+	}
+	if st, out := pub.get(t, rev[1]); st != 200 || !strings.Contains(out, "sum is 6") {
+		t.Errorf("the earlier rendering %s: %d %.300s", rev[1], st, out)
+	}
+	if st, _ := pub.get(t, strings.TrimSuffix(rev[1], "/")); st != http.StatusMovedPermanently {
+		t.Errorf("%s without its slash: %d, want a redirect", rev[1], st)
+	}
+	other := f.deployBundle(t, "publisher", "other-report", offlineRmd(t))
+	for _, p := range []string{"/content/" + other + "/_rev" + rev[2] + "/", "/content/" + guid + "/_rev999999/", "/content/" + guid + "/_rev" + rev[2] + "/manifest.json"} {
+		if st, _ := pub.get(t, p); st != http.StatusNotFound {
+			t.Errorf("%s: %d, want 404", p, st)
+		}
+	}
+	if st, _ := f.login(t, "outsider").get(t, rev[1]); st != http.StatusForbidden {
+		t.Errorf("an outsider's %s: %d, want 403", rev[1], st)
 	}
 
 	// The viewer: no schedule section; crafted forms refused by the API.

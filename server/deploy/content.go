@@ -4,7 +4,10 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"os"
 	"path"
+	"regexp"
+	"strconv"
 	"strings"
 
 	"github.com/dais-dev/dais/server/authz"
@@ -68,6 +71,9 @@ func (s *Service) Serve(w http.ResponseWriter, r *http.Request, c *store.Content
 		http.Error(w, "this content has not been deployed yet", http.StatusNotFound)
 		return
 	}
+	if s.serveRevision(w, r, c, strings.TrimPrefix(r.URL.Path, prefix)) {
+		return
+	}
 	if s.stale(ctx, c) {
 		s.refresh(ctx, c) // served.go: deployed or rendered on another node
 	}
@@ -117,6 +123,40 @@ func (s *Service) Serve(w http.ResponseWriter, r *http.Request, c *store.Content
 		return
 	}
 	http.Error(w, "this content is not running: its last deploy failed or the server could not start it; see the deploy log", http.StatusServiceUnavailable)
+}
+
+// revisionPath is a document's earlier rendering below the content, as
+// Connect links it: /_rev<rendering id>/<file>.
+var revisionPath = regexp.MustCompile(`^/_rev([0-9]{1,18})(/.*)?$`)
+
+// serveRevision answers a request for an earlier rendering of document c
+// (rest is the path below the content) and says true; false when rest is
+// not such a path. The rendering must be one of c's that succeeded; its
+// output directory is served as the newest one is (fileSite).
+func (s *Service) serveRevision(w http.ResponseWriter, r *http.Request, c *store.Content, rest string) bool {
+	m := revisionPath.FindStringSubmatch(rest)
+	if m == nil || manifest.AppMode(c.AppMode).Kind() != manifest.KindDocument {
+		return false
+	}
+	id, _ := strconv.ParseInt(m[1], 10, 64)
+	rn, err := s.st.Render(r.Context(), id)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && (rn.ContentID != c.ID || rn.Status != store.RenderSucceeded || rn.OutputDir == "")) {
+		http.Error(w, "no rendering "+m[1]+" of this content", http.StatusNotFound)
+		return true
+	}
+	if err != nil {
+		s.log.Error("look up a rendering", logKeyContent, c.GUID, logKeyErr, err)
+		http.Error(w, "cannot look up the rendering now", http.StatusServiceUnavailable)
+		return true
+	}
+	root, err := os.OpenRoot(rn.OutputDir)
+	if err != nil {
+		http.Error(w, "the output of rendering "+m[1]+" is gone", http.StatusNotFound)
+		return true
+	}
+	defer root.Close()
+	(&fileSite{root: root, index: "index.html"}).serve(w, r, m[2])
+	return true
 }
 
 // interactive are the app modes whose WebSocket sessions are Shiny

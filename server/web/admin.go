@@ -218,24 +218,31 @@ func (s *Server) handleAdminAction(w http.ResponseWriter, r *http.Request) {
 // ---- groups
 
 type groupRow struct {
-	Name, Owner string
-	Members     []string
-	Total       int
+	GUID, Name, Link string
+	Selected         bool
 }
 
 type groupsData struct {
 	adminData
-	Q      string
-	Groups []groupRow
-	Total  int
+	Q        string
+	Groups   []groupRow
+	Total    int
+	Shown    string // the group whose members are listed
+	Owner    string
+	Members  []userRow
+	NoMember bool
 }
 
+// handleAdminGroups lists the groups (one API call, however many there
+// are) and the members of one of them (?group=<guid>): a member list per
+// group on one page would cost an API call per group.
 func (s *Server) handleAdminGroups(w http.ResponseWriter, r *http.Request) {
 	ad, ok := s.adminPage(w, r, "groups", "Groups")
 	if !ok {
 		return
 	}
-	d := groupsData{adminData: ad, Q: strings.TrimSpace(r.URL.Query().Get("q"))}
+	q := r.URL.Query()
+	d := groupsData{adminData: ad, Q: strings.TrimSpace(q.Get("q"))}
 	var res struct {
 		Results []struct {
 			GUID      string  `json:"guid"`
@@ -249,26 +256,35 @@ func (s *Server) handleAdminGroups(w http.ResponseWriter, r *http.Request) {
 		d.Error = "Could not list groups: " + msg
 	}
 	d.Total = res.Total
+	shown := q.Get("group")
 	for _, g := range res.Results {
-		row := groupRow{Name: g.Name, Owner: "from the identity provider or dais users"}
+		l := url.Values{"group": {g.GUID}}
+		if d.Q != "" {
+			l.Set("q", d.Q)
+		}
+		row := groupRow{GUID: g.GUID, Name: g.Name, Link: "/connect/admin/groups?" + l.Encode() + "#members", Selected: g.GUID == shown}
+		d.Groups = append(d.Groups, row)
+		if !row.Selected {
+			continue
+		}
+		d.Shown, d.Owner = g.Name, "none (from the identity provider)"
 		if g.OwnerGUID != nil {
 			var o apiUser
 			if s.callAPI(r, http.MethodGet, "/__api__/v1/users/"+url.PathEscape(*g.OwnerGUID), nil, &o); o.Username != "" {
-				row.Owner = o.Username
+				d.Owner = o.Username
 			}
 		}
 		var m struct {
-			Results []apiUser `json:"results"`
-			Total   int       `json:"total"`
+			Results []apiUserFull `json:"results"`
 		}
 		if st, msg := s.callAPI(r, http.MethodGet, "/__api__/v1/groups/"+url.PathEscape(g.GUID)+"/members", nil, &m); st != http.StatusOK {
 			d.Error = "Could not list the members of " + g.Name + ": " + msg
 		}
 		for _, u := range m.Results {
-			row.Members = append(row.Members, u.Username)
+			d.Members = append(d.Members, userRow{Username: u.Username, Name: strings.TrimSpace(u.FirstName + " " + u.LastName),
+				Email: u.Email, Role: u.Role, Locked: u.Locked})
 		}
-		row.Total = m.Total
-		d.Groups = append(d.Groups, row)
+		d.NoMember = len(d.Members) == 0
 	}
 	s.render(w, s.pages.adminGroups, http.StatusOK, d)
 }

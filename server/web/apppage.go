@@ -300,8 +300,12 @@ func (s *Server) readSchedule(r *http.Request, d *appData) []string {
 		if x.RenderDuration != nil {
 			row.Took = time.Duration(*x.RenderDuration).Round(100 * time.Millisecond).String()
 		}
-		if x.Active && d.Frame != "" {
+		switch {
+		case x.Active && d.Frame != "":
 			row.Output = d.Frame
+		case x.Status == "succeeded" && d.Frame != "":
+			// An earlier rendering, at Connect's path for it.
+			row.Output = d.Frame + "_rev" + strconv.FormatInt(x.ID, 10) + "/"
 		}
 		if x.TaskID != "" {
 			row.Log = AppPath(d.C.GUID) + "/logs?task=" + url.QueryEscape(x.TaskID)

@@ -20,7 +20,7 @@ const DefaultDataDir = "/var/lib/rstudio-connect"
 // DefaultLandlockConnectPorts is Sandbox.LandlockConnectPorts's default:
 // the well-known ports and the usual database, cache and HTTP ports
 // (sandbox.DefaultConnectPorts, which must stay equal).
-const DefaultLandlockConnectPorts = "1-1023,1433,1521,3306,3939,5432,6379,8080,8443,9200,27017"
+const DefaultLandlockConnectPorts = "21,22,25,53,80,88,110,143,389,443,445,465,587,636,873,993,995,1025,1433,1521,2181,3268,3269,3306,3939,5432,5439,5984,6379,7474,7687,8020,8080,8086,8123,8443,9000,9042,9092,9200,9418,10000,11211,21050,27017"
 
 // Default bundle limits, Applications.BundleMaxSize and BundleMaxFiles.
 const (

@@ -171,9 +171,13 @@ func (l *Loaded) Print(w io.Writer) error {
 			lines = append(lines, line{})
 		}
 	}
+	// Origins line up in one column, except after a line longer than
+	// maxAligned (a long port list or URL), which would push every
+	// other line's origin far to the right.
+	const maxAligned = 88
 	width := 0
 	for _, x := range lines {
-		if x.origin != "" {
+		if x.origin != "" && len(x.text) <= maxAligned {
 			width = max(width, len(x.text))
 		}
 	}

@@ -52,11 +52,14 @@ type Cmd struct {
 	// and the private TMPDIR, removed by Wait.
 	landlock bool
 	connect  *os.File
-	tmpDir   string
-	key      warmKey
-	attr     *syscall.SysProcAttr
-	errR     *os.File
-	started  bool
+	// shared are the rules every content shares (sharedRules), fd 7.
+	shared    *os.File
+	sharedKey string
+	tmpDir    string
+	key       warmKey
+	attr      *syscall.SysProcAttr
+	errR      *os.File
+	started   bool
 
 	// ready is closed when sandbox-exec closes the error pipe: it exec'd
 	// the content, or (with a PID namespace) its init forwards signals
@@ -171,6 +174,9 @@ func Command(ctx context.Context, daisPath string, spec *specs.Spec) (*Cmd, erro
 		if c.connect, err = ConnectRuleset(spec.Annotations[AnnotationConnectTCP]); err != nil {
 			return nil, err
 		}
+		if c.shared, c.sharedKey, err = sharedRules(spec); err != nil {
+			return nil, err
+		}
 		if err := makeTmpBase(); err != nil {
 			return nil, err
 		}
@@ -199,7 +205,7 @@ func Command(ctx context.Context, daisPath string, spec *specs.Spec) (*Cmd, erro
 	}
 	cmd.WaitDelay = 5 * time.Second
 	c.Cmd = cmd
-	c.key = keyOf(daisPath, attr, spec.Annotations[AnnotationConnectTCP])
+	c.key = keyOf(daisPath, attr, spec.Annotations[AnnotationConnectTCP], c.sharedKey)
 	return c, nil
 }
 
@@ -408,9 +414,13 @@ func (c *Cmd) watchMemory() {
 func (c *Cmd) ExitReason() string { return c.reason }
 
 // extraFiles are the descriptors sandbox-exec gets after the alive pipe:
-// in Landlock mode the connect ruleset, as fd 6; for the outbound helper
+// in Landlock mode the connect ruleset, as fd 6, and the shared rules, as
+// fd 7; for the outbound helper
 // the namespaces it joins, from 6 on.
 func (c *Cmd) extraFiles() []*os.File {
+	if c.connect != nil && c.shared != nil {
+		return []*os.File{c.connect, c.shared}
+	}
 	if c.connect != nil {
 		return []*os.File{c.connect}
 	}

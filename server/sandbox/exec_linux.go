@@ -189,6 +189,9 @@ func run() (int, error) {
 			close(notified)
 		}()
 	}
+	if prestarted && isConnectRuleset() {
+		return runLandlockPrestarted(newContentThread(), sigs, notified)
+	}
 	s, err := readSpec()
 	if err != nil {
 		return 0, fail("read spec", err)
@@ -537,6 +540,15 @@ func setRlimits(rl []specs.POSIXRlimit) error {
 // clears the effective and permitted sets), then the inheritable set, a
 // check that every set is empty, and no_new_privs.
 func dropPrivileges(p *specs.Process) error {
+	if err := dropBounding(); err != nil {
+		return err
+	}
+	return becomeUser(p)
+}
+
+// dropBounding empties this thread's bounding and ambient capability sets
+// (which needs CAP_SETPCAP: before the change of uid).
+func dropBounding() error {
 	c, err := capability.NewPid2(0)
 	if err != nil {
 		return fail("drop capabilities", err)
@@ -544,6 +556,16 @@ func dropPrivileges(p *specs.Process) error {
 	c.Clear(capability.BOUNDS | capability.AMBS)
 	if err := c.Apply(capability.BOUNDS | capability.AMBS); err != nil {
 		return fail("drop capabilities", fmt.Errorf("bounding/ambient: %w", err))
+	}
+	return nil
+}
+
+// becomeUser is the rest of dropPrivileges: groups, gid, uid, the empty
+// capability sets checked, and no_new_privs.
+func becomeUser(p *specs.Process) error {
+	c, err := capability.NewPid2(0)
+	if err != nil {
+		return fail("drop capabilities", err)
 	}
 	gids := make([]int, len(p.User.AdditionalGids))
 	for i, g := range p.User.AdditionalGids {

@@ -66,6 +66,10 @@ const (
 	AnnotationScoped     = "org.dais.landlock.scoped"
 	AnnotationTmpDir     = "org.dais.landlock.tmpdir"
 	AnnotationMinABI     = "org.dais.landlock.min-abi"
+	// AnnotationSharedRules is how many of the spec's first rules depend
+	// on the masks alone (not on the content): a pre-started sandbox-exec
+	// builds them while it waits for its spec (landlock_linux.go).
+	AnnotationSharedRules = "org.dais.landlock.shared-rules"
 )
 
 // mountLandlock is the type of the mounts that are Landlock rules.
@@ -185,6 +189,7 @@ func landlockSpec(o Options, s *specs.Spec, runAs string) (*specs.Spec, error) {
 			rule(d, accessDevice, optFile)
 		}
 	}
+	shared := len(ms)
 	dir := func(what, p string) (string, error) {
 		if !filepath.IsAbs(p) {
 			return "", fmt.Errorf("sandbox: %s %q is not an absolute path", what, p)
@@ -228,12 +233,13 @@ func landlockSpec(o Options, s *specs.Spec, runAs string) (*specs.Spec, error) {
 	s.Mounts = ms
 	s.Linux = &specs.Linux{}
 	s.Annotations = map[string]string{
-		AnnotationMode:       string(ModeLandlock),
-		AnnotationConnectTCP: connect,
-		AnnotationScoped:     "signal,abstract-unix-socket",
-		AnnotationTmpDir:     tmp,
-		AnnotationMinABI:     strconv.Itoa(LandlockMinABI),
-		AnnotationBindTCP:    "none",
+		AnnotationMode:        string(ModeLandlock),
+		AnnotationConnectTCP:  connect,
+		AnnotationScoped:      "signal,abstract-unix-socket",
+		AnnotationTmpDir:      tmp,
+		AnnotationMinABI:      strconv.Itoa(LandlockMinABI),
+		AnnotationBindTCP:     "none",
+		AnnotationSharedRules: strconv.Itoa(shared),
 	}
 	if o.Port > 0 {
 		s.Annotations[AnnotationBindTCP] = strconv.Itoa(o.Port)

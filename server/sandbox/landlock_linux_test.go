@@ -4,6 +4,7 @@ package sandbox
 
 import (
 	"context"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"os"
 	"path/filepath"
 	"slices"
@@ -229,6 +230,67 @@ func TestLandlockCancelAtOnce(t *testing.T) {
 			if slow == 3 {
 				t.FailNow()
 			}
+		}
+	}
+}
+
+// TestLandlockSharedRulesFollowMasks: a pre-started sandbox-exec builds
+// the rules every content shares (they depend on the masks) before its
+// spec comes; a start with other masks must get its own, not the rules of
+// a sandbox-exec started for the previous masks.
+func TestLandlockSharedRulesFollowMasks(t *testing.T) {
+	needRoot(t)
+	needLandlock(t)
+	dd := dataDir(t)
+	code, work := filepath.Join(dd, "apps/1/code"), filepath.Join(dd, "apps/1/work")
+	for _, d := range []string{code, work, filepath.Join(dd, "a"), filepath.Join(dd, "b")} {
+		os.MkdirAll(d, 0o755)
+	}
+	os.Chmod(work, 0o777)
+	os.WriteFile(filepath.Join(dd, "a/secret"), []byte("A\n"), 0o644)
+	os.WriteFile(filepath.Join(dd, "b/secret"), []byte("B\n"), 0o644)
+	script := "cat " + dd + "/a/secret || echo a-denied; cat " + dd + "/b/secret || echo b-denied"
+	for i := range 4 {
+		hide, want := "a", "a-denied\nB\n"
+		if i%2 == 1 {
+			hide, want = "b", "A\nb-denied\n"
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		out, err := runSandboxMode(t, ctx, Options{
+			Mode: ModeLandlock, CodeDir: code, WorkDir: work, Masks: []string{filepath.Join(dd, hide)}, RunAs: testUser(t),
+			Args: []string{"/bin/sh", "-c", script},
+		}, false)
+		cancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(out, want) {
+			t.Errorf("start %d, %s masked: output %q, want %q", i, hide, out, want)
+		}
+	}
+}
+
+// A sandbox-exec's prebuilt shared rules are used only when the spec has
+// every one of them (a rule listed twice in the spec counts once).
+func TestPrebuiltWithin(t *testing.T) {
+	rule := func(p string, opts ...string) specs.Mount {
+		return specs.Mount{Type: mountLandlock, Source: p, Destination: p, Options: opts}
+	}
+	a, b, c := rule("/a", accessRead), rule("/b", accessRead), rule("/c", accessRead, accessWrite)
+	p := &prebuilt{rules: map[string]bool{ruleKey(a): true, ruleKey(b): true}}
+	for _, tc := range []struct {
+		ms   []specs.Mount
+		want bool
+	}{
+		{[]specs.Mount{a, b, c}, true},
+		{[]specs.Mount{c, b, a}, true},
+		{[]specs.Mount{a, a, c}, false},
+		{[]specs.Mount{a, c}, false},
+		{[]specs.Mount{a, rule("/b", accessRead, accessWrite), c}, false},
+		{[]specs.Mount{a, {Type: "tmpfs", Source: "/b", Destination: "/b", Options: []string{accessRead}}}, false},
+	} {
+		if got := p.within(tc.ms); got != tc.want {
+			t.Errorf("within(%v) = %v, want %v", tc.ms, got, tc.want)
 		}
 	}
 }

@@ -32,10 +32,13 @@ type warmKey struct {
 	// connect is the Landlock connect ruleset's port list ("" in
 	// namespaces mode): its descriptor is given at the start.
 	connect string
+	// shared identifies the Landlock rules every content shares (see
+	// sharedRules), built by a pre-started sandbox-exec while it waits.
+	shared string
 }
 
-func keyOf(path string, attr *syscall.SysProcAttr, connect string) warmKey {
-	return warmKey{path, attr.Cloneflags, fmt.Sprint(attr.UidMappings, attr.GidMappings), connect}
+func keyOf(path string, attr *syscall.SysProcAttr, connect, shared string) warmKey {
+	return warmKey{path, attr.Cloneflags, fmt.Sprint(attr.UidMappings, attr.GidMappings), connect, shared}
 }
 
 type warmProc struct {

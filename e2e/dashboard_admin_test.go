@@ -55,13 +55,14 @@ func login(br *browser.Browser, c *Container, next, user, password, sel string) 
 //
 //   - the publisher (alice) schedules a document on its page, runs it now
 //     and sees the new render in the output history (its output and log
-//     open), tags it and finds it in the content list by the tag, sorted,
+//     open, and the earlier rendering's), tags it and finds it in the content list by the tag, sorted,
 //     with its state, opens her profile, and is refused the admin pages;
 //   - the administrator (root) searches the users, locks the viewer (bob),
 //     whose open session and API key are then refused and whose login
 //     says the account is locked, unlocks him, and reads the server page
 //     (dais's version, the Connect API level), the audit log (the lock)
-//     and the load (alice's running app with its memory);
+//     the load (alice's running app with its memory) and a group's
+//     members;
 //   - the viewer (bob) gets 403 for the admin pages in the browser and
 //     through the API.
 //
@@ -95,6 +96,12 @@ func TestDashboardAdminJourneys(t *testing.T) {
 		ID string `json:"id"`
 	}
 	apiJSON(t, c, "POST", "/__api__/v1/tags", rootKey, strings.NewReader(`{"name":"Finance"}`), &tag)
+	var group, bobUser struct {
+		GUID string `json:"guid"`
+	}
+	apiJSON(t, c, "POST", "/__api__/v1/groups", rootKey, strings.NewReader(`{"name":"analysts"}`), &group)
+	apiJSON(t, c, "GET", "/__api__/v1/user", bobKey, nil, &bobUser)
+	apiJSON(t, c, "POST", "/__api__/v1/groups/"+group.GUID+"/members", rootKey, strings.NewReader(`{"user_guid":"`+bobUser.GUID+`"}`), nil)
 	mark := chromedp.Evaluate[chromedp.Void](`document.body.dataset.old = "1"`)
 
 	// The publisher.
@@ -135,6 +142,15 @@ func TestDashboardAdminJourneys(t *testing.T) {
 	if st, body := api(t, c, "GET", output, key, nil); st != 200 || !strings.Contains(string(body), "sum is 6") {
 		t.Fatalf("the served output %s: %d %.200s", output, st, body)
 	}
+	// The earlier rendering's output, from its link in the history.
+	earlier := browser.Value(alice, "earlier output", chromedp.Evaluate[string](`(function(){var a=document.querySelector("table.renders tbody tr:not(.active) a[href*='/_rev']");return a?a.getAttribute("href"):""})()`))
+	if !strings.Contains(earlier, "/content/"+doc+"/_rev") {
+		t.Fatalf("no link to the earlier rendering's output (%q)", earlier)
+	}
+	alice.Run("the earlier output", chromedp.Navigate(c.URL(earlier)),
+		chromedp.Poll[chromedp.Void](`document.body && document.body.textContent.indexOf("sum is 6") >= 0`))
+	alice.Check("e2e-earlier-output")
+	alice.Run("back to the page", chromedp.Navigate(c.URL("/connect/apps/"+doc)), chromedp.WaitVisible(chromedp.ID("h-schedule")))
 	logLink := browser.Value(alice, "log link", chromedp.Evaluate[string](`document.querySelector("table.renders tbody tr a[href*='logs?task=']").getAttribute("href")`))
 	alice.Run("the render's log", chromedp.Navigate(c.URL(logLink)),
 		chromedp.Poll[chromedp.Void](`document.getElementById("log") && document.getElementById("log").textContent.length > 0`))
@@ -227,7 +243,12 @@ func TestDashboardAdminJourneys(t *testing.T) {
 	if load := browser.Value(root, "load", chromedp.Text(chromedp.CSS(`table.load`))); !strings.Contains(load, "busy-app") || !strings.Contains(load, "MB") {
 		t.Errorf("load page: %q", load)
 	}
-	root.Visit(c.URL("/connect/admin/groups"), "e2e-admin-groups")
+	root.Run("groups", chromedp.Navigate(c.URL("/connect/admin/groups")), chromedp.WaitVisible(chromedp.CSS(`ul.groups`)))
+	root.Run("analysts", mark, chromedp.Click(chromedp.CSS(`ul.groups a`)), chromedp.WaitVisible(chromedp.CSS(`body:not([data-old]) #h-members`)))
+	if members := browser.Value(root, "members", chromedp.Text(chromedp.CSS(`table.members`))); !strings.Contains(members, "bob") {
+		t.Errorf("members of analysts: %q", members)
+	}
+	shot(root, "e2e-admin-groups")
 
 	// The same pages on a phone.
 	phone := browser.New(t, 390)

@@ -3,7 +3,8 @@
 // dashboard's tests. Every page a test visits through Visit is checked: no
 // console errors or uncaught exceptions, no failed requests (network errors
 // or HTTP status 400 and above unless expected), every form control
-// labelled, and nothing wider than the viewport (390 px on a phone).
+// labelled, nothing wider than the viewport (390 px on a phone), and the
+// keyboard focus visible on what Tab reaches.
 // Screenshots go under one folder (DAIS_SCREENSHOTS, default
 // .tmp/screenshots at the module root) for `make screenshots` and the docs.
 package browser
@@ -22,6 +23,7 @@ import (
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
 )
 
 // Browser is one headless chromium with one tab.
@@ -174,6 +176,41 @@ func (b *Browser) Check(page string) {
 	for _, w := range wide {
 		b.t.Errorf("%s at %d px: %s", page, b.Width, w)
 	}
+	for _, f := range b.unfocused() {
+		b.t.Errorf("%s at %d px: keyboard focus not visible on %s", page, b.Width, f)
+	}
+}
+
+// focusTabs is how many Tab presses the keyboard check makes per page.
+const focusTabs = 40
+
+// unfocused presses Tab from the top of the page up to focusTabs times,
+// as a keyboard user would, and returns the elements that took the focus
+// without showing it (no outline, no box shadow). A frame's content is
+// the content's own and is not judged.
+func (b *Browser) unfocused() []string {
+	b.t.Helper()
+	b.Run("keyboard: start", chromedp.Evaluate[chromedp.Void](`document.activeElement && document.activeElement.blur(); window.getSelection().removeAllRanges()`))
+	var out []string
+	for range focusTabs {
+		b.Run("keyboard: tab", chromedp.KeyEvent(kb.Tab))
+		r := Value(b, "keyboard: focus", chromedp.Evaluate[string](`(function () {
+			var e = document.activeElement;
+			if (!e || e === document.body) return "end";
+			if (e.tagName === "IFRAME") return "";
+			var cs = getComputedStyle(e);
+			var shown = (cs.outlineStyle !== "none" && parseFloat(cs.outlineWidth) > 0) || (cs.boxShadow && cs.boxShadow !== "none");
+			return shown ? "" : e.outerHTML.slice(0, 160);
+		})()`))
+		if r == "end" {
+			break
+		}
+		if r != "" {
+			out = append(out, r)
+		}
+	}
+	b.Run("keyboard: done", chromedp.Evaluate[chromedp.Void](`document.activeElement && document.activeElement.blur()`))
+	return out
 }
 
 // Visit opens url, waits for the page to load, checks it and writes a

@@ -1,15 +1,18 @@
 package api_test
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"net/url"
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/chromedp/chromedp"
 	db "github.com/dais-dev/dais/e2e/browser"
+	"github.com/dais-dev/dais/server/store"
 	"github.com/dais-dev/dais/server/web"
 )
 
@@ -59,6 +62,17 @@ def index():
 	contains(t, "a group's members", body, "Members of analysts", "<strong>viewer1</strong>", "Owner: administrator1")
 	_, body = admin.get(t, "/connect/admin/server")
 	contains(t, "server", body, "1.2.3-test", "2024.08.0", "Runtimes found", "Python", "License")
+	if strings.Contains(body, "<h2>Nodes</h2>") {
+		t.Error("the server page lists nodes for one server")
+	}
+	// Two nodes sharing the database: both listed.
+	for _, n := range []string{"node-a", "node-b"} {
+		if _, err := f.st.RegisterNode(context.Background(), &store.Node{Name: n, InstanceID: n + "-1", Address: n + ":3939", Version: "1.2.3-test"}, "", time.Minute); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, body = admin.get(t, "/connect/admin/server")
+	contains(t, "server with nodes", body, "<h2>Nodes</h2>", "<td>node-a:3939</td>", "<td>node-b:3939</td>")
 	_, body = admin.get(t, "/connect/admin/load")
 	contains(t, "load", body, `href="/connect/apps/`+guid+`"`, "loadapp", "run_app ×1")
 	if !regexp.MustCompile(`<td>1</td><td>\d+(\.\d)? (MB|KB)</td>`).MatchString(body) {
@@ -99,8 +113,17 @@ def index():
 	if st := loginStatus(t, f, "carol", "carol-pw-123"); st != http.StatusForbidden {
 		t.Errorf("locked carol's login: %d, want 403", st)
 	}
-	_, body = admin.post(t, "/connect/admin/users/unlock", url.Values{"csrf": {csrf}, "guid": {carol}, "username": {"carol"}})
-	contains(t, "unlock", body, "Unlocked carol")
+	// From a search, the form comes back to the search; a back link off
+	// the admin pages is not followed.
+	_, body = admin.post(t, "/connect/admin/users/unlock", url.Values{"csrf": {csrf}, "guid": {carol}, "username": {"carol"}, "back": {"/connect/admin/users?q=car"}})
+	contains(t, "unlock", body, "Unlocked carol", `<input id="q" name="q" type="search" value="car"`)
+	if strings.Contains(body, "publisher1") {
+		t.Error("after the unlock from a search, the page lists more than the search")
+	}
+	if st, _ := admin.post(t, "/connect/admin/users/lock", url.Values{"csrf": {csrf}, "guid": {f.users["viewer"].GUID}, "username": {"viewer1"}, "back": {"https://elsewhere.example/"}}); st != 200 {
+		t.Errorf("lock with a foreign back link: %d", st)
+	}
+	admin.post(t, "/connect/admin/users/unlock", url.Values{"csrf": {csrf}, "guid": {f.users["viewer"].GUID}, "username": {"viewer1"}})
 	if st := loginStatus(t, f, "carol", "carol-pw-123"); st != http.StatusSeeOther {
 		t.Errorf("unlocked carol's login: %d, want 303", st)
 	}

@@ -83,7 +83,8 @@ type usersData struct {
 	From, To   int
 	Prev, Next string
 	Roles      []string
-	Passwords  bool // the server signs people in with passwords
+	Passwords  bool   // the server signs people in with passwords
+	Back       string // this page, where the forms come back to
 }
 
 func (s *Server) handleAdminUsers(w http.ResponseWriter, r *http.Request) {
@@ -135,8 +136,12 @@ func (s *Server) handleAdminUsers(w http.ResponseWriter, r *http.Request) {
 		if n > 1 {
 			l.Set("page", strconv.Itoa(n))
 		}
+		if len(l) == 0 {
+			return "/connect/admin/users"
+		}
 		return "/connect/admin/users?" + l.Encode()
 	}
+	d.Back = link(page)
 	if page > 1 {
 		d.Prev = link(page - 1)
 	}

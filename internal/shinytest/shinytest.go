@@ -154,6 +154,11 @@ func (s *Session) TryExpect(wants ...string) ([]string, error) {
 	return seen, nil
 }
 
+// Value is output id's latest value in the messages Expect read (nil
+// when none came): a JSON string for a text output or a download link's
+// URL.
+func (s *Session) Value(id string) json.RawMessage { return s.values[id] }
+
 // HTML is the html of UI output id's latest value in the messages Expect
 // read, "" when none came.
 func (s *Session) HTML(id string) string {

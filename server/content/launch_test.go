@@ -129,6 +129,14 @@ func serveExample(t *testing.T, dir string, rts content.Runtimes, extraEnv ...st
 	if err != nil {
 		t.Fatal(err)
 	}
+	return serveCode(t, code, rts, process.Options{Max: 1}, extraEnv...)
+}
+
+// serveCode runs the app in directory code through a pool of options o
+// (Launch, LogDir and timeouts set here) and the proxy, and returns the
+// proxy's URL of it.
+func serveCode(t *testing.T, code string, rts content.Runtimes, o process.Options, extraEnv ...string) string {
+	t.Helper()
 	m, err := manifest.Read(code)
 	if err != nil {
 		t.Fatal(err)
@@ -136,7 +144,7 @@ func serveExample(t *testing.T, dir string, rts content.Runtimes, extraEnv ...st
 	if err := m.VerifyFiles(code); err != nil {
 		t.Fatal(err)
 	}
-	guid := "guid-" + dir
+	guid := "guid-" + filepath.Base(code)
 	work := t.TempDir()
 	d := content.Dirs{Code: code, Work: work, BasePath: "/content/" + guid + "/"}
 	if rts.Python.Path != "" {
@@ -147,18 +155,17 @@ func serveExample(t *testing.T, dir string, rts content.Runtimes, extraEnv ...st
 		d.Venv = res.Venv
 	}
 	logDir := filepath.Join(t.TempDir(), "logs")
-	pool, err := process.New(process.Options{
-		Name: guid, LogDir: logDir, Max: 1, InitTimeout: 60 * time.Second, StopTimeout: 5 * time.Second,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Launch: process.CommandLauncher(func(port int) (*exec.Cmd, error) {
-			c, err := content.LaunchArgs(m, rts, port, d)
-			if err != nil {
-				return nil, err
-			}
-			c.Env = append(c.Env, extraEnv...)
-			return c.Plain(context.Background()), nil
-		}),
+	o.Name, o.LogDir, o.InitTimeout, o.StopTimeout = guid, logDir, 60*time.Second, 5*time.Second
+	o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	o.Launch = process.CommandLauncher(func(port int) (*exec.Cmd, error) {
+		c, err := content.LaunchArgs(m, rts, port, d)
+		if err != nil {
+			return nil, err
+		}
+		c.Env = append(c.Env, extraEnv...)
+		return c.Plain(context.Background()), nil
 	})
+	pool, err := process.New(o)
 	if err != nil {
 		t.Fatal(err)
 	}

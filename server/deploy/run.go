@@ -132,6 +132,8 @@ func (s *Service) newPool(c *store.Content, bundleID int64, p *prepared) (*proce
 		Name: c.GUID, Launch: s.launcher(c, bundleID, p), LogDir: s.logDir(c), Node: s.o.Node, Logger: s.log,
 		Min: deref(c.MinProcesses, cfg.Scheduler.MinProcesses), Max: deref(c.MaxProcesses, cfg.Scheduler.MaxProcesses),
 		MaxConnsPerProcess: deref(c.MaxConnsPerProcess, 0), IdleTimeout: idle, InitTimeout: initT,
+		// A Shiny session lives in one process: its requests must reach it.
+		Pin: interactive[manifest.AppMode(c.AppMode)],
 	})
 }
 

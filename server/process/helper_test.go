@@ -46,6 +46,11 @@ func helperApp(mode, port string) int {
 			"rsc": r.Header.Get("X-RSC-Request"),
 		})
 	})
+	mux.HandleFunc("/page.html", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		w.Header().Set("ETag", `"same-for-all"`)
+		fmt.Fprintf(w, "<!DOCTYPE html>\n<html>\n<HEAD lang=\"en\">\n<title>pid %d</title>\n</HEAD>\n<body>pid %d</body>\n</html>\n", os.Getpid(), os.Getpid())
+	})
 	mux.HandleFunc("/slow", func(w http.ResponseWriter, r *http.Request) {
 		ms, _ := strconv.Atoi(r.URL.Query().Get("ms"))
 		time.Sleep(time.Duration(ms) * time.Millisecond)

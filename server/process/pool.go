@@ -14,6 +14,7 @@
 //		IdleTimeout: ..., InitTimeout: ..., Logger: log,
 //	})
 //	lease, err := pool.Acquire(ctx) // least-loaded ready process
+//	lease, err = pool.AcquireWorker(id) // the process a session started on
 //	conn, err := lease.Dial(ctx)    // inside the process's network namespace
 //	lease.Release()
 //	pool.Drain(ctx) // on redeploy: no new requests, wait for in-flight ones, stop
@@ -31,6 +32,12 @@
 //     an init timeout) is counted; the next start waits an exponential
 //     backoff (BackoffInitial doubling up to BackoffMax); a process that had
 //     been ready for BackoffReset before crashing resets the count.
+//   - Each process has a worker id (Lease.Worker), unique in the pool:
+//     AcquireWorker hands out that process, whatever its load, so that
+//     every request of a session reaches the process that holds it (the
+//     proxy carries the id in the URL, as Posit Connect does). A request
+//     naming a process that is gone is given one by Acquire, and every
+//     later request naming it goes to that same process (Remap).
 //   - A process above Min with nothing in flight for IdleTimeout is stopped.
 //   - Stopping is SIGTERM, then SIGKILL after StopTimeout.
 //   - Each process's stdout and stderr go to its own file in LogDir,
@@ -40,10 +47,13 @@ package process
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"os"
 	"os/exec"
@@ -74,6 +84,9 @@ var (
 	ErrClosed = errors.New("process pool is stopped")
 	// ErrNotReady is returned by Acquire when no process became ready in time.
 	ErrNotReady = errors.New("no content process became ready")
+	// ErrNoWorker is returned by AcquireWorker when the pool has no
+	// process of that worker id (any more).
+	ErrNoWorker = errors.New("no content process of that worker id")
 )
 
 // Process is a started content process.
@@ -193,6 +206,11 @@ type Options struct {
 	LogKeep int
 	// Logger for the pool's own events. Default slog.Default().
 	Logger *slog.Logger
+	// Pin keeps each session of the app on the process that started it
+	// (Shiny apps): the proxy names the process in the URLs of the app's
+	// pages (Proxy). Default false: every request goes to the least busy
+	// process.
+	Pin bool
 }
 
 func (o *Options) defaults() error {
@@ -281,6 +299,7 @@ const (
 
 type proc struct {
 	id       int
+	worker   string // Lease.Worker
 	addr     string // 127.0.0.1:port, of its own network namespace when it has one
 	key      string // unique among all processes: the proxy's connection cache key
 	state    state
@@ -314,7 +333,14 @@ type Pool struct {
 	draining  bool
 	changed   chan struct{} // closed and replaced on every change
 	served    int64
+	// remap sends the worker ids of processes that are gone (a stopped
+	// pool's, another node's, one that crashed) to the process that took
+	// them over (Remap), so that a page of a gone process keeps one process.
+	remap map[string]*proc
 }
+
+// maxRemap bounds Pool.remap: the ids come from clients.
+const maxRemap = 10000
 
 // New makes a pool and starts its Min processes (without waiting for them;
 // see WaitReady) and its idle reaper.
@@ -352,7 +378,7 @@ func (p *Pool) ensureMinLocked() {
 
 func (p *Pool) startLocked() {
 	p.nextID++
-	pr := &proc{id: p.nextID, state: starting, exited: make(chan struct{})}
+	pr := &proc{id: p.nextID, worker: p.newWorkerLocked(), state: starting, exited: make(chan struct{})}
 	p.procs = append(p.procs, pr)
 	wait := time.Until(p.nextStart)
 	p.wg.Add(1)
@@ -367,6 +393,7 @@ func (p *Pool) run(pr *proc, wait time.Duration) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.procs = slices.DeleteFunc(p.procs, func(x *proc) bool { return x == pr })
+	maps.DeleteFunc(p.remap, func(_ string, x *proc) bool { return x == pr })
 	if pr.stopReq || p.closed {
 		log.Info("content process stopped")
 	} else {
@@ -483,6 +510,36 @@ func exitText(err error) string {
 		return "exit status 0"
 	}
 	return err.Error()
+}
+
+// WorkerPattern is the form of a worker id: lower-case letters and digits
+// (what Posit Connect's ids are, and what shinyloadtest reads from
+// <base href="_w_...">).
+const WorkerPattern = `[0-9a-z]{1,64}`
+
+// newWorkerLocked makes a worker id unique in the pool: 8 hex digits
+// naming the node (so that nodes sharing clients never hand out the same
+// id) and 8 random ones.
+func (p *Pool) newWorkerLocked() string {
+	for {
+		var b [4]byte
+		rand.Read(b[:])
+		id := nodeTag(p.opts.Node) + hex.EncodeToString(b[:])
+		if !slices.ContainsFunc(p.procs, func(x *proc) bool { return x.worker == id }) {
+			return id
+		}
+	}
+}
+
+// nodeTag is the first 8 hex digits of a worker id: FNV-1a of the node's
+// name ("" for a server with no name).
+func nodeTag(node string) string {
+	h := uint32(2166136261)
+	for i := 0; i < len(node); i++ {
+		h ^= uint32(node[i])
+		h *= 16777619
+	}
+	return fmt.Sprintf("%08x", h)
 }
 
 // procSeq numbers every process of every pool (Lease.Key).
@@ -605,6 +662,9 @@ func (l *Lease) Addr() string { return l.pr.addr }
 // Dial opens a connection to the process (Process.Dial).
 func (l *Lease) Dial(ctx context.Context) (net.Conn, error) { return l.pr.p.Dial(ctx) }
 
+// Worker is the process's worker id in its pool (AcquireWorker).
+func (l *Lease) Worker() string { return l.pr.worker }
+
 // Key identifies the process among all processes of all pools, as a host
 // name: what a cache of connections to it is keyed by.
 func (l *Lease) Key() string { return l.pr.key }
@@ -685,6 +745,63 @@ func (p *Pool) Acquire(ctx context.Context) (*Lease, error) {
 		}
 	}
 }
+
+// AcquireWorker returns the ready process of worker id, or the one Remap
+// gave that id, whatever its load: a session's requests must reach the
+// process that holds the session. It answers at once, also while the pool
+// drains (a redeploy's old pool serves its sessions until they end):
+// ErrNoWorker when no such process is ready, ErrClosed once stopped.
+func (p *Pool) AcquireWorker(id string) (*Lease, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return nil, ErrClosed
+	}
+	var pr *proc
+	for _, x := range p.procs {
+		if x.worker == id {
+			pr = x
+			break
+		}
+	}
+	if pr == nil {
+		pr = p.remap[id]
+	}
+	if pr == nil || pr.state != ready {
+		return nil, ErrNoWorker
+	}
+	pr.active++
+	p.served++
+	return &Lease{p: p, pr: pr}, nil
+}
+
+// Remap sends later requests for worker id, a process that is gone, to
+// the process of l (from Acquire): a page whose process went away then
+// keeps one process for its new session.
+func (p *Pool) Remap(id string, l *Lease) {
+	if id == "" || l.p != p || id == l.pr.worker {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !slices.Contains(p.procs, l.pr) {
+		return
+	}
+	if p.remap == nil || len(p.remap) >= maxRemap {
+		p.remap = map[string]*proc{}
+	}
+	p.remap[id] = l.pr
+}
+
+// Closed says whether the pool is stopped (or stopping).
+func (p *Pool) Closed() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.closed
+}
+
+// Pinned says whether the pool keeps sessions on one process (Options.Pin).
+func (p *Pool) Pinned() bool { return p.opts.Pin }
 
 // WaitReady waits until max(Min, 1) processes are ready, starting one if
 // needed: a new pool is warmed with it before traffic is switched to it.
@@ -803,6 +920,7 @@ func (p *Pool) waitProcs() {
 // ProcessInfo describes one process, for the API and the dashboard.
 type ProcessInfo struct {
 	ID      int
+	Worker  string // Lease.Worker
 	Addr    string // 127.0.0.1:port, in its own network namespace when it has one
 	Key     string // Lease.Key
 	State   string // "starting", "ready", "stopping"
@@ -828,7 +946,7 @@ func (p *Pool) Stats() Stats {
 	}
 	for _, pr := range p.procs {
 		s.Processes = append(s.Processes, ProcessInfo{
-			ID: pr.id, Addr: pr.addr, Key: pr.key, State: [...]string{"starting", "ready", "stopping"}[pr.state],
+			ID: pr.id, Worker: pr.worker, Addr: pr.addr, Key: pr.key, State: [...]string{"starting", "ready", "stopping"}[pr.state],
 			Active: pr.active, LogPath: pr.logPath,
 		})
 	}

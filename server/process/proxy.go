@@ -2,9 +2,11 @@ package process
 
 import (
 	"bufio"
+	"bytes"
 	"cmp"
 	"context"
 	"errors"
+	"html"
 	"io"
 	"log/slog"
 	"net"
@@ -13,6 +15,8 @@ import (
 	"net/http/httputil"
 	"net/textproto"
 	"net/url"
+	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -44,15 +48,30 @@ const BaseURLHeader = "RStudio-Connect-App-Base-URL"
 // pass through; responses are streamed (streams flushed at once, responses
 // of known length at least every 20 ms). Access checks are the caller's:
 // wrap the Proxy in a handler that checks them.
+//
+// Sessions of a pool with Options.Pin (Shiny apps) stay on the process
+// that started them, as on Posit Connect: a page at the app's top level
+// (/content/<guid>/ and its siblings, e.g. index.html) is answered with
+// <base href="_w_<worker>/"> first in its <head>, so that every relative
+// URL of the page (scripts, session/<token>/download/..., uploads,
+// dataobj) carries the worker id of the process that served it, and with
+// a script that opens Shiny's WebSocket under that base too
+// (Shiny.createSocket; shiny.js opens it at the page's own path
+// otherwise). A request whose path starts with _w_<worker>/ goes to that
+// process, whatever its load, with the segment removed: the app never
+// sees it. A worker id whose process is gone gets the least busy process,
+// and so does every later request naming it (Pool.Remap). Pools a
+// redeploy replaced serve their workers' requests until they stop.
 type Proxy struct {
 	// PublicURL is the server's public URL (Server.Address), used for the
 	// base URL header; "" means scheme and Host of each request.
 	PublicURL string
 
-	log   *slog.Logger
-	rp    *httputil.ReverseProxy
-	mu    sync.RWMutex
-	pools map[string]*Pool
+	log     *slog.Logger
+	rp      *httputil.ReverseProxy
+	mu      sync.RWMutex
+	pools   map[string]*Pool
+	retired map[string][]*Pool // replaced by Set, serving their sessions until stopped
 }
 
 type targetKey struct{}
@@ -64,6 +83,11 @@ type target struct {
 	baseURL     string
 	requestURL  string
 	proto, host string // of the public URL
+	// page: a GET of a top-level page of a pinned pool; its HTML gets
+	// <base href="<up>_w_<worker>/"> (up is "../" when the request's own
+	// path had a worker segment).
+	page       bool
+	up, worker string
 }
 
 // publicRoot is dais's root URL as the client of r sees it: scheme, host
@@ -124,9 +148,10 @@ func NewProxy(logger *slog.Logger, publicURL string) *Proxy {
 	if logger == nil {
 		logger = slog.Default()
 	}
-	px := &Proxy{PublicURL: publicURL, log: logger, pools: map[string]*Pool{}}
+	px := &Proxy{PublicURL: publicURL, log: logger, pools: map[string]*Pool{}, retired: map[string][]*Pool{}}
 	px.rp = &httputil.ReverseProxy{
-		Rewrite: px.rewrite,
+		Rewrite:        px.rewrite,
+		ModifyResponse: pinPage,
 		// Streams (no Content-Length, or text/event-stream) are flushed
 		// after every write whatever this says. A response of known length
 		// is flushed at least this often: -1 (flush every write) cost a
@@ -204,14 +229,30 @@ func (px *Proxy) rewrite(pr *httputil.ProxyRequest) {
 	pr.Out.Header.Set("X-Forwarded-Host", t.host)
 	pr.Out.Header.Set(BaseURLHeader, t.baseURL)
 	pr.Out.Header.Set("X-RSC-Request", t.requestURL)
+	if t.page {
+		// The page gets the worker's <base> (pinPage): ask for it
+		// uncompressed (Shiny's httpuv gzips it otherwise).
+		pr.Out.Header.Del("Accept-Encoding")
+	}
 }
 
-// Set registers pool for guid and returns the pool it replaces (nil if none).
+// Set registers pool for guid and returns the pool it replaces (nil if
+// none). The old pool still serves the requests of its own workers
+// (AcquireWorker) until it is stopped.
 func (px *Proxy) Set(guid string, pool *Pool) *Pool {
 	px.mu.Lock()
 	defer px.mu.Unlock()
 	old := px.pools[guid]
 	px.pools[guid] = pool
+	keep := slices.DeleteFunc(px.retired[guid], func(p *Pool) bool { return p.Closed() || p == pool })
+	if old != nil && old != pool && old.Pinned() {
+		keep = append(keep, old)
+	}
+	if len(keep) == 0 {
+		delete(px.retired, guid)
+	} else {
+		px.retired[guid] = keep
+	}
 	return old
 }
 
@@ -221,7 +262,26 @@ func (px *Proxy) Remove(guid string) *Pool {
 	defer px.mu.Unlock()
 	old := px.pools[guid]
 	delete(px.pools, guid)
+	delete(px.retired, guid)
 	return old
+}
+
+// acquireWorker leases worker id's process from guid's pool or from one a
+// redeploy replaced.
+func (px *Proxy) acquireWorker(guid string, pool *Pool, id string) (*Lease, error) {
+	l, err := pool.AcquireWorker(id)
+	if !errors.Is(err, ErrNoWorker) {
+		return l, err
+	}
+	px.mu.RLock()
+	old := slices.Clone(px.retired[guid])
+	px.mu.RUnlock()
+	for _, p := range old {
+		if l, err := p.AcquireWorker(id); err == nil {
+			return l, nil
+		}
+	}
+	return nil, ErrNoWorker
 }
 
 // Pool returns the pool registered for guid, or nil.
@@ -289,13 +349,36 @@ func (px *Proxy) ServeAt(w http.ResponseWriter, r *http.Request, guid, prefix st
 	t.proto, t.host = proto, host
 
 	var lease *Lease
+	worker := ""
 	for attempt := 0; ; attempt++ {
 		pool := px.Pool(guid)
 		if pool == nil {
 			http.Error(w, "no running content at "+prefix+"/; deploy it first", http.StatusNotFound)
 			return
 		}
+		if pool.Pinned() && attempt == 0 {
+			if id, rest, ok := cutWorker(t.path); ok {
+				if rest == "" {
+					// Relative URLs below the worker need its trailing slash.
+					u := *r.URL
+					u.Path += "/"
+					u.RawPath = ""
+					http.Redirect(w, r, u.String(), http.StatusMovedPermanently)
+					return
+				}
+				worker, t.path, t.up = id, rest, "../"
+				if t.raw != "" {
+					_, t.raw, _ = cutWorker(t.raw)
+				}
+			}
+			t.page = r.Method == http.MethodGet && strings.HasPrefix(t.path, "/") && !strings.Contains(t.path[1:], "/")
+		}
 		var err error
+		if worker != "" {
+			if lease, err = px.acquireWorker(guid, pool, worker); err == nil {
+				break
+			}
+		}
 		lease, err = pool.Acquire(r.Context())
 		if errors.Is(err, ErrClosed) && attempt < 3 {
 			// Swapped by a redeploy between lookup and acquire: the new
@@ -311,11 +394,119 @@ func (px *Proxy) ServeAt(w http.ResponseWriter, r *http.Request, guid, prefix st
 			}
 			return
 		}
+		if worker != "" {
+			pool.Remap(worker, lease)
+		}
 		break
 	}
 	defer lease.Release()
-	t.key, t.dial = lease.Key(), lease.Dial
+	t.key, t.dial, t.worker = lease.Key(), lease.Dial, lease.Worker()
 	px.rp.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), targetKey{}, t)))
+}
+
+// workerPrefix starts the first segment of a path below a pinned app that
+// names its process.
+const workerPrefix = "/_w_"
+
+var workerID = regexp.MustCompile(`^` + WorkerPattern + `$`)
+
+// cutWorker splits "/_w_<id>/rest" into id and "/rest" ("" when nothing
+// follows the id, not even a slash).
+func cutWorker(path string) (id, rest string, ok bool) {
+	after, ok := strings.CutPrefix(path, workerPrefix)
+	if !ok {
+		return "", "", false
+	}
+	id, rest, slash := strings.Cut(after, "/")
+	if !workerID.MatchString(id) {
+		return "", "", false
+	}
+	if slash {
+		rest = "/" + rest
+	}
+	return id, rest, true
+}
+
+// maxPinnedPage is the largest page whose HTML gets the worker's base:
+// larger ones pass unchanged (a Shiny page is some kilobytes).
+const maxPinnedPage = 4 << 20
+
+// pinPage gives the HTML of a top-level page of a pinned app the worker's
+// <base href> and the script that opens Shiny's WebSocket below it, first
+// in its <head>; see Proxy. A page with a <base> of its own, compressed,
+// or larger than maxPinnedPage is left as it is.
+func pinPage(resp *http.Response) error {
+	t, _ := resp.Request.Context().Value(targetKey{}).(*target)
+	if t == nil || !t.page || t.worker == "" || resp.StatusCode != http.StatusOK {
+		return nil
+	}
+	if ct := strings.ToLower(resp.Header.Get("Content-Type")); !strings.HasPrefix(ct, "text/html") {
+		return nil
+	}
+	if ce := resp.Header.Get("Content-Encoding"); ce != "" && !strings.EqualFold(ce, "identity") {
+		return nil
+	}
+	b, err := io.ReadAll(io.LimitReader(resp.Body, maxPinnedPage+1))
+	if err != nil {
+		return err
+	}
+	if len(b) > maxPinnedPage {
+		resp.Body = struct {
+			io.Reader
+			io.Closer
+		}{io.MultiReader(bytes.NewReader(b), resp.Body), resp.Body}
+		return nil
+	}
+	resp.Body.Close()
+	if out, ok := insertBase(b, t.up+"_w_"+t.worker+"/"); ok {
+		b = out
+		// The page names one process: a cached copy must not outlive it.
+		resp.Header.Del("ETag")
+		resp.Header.Del("Last-Modified")
+		resp.Header.Set("Cache-Control", "no-store")
+	}
+	resp.Body = io.NopCloser(bytes.NewReader(b))
+	resp.ContentLength = int64(len(b))
+	resp.Header.Set("Content-Length", strconv.Itoa(len(b)))
+	resp.TransferEncoding = nil
+	return nil
+}
+
+// pinScript makes shiny.js open its WebSocket below the page's base (the
+// worker's) rather than at the page's own path. shiny.js keeps a
+// window.Shiny that exists when it loads, createSocket included.
+const pinScript = `<script>(function(){var s=window.Shiny=window.Shiny||{};` +
+	`s.createSocket=function(){var u=new URL("websocket/",document.baseURI);` +
+	`u.protocol=u.protocol==="https:"?"wss:":"ws:";var ws=new WebSocket(u.href);ws.binaryType="arraybuffer";return ws;};})();</script>`
+
+var (
+	headTag = regexp.MustCompile(`(?i)<head(\s[^>]*)?>`)
+	baseTag = regexp.MustCompile(`(?i)<base[\s>/]`)
+	headEnd = regexp.MustCompile(`(?i)</head\s*>`)
+)
+
+// insertBase puts <base href="href"> and pinScript right after the page's
+// <head> tag; ok is false (page unchanged) when it has no <head> or has a
+// <base> of its own in it.
+func insertBase(page []byte, href string) ([]byte, bool) {
+	loc := headTag.FindIndex(page)
+	if loc == nil {
+		return page, false
+	}
+	head := page[loc[1]:]
+	if end := headEnd.FindIndex(head); end != nil {
+		head = head[:end[0]]
+	}
+	if baseTag.Match(head) {
+		return page, false
+	}
+	var out bytes.Buffer
+	out.Grow(len(page) + len(href) + len(pinScript) + 20)
+	out.Write(page[:loc[1]])
+	out.WriteString(`<base href="` + html.EscapeString(href) + `">`)
+	out.WriteString(pinScript)
+	out.Write(page[loc[1]:])
+	return out.Bytes(), true
 }
 
 // bufferPool reuses the proxy's copy buffers (32 KiB each, allocated per

@@ -1,0 +1,216 @@
+package content_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/network"
+	cdpruntime "github.com/chromedp/cdproto/runtime"
+	"github.com/chromedp/chromedp"
+
+	"github.com/dais-dev/dais/internal/shinytest"
+	"github.com/dais-dev/dais/server/content"
+	"github.com/dais-dev/dais/server/content/manifest"
+	"github.com/dais-dev/dais/server/process"
+)
+
+// servePinned runs e2e/testdata/shiny-pinned (its download link answers
+// "process <id> session <token>", and only on the process holding the
+// session) with two processes, pinned as the deploy code pins Shiny apps.
+func servePinned(t *testing.T) string {
+	t.Helper()
+	r := need(t, manifest.LangR, "/usr/bin/R", "library(shiny)")
+	code, err := filepath.Abs(filepath.Join("..", "..", "e2e", "testdata", "shiny-pinned"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return serveCode(t, code, content.Runtimes{R: r}, process.Options{Min: 2, Max: 2, Pin: true})
+}
+
+// TestPinnedShinySessions: a Shiny app with two processes, two sessions
+// open at once. Every request of each session (the page's scripts, the
+// WebSocket, its download link five times) reaches the process that
+// started it. Before sessions were pinned, the proxy sent each request to
+// the least busy process: the second session's downloads went to the
+// first's process and answered 404.
+func TestPinnedShinySessions(t *testing.T) {
+	base := servePinned(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	client := &http.Client{Timeout: 30 * time.Second}
+	pids := map[string]bool{}
+	type session struct {
+		page *shinytest.Page
+		s    *shinytest.Session
+		pid  string
+		dl   string
+	}
+	var sessions []session
+	for i := range 2 {
+		page, err := shinytest.LoadPage(ctx, client, base+"/", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The page's own scripts come through its base too.
+		for _, src := range regexp.MustCompile(`<script src="([^"]+)"`).FindAllStringSubmatch(page.HTML, -1) {
+			resp, err := client.Get(page.Resolve(src[1]))
+			if err != nil {
+				t.Fatal(err)
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				t.Errorf("session %d: %s: %s", i, page.Resolve(src[1]), resp.Status)
+			}
+		}
+		s := shinytest.Dial(t, ctx, page.WebSocket(), nil)
+		init := shinytest.Init(page.URL.Path, nil, "pid", "dl")
+		s.Send(t, "init", init)
+		s.Expect(t, `"pid":"process `, `"dl":"session/`)
+		var pid, dl string
+		json.Unmarshal(s.Value("pid"), &pid)
+		json.Unmarshal(s.Value("dl"), &dl)
+		pid = strings.TrimPrefix(pid, "process ")
+		t.Logf("session %d: page base %s, WebSocket %s, process %s, download %s", i, page.Base, page.WebSocket(), pid, dl)
+		pids[pid] = true
+		sessions = append(sessions, session{page, s, pid, dl})
+	}
+	if len(pids) != 2 {
+		t.Fatalf("both sessions started on process %v: the test needs one on each", pids)
+	}
+	for i, x := range sessions {
+		token := strings.Split(x.dl, "/")[1]
+		for n := range 5 {
+			u := x.page.Resolve(x.dl)
+			resp, err := client.Get(u)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			got := strings.TrimSpace(string(b))
+			if resp.StatusCode != http.StatusOK || got != "process "+x.pid+" session "+token {
+				t.Errorf("session %d (process %s), download %d, GET %s: %s %q; want 200 %q",
+					i, x.pid, n, u, resp.Status, got, "process "+x.pid+" session "+token)
+			}
+		}
+	}
+}
+
+// TestPinnedShinySessionsInBrowser: the same in a real browser (Debian's
+// chromium, headless): two tabs, each a session of the app with two
+// processes; each tab fetches its download link five times, and every
+// answer names the tab's own process and session. This checks what a
+// Go client cannot: that shiny.js, given the page dais serves, opens its
+// WebSocket and resolves its links below the worker's base.
+func TestPinnedShinySessionsInBrowser(t *testing.T) {
+	base := servePinned(t)
+	chromium := chromiumPath(t)
+	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(chromium), chromedp.NoSandbox, chromedp.Flag("disable-gpu", true))
+	actx, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
+	defer cancel()
+	bctx, cancel := chromedp.NewContext(actx)
+	defer cancel()
+	if err := chromedp.Do(bctx, chromedp.Navigate("about:blank")); err != nil {
+		t.Fatalf("start chromium: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(bctx, 2*time.Minute)
+	defer cancel()
+	// tab opens a session in a new tab and returns its process and token.
+	tab := func(i int) (context.Context, string, string) {
+		var mu sync.Mutex
+		var problems []string
+		tab, _ := chromedp.NewContext(ctx, chromedp.WithListener(func(ev any) {
+			mu.Lock()
+			defer mu.Unlock()
+			switch e := ev.(type) {
+			case *cdpruntime.EventExceptionThrown:
+				problems = append(problems, "uncaught: "+e.ExceptionDetails.Exception.Description)
+			case *network.EventResponseReceived:
+				if e.Response.Status >= 400 {
+					problems = append(problems, fmt.Sprintf("HTTP %d from %s", e.Response.Status, e.Response.URL))
+				}
+			}
+		}))
+		err := chromedp.Do(tab,
+			chromedp.Navigate(base+"/"),
+			chromedp.Poll[chromedp.Void](`(document.getElementById("pid")||{}).textContent && document.getElementById("dl").getAttribute("href") && window.Shiny.shinyapp.config.sessionId`, chromedp.WithPollingTimeout(60*time.Second)),
+		)
+		if err != nil {
+			mu.Lock()
+			defer mu.Unlock()
+			t.Fatalf("tab %d: the Shiny session did not start: %v; in the page:\n%s", i, err, strings.Join(problems, "\n"))
+		}
+		pid, err := chromedp.Run(tab, chromedp.Evaluate[string](`document.getElementById("pid").textContent`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		token, err := chromedp.Run(tab, chromedp.Evaluate[string](`window.Shiny.shinyapp.config.sessionId`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("tab %d: %s, session %s", i, pid, token)
+		return tab, pid, token
+	}
+	type session struct {
+		tab        context.Context
+		pid, token string
+	}
+	var sessions []session
+	pids := map[string]bool{}
+	for i := range 2 {
+		c, pid, token := tab(i)
+		pids[pid] = true
+		sessions = append(sessions, session{c, pid, token})
+	}
+	if len(pids) != 2 {
+		t.Fatalf("both tabs' sessions started on %v: the test needs one on each process", pids)
+	}
+	for i, x := range sessions {
+		answers, err := chromedp.Run(x.tab, chromedp.Evaluate[[]string](`(async () => {
+				const out = [];
+				for (let i = 0; i < 5; i++) {
+					const r = await fetch(document.getElementById("dl").href);
+					out.push(r.status + " " + (await r.text()).trim());
+				}
+				return out;
+			})()`, func(p *cdpruntime.EvaluateParams) { yes := true; p.AwaitPromise = &yes }))
+		if err != nil {
+			t.Fatalf("tab %d: %v", i, err)
+		}
+		want := "200 " + x.pid + " session " + x.token
+		for n, a := range answers {
+			if a != want {
+				t.Errorf("tab %d, download %d: %q; want %q", i, n, a, want)
+			}
+		}
+		t.Logf("tab %d: %d downloads: %q", i, len(answers), answers)
+	}
+}
+
+// chromiumPath finds Debian's chromium: the test skips without it, or
+// fails when CI=true.
+func chromiumPath(t *testing.T) string {
+	t.Helper()
+	for _, p := range []string{"chromium", "chromium-browser"} {
+		if path, err := exec.LookPath(p); err == nil {
+			return path
+		}
+	}
+	if os.Getenv("CI") == "true" {
+		t.Fatal("no chromium on PATH (CI=true: browser tests may not skip; scripts/test-env.sh installs it)")
+	}
+	t.Skip("no chromium on PATH")
+	return ""
+}

@@ -197,6 +197,19 @@ func TestPinnedShinySessionsInBrowser(t *testing.T) {
 		}
 		t.Logf("tab %d: %d downloads: %q", i, len(answers), answers)
 	}
+	// A link to a place in the page stays in the page (the base would
+	// send it to .../_w_<worker>/#end), and the session goes on.
+	x := sessions[0]
+	where, err := chromedp.Run(x.tab, chromedp.Evaluate[string](`document.getElementById("jump").click(), location.pathname + location.hash`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasSuffix(where, "/content/guid-shiny-pinned/#end") {
+		t.Errorf("after a click on href=\"#end\" the tab is at %q; want the page's own path with #end", where)
+	}
+	if err := chromedp.Do(x.tab, chromedp.Poll[chromedp.Void](`window.Shiny.shinyapp.isConnected()`, chromedp.WithPollingTimeout(5*time.Second))); err != nil {
+		t.Errorf("the session ended after the in-page link: %v", err)
+	}
 }
 
 // chromiumPath finds Debian's chromium: the test skips without it, or

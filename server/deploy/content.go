@@ -89,6 +89,9 @@ func (s *Service) Serve(w http.ResponseWriter, r *http.Request, c *store.Content
 		return
 	}
 	if s.proxy.Pool(guid) != nil {
+		if s.forwardSession(w, r, c, prefix) {
+			return
+		}
 		web.StripCredentials(r)
 		var groups []string
 		if u != nil {

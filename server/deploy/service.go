@@ -124,6 +124,9 @@ type Service struct {
 
 	// repoDeploys: the contents being deployed from git (git.go).
 	repoDeploys inFlight
+
+	// peers: the other live nodes, read at most every peersFor (forward.go).
+	peers peerCache
 }
 
 // New builds the service; server/api puts its routes on the web server.

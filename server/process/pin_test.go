@@ -1,13 +1,18 @@
 package process
 
 import (
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"regexp"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/coder/websocket"
 )
 
 func TestCutWorker(t *testing.T) {
@@ -167,5 +172,47 @@ func TestProxyPinsWorkers(t *testing.T) {
 	px.Set("api", readyPool(t, Options{Min: 1, Max: 1}))
 	if _, p, _ := pinGet(t, srv.URL+"/content/api/page.html"); strings.Contains(p, "<base") {
 		t.Errorf("an unpinned app's page got a base: %q", p)
+	}
+}
+
+// TestProxyForward: a node forwards a session's request, WebSocket
+// included, to the node at an address, marked as forwarded; when that
+// node cannot be reached, the request is served here.
+func TestProxyForward(t *testing.T) {
+	pxA, srvA := proxyServer(t, "")
+	pxA.Set("abc", readyPool(t, Options{Min: 1, Max: 1, Pin: true}))
+	addrA := strings.TrimPrefix(srvA.URL, "http://")
+	pxB := NewProxy(quietLogger(), "")
+	var seen []string
+	to := addrA
+	srvB := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		pxB.Forward(w, r, to, "nodeB", func(w http.ResponseWriter, r *http.Request) {
+			seen = append(seen, r.Header.Get(ForwardedByHeader))
+			io.WriteString(w, "served here")
+		})
+	}))
+	t.Cleanup(srvB.Close)
+
+	code, body, _ := pinGet(t, srvB.URL+"/content/abc/x?q=1")
+	var e struct{ Path, Query, Rsc string }
+	json.Unmarshal([]byte(body), &e)
+	if code != 200 || e.Path != "/x" || e.Query != "q=1" || e.Rsc != srvB.URL+"/content/abc/x?q=1" {
+		t.Errorf("forwarded GET: %d %s; want the app's answer, with the public URL of node B's request", code, body)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(srvB.URL, "http")+"/content/abc/ws", nil)
+	if err != nil {
+		t.Fatalf("WebSocket through the forward: %v", err)
+	}
+	defer c.CloseNow()
+	c.Write(ctx, websocket.MessageText, []byte("hi"))
+	if _, b, err := c.Read(ctx); err != nil || string(b) != "echo: hi" {
+		t.Errorf("WebSocket round trip: %q %v", b, err)
+	}
+
+	to = "127.0.0.1:1" // nothing listens
+	if code, body, _ := pinGet(t, srvB.URL+"/content/abc/x"); code != 200 || body != "served here" || len(seen) != 1 || seen[0] != "nodeB" {
+		t.Errorf("unreachable node: %d %q, fallback saw %q; want it served here, marked forwarded", code, body, seen)
 	}
 }

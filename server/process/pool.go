@@ -531,8 +531,19 @@ func (p *Pool) newWorkerLocked() string {
 	}
 }
 
-// nodeTag is the first 8 hex digits of a worker id: FNV-1a of the node's
-// name ("" for a server with no name).
+// WorkerNode is the part of a worker id that names the node running it
+// (NodeTag of its name); "" for an id not of dais's form.
+func WorkerNode(id string) string {
+	if len(id) != 16 {
+		return ""
+	}
+	return id[:8]
+}
+
+// NodeTag is what the worker ids of a node start with: 8 hex digits of
+// FNV-1a of its name ("" for a server with no name).
+func NodeTag(node string) string { return nodeTag(node) }
+
 func nodeTag(node string) string {
 	h := uint32(2166136261)
 	for i := 0; i < len(node); i++ {
@@ -773,6 +784,13 @@ func (p *Pool) AcquireWorker(id string) (*Lease, error) {
 	pr.active++
 	p.served++
 	return &Lease{p: p, pr: pr}, nil
+}
+
+// HasWorker says whether a live process of the pool has worker id.
+func (p *Pool) HasWorker(id string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return !p.closed && slices.ContainsFunc(p.procs, func(x *proc) bool { return x.worker == id && x.state != stopping })
 }
 
 // Remap sends later requests for worker id, a process that is gone, to

@@ -69,6 +69,7 @@ type Proxy struct {
 
 	log     *slog.Logger
 	rp      *httputil.ReverseProxy
+	forward *http.Transport // to other nodes (Forward)
 	mu      sync.RWMutex
 	pools   map[string]*Pool
 	retired map[string][]*Pool // replaced by Set, serving their sessions until stopped
@@ -191,6 +192,14 @@ func NewProxy(logger *slog.Logger, publicURL string) *Proxy {
 			http.Error(w, "content process unavailable: "+err.Error(), http.StatusBadGateway)
 		},
 	}
+	px.forward = &http.Transport{
+		Proxy:                 nil,
+		DialContext:           (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		MaxIdleConnsPerHost:   64,
+		IdleConnTimeout:       90 * time.Second,
+		ExpectContinueTimeout: time.Second,
+		DisableCompression:    true,
+	}
 	return px
 }
 
@@ -229,6 +238,7 @@ func (px *Proxy) rewrite(pr *httputil.ProxyRequest) {
 	pr.Out.Header.Set("X-Forwarded-Host", t.host)
 	pr.Out.Header.Set(BaseURLHeader, t.baseURL)
 	pr.Out.Header.Set("X-RSC-Request", t.requestURL)
+	pr.Out.Header.Del(ForwardedByHeader)
 	if t.page {
 		// The page gets the worker's <base> (pinPage): ask for it
 		// uncompressed (Shiny's httpuv gzips it otherwise).
@@ -264,6 +274,66 @@ func (px *Proxy) Remove(guid string) *Pool {
 	delete(px.pools, guid)
 	delete(px.retired, guid)
 	return old
+}
+
+// PinnedWorker reads the worker id of a request for guid's pinned app
+// whose path below the content's prefix is rest ("/_w_<id>/..."), and
+// tells whether a process of this server has it (in guid's pool or one a
+// redeploy replaced). id is "" for an app that is not pinned, or a
+// request that names no worker.
+func (px *Proxy) PinnedWorker(guid, rest string) (id string, held bool) {
+	pool := px.Pool(guid)
+	if pool == nil || !pool.Pinned() {
+		return "", false
+	}
+	id, _, ok := cutWorker(rest)
+	if !ok {
+		return "", false
+	}
+	if pool.HasWorker(id) {
+		return id, true
+	}
+	px.mu.RLock()
+	defer px.mu.RUnlock()
+	return id, slices.ContainsFunc(px.retired[guid], func(p *Pool) bool { return p.HasWorker(id) })
+}
+
+// ForwardedByHeader marks a request one node forwarded to the node that
+// runs its process (Proxy.Forward): the receiving node serves it itself.
+const ForwardedByHeader = "X-Dais-Forwarded-By"
+
+// Forward sends the request, WebSocket upgrades included, to the dais
+// node at addr (host:port), as from node: for a session whose process
+// runs there. The other node checks access again and serves it; the
+// request's public URL goes with it (X-RSC-Request). fallback serves the
+// request here when addr cannot be reached and nothing was sent yet.
+func (px *Proxy) Forward(w http.ResponseWriter, r *http.Request, addr, node string, fallback http.HandlerFunc) {
+	proto, host, root := publicRoot(r, px.PublicURL)
+	public := proto + "://" + host + root + r.URL.RequestURI()
+	rp := &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.SetURL(&url.URL{Scheme: "http", Host: addr})
+			pr.Out.URL.Path, pr.Out.URL.RawPath = pr.In.URL.Path, pr.In.URL.RawPath
+			pr.Out.Host = pr.In.Host
+			pr.Out.Header.Set("X-RSC-Request", public)
+			pr.Out.Header.Set(ForwardedByHeader, node)
+		},
+		Transport:     px.forward,
+		FlushInterval: -1,
+		BufferPool:    bufferPool{},
+		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			if errors.Is(err, context.Canceled) {
+				return
+			}
+			px.log.Warn("forward to the node running the session's process failed; serving here", "address", addr, "path", r.URL.Path, "err", err)
+			if r.Body == nil || r.Body == http.NoBody {
+				fallback(w, r)
+				return
+			}
+			http.Error(w, "the node running this session is unreachable: "+err.Error(), http.StatusBadGateway)
+		},
+	}
+	rp.ServeHTTP(w, r)
 }
 
 // acquireWorker leases worker id's process from guid's pool or from one a
@@ -473,11 +543,18 @@ func pinPage(resp *http.Response) error {
 }
 
 // pinScript makes shiny.js open its WebSocket below the page's base (the
-// worker's) rather than at the page's own path. shiny.js keeps a
-// window.Shiny that exists when it loads, createSocket included.
+// worker's) rather than at the page's own path; shiny.js keeps a
+// window.Shiny that exists when it loads, createSocket included. It also
+// keeps links to a place in the page ("#id", a table of contents) in the
+// page: against the base they would load another URL. The click handler
+// is on window, so it sees a click after the page's own handlers (Bootstrap's
+// tabs prevent the default) and acts only when none did.
 const pinScript = `<script>(function(){var s=window.Shiny=window.Shiny||{};` +
 	`s.createSocket=function(){var u=new URL("websocket/",document.baseURI);` +
-	`u.protocol=u.protocol==="https:"?"wss:":"ws:";var ws=new WebSocket(u.href);ws.binaryType="arraybuffer";return ws;};})();</script>`
+	`u.protocol=u.protocol==="https:"?"wss:":"ws:";var ws=new WebSocket(u.href);ws.binaryType="arraybuffer";return ws;};` +
+	`window.addEventListener("click",function(e){var a=e.target&&e.target.closest&&e.target.closest("a[href]");` +
+	`if(!a||e.defaultPrevented||e.button!==0||e.ctrlKey||e.metaKey||e.shiftKey||e.altKey||(a.target&&a.target!=="_self"))return;` +
+	`var h=a.getAttribute("href");if(h.charAt(0)!=="#")return;e.preventDefault();location.hash=h;});})();</script>`
 
 var (
 	headTag = regexp.MustCompile(`(?i)<head(\s[^>]*)?>`)

@@ -10,7 +10,9 @@ proc <- paste0(Sys.getpid(), "-", basename(tempdir()))
 ui <- fluidPage(
   titlePanel("dais pinned sessions"),
   textOutput("pid"),
-  downloadLink("dl", "Download")
+  downloadLink("dl", "Download"),
+  tags$p(tags$a(id = "jump", href = "#end", "to the end")),
+  tags$p(id = "end", "the end")
 )
 
 server <- function(input, output, session) {

@@ -3,8 +3,8 @@
 // dashboard's tests. Every page a test visits through Visit is checked: no
 // console errors or uncaught exceptions, no failed requests (network errors
 // or HTTP status 400 and above unless expected), every form control
-// labelled, nothing wider than the viewport (390 px on a phone), and the
-// keyboard focus visible on what Tab reaches.
+// labelled, nothing wider than the viewport (390 px on a phone), text
+// contrast of WCAG AA, and the keyboard focus visible on what Tab reaches.
 // Screenshots go under one folder (DAIS_SCREENSHOTS, default
 // .tmp/screenshots at the module root) for `make screenshots` and the docs.
 package browser
@@ -176,10 +176,43 @@ func (b *Browser) Check(page string) {
 	for _, w := range wide {
 		b.t.Errorf("%s at %d px: %s", page, b.Width, w)
 	}
+	lowContrast := Value(b, page+": contrast", chromedp.Evaluate[[]string](contrastJS))
+	for _, c := range lowContrast {
+		b.t.Errorf("%s at %d px: text below WCAG AA contrast: %s", page, b.Width, c)
+	}
 	for _, f := range b.unfocused() {
 		b.t.Errorf("%s at %d px: keyboard focus not visible on %s", page, b.Width, f)
 	}
 }
+
+// contrastJS lists the visible text of the page whose contrast with what
+// is behind it is below WCAG AA: 4.5:1, or 3:1 for large text (24 px, or
+// 18.7 px bold). The background is the first one not transparent among
+// the element and its ancestors (white at the top); opacity dims the text
+// toward it.
+const contrastJS = `(function () {
+	function rgba(s) { var m = s.match(/[\d.]+/g) || [0, 0, 0, 0]; return [+m[0], +m[1], +m[2], m.length > 3 ? +m[3] : 1]; }
+	function lum(c) { var v = c.slice(0, 3).map(function (x) { x /= 255; return x <= 0.03928 ? x / 12.92 : Math.pow((x + 0.055) / 1.055, 2.4); });
+		return 0.2126 * v[0] + 0.7152 * v[1] + 0.0722 * v[2]; }
+	function bg(e) { for (; e && e.nodeType === 1; e = e.parentElement) { var c = rgba(getComputedStyle(e).backgroundColor); if (c[3] > 0) return c; } return [255, 255, 255, 1]; }
+	function opacity(e) { var o = 1; for (; e && e.nodeType === 1; e = e.parentElement) o *= +getComputedStyle(e).opacity; return o; }
+	var out = [], seen = new Set();
+	var walk = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+	for (var n = walk.nextNode(); n; n = walk.nextNode()) {
+		var e = n.parentElement;
+		if (!n.textContent.trim() || seen.has(e) || e.closest("script, style, .sr, option")) continue;
+		seen.add(e);
+		var r = e.getBoundingClientRect(), cs = getComputedStyle(e);
+		if (r.width === 0 || r.height === 0 || cs.visibility === "hidden" || r.right < 0) continue;
+		var fg = rgba(cs.color), b = bg(e), a = fg[3] * opacity(e);
+		var mixed = [0, 1, 2].map(function (i) { return fg[i] * a + b[i] * (1 - a); });
+		var l1 = lum(mixed), l2 = lum(b), ratio = (Math.max(l1, l2) + 0.05) / (Math.min(l1, l2) + 0.05);
+		var size = parseFloat(cs.fontSize), bold = +cs.fontWeight >= 700;
+		var need = (size >= 24 || (bold && size >= 18.66)) ? 3 : 4.5;
+		if (ratio < need) out.push(e.tagName.toLowerCase() + (e.className ? "." + e.className : "") + " " + JSON.stringify(n.textContent.trim().slice(0, 40)) + ": " + ratio.toFixed(2) + ":1, needs " + need);
+	}
+	return out.slice(0, 10);
+})()`
 
 // focusTabs is how many Tab presses the keyboard check makes per page.
 const focusTabs = 40

@@ -116,42 +116,10 @@ func TestPinnedShinySessions(t *testing.T) {
 // WebSocket and resolves its links below the worker's base.
 func TestPinnedShinySessionsInBrowser(t *testing.T) {
 	base := servePinned(t)
-	chromium := chromiumPath(t)
-	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(chromium), chromedp.NoSandbox, chromedp.Flag("disable-gpu", true))
-	actx, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
-	defer cancel()
-	bctx, cancel := chromedp.NewContext(actx)
-	defer cancel()
-	if err := chromedp.Do(bctx, chromedp.Navigate("about:blank")); err != nil {
-		t.Fatalf("start chromium: %v", err)
-	}
-	ctx, cancel := context.WithTimeout(bctx, 2*time.Minute)
-	defer cancel()
+	ctx := newBrowser(t)
 	// tab opens a session in a new tab and returns its process and token.
 	tab := func(i int) (context.Context, string, string) {
-		var mu sync.Mutex
-		var problems []string
-		tab, _ := chromedp.NewContext(ctx, chromedp.WithListener(func(ev any) {
-			mu.Lock()
-			defer mu.Unlock()
-			switch e := ev.(type) {
-			case *cdpruntime.EventExceptionThrown:
-				problems = append(problems, "uncaught: "+e.ExceptionDetails.Exception.Description)
-			case *network.EventResponseReceived:
-				if e.Response.Status >= 400 {
-					problems = append(problems, fmt.Sprintf("HTTP %d from %s", e.Response.Status, e.Response.URL))
-				}
-			}
-		}))
-		err := chromedp.Do(tab,
-			chromedp.Navigate(base+"/"),
-			chromedp.Poll[chromedp.Void](`(document.getElementById("pid")||{}).textContent && document.getElementById("dl").getAttribute("href") && window.Shiny.shinyapp.config.sessionId`, chromedp.WithPollingTimeout(60*time.Second)),
-		)
-		if err != nil {
-			mu.Lock()
-			defer mu.Unlock()
-			t.Fatalf("tab %d: the Shiny session did not start: %v; in the page:\n%s", i, err, strings.Join(problems, "\n"))
-		}
+		tab := openTab(t, ctx, base+"/", `(document.getElementById("pid")||{}).textContent && document.getElementById("dl").getAttribute("href") && window.Shiny.shinyapp.config.sessionId`)
 		pid, err := chromedp.Run(tab, chromedp.Evaluate[string](`document.getElementById("pid").textContent`))
 		if err != nil {
 			t.Fatal(err)
@@ -209,6 +177,78 @@ func TestPinnedShinySessionsInBrowser(t *testing.T) {
 	}
 	if err := chromedp.Do(x.tab, chromedp.Poll[chromedp.Void](`window.Shiny.shinyapp.isConnected()`, chromedp.WithPollingTimeout(5*time.Second))); err != nil {
 		t.Errorf("the session ended after the in-page link: %v", err)
+	}
+}
+
+// newBrowser starts headless chromium for the test and returns a context
+// of it that ends within 2 minutes.
+func newBrowser(t *testing.T) context.Context {
+	t.Helper()
+	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(chromiumPath(t)), chromedp.NoSandbox, chromedp.Flag("disable-gpu", true))
+	actx, cancelA := chromedp.NewExecAllocator(context.Background(), opts...)
+	bctx, cancelB := chromedp.NewContext(actx)
+	if err := chromedp.Do(bctx, chromedp.Navigate("about:blank")); err != nil {
+		t.Fatalf("start chromium: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(bctx, 2*time.Minute)
+	t.Cleanup(func() { cancel(); cancelB(); cancelA() })
+	return ctx
+}
+
+// openTab opens url in a new tab and waits until the expression ready is
+// true, failing t with what went wrong in the page (uncaught exceptions,
+// HTTP errors) when it is not within 60 s, or when the page had an HTTP
+// error on its way (but for the browser's own /favicon.ico).
+func openTab(t *testing.T, ctx context.Context, url, ready string) context.Context {
+	t.Helper()
+	var mu sync.Mutex
+	var problems []string
+	tab, _ := chromedp.NewContext(ctx, chromedp.WithListener(func(ev any) {
+		mu.Lock()
+		defer mu.Unlock()
+		switch e := ev.(type) {
+		case *cdpruntime.EventExceptionThrown:
+			problems = append(problems, "uncaught: "+e.ExceptionDetails.Exception.Description)
+		case *network.EventResponseReceived:
+			if e.Response.Status >= 400 && !strings.HasSuffix(e.Response.URL, "/favicon.ico") {
+				problems = append(problems, fmt.Sprintf("HTTP %d from %s", e.Response.Status, e.Response.URL))
+			}
+		}
+	}))
+	err := chromedp.Do(tab, chromedp.Navigate(url), chromedp.Poll[chromedp.Void](ready, chromedp.WithPollingTimeout(60*time.Second)))
+	mu.Lock()
+	defer mu.Unlock()
+	if err != nil {
+		t.Fatalf("%s: the Shiny session did not start: %v; in the page:\n%s", url, err, strings.Join(problems, "\n"))
+	}
+	if len(problems) > 0 {
+		t.Errorf("%s: in the page:\n%s", url, strings.Join(problems, "\n"))
+	}
+	return tab
+}
+
+// TestPinnedRmdShinyInBrowser: the R Markdown document with runtime:
+// shiny (examples/rmd-shiny) with two processes, two tabs at once: each
+// document renders through its session (the WebSocket below the worker's
+// base), with its figure, which the process that rendered it serves, and
+// no request of the page fails.
+func TestPinnedRmdShinyInBrowser(t *testing.T) {
+	r := need(t, manifest.LangR, "/usr/bin/R", "library(rmarkdown); library(shiny)")
+	code, err := filepath.Abs(filepath.Join("..", "..", "examples", "rmd-shiny"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := serveCode(t, code, content.Runtimes{R: r}, process.Options{Min: 2, Max: 2, Pin: true})
+	ctx := newBrowser(t)
+	ready := `(function(){var e=document.getElementById("echo"), f=document.querySelector('img[src*="dais-figure"]');` +
+		`return e && e.textContent.indexOf("echo: hello")===0 && f && f.complete && f.naturalWidth>0})()`
+	for i := range 2 {
+		tab := openTab(t, ctx, base+"/", ready)
+		src, err := chromedp.Run(tab, chromedp.Evaluate[string](`document.querySelector('img[src*="dais-figure"]').src`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("tab %d: the document rendered with its figure (%s)", i, src)
 	}
 }
 

@@ -251,6 +251,18 @@ func TestDashboardAdminJourneys(t *testing.T) {
 	}
 	shot(root, "e2e-admin-groups")
 
+	// The viewer on a phone: his list (what he may open), his profile, and
+	// an admin page refused.
+	bobPhone := browser.New(t, 390)
+	login(bobPhone, c, "/connect/", "bob", "bob-password-e2e", "form.search")
+	bobPhone.Check("e2e-viewer-list")
+	bobPhone.Screenshot("e2e-viewer-list")
+	bobPhone.Visit(c.URL("/connect/profile"), "e2e-viewer-profile")
+	bobPhone.Run("an admin page", chromedp.Navigate(c.URL("/connect/admin/load")), chromedp.WaitVisible(chromedp.CSS(`p.banner.gate`)))
+	bobPhone.Expect("HTTP 403 from " + c.URL("/connect/admin/load"))
+	bobPhone.Check("e2e-viewer-refused")
+	bobPhone.Screenshot("e2e-viewer-refused")
+
 	// The same pages on a phone.
 	phone := browser.New(t, 390)
 	login(phone, c, "/connect/admin/users", "root", "root-password-e2e", "#h-add")

@@ -84,6 +84,16 @@ func TestContentListAndTags(t *testing.T) {
 		t.Fatalf("tags after removal: %+v", tags)
 	}
 
+	// Render now is offered to who may render (the API's rule) only.
+	f.do(t, "PATCH", "/__api__/v1/content/"+doc, "publisher", `{"access_type":"logged_in"}`).must(t, nil)
+	_, body = pub.get(t, "/connect/")
+	contains(t, "the owner's list", body, `class="render" data-guid="`+doc+`"`)
+	_, body = viewer.get(t, "/connect/")
+	contains(t, "the viewer's list", body, "alpha-report", "render succeeded")
+	if strings.Contains(body, `class="render"`) {
+		t.Error("the viewer's list offers Render now")
+	}
+
 	// Profile.
 	_, body = viewer.get(t, "/connect/profile")
 	contains(t, "profile", body, "<dd>viewer1</dd>", "<dd>viewer", `action="/__logout__"`)

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/dais-dev/dais/server/authz"
 	"github.com/dais-dev/dais/server/store"
 )
 
@@ -251,6 +252,7 @@ type dashboardItem struct {
 	GUID, Name, Title, AppMode, AccessType, Owner, Updated string
 	Processes                                              int    // running now, on any node
 	LastRender                                             string // a document's newest render: succeeded, failed, running...
+	CanRender                                              bool   // a document the user may render (an editor of it)
 }
 
 // dashboardQuery is the content list's search, from the URL (GET, so a
@@ -418,6 +420,10 @@ func (s *Server) visibleContent(r *http.Request, u *store.User, q dashboardQuery
 		if documentModes[c.AppMode] {
 			if rs, err := s.store.ListRenders(ctx, c.ID, 1); err == nil && len(rs) > 0 {
 				item.LastRender = rs[0].Status
+			}
+			// Render now only for who may: the API's rule.
+			if a, err := authz.Content(ctx, s.store, u, &c); err == nil && a >= authz.Editor {
+				item.CanRender = true
 			}
 		}
 		items = append(items, item)

@@ -18,17 +18,13 @@ import (
 	"github.com/moby/moby/api/types/container"
 )
 
-// TestOIDCZitadelContainer (issue 15): dais in its container signs people
-// in with OpenID Connect against zitadel's example provider
-// (github.com/zitadel/oidc/v3 example/server, built by the test), which
-// runs in dais's network namespace so that its issuer,
-// http://localhost:9998/, is on loopback for dais. The test's client is
-// the browser: it reaches the provider's published port under the name
-// localhost:9998 (as a hosts entry would), fills in the provider's login
-// form, comes back to /__login__/callback, and is signed in as the first
-// account (administrator); logout ends the session; the client secret is
-// redacted in `dais config print`.
-func TestOIDCZitadelContainer(t *testing.T) {
+// zitadelDais starts dais (Provider = oauth2, client web/secret) and
+// zitadel's example OpenID provider (built by the test) in dais's network
+// namespace, so that its issuer http://localhost:9998/ is on loopback for
+// dais; it returns dais and the provider's published address, which a
+// client must reach under the name localhost:9998. env adds to dais's.
+func zitadelDais(t *testing.T, env ...string) (*Container, string) {
+	t.Helper()
 	bin := filepath.Join(tempDir(t), "op")
 	if err := os.MkdirAll(bin, 0o755); err != nil {
 		t.Fatal(err)
@@ -42,19 +38,48 @@ func TestOIDCZitadelContainer(t *testing.T) {
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("build zitadel's example OP: %v\n%s", err, out)
 	}
-	c := Run(t, Options{Ports: []string{ServerPort, "9998"}, Env: []string{
+	c := Run(t, Options{Ports: []string{ServerPort, "9998"}, Env: append([]string{
 		"CONNECT_AUTHENTICATION_PROVIDER=oauth2",
 		"CONNECT_OAUTH2_CLIENTID=web",
 		"CONNECT_OAUTH2_CLIENTSECRET=secret",
 		"CONNECT_OAUTH2_OPENIDCONNECTISSUER=http://localhost:9998/",
-	}})
+	}, env...)})
 	c.WaitHTTP("/__ping__", http.StatusOK, startBound)
 	callback := "http://127.0.0.1:" + c.HostPort(ServerPort) + "/__login__/callback"
 	Run(t, Options{Image: Image(t), Network: "container:" + c.ID, NoData: true, NoSysAdmin: true, Ports: []string{},
 		Entrypoint: []string{"/op/server"}, Env: []string{"PORT=9998", "REDIRECT_URI=" + callback},
 		Binds: []string{bin + ":/op:ro"}, Health: &container.HealthConfig{Test: []string{"NONE"}}})
-
 	opAddr := "127.0.0.1:" + c.HostPort("9998")
+	// The provider is up once it serves its discovery document.
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		req, _ := http.NewRequest("GET", "http://"+opAddr+"/.well-known/openid-configuration", nil)
+		req.Host = "localhost:9998"
+		resp, err := http.DefaultClient.Do(req)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("zitadel's OP did not start: %v", err)
+		}
+	}
+	return c, opAddr
+}
+
+// TestOIDCZitadelContainer (issue 15): dais in its container signs people
+// in with OpenID Connect against zitadel's example provider
+// (github.com/zitadel/oidc/v3 example/server, built by the test), which
+// runs in dais's network namespace so that its issuer,
+// http://localhost:9998/, is on loopback for dais. The test's client is
+// the browser: it reaches the provider's published port under the name
+// localhost:9998 (as a hosts entry would), fills in the provider's login
+// form, comes back to /__login__/callback, and is signed in as the first
+// account (administrator); logout ends the session; the client secret is
+// redacted in `dais config print`.
+func TestOIDCZitadelContainer(t *testing.T) {
+	c, opAddr := zitadelDais(t)
 	dialer := &net.Dialer{Timeout: 10 * time.Second}
 	jar, _ := cookiejar.New(nil)
 	browser := &http.Client{Jar: jar, Timeout: 60 * time.Second, Transport: &http.Transport{

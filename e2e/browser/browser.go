@@ -50,10 +50,21 @@ func chromiumPath(t *testing.T) string {
 	return ""
 }
 
+// ProxyThrough sends every request of the browser, loopback included,
+// through the HTTP proxy at addr (host:port): a test maps names there
+// (an OpenID provider's issuer, localhost:9998) to the ports it runs on.
+func ProxyThrough(addr string) []chromedp.ExecAllocatorOption {
+	return []chromedp.ExecAllocatorOption{
+		chromedp.ProxyServer("http://" + addr),
+		chromedp.Flag("proxy-bypass-list", "<-loopback>"),
+	}
+}
+
 // New starts chromium headless with a window width wide (1280 or 390) and
 // stops it when the test ends. Every console error, uncaught exception and
 // failed request from then on is recorded for Check.
-func New(t *testing.T, width int) *Browser {
+// extra are more chromium options, like a proxy (ProxyThrough).
+func New(t *testing.T, width int, extra ...chromedp.ExecAllocatorOption) *Browser {
 	t.Helper()
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(chromiumPath(t)),
@@ -61,6 +72,7 @@ func New(t *testing.T, width int) *Browser {
 		chromedp.WindowSize(width, 900),
 		chromedp.Flag("disable-gpu", true),
 	)
+	opts = append(opts, extra...)
 	b := &Browser{t: t, Width: width}
 	actx, cancelA := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancel := chromedp.NewContext(actx, chromedp.WithListener(func(ev any) {

@@ -276,7 +276,11 @@ func writeCerts(t *testing.T, dir, host string) {
 		"server.pem": {Type: "CERTIFICATE", Bytes: der},
 		"server.key": {Type: "PRIVATE KEY", Bytes: keyDER},
 	} {
-		if err := os.WriteFile(filepath.Join(dir, name), pem.EncodeToMemory(block), 0o600); err != nil {
+		mode := os.FileMode(0o600)
+		if name == "ca.pem" {
+			mode = 0o644 // public, and read by dais in a container
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), pem.EncodeToMemory(block), mode); err != nil {
 			t.Fatal(err)
 		}
 	}

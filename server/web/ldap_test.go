@@ -69,6 +69,9 @@ func ldapLoginForm(t *testing.T, f *fixture, user, password string) (int, string
 func TestLDAPLogin(t *testing.T) {
 	f, slapd, logs := ldapFixture(t)
 	ctx := context.Background()
+	if form := f.do(t, "GET", "/__login__", "", "", nil); form.status != 200 || !strings.Contains(form.body, "directory account") {
+		t.Errorf("the login form: %d, want it to say which account to use", form.status)
+	}
 
 	status, session, _ := ldapLoginForm(t, f, "alice", "alice-pw")
 	if status != http.StatusSeeOther || session == "" {

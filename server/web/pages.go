@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/dais-dev/dais/server/authz"
+	"github.com/dais-dev/dais/server/config"
 	"github.com/dais-dev/dais/server/store"
 )
 
@@ -103,6 +104,16 @@ type loginData struct {
 	Error    string
 	Next     string
 	Username string
+	// Hint says which account to use, for providers other than password.
+	Hint string
+}
+
+// loginHint is the login form's line on which account to use.
+func loginHint(cfg *config.Config) string {
+	if cfg.Authentication.Provider == ProviderLDAP {
+		return "Use your organisation's directory account (LDAP)."
+	}
+	return ""
 }
 
 func (s *Server) handleLoginForm(w http.ResponseWriter, r *http.Request) {
@@ -125,6 +136,7 @@ func (s *Server) handleLoginForm(w http.ResponseWriter, r *http.Request) {
 	s.render(w, s.pages.login, http.StatusOK, loginData{
 		PageData: s.pageData(r, "Log in"),
 		Next:     safeNext(r.URL.Query().Get("next")),
+		Hint:     loginHint(s.Config()),
 	})
 }
 
@@ -156,7 +168,7 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 	next := safeNext(r.PostForm.Get("next"))
 	fail := func(status int, msg string) {
 		s.render(w, s.pages.login, status, loginData{
-			PageData: s.pageData(r, "Log in"), Error: msg, Next: next, Username: username,
+			PageData: s.pageData(r, "Log in"), Error: msg, Next: next, Username: username, Hint: loginHint(cfg),
 		})
 	}
 	if s.store == nil {

@@ -228,6 +228,9 @@ type OAuth2 struct {
 	ClientId string
 	// ClientSecret is secret: redacted by config print, never logged.
 	ClientSecret string
+	// ClientSecretFile holds the client secret instead (a Docker or
+	// Kubernetes secret), read at each sign-in.
+	ClientSecretFile string
 	// OpenIDConnectIssuer is the issuer URL; discovery at
 	// <issuer>/.well-known/openid-configuration. https, or http on loopback.
 	OpenIDConnectIssuer string

@@ -169,7 +169,10 @@ var Keys = []Key{
 	{Section: "OAuth2", Name: "ClientId", Type: TypeString,
 		Doc: "With `Provider = oauth2`: the client id registered at the OpenID Connect provider. Required."},
 	{Section: "OAuth2", Name: "ClientSecret", Type: TypeString, Secret: true,
-		Doc: "The client secret. Required; redacted by `dais config print` and never logged. Prefer `CONNECT_OAUTH2_CLIENTSECRET` to a file."},
+		Doc: "The client secret. Required unless `ClientSecretFile` is set; redacted by `dais config print` and never logged. Prefer `CONNECT_OAUTH2_CLIENTSECRET` or `ClientSecretFile` to writing it in the file."},
+	{Section: "OAuth2", Name: "ClientSecretFile", Type: TypeString,
+		Doc: "A file holding the client secret (a Docker or Kubernetes secret), instead of `ClientSecret`; read at each sign-in, so a rotated secret needs no restart. " +
+			"Surrounding white space is ignored."},
 	{Section: "OAuth2", Name: "OpenIDConnectIssuer", Type: TypeString,
 		Doc: "The provider's issuer URL (`https://login.example.com/realms/team`); dais reads `/.well-known/openid-configuration` below it. Must be `https://` (`http://` only on loopback). Required."},
 	{Section: "OAuth2", Name: "RequireUsernameClaim", Type: TypeBool,

@@ -8,6 +8,7 @@ import (
 	"net/mail"
 	"net/netip"
 	"net/url"
+	"os"
 	"regexp"
 	"sort"
 	"strconv"
@@ -157,8 +158,17 @@ func validate(c *Config, origins map[string]string) (problems, warnings []string
 		if c.OAuth2.ClientId == "" {
 			bad("OAuth2.ClientId", "", "required with Authentication.Provider = oauth2: the client id registered at the provider")
 		}
-		if c.OAuth2.ClientSecret == "" {
-			bad("OAuth2.ClientSecret", "", "required with Authentication.Provider = oauth2; set it with %s", EnvPrefix+"OAUTH2_CLIENTSECRET")
+		switch {
+		case c.OAuth2.ClientSecret == "" && c.OAuth2.ClientSecretFile == "":
+			bad("OAuth2.ClientSecret", "", "required with Authentication.Provider = oauth2; set it with %s, or name a file holding it in OAuth2.ClientSecretFile", EnvPrefix+"OAUTH2_CLIENTSECRET")
+		case c.OAuth2.ClientSecret != "" && c.OAuth2.ClientSecretFile != "":
+			bad("OAuth2.ClientSecretFile", c.OAuth2.ClientSecretFile, "OAuth2.ClientSecret is set too: set one of them")
+		case c.OAuth2.ClientSecretFile != "":
+			if !absPath(c.OAuth2.ClientSecretFile) {
+				bad("OAuth2.ClientSecretFile", c.OAuth2.ClientSecretFile, "must be an absolute path, like /run/secrets/oauth2-client-secret")
+			} else if _, err := c.OAuth2.Secret(); err != nil {
+				bad("OAuth2.ClientSecretFile", c.OAuth2.ClientSecretFile, "%v", err)
+			}
 		}
 		if c.OAuth2.OpenIDConnectIssuer == "" {
 			bad("OAuth2.OpenIDConnectIssuer", "", "required with Authentication.Provider = oauth2, like https://login.example.com/realms/team")
@@ -342,6 +352,23 @@ func where(origins map[string]string, key string) string {
 		return w
 	}
 	return "default"
+}
+
+// Secret is the client secret: ClientSecret, or what ClientSecretFile
+// holds (read now, white space trimmed).
+func (o OAuth2) Secret() (string, error) {
+	if o.ClientSecretFile == "" {
+		return o.ClientSecret, nil
+	}
+	b, err := os.ReadFile(o.ClientSecretFile)
+	if err != nil {
+		return "", fmt.Errorf("read OAuth2.ClientSecretFile: %w", err)
+	}
+	secret := strings.TrimSpace(string(b))
+	if secret == "" {
+		return "", fmt.Errorf("OAuth2.ClientSecretFile %s is empty", o.ClientSecretFile)
+	}
+	return secret, nil
 }
 
 // display quotes a value for a message, and hides secrets.

@@ -90,11 +90,15 @@ func redirectURL(r *http.Request, cfg *config.Config) string {
 	return base + OIDCCallbackPath
 }
 
-func oauthConfig(r *http.Request, cfg *config.Config, p *oidc.Provider) *oauth2.Config {
+func oauthConfig(r *http.Request, cfg *config.Config, p *oidc.Provider) (*oauth2.Config, error) {
+	secret, err := cfg.OAuth2.Secret()
+	if err != nil {
+		return nil, err
+	}
 	scopes := []string{oidc.ScopeOpenID, "profile", "email"}
 	scopes = append(scopes, cfg.OAuth2.CustomScope...)
-	return &oauth2.Config{ClientID: cfg.OAuth2.ClientId, ClientSecret: cfg.OAuth2.ClientSecret,
-		Endpoint: p.Endpoint(), RedirectURL: redirectURL(r, cfg), Scopes: scopes}
+	return &oauth2.Config{ClientID: cfg.OAuth2.ClientId, ClientSecret: secret,
+		Endpoint: p.Endpoint(), RedirectURL: redirectURL(r, cfg), Scopes: scopes}, nil
 }
 
 // oidcFail answers a login that cannot go on: a page that says why and
@@ -121,7 +125,13 @@ func (s *Server) handleOIDCLogin(w http.ResponseWriter, r *http.Request, cfg *co
 	b, _ := json.Marshal(l)
 	http.SetCookie(w, &http.Cookie{Name: oidcCookie, Value: base64.RawURLEncoding.EncodeToString(b), Path: OIDCCallbackPath,
 		MaxAge: int(oidcLoginLife / time.Second), HttpOnly: true, SameSite: http.SameSiteLaxMode, Secure: isHTTPS(r)})
-	u := oauthConfig(r, cfg, p).AuthCodeURL(l.State, oidc.Nonce(l.Nonce), oauth2.S256ChallengeOption(l.Verifier))
+	oc, err := oauthConfig(r, cfg, p)
+	if err != nil {
+		s.log.Error("OpenID Connect client secret", logKeyErr, err)
+		s.oidcFail(w, http.StatusServiceUnavailable, "Sign-in is not available now: the server's OpenID Connect client is misconfigured; tell an administrator.")
+		return
+	}
+	u := oc.AuthCodeURL(l.State, oidc.Nonce(l.Nonce), oauth2.S256ChallengeOption(l.Verifier))
 	http.Redirect(w, r, u, http.StatusFound)
 }
 
@@ -168,7 +178,12 @@ func (s *Server) handleOIDCCallback(w http.ResponseWriter, r *http.Request) {
 		s.oidcFail(w, http.StatusServiceUnavailable, "The sign-in provider cannot be reached now; try again in a moment.")
 		return
 	}
-	oc := oauthConfig(r, cfg, p)
+	oc, err := oauthConfig(r, cfg, p)
+	if err != nil {
+		s.log.Error("OpenID Connect client secret", logKeyErr, err)
+		s.oidcFail(w, http.StatusServiceUnavailable, "Sign-in is not available now: the server's OpenID Connect client is misconfigured; tell an administrator.")
+		return
+	}
 	tok, err := oc.Exchange(ctx, q.Get("code"), oauth2.VerifierOption(l.Verifier))
 	if err != nil {
 		s.log.Warn("OpenID Connect code exchange", logKeyErr, err)

@@ -9,6 +9,8 @@ import (
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
+	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -177,5 +179,32 @@ func TestOIDCIdentity(t *testing.T) {
 	id, _ = oidcIdentity(oc, map[string]any{"sub": "s1", "preferred_username": "ann", "groups": []any{"eng"}})
 	if id.GroupsKnown || id.Groups != nil {
 		t.Errorf("GroupsClaim empty: groups read: %+v", id)
+	}
+}
+
+// TestOIDCClientSecretFile: the client secret read from
+// OAuth2.ClientSecretFile signs in; a wrong one in the file is refused by
+// the provider at the code exchange.
+func TestOIDCClientSecretFile(t *testing.T) {
+	f, _ := oidcFixture(t)
+	file := filepath.Join(t.TempDir(), "secret")
+	if err := os.WriteFile(file, []byte("secret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := *f.srv.Config()
+	cfg.OAuth2.ClientSecret, cfg.OAuth2.ClientSecretFile = "", file
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	f.srv.SetConfig(&cfg)
+	user := "test-user@127.0.0.1"
+	if _, resp, body := oidcBrowser(t, f, user, "verysecure"); resp.StatusCode != 200 || !strings.Contains(body, `"username":"`+user+`"`) {
+		t.Fatalf("sign-in with the secret from a file: %d %s", resp.StatusCode, body)
+	}
+	if err := os.WriteFile(file, []byte("not-the-secret"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, resp, body := oidcBrowser(t, f, user, "verysecure"); resp.StatusCode != http.StatusUnauthorized || strings.Contains(body, "not-the-secret") {
+		t.Errorf("sign-in with a wrong secret in the file: %d %s, want 401", resp.StatusCode, body)
 	}
 }

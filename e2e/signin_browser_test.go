@@ -149,9 +149,10 @@ func mappingProxy(t *testing.T, routes map[string]string) string {
 // its published port): the first account becomes administrator and
 // shares an acl app with a local group; test-user2 (made ahead with
 // `dais users add`, in that group) signs in, lands on the dashboard as a
-// viewer, the app gets their user and group, and logout ends the session.
+// viewer, the app gets their user and group, and logout ends the session,
+// at the provider too (OAuth2.LogoutAtProvider).
 func TestOIDCBrowserContainer(t *testing.T) {
-	c, opAddr := zitadelDais(t)
+	c, opAddr := zitadelDais(t, "CONNECT_OAUTH2_LOGOUTATPROVIDER=true")
 	br := browser.New(t, 1280, browser.ProxyThrough(mappingProxy(t, map[string]string{"localhost:9998": opAddr}))...)
 	shots := 0
 	signIn := func(user string) {
@@ -199,6 +200,14 @@ func TestOIDCBrowserContainer(t *testing.T) {
 	signIn("test-user2")
 	browserJourney(t, br, c, "/content/"+guid+"/headers", "test-user2", "viewer", []string{"oidc-team"}, "e2e-oidc")
 	logOutChecked(t, br, c)
+	// OAuth2.LogoutAtProvider: the logout went on to the provider, which ended its session.
+	signIn("test-user2")
+	br.Run("open the dashboard", chromedp.Navigate(c.URL("/connect/")), chromedp.WaitVisible(chromedp.CSS(`li.who`)))
+	logOut(br)
+	br.Run("the provider's signed-out page", chromedp.WaitReady(chromedp.CSS("body")))
+	if at := browser.Value(br, "location", chromedp.Evaluate[string](`location.host + location.pathname + " " + document.body.innerText`)); at != "localhost:9998/logged-out signed out successfully" {
+		t.Errorf("after logout with LogoutAtProvider the browser is at %q, want the provider's signed-out page", at)
+	}
 	t.Logf("figure: OpenID Connect in chromium through zitadel's form: %s -> administrator, test-user2 -> viewer reaching the acl app through oidc-team, logout", admin)
 }
 

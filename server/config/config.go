@@ -246,6 +246,9 @@ type OAuth2 struct {
 	GroupsClaim    string
 	// CustomScope adds scopes to openid, profile and email (multi-valued).
 	CustomScope []string
+	// LogoutAtProvider makes logout end the provider's session too, at
+	// its end_session_endpoint. Default false. dais only.
+	LogoutAtProvider bool
 }
 
 // ProxyAuth is the [ProxyAuth] section: with Authentication.Provider =

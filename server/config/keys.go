@@ -191,6 +191,9 @@ var Keys = []Key{
 		Doc: "The claim with the user's groups (a list, or one string); synced at each login. Empty: groups are not read."},
 	{Section: "OAuth2", Name: "CustomScope", Type: TypeList,
 		Doc: "Scopes asked for beside `openid`, `profile` and `email` (e.g. `groups`); the key repeated for several."},
+	{Section: "OAuth2", Name: "LogoutAtProvider", Type: TypeBool,
+		Doc: "Log out at the provider too: dais's logout sends the browser to the provider's `end_session_endpoint` (from discovery) with the " +
+			"sign-in's ID token as `id_token_hint`, and the provider shows its own signed-out page (dais only; Connect ends its own session alone)."},
 	{Section: "LDAP", Name: "ServerAddress", Type: TypeString, Named: true,
 		Doc: "With `Provider = ldap`: the directory server, `host:port` (`ldap.example.com:389`, or `:636` with `TLS`). Required."},
 	{Section: "LDAP", Name: "TLS", Type: TypeBool, Named: true,

@@ -462,8 +462,8 @@ func (s *sqlDB) CreateSession(ctx context.Context, se *Session) error {
 	if se.CreatedAt.IsZero() {
 		se.CreatedAt = now()
 	}
-	_, err := s.exec(ctx, `INSERT INTO sessions (token_hash, user_id, created_at, expires_at) VALUES (?, ?, ?, ?)`,
-		se.TokenHash, se.UserID, tv(se.CreatedAt), tv(se.ExpiresAt))
+	_, err := s.exec(ctx, `INSERT INTO sessions (token_hash, user_id, created_at, expires_at, id_token) VALUES (?, ?, ?, ?, ?)`,
+		se.TokenHash, se.UserID, tv(se.CreatedAt), tv(se.ExpiresAt), se.IDToken)
 	if err != nil {
 		return fmt.Errorf("create session: %w", err)
 	}
@@ -472,8 +472,8 @@ func (s *sqlDB) CreateSession(ctx context.Context, se *Session) error {
 
 func (s *sqlDB) Session(ctx context.Context, tokenHash string, at time.Time) (*Session, error) {
 	var se Session
-	err := s.queryRow(ctx, `SELECT token_hash, user_id, created_at, expires_at FROM sessions WHERE token_hash = ? AND expires_at > ?`,
-		tokenHash, at.UnixMicro()).Scan(&se.TokenHash, &se.UserID, ts{&se.CreatedAt}, ts{&se.ExpiresAt})
+	err := s.queryRow(ctx, `SELECT token_hash, user_id, created_at, expires_at, id_token FROM sessions WHERE token_hash = ? AND expires_at > ?`,
+		tokenHash, at.UnixMicro()).Scan(&se.TokenHash, &se.UserID, ts{&se.CreatedAt}, ts{&se.ExpiresAt}, &se.IDToken)
 	if err != nil {
 		return nil, fmt.Errorf("session: %w", mapErr(err))
 	}

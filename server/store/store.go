@@ -121,6 +121,9 @@ type Session struct {
 	UserID    int64
 	CreatedAt time.Time
 	ExpiresAt time.Time
+	// IDToken is the ID token of an OpenID Connect sign-in ("" for
+	// others), the id_token_hint of a logout at the provider.
+	IDToken string
 }
 
 // Content is a deployed item: an app, API or document. Pointer fields are

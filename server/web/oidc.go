@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -246,7 +247,7 @@ func (s *Server) handleOIDCCallback(w http.ResponseWriter, r *http.Request) {
 		s.oidcFail(w, http.StatusServiceUnavailable, "Cannot sign you in now; try again.")
 		return
 	}
-	s.startSession(w, r, u, l.Next)
+	s.startSession(w, r, u, l.Next, raw)
 }
 
 // oidcIdentity reads the claims [OAuth2] names.
@@ -298,14 +299,15 @@ func oidcIdentity(oc config.OAuth2, claims map[string]any) (Identity, error) {
 }
 
 // startSession makes a session for u, sets its cookie and goes to next.
-func (s *Server) startSession(w http.ResponseWriter, r *http.Request, u *store.User, next string) {
+// idToken is an OpenID Connect sign-in's ID token, kept for logout.
+func (s *Server) startSession(w http.ResponseWriter, r *http.Request, u *store.User, next, idToken string) {
 	token, err := newSessionToken()
 	if err != nil {
 		http.Error(w, "cannot start a session; try again", http.StatusInternalServerError)
 		return
 	}
 	now := time.Now()
-	sess := &store.Session{TokenHash: HashToken(token), UserID: u.ID, CreatedAt: now, ExpiresAt: now.Add(SessionLifetime)}
+	sess := &store.Session{TokenHash: HashToken(token), UserID: u.ID, CreatedAt: now, ExpiresAt: now.Add(SessionLifetime), IDToken: idToken}
 	if err := s.store.CreateSession(r.Context(), sess); err != nil {
 		s.log.Error("login: create session", logKeyUser, u.Username, logKeyErr, err)
 		http.Error(w, "cannot start a session; try again", http.StatusServiceUnavailable)
@@ -320,4 +322,37 @@ func (s *Server) startSession(w http.ResponseWriter, r *http.Request, u *store.U
 	http.SetCookie(w, &http.Cookie{Name: SessionCookie, Value: token, Path: "/", Expires: sess.ExpiresAt, HttpOnly: true,
 		SameSite: http.SameSiteLaxMode, Secure: isHTTPS(r)})
 	http.Redirect(w, r, safeNext(next), http.StatusSeeOther)
+}
+
+// providerLogoutURL is where logout sends the browser to end the
+// provider's session too (OAuth2.LogoutAtProvider): its
+// end_session_endpoint with the sign-in's ID token as id_token_hint and
+// the client id. "" when off, when the session has no ID token, or when
+// the provider advertises no end_session_endpoint.
+func (s *Server) providerLogoutURL(ctx context.Context, cfg *config.Config, idToken string) string {
+	if cfg.Authentication.Provider != ProviderOAuth2 || !cfg.OAuth2.LogoutAtProvider || idToken == "" {
+		return ""
+	}
+	p, err := s.oidc.get(ctx, cfg.OAuth2.OpenIDConnectIssuer)
+	if err != nil {
+		s.log.Warn("logout at the provider: discovery", logKeyErr, err)
+		return ""
+	}
+	var meta struct {
+		EndSession string `json:"end_session_endpoint"`
+	}
+	if err := p.Claims(&meta); err != nil || meta.EndSession == "" {
+		s.log.Warn("logout at the provider: it advertises no end_session_endpoint (OAuth2.LogoutAtProvider)")
+		return ""
+	}
+	u, err := url.Parse(meta.EndSession)
+	if err != nil || (u.Scheme != "https" && !(u.Scheme == "http" && config.LoopbackHost(u.Hostname()))) {
+		s.log.Warn("logout at the provider: end_session_endpoint is not an https URL", "url", meta.EndSession)
+		return ""
+	}
+	q := u.Query()
+	q.Set("id_token_hint", idToken)
+	q.Set("client_id", cfg.OAuth2.ClientId)
+	u.RawQuery = q.Encode()
+	return u.String()
 }

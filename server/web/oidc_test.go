@@ -208,3 +208,57 @@ func TestOIDCClientSecretFile(t *testing.T) {
 		t.Errorf("sign-in with a wrong secret in the file: %d %s, want 401", resp.StatusCode, body)
 	}
 }
+
+// TestOIDCLogoutAtProvider: with OAuth2.LogoutAtProvider, logout ends
+// dais's session and sends the browser to the provider's
+// end_session_endpoint with the sign-in's ID token, which the provider
+// accepts; without it, logout stays at dais.
+func TestOIDCLogoutAtProvider(t *testing.T) {
+	f, issuer := oidcFixture(t)
+	noFollow := func(cl *http.Client) *http.Client {
+		return &http.Client{Jar: cl.Jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	}
+	logout := func(cl *http.Client) *http.Response {
+		t.Helper()
+		req, _ := http.NewRequest("POST", f.ts.URL+"/__logout__", nil)
+		req.Header.Set("Origin", f.ts.URL)
+		resp, err := noFollow(cl).Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp
+	}
+	cl, resp, _ := oidcBrowser(t, f, "test-user@127.0.0.1", "verysecure")
+	if resp.StatusCode != 200 {
+		t.Fatalf("sign-in: %d", resp.StatusCode)
+	}
+	if r := logout(cl); r.StatusCode != http.StatusSeeOther || r.Header.Get("Location") != "/" {
+		t.Errorf("logout without LogoutAtProvider: %d %q, want 303 to /", r.StatusCode, r.Header.Get("Location"))
+	}
+
+	cfg := *f.srv.Config()
+	cfg.OAuth2.LogoutAtProvider = true
+	f.srv.SetConfig(&cfg)
+	cl, resp, _ = oidcBrowser(t, f, "test-user@127.0.0.1", "verysecure")
+	if resp.StatusCode != 200 {
+		t.Fatalf("sign-in: %d", resp.StatusCode)
+	}
+	r := logout(cl)
+	to, _ := url.Parse(r.Header.Get("Location"))
+	if r.StatusCode != http.StatusSeeOther || to == nil || !strings.HasPrefix(to.String(), issuer+"end_session?") || to.Query().Get("id_token_hint") == "" || to.Query().Get("client_id") != "web" {
+		t.Fatalf("logout with LogoutAtProvider: %d %q, want 303 to %send_session with id_token_hint and client_id", r.StatusCode, to, issuer)
+	}
+	if me, err := cl.Get(f.ts.URL + "/__api__/v1/user"); err != nil || me.StatusCode != 401 {
+		t.Errorf("dais's session after logout: %v %v, want 401", me, err)
+	}
+	// The provider takes the hint and ends its session: to its signed-out page.
+	end, err := noFollow(cl).Get(to.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	end.Body.Close()
+	if loc := end.Header.Get("Location"); end.StatusCode != http.StatusFound || !strings.Contains(loc, "logged-out") {
+		t.Errorf("the provider's end_session: %d %q, want a redirect to its signed-out page", end.StatusCode, loc)
+	}
+}

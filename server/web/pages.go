@@ -181,7 +181,7 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 			fail(status, msg)
 			return
 		}
-		s.startSession(w, r, u, next)
+		s.startSession(w, r, u, next, "")
 		return
 	}
 	u, err := s.store.UserByUsername(r.Context(), username)
@@ -240,7 +240,11 @@ func isHTTPS(r *http.Request) bool {
 }
 
 func (s *Server) handleLogout(w http.ResponseWriter, r *http.Request) {
+	var idToken string
 	if c, err := r.Cookie(SessionCookie); err == nil && c.Value != "" && s.store != nil {
+		if sess, err := s.store.Session(r.Context(), HashToken(c.Value), time.Now()); err == nil {
+			idToken = sess.IDToken
+		}
 		if err := s.store.DeleteSession(r.Context(), HashToken(c.Value)); err != nil && !errors.Is(err, store.ErrNotFound) {
 			s.log.Warn("logout: delete session", logKeyErr, err)
 		}
@@ -255,6 +259,10 @@ func (s *Server) handleLogout(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		http.Error(w, "you are signed in through your organisation's single sign-on: log out there, or close the browser", http.StatusOK)
+		return
+	}
+	if to := s.providerLogoutURL(r.Context(), s.Config(), idToken); to != "" {
+		http.Redirect(w, r, to, http.StatusSeeOther)
 		return
 	}
 	http.Redirect(w, r, "/", http.StatusSeeOther)

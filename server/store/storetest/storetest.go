@@ -260,7 +260,7 @@ func testAPIKeys(t *testing.T, s store.Store) {
 func testSessions(t *testing.T, s store.Store) {
 	c := ctx(t)
 	u := mkUser(t, s, "sessioned", store.RoleViewer)
-	must(t, s.CreateSession(c, &store.Session{TokenHash: "live", UserID: u.ID, ExpiresAt: T0.Add(time.Hour)}))
+	must(t, s.CreateSession(c, &store.Session{TokenHash: "live", UserID: u.ID, ExpiresAt: T0.Add(time.Hour), IDToken: "eyJ.id.token"}))
 	must(t, s.CreateSession(c, &store.Session{TokenHash: "old", UserID: u.ID, ExpiresAt: T0.Add(-time.Hour)}))
 	wantErr(t, s.CreateSession(c, &store.Session{TokenHash: "live", UserID: u.ID, ExpiresAt: T0}), store.ErrConflict, "duplicate session")
 
@@ -268,6 +268,7 @@ func testSessions(t *testing.T, s store.Store) {
 	must(t, err)
 	eq(t, "session user", got.UserID, u.ID)
 	eq(t, "session expiry", got.ExpiresAt, us(T0.Add(time.Hour)))
+	eq(t, "session ID token", got.IDToken, "eyJ.id.token")
 	_, err = s.Session(c, "old", T0)
 	wantErr(t, err, store.ErrNotFound, "expired session")
 	_, err = s.Session(c, "live", T0.Add(2*time.Hour))

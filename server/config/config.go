@@ -215,6 +215,10 @@ type LDAP struct {
 	// NestedGroups also gives the groups of the user's groups, to any
 	// depth (dais only). Default false.
 	NestedGroups bool
+	// RegisterOnFirstLogin creates the account at a user's first login;
+	// false lets in only accounts made ahead (dais users add, the API).
+	// Default true.
+	RegisterOnFirstLogin bool
 	// PermittedLoginGroup, when set, lets in only members of these groups
 	// (names or DNs; the key repeated).
 	PermittedLoginGroup []string
@@ -448,7 +452,8 @@ func Defaults() *Config {
 		OAuth2: OAuth2{UniqueIdClaim: "sub", UsernameClaim: "preferred_username", EmailClaim: "email",
 			FirstNameClaim: "given_name", LastNameClaim: "family_name", GroupsClaim: "groups"},
 		Default_LDAP: LDAP{UsernameAttribute: "uid", UserFirstNameAttribute: "givenName", UserLastNameAttribute: "sn",
-			UserEmailAttribute: "mail", UniqueIdAttribute: "DN", GroupNameAttribute: "cn", GroupUniqueIdAttribute: "DN"},
+			UserEmailAttribute: "mail", UniqueIdAttribute: "DN", GroupNameAttribute: "cn", GroupUniqueIdAttribute: "DN",
+			RegisterOnFirstLogin: true},
 		Licensing: Licensing{LicenseType: "none"},
 		Python:    Runtime{Enabled: true},
 		R:         Runtime{Enabled: true},

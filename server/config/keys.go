@@ -244,6 +244,8 @@ var Keys = []Key{
 		Doc: "The attribute with the group's unchanging id: `DN`, `entryUUID` or `objectGUID`; a group renamed in the directory is renamed in dais."},
 	{Section: "LDAP", Name: "NestedGroups", Type: TypeBool, Named: true,
 		Doc: "Also give users the groups their groups are members of, to any depth (dais only)."},
+	{Section: "LDAP", Name: "RegisterOnFirstLogin", Type: TypeBool, Named: true,
+		Doc: "Create the account at a user's first login; `false` lets in only accounts made ahead (`dais users add`, the API), which the first login takes over."},
 	{Section: "LDAP", Name: "PermittedLoginGroup", Type: TypeList, Named: true,
 		Doc: "Only members of these groups (names or DNs; the key repeated) may log in; empty: everyone the directory knows."},
 	{Section: "LDAP", Name: "Logging", Type: TypeBool, Named: true,

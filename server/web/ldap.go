@@ -38,7 +38,7 @@ func (s *Server) ldapLogin(ctx context.Context, cfg *config.Config, username, pa
 			continue
 		}
 		id := Identity{Provider: ProviderLDAP, UniqueID: lu.UniqueID, Username: lu.Username, FirstName: lu.FirstName,
-			LastName: lu.LastName, Email: lu.Email, GroupsKnown: lu.GroupsKnown, Roles: lu.Roles}
+			LastName: lu.LastName, Email: lu.Email, GroupsKnown: lu.GroupsKnown, Roles: lu.Roles, NoRegister: !l.RegisterOnFirstLogin}
 		for _, g := range lu.Groups {
 			id.Groups = append(id.Groups, g.Name)
 			id.GroupIDs = append(id.GroupIDs, g.UniqueID)

@@ -173,3 +173,26 @@ func TestLDAPSkippedGroupLogged(t *testing.T) {
 		t.Errorf("log:\n%s\nwant a line naming the skipped group staff", logs.String())
 	}
 }
+
+// TestLDAPRegisterOnFirstLogin: with RegisterOnFirstLogin = false only an
+// account made ahead logs in, and its first login takes it over.
+func TestLDAPRegisterOnFirstLogin(t *testing.T) {
+	f, _, _ := ldapFixture(t)
+	cfg := *f.srv.Config()
+	l := *cfg.LDAP["corp"]
+	l.RegisterOnFirstLogin = false
+	cfg.LDAP = map[string]*config.LDAP{"corp": &l}
+	f.srv.SetConfig(&cfg)
+	if status, session, page := ldapLoginForm(t, f, "alice", "alice-pw"); status != http.StatusForbidden || session != "" || !strings.Contains(page, "no account") {
+		t.Errorf("alice without an account: %d %q, want 403 saying there is no account", status, session)
+	}
+	if err := f.st.CreateUser(context.Background(), &store.User{Username: "alice", Role: store.RolePublisher, Provider: ProviderLDAP}); err != nil {
+		t.Fatal(err)
+	}
+	if status, session, _ := ldapLoginForm(t, f, "alice", "alice-pw"); status != http.StatusSeeOther || session == "" {
+		t.Errorf("alice with an account made ahead: %d", status)
+	}
+	if u, err := f.st.UserByUsername(context.Background(), "alice"); err != nil || len(u.UniqueID) != 36 {
+		t.Errorf("the account made ahead after the login: %+v %v, want the directory's entryUUID", u, err)
+	}
+}

@@ -38,6 +38,9 @@ type Identity struct {
 	// Roles are the values of the provider's role attribute, header or
 	// claim, for Authorization.UserRoleMapping.
 	Roles []string
+	// NoRegister refuses a login that would create an account
+	// (LDAP.RegisterOnFirstLogin = false): only accounts made ahead log in.
+	NoRegister bool
 }
 
 // reservedUsernames are the names Posit Connect refuses for accounts:
@@ -143,6 +146,9 @@ func Provision(ctx context.Context, st store.Store, log *slog.Logger, az config.
 	}
 	if err != nil {
 		return nil, err
+	}
+	if u == nil && id.NoRegister {
+		return nil, &LoginError{fmt.Sprintf("there is no account %q on this server, and accounts are not created at first login here; ask an administrator to add it", id.Username)}
 	}
 	if u == nil {
 		role := az.DefaultUserRole

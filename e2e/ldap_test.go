@@ -69,6 +69,7 @@ func TestLDAPBrowserContainer(t *testing.T) {
 		}
 		br.Expect("HTTP 401 from")
 	}
+	br.Allow("/favicon.ico")
 	br.Check("e2e-ldap-login-refused")
 	br.Screenshot("e2e-ldap-login-refused")
 
@@ -126,6 +127,7 @@ func TestLDAPBrowserContainer(t *testing.T) {
 		t.Errorf("login with the directory down: the page says %q", msg)
 	}
 	br.Expect("HTTP 503 from")
+	br.Allow("/favicon.ico")
 	br.Check("e2e-ldap-login-down")
 	br.Screenshot("e2e-ldap-login-down")
 	slapd.Restart()

@@ -72,6 +72,7 @@ func browserJourney(t *testing.T, br *browser.Browser, c *Container, appPath, us
 	if !strings.Contains(who, user) || !strings.Contains(who, role) {
 		t.Errorf("the dashboard shows %q, want %s and %s", who, user, role)
 	}
+	br.Allow("/favicon.ico")
 	br.Check(shot + "-dashboard")
 	br.Screenshot(shot + "-dashboard")
 
@@ -162,6 +163,7 @@ func TestOIDCBrowserContainer(t *testing.T) {
 			t.Fatalf("/__login__ led to %s, want the provider localhost:9998", host)
 		}
 		if shots++; shots == 1 {
+			br.Allow("/favicon.ico")
 			br.Check("e2e-oidc-login")
 			br.Screenshot("e2e-oidc-login")
 		}

@@ -156,6 +156,22 @@ func (b *Browser) Expect(what string) {
 	}
 }
 
+// Allow takes the recorded problems that contain what off the list Check
+// reports, if there are any: for what may or may not happen, like the
+// /favicon.ico chromium asks of a page without an icon link (an
+// identity provider's, a plain-text error page).
+func (b *Browser) Allow(what string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	kept := b.errors[:0]
+	for _, e := range b.errors {
+		if !strings.Contains(e, what) {
+			kept = append(kept, e)
+		}
+	}
+	b.errors = kept
+}
+
 // Check runs the automated checks on the page shown now and fails the test
 // for every problem: console errors and failed requests since the last
 // Check, form controls without a label, and an element wider than the

@@ -199,6 +199,17 @@ func TestOIDCBrowserContainer(t *testing.T) {
 	waitApp(t, c, "/content/"+guid+"/headers", key, 3*time.Minute)
 	logOutChecked(t, br, c)
 
+	// A callback that is not the answer to this browser's sign-in (the
+	// logout above left one in progress): a page that says so, with a way back.
+	br.Run("a forged callback", chromedp.Navigate(c.URL("/__login__/callback?state=forged&code=x")), chromedp.WaitVisible(chromedp.CSS(`p.error`)))
+	if msg := browser.Value(br, "the failure", chromedp.Text(chromedp.CSS(`p.error`))); !strings.Contains(msg, "does not belong to the sign-in this browser started") {
+		t.Errorf("a forged callback says %q", msg)
+	}
+	br.Expect("HTTP 400 from")
+	br.Allow("/favicon.ico")
+	br.Check("e2e-oidc-failed")
+	br.Screenshot("e2e-oidc-failed")
+
 	signIn("test-user2")
 	browserJourney(t, br, c, "/content/"+guid+"/headers", "test-user2", "viewer", []string{"oidc-team"}, "e2e-oidc")
 	logOutChecked(t, br, c)
@@ -290,6 +301,8 @@ func TestProxyAuthBrowserContainer(t *testing.T) {
 	if body := browser.Value(br, "logout page", chromedp.Evaluate[string](`document.body.innerText`)); !strings.Contains(body, "log out there") {
 		t.Errorf("logout under proxy shows %q, want it to say to log out at the single sign-on", body)
 	}
+	br.Allow("/favicon.ico")
+	br.Check("e2e-proxy-logout")
 	br.Screenshot("e2e-proxy-logout")
 	t.Logf("figure: proxy (haproxy Basic) in chromium: no credentials -> haproxy 401, bob -> viewer reaching the acl app through analysts, logout -> single sign-on notice")
 }

@@ -104,8 +104,8 @@ func oauthConfig(r *http.Request, cfg *config.Config, p *oidc.Provider) (*oauth2
 
 // oidcFail answers a login that cannot go on: a page that says why and
 // how to start again. The server keeps serving.
-func (s *Server) oidcFail(w http.ResponseWriter, status int, msg string) {
-	http.Error(w, msg+"\n\nStart again at /__login__.", status)
+func (s *Server) oidcFail(w http.ResponseWriter, r *http.Request, status int, msg string) {
+	s.signinPage(w, r, status, "Sign-in failed", msg, true, "/__login__", "Start again")
 }
 
 // handleOIDCLogin starts a login: to the provider with state, nonce and
@@ -119,7 +119,7 @@ func (s *Server) handleOIDCLogin(w http.ResponseWriter, r *http.Request, cfg *co
 	p, err := s.oidc.get(r.Context(), cfg.OAuth2.OpenIDConnectIssuer)
 	if err != nil {
 		s.log.Error("OpenID Connect discovery", "issuer", cfg.OAuth2.OpenIDConnectIssuer, logKeyErr, err)
-		s.oidcFail(w, http.StatusServiceUnavailable, "The sign-in provider cannot be reached now; try again in a moment.")
+		s.oidcFail(w, r, http.StatusServiceUnavailable, "The sign-in provider cannot be reached now; try again in a moment.")
 		return
 	}
 	l := oidcLogin{State: randomToken(), Nonce: randomToken(), Verifier: oauth2.GenerateVerifier(), Next: next, Expires: time.Now().Add(oidcLoginLife)}
@@ -129,7 +129,7 @@ func (s *Server) handleOIDCLogin(w http.ResponseWriter, r *http.Request, cfg *co
 	oc, err := oauthConfig(r, cfg, p)
 	if err != nil {
 		s.log.Error("OpenID Connect client secret", logKeyErr, err)
-		s.oidcFail(w, http.StatusServiceUnavailable, "Sign-in is not available now: the server's OpenID Connect client is misconfigured; tell an administrator.")
+		s.oidcFail(w, r, http.StatusServiceUnavailable, "Sign-in is not available now: the server's OpenID Connect client is misconfigured; tell an administrator.")
 		return
 	}
 	u := oc.AuthCodeURL(l.State, oidc.Nonce(l.Nonce), oauth2.S256ChallengeOption(l.Verifier))
@@ -160,15 +160,15 @@ func (s *Server) handleOIDCCallback(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	switch {
 	case err != nil || l.State == "" || time.Now().After(l.Expires):
-		s.oidcFail(w, http.StatusBadRequest, "No sign-in is in progress in this browser (or it took too long).")
+		s.oidcFail(w, r, http.StatusBadRequest, "No sign-in is in progress in this browser (or it took too long).")
 		return
 	case q.Get("state") != l.State:
 		s.log.Warn("OpenID Connect callback with a wrong state refused")
-		s.oidcFail(w, http.StatusBadRequest, "This sign-in answer does not belong to the sign-in this browser started.")
+		s.oidcFail(w, r, http.StatusBadRequest, "This sign-in answer does not belong to the sign-in this browser started.")
 		return
 	case q.Get("error") != "":
 		s.log.Warn("OpenID Connect provider refused the login", "error", q.Get("error"), "description", q.Get("error_description"))
-		s.oidcFail(w, http.StatusUnauthorized, "The sign-in provider refused the login: "+q.Get("error"))
+		s.oidcFail(w, r, http.StatusUnauthorized, "The sign-in provider refused the login: "+q.Get("error"))
 		return
 	}
 	ctx, cancel := context.WithTimeout(oidc.ClientContext(r.Context(), oidcHTTPClient), oidcTimeout)
@@ -176,40 +176,40 @@ func (s *Server) handleOIDCCallback(w http.ResponseWriter, r *http.Request) {
 	p, err := s.oidc.get(ctx, cfg.OAuth2.OpenIDConnectIssuer)
 	if err != nil {
 		s.log.Error("OpenID Connect discovery", "issuer", cfg.OAuth2.OpenIDConnectIssuer, logKeyErr, err)
-		s.oidcFail(w, http.StatusServiceUnavailable, "The sign-in provider cannot be reached now; try again in a moment.")
+		s.oidcFail(w, r, http.StatusServiceUnavailable, "The sign-in provider cannot be reached now; try again in a moment.")
 		return
 	}
 	oc, err := oauthConfig(r, cfg, p)
 	if err != nil {
 		s.log.Error("OpenID Connect client secret", logKeyErr, err)
-		s.oidcFail(w, http.StatusServiceUnavailable, "Sign-in is not available now: the server's OpenID Connect client is misconfigured; tell an administrator.")
+		s.oidcFail(w, r, http.StatusServiceUnavailable, "Sign-in is not available now: the server's OpenID Connect client is misconfigured; tell an administrator.")
 		return
 	}
 	tok, err := oc.Exchange(ctx, q.Get("code"), oauth2.VerifierOption(l.Verifier))
 	if err != nil {
 		s.log.Warn("OpenID Connect code exchange", logKeyErr, err)
-		s.oidcFail(w, http.StatusUnauthorized, "The sign-in provider did not accept the sign-in answer.")
+		s.oidcFail(w, r, http.StatusUnauthorized, "The sign-in provider did not accept the sign-in answer.")
 		return
 	}
 	raw, _ := tok.Extra("id_token").(string)
 	if raw == "" {
-		s.oidcFail(w, http.StatusUnauthorized, "The sign-in provider sent no ID token.")
+		s.oidcFail(w, r, http.StatusUnauthorized, "The sign-in provider sent no ID token.")
 		return
 	}
 	idt, err := p.Verifier(&oidc.Config{ClientID: cfg.OAuth2.ClientId}).Verify(ctx, raw)
 	if err != nil {
 		s.log.Warn("OpenID Connect ID token refused", logKeyErr, err)
-		s.oidcFail(w, http.StatusUnauthorized, "The sign-in provider's ID token is not valid.")
+		s.oidcFail(w, r, http.StatusUnauthorized, "The sign-in provider's ID token is not valid.")
 		return
 	}
 	if idt.Nonce != l.Nonce {
 		s.log.Warn("OpenID Connect ID token with a wrong nonce refused")
-		s.oidcFail(w, http.StatusUnauthorized, "The sign-in provider's ID token is not valid.")
+		s.oidcFail(w, r, http.StatusUnauthorized, "The sign-in provider's ID token is not valid.")
 		return
 	}
 	claims := map[string]any{}
 	if err := idt.Claims(&claims); err != nil {
-		s.oidcFail(w, http.StatusUnauthorized, "The sign-in provider's ID token is not valid.")
+		s.oidcFail(w, r, http.StatusUnauthorized, "The sign-in provider's ID token is not valid.")
 		return
 	}
 	if p.UserInfoEndpoint() != "" {
@@ -232,7 +232,7 @@ func (s *Server) handleOIDCCallback(w http.ResponseWriter, r *http.Request) {
 	}
 	id, err := oidcIdentity(cfg.OAuth2, claims)
 	if err != nil {
-		s.oidcFail(w, http.StatusForbidden, err.Error())
+		s.oidcFail(w, r, http.StatusForbidden, err.Error())
 		return
 	}
 	u, err := Provision(r.Context(), s.store, s.log, cfg.Authorization, id)
@@ -240,11 +240,11 @@ func (s *Server) handleOIDCCallback(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case errors.As(err, &le):
 		s.log.Warn("OpenID Connect login refused", logKeyUser, id.Username, logKeyErr, err)
-		s.oidcFail(w, http.StatusForbidden, le.Msg)
+		s.oidcFail(w, r, http.StatusForbidden, le.Msg)
 		return
 	case err != nil:
 		s.log.Error("OpenID Connect login", logKeyUser, id.Username, logKeyErr, err)
-		s.oidcFail(w, http.StatusServiceUnavailable, "Cannot sign you in now; try again.")
+		s.oidcFail(w, r, http.StatusServiceUnavailable, "Cannot sign you in now; try again.")
 		return
 	}
 	s.startSession(w, r, u, l.Next, raw)

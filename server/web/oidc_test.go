@@ -262,3 +262,20 @@ func TestOIDCLogoutAtProvider(t *testing.T) {
 		t.Errorf("the provider's end_session: %d %q, want a redirect to its signed-out page", end.StatusCode, loc)
 	}
 }
+
+// TestOIDCFailurePage: a sign-in that cannot complete ends on a page in
+// the dashboard's layout that says why and links to start again.
+func TestOIDCFailurePage(t *testing.T) {
+	f, _ := oidcFixture(t)
+	resp, err := http.Get(f.ts.URL + OIDCCallbackPath + "?state=forged&code=x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	body := string(b)
+	if resp.StatusCode != 400 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") ||
+		!strings.Contains(body, "No sign-in is in progress in this browser") || !strings.Contains(body, `<a href="/__login__">Start again</a>`) {
+		t.Errorf("callback without a sign-in: %d %s\n%s", resp.StatusCode, resp.Header.Get("Content-Type"), body)
+	}
+}

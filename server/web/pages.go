@@ -25,7 +25,7 @@ const dashboardLimit = 50
 
 type pages struct {
 	welcome, login, dashboard, token, tokens, app, logs, keys *template.Template
-	forbidden, profile                                        *template.Template
+	forbidden, profile, signin                                *template.Template
 	adminUsers, adminGroups, adminServer, adminAudit          *template.Template
 	adminLoad                                                 *template.Template
 	css                                                       []byte
@@ -36,7 +36,7 @@ func newPages() (*pages, error) {
 	for name, t := range map[string]**template.Template{
 		"welcome.html": &p.welcome, "login.html": &p.login, "dashboard.html": &p.dashboard, "token.html": &p.token,
 		"tokens.html": &p.tokens, "app.html": &p.app, "logs.html": &p.logs, "keys.html": &p.keys,
-		"forbidden.html": &p.forbidden, "profile.html": &p.profile,
+		"forbidden.html": &p.forbidden, "profile.html": &p.profile, "signin.html": &p.signin,
 		"admin_users.html": &p.adminUsers, "admin_groups.html": &p.adminGroups, "admin_server.html": &p.adminServer,
 		"admin_audit.html": &p.adminAudit, "admin_load.html": &p.adminLoad,
 	} {
@@ -130,7 +130,7 @@ func (s *Server) handleLoginForm(w http.ResponseWriter, r *http.Request) {
 			http.Redirect(w, r, cfg.ProxyAuth.LoginURL, http.StatusFound)
 			return
 		}
-		http.Error(w, "sign in through your organisation's single sign-on: this server takes the user from the proxy in front of it (Authentication.Provider = proxy), and this request came without one", http.StatusUnauthorized)
+		s.signinPage(w, r, http.StatusUnauthorized, "Log in", "Sign in through your organisation's single sign-on: this server takes the user from the proxy in front of it (Authentication.Provider = proxy), and this request came without one.", false, "", "")
 		return
 	}
 	s.render(w, s.pages.login, http.StatusOK, loginData{
@@ -138,6 +138,21 @@ func (s *Server) handleLoginForm(w http.ResponseWriter, r *http.Request) {
 		Next:     safeNext(r.URL.Query().Get("next")),
 		Hint:     loginHint(s.Config()),
 	})
+}
+
+// signinData is a sign-in step's message page: a failed sign-in, or what
+// to do under single sign-on.
+type signinData struct {
+	PageData
+	Heading, Message string
+	Failed           bool
+	Link, LinkText   string
+}
+
+// signinPage answers with a sign-in message in the dashboard's layout.
+func (s *Server) signinPage(w http.ResponseWriter, r *http.Request, status int, heading, msg string, failed bool, link, linkText string) {
+	s.render(w, s.pages.signin, status, signinData{PageData: s.pageData(r, heading), Heading: heading, Message: msg,
+		Failed: failed, Link: link, LinkText: linkText})
 }
 
 // safeNext keeps a post-login redirect on this server.
@@ -258,7 +273,7 @@ func (s *Server) handleLogout(w http.ResponseWriter, r *http.Request) {
 			http.Redirect(w, r, cfg.ProxyAuth.LogoutURL, http.StatusSeeOther)
 			return
 		}
-		http.Error(w, "you are signed in through your organisation's single sign-on: log out there, or close the browser", http.StatusOK)
+		s.signinPage(w, r, http.StatusOK, "Log out at your single sign-on", "You are signed in through your organisation's single sign-on: log out there, or close the browser.", false, "/", "Back to dais")
 		return
 	}
 	if to := s.providerLogoutURL(r.Context(), s.Config(), idToken); to != "" {

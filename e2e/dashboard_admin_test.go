@@ -155,6 +155,9 @@ func TestDashboardAdminJourneys(t *testing.T) {
 	logLink := browser.Value(alice, "log link", chromedp.Evaluate[string](`document.querySelector("table.renders tbody tr a[href*='logs?task=']").getAttribute("href")`))
 	alice.Run("the render's log", chromedp.Navigate(c.URL(logLink)),
 		chromedp.Poll[chromedp.Void](`document.getElementById("log") && document.getElementById("log").textContent.length > 0`))
+	if crumb := browser.Value(alice, "crumbs", chromedp.Text(chromedp.CSS(`nav.crumbs`))); strings.TrimSpace(crumb) != "Content / weekly-report / Logs" {
+		t.Errorf("the logs page's breadcrumb %q", crumb)
+	}
 	shot(alice, "e2e-render-log")
 
 	// Tag it, then find it in the list by the tag, sorted by name.

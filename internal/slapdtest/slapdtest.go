@@ -5,7 +5,8 @@
 // groups and a nested group:
 //
 //	dc=example,dc=com
-//	  ou=People:   alice (alice-pw), bob (bob-pw), carol (carol-pw)
+//	  ou=People:   alice (alice-pw), bob (bob-pw), carol (carol-pw);
+//	               employeeType staff (alice, carol) or contractor (bob)
 //	  ou=Services: cn=dais (dais-pw), the service account
 //	  ou=Groups:   analysts (groupOfNames: alice), staff (groupOfUniqueNames: alice, carol),
 //	               readers (posixGroup, memberUid: bob),
@@ -225,9 +226,9 @@ func seedLDIF() string {
 		fmt.Fprintf(&b, "dn: ou=%s,%s\nobjectClass: organizationalUnit\nou: %s\n\n", ou, BaseDN, ou)
 	}
 	fmt.Fprintf(&b, "dn: %s\nobjectClass: person\nobjectClass: simpleSecurityObject\ncn: dais\nsn: dais\nuserPassword: %s\n\n", ServiceDN, ServicePass)
-	for _, u := range []struct{ uid, first, last string }{{"alice", "Alice", "Analyst"}, {"bob", "Bob", "Builder"}, {"carol", "Carol", "Checker"}} {
-		fmt.Fprintf(&b, "dn: %s\nobjectClass: inetOrgPerson\nuid: %s\ncn: %s %s\ngivenName: %s\nsn: %s\nmail: %s@example.com\nuserPassword: %s-pw\n\n",
-			UserDN(u.uid), u.uid, u.first, u.last, u.first, u.last, u.uid, u.uid)
+	for _, u := range []struct{ uid, first, last, kind string }{{"alice", "Alice", "Analyst", "staff"}, {"bob", "Bob", "Builder", "contractor"}, {"carol", "Carol", "Checker", "staff"}} {
+		fmt.Fprintf(&b, "dn: %s\nobjectClass: inetOrgPerson\nuid: %s\ncn: %s %s\ngivenName: %s\nsn: %s\nmail: %s@example.com\nemployeeType: %s\nuserPassword: %s-pw\n\n",
+			UserDN(u.uid), u.uid, u.first, u.last, u.first, u.last, u.uid, u.kind, u.uid)
 	}
 	return b.String()
 }

@@ -86,6 +86,11 @@ func TestAuthenticate(t *testing.T) {
 	if u, err := Authenticate(ctx, &dnIDs, nil, "alice", "alice-pw"); err != nil || u.UniqueID != slapdtest.UserDN("alice") || u.Groups[0].UniqueID == u.Groups[0].DN {
 		t.Errorf("UniqueIdAttribute = DN, GroupUniqueIdAttribute = entryUUID: %+v %v", u, err)
 	}
+	roles := *cfg
+	roles.UserRoleAttribute = "employeeType"
+	if u, err := Authenticate(ctx, &roles, nil, "bob", "bob-pw"); err != nil || !slices.Equal(u.Roles, []string{"contractor"}) {
+		t.Errorf("bob's UserRoleAttribute employeeType: %+v %v, want [contractor]", u, err)
+	}
 	noGroups := *cfg
 	noGroups.GroupSearchBaseDN = ""
 	if u, err := Authenticate(ctx, &noGroups, nil, "alice", "alice-pw"); err != nil || u.GroupsKnown || len(u.Groups) != 0 {

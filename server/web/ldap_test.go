@@ -196,3 +196,49 @@ func TestLDAPRegisterOnFirstLogin(t *testing.T) {
 		t.Errorf("the account made ahead after the login: %+v %v, want the directory's entryUUID", u, err)
 	}
 }
+
+// TestLDAPSections: several [LDAP "NAME"] sections are tried in name
+// order: a directory that is down or does not know the user is passed
+// over; PermittedLoginGroup refuses with 403; UserRoleAttribute with
+// Authorization.UserRoleMapping gives the role.
+func TestLDAPSections(t *testing.T) {
+	f, _, _ := ldapFixture(t)
+	cfg := *f.srv.Config()
+	corp := *cfg.LDAP["corp"]
+	down := corp
+	down.ServerAddress = "127.0.0.1:1" // nothing listens
+	other := corp
+	other.UserSearchBaseDN = "ou=Services," + slapdtest.BaseDN // knows no people
+	corp.UserRoleAttribute = "employeeType"
+	corp.PermittedLoginGroup = []string{"staff", "publishers"}
+	cfg.LDAP = map[string]*config.LDAP{"a-down": &down, "b-other": &other, "c-corp": &corp}
+	cfg.Authorization.UserRoleGroupMapping, cfg.Authorization.UserRoleMapping = false, true
+	cfg.Authorization.PublisherRoleMapping = []string{"staff"}
+	cfg.Authorization.ViewerRoleMapping = []string{"contractor"}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	f.srv.SetConfig(&cfg)
+
+	if status, session, _ := ldapLoginForm(t, f, "alice", "alice-pw"); status != http.StatusSeeOther || session == "" {
+		t.Fatalf("alice through the third section: %d", status)
+	}
+	if u, err := f.st.UserByUsername(context.Background(), "alice"); err != nil || u.Role != store.RolePublisher {
+		t.Errorf("alice (employeeType staff): %+v %v, want a publisher", u, err)
+	}
+	if status, _, _ := ldapLoginForm(t, f, "bob", "bob-pw"); status != http.StatusSeeOther {
+		t.Errorf("bob (in publishers): %d", status)
+	} else if u, err := f.st.UserByUsername(context.Background(), "bob"); err != nil || u.Role != store.RoleViewer {
+		t.Errorf("bob (employeeType contractor): %+v %v, want a viewer", u, err)
+	}
+	// carol is in staff; take staff out of the permitted groups.
+	corp.PermittedLoginGroup = []string{"publishers"}
+	if status, session, page := ldapLoginForm(t, f, "carol", "carol-pw"); status != http.StatusForbidden || session != "" || !strings.Contains(page, "may not log in") {
+		t.Errorf("carol outside PermittedLoginGroup: %d %q, want 403", status, session)
+	}
+	// A wrong password while a directory is down: that directory may be
+	// the user's, so the page says it cannot be reached (503), not 401.
+	if status, _, page := ldapLoginForm(t, f, "alice", "wrong"); status != http.StatusServiceUnavailable || !strings.Contains(page, "cannot be reached") {
+		t.Errorf("wrong password with a directory down: %d, want 503", status)
+	}
+}

@@ -61,6 +61,8 @@ func (a *API) pollTask(r *http.Request, first, wait int) (*store.Task, []string,
 	deadline := time.Now().Add(time.Duration(min(wait, maxWait)) * time.Second)
 	checked := false
 	for {
+		// Taken before the read: a change after it closes changed.
+		changed := a.dep.TaskChanged()
 		t, err := a.st.Task(ctx, id)
 		if errors.Is(err, store.ErrNotFound) {
 			return nil, nil, errStatus(http.StatusNotFound, "no task "+id)
@@ -85,12 +87,20 @@ func (a *API) pollTask(r *http.Request, first, wait int) (*store.Task, []string,
 			}
 			return t, lines, nil
 		}
+		// This node's tasks wake the poll as they change (deploy's
+		// TaskChanged); it reads them again each second in case one was
+		// missed. Another node's are read every 200 ms.
+		every := 200 * time.Millisecond
+		if t.Node == a.dep.Node() {
+			every = time.Second
+		}
 		select {
 		case <-ctx.Done():
 			return nil, nil, ctx.Err()
 		case <-a.dep.Stopping().Done():
 			deadline = time.Now()
-		case <-time.After(200 * time.Millisecond):
+		case <-changed:
+		case <-time.After(every):
 		}
 	}
 }

@@ -2,6 +2,7 @@ package deploy_test
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"github.com/dais-dev/dais/server/store"
 	"os"
@@ -466,5 +467,49 @@ func TestBadInput(t *testing.T) {
 	}
 	if a := f.do(t, "GET", "/__ping__", "", nil); a.status != 200 {
 		t.Errorf("the server stopped answering: %d", a.status)
+	}
+}
+
+// TestTaskLongPollWakes: a long poll of a task of this node returns as
+// soon as the task writes a line or ends, not at its next read of the
+// task (each second): a static deploy done in 5 ms was reported done
+// 200 ms later (bench/scale.sh).
+func TestTaskLongPollWakes(t *testing.T) {
+	f := newFixture(t, deploy.Options{})
+	ctx := t.Context()
+	task := &store.Task{UserID: f.users["pub1"].ID, Kind: store.TaskDeploy, Node: f.svc.Node()}
+	if err := f.st.CreateTask(ctx, task); err != nil {
+		t.Fatal(err)
+	}
+	poll := func(first int, change func()) (taskJSON, time.Duration) {
+		t.Helper()
+		changed := make(chan time.Time, 1)
+		go func() {
+			time.Sleep(300 * time.Millisecond) // the poll is waiting
+			changed <- time.Now()
+			change()
+		}()
+		var tj taskJSON
+		f.must(t, "GET", "/__api__/v1/tasks/"+task.ID+"?wait=20&first="+itoa(first), "pub1", nil, &tj)
+		return tj, time.Since(<-changed)
+	}
+	tj, after := poll(0, func() { f.svc.WriteTask(task.ID, "one line") })
+	if len(tj.Output) != 1 || tj.Output[0] != "one line" || tj.Finished {
+		t.Fatalf("poll after a line: %+v", tj)
+	}
+	// Unwoken, the poll would return at its next read, 700 ms after the line.
+	if after > 500*time.Millisecond {
+		t.Errorf("the poll returned %s after the line was written: not woken", after)
+	}
+	tj, after = poll(1, func() {
+		if err := f.svc.FinishTask(context.Background(), task.ID, 0); err != nil {
+			t.Error(err)
+		}
+	})
+	if !tj.Finished || len(tj.Output) != 0 {
+		t.Fatalf("poll after the end: %+v", tj)
+	}
+	if after > 500*time.Millisecond {
+		t.Errorf("the poll returned %s after the task ended: not woken", after)
 	}
 }

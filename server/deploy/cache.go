@@ -315,7 +315,7 @@ func (s *Service) StartDeleteRuntimeCache(ctx context.Context, rc RuntimeCache, 
 		tl.flush()
 		fctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		if err := s.st.FinishTask(fctx, t.ID, code, msg, nil, time.Now()); err != nil {
+		if err := s.finishTask(fctx, t.ID, code, msg, nil, time.Now()); err != nil {
 			s.log.Error("finish task", logKeyTask, t.ID, logKeyErr, err)
 		}
 	}()

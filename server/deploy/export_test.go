@@ -1,6 +1,11 @@
 package deploy
 
-import "github.com/dais-dev/dais/server/content/runtime"
+import (
+	"context"
+	"time"
+
+	"github.com/dais-dev/dais/server/content/runtime"
+)
 
 // What the package's external tests (deploy_test, which drive the service
 // through server/api) may look at inside.
@@ -12,3 +17,12 @@ func (s *Service) ProcessAddr(guid string) string {
 
 // Finder is the runtime finder, whose roots a test may point elsewhere.
 func (s *Service) Finder() *runtime.Finder { return s.finder }
+
+// WriteTask writes lines to task id's output as the service's own tasks
+// do (waking its long polls).
+func (s *Service) WriteTask(id string, lines ...string) { (&taskLog{s: s, id: id}).append(lines...) }
+
+// FinishTask ends task id as the service's own tasks end.
+func (s *Service) FinishTask(ctx context.Context, id string, code int) error {
+	return s.finishTask(ctx, id, code, "", nil, time.Now())
+}

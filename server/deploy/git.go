@@ -87,7 +87,7 @@ func (s *Service) runRepoDeploy(t *store.Task, c *store.Content, r *store.Conten
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		result, _ := json.Marshal(map[string]any{"content_id": c.ID})
-		if ferr := s.st.FinishTask(ctx, t.ID, 1, msg, result, time.Now()); ferr != nil && !errors.Is(ferr, store.ErrConflict) {
+		if ferr := s.finishTask(ctx, t.ID, 1, msg, result, time.Now()); ferr != nil && !errors.Is(ferr, store.ErrConflict) {
 			log.Error("finish task", logKeyErr, ferr)
 		}
 	}
@@ -244,7 +244,7 @@ func (s *Service) StartGitTask(ctx context.Context, u *store.User, what string, 
 		result, _ := json.Marshal(res)
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		if ferr := s.st.FinishTask(ctx, t.ID, code, msg, result, time.Now()); ferr != nil && !errors.Is(ferr, store.ErrConflict) {
+		if ferr := s.finishTask(ctx, t.ID, code, msg, result, time.Now()); ferr != nil && !errors.Is(ferr, store.ErrConflict) {
 			s.log.Error("finish task", logKeyTask, t.ID, logKeyErr, ferr)
 		}
 	}()

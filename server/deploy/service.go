@@ -127,6 +127,9 @@ type Service struct {
 
 	// peers: the other live nodes, read at most every peersFor (forward.go).
 	peers peerCache
+
+	// tasks wakes the long polls of task output (task.go).
+	tasks taskWake
 }
 
 // New builds the service; server/api puts its routes on the web server.

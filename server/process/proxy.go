@@ -20,6 +20,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -44,10 +45,13 @@ const BaseURLHeader = "RStudio-Connect-App-Base-URL"
 // Upstream requests carry RStudio-Connect-App-Base-URL (the content's public
 // URL), X-RSC-Request (the request's public URL), X-Forwarded-Proto and
 // -Host of that public URL, X-Forwarded-For (the client's address: an
-// inbound one is replaced, not trusted) and the original Host. WebSocket upgrades
-// pass through; responses are streamed (streams flushed at once, responses
-// of known length at least every 20 ms). Access checks are the caller's:
-// wrap the Proxy in a handler that checks them.
+// inbound one is replaced, not trusted) and the original Host; hop-by-hop
+// headers are dropped both ways. WebSocket upgrades pass through;
+// responses are streamed (streams flushed at once, responses of known
+// length whenever the proxy has sent all the app has sent so far, or at
+// least every 20 ms). Plain GET, HEAD and OPTIONS requests are sent by the
+// proxy itself (serveDirect), the others by httputil.ReverseProxy. Access
+// checks are the caller's: wrap the Proxy in a handler that checks them.
 //
 // Sessions of a pool with Options.Pin (Shiny apps) stay on the process
 // that started them, as on Posit Connect: a page at the app's top level
@@ -68,8 +72,10 @@ type Proxy struct {
 	PublicURL string
 
 	log     *slog.Logger
-	rp      *httputil.ReverseProxy
-	forward *http.Transport // to other nodes (Forward)
+	rp      *httputil.ReverseProxy // requests serveDirect does not take
+	loop    *loopTransport         // keep-alive connections to the processes
+	forward *http.Transport        // to other nodes (Forward)
+	public  atomic.Pointer[publicBase]
 	mu      sync.RWMutex
 	pools   map[string]*Pool
 	retired map[string][]*Pool // replaced by Set, serving their sessions until stopped
@@ -94,12 +100,13 @@ type target struct {
 // publicRoot is dais's root URL as the client of r sees it: scheme, host
 // and path (no trailing slash); see Proxy. Headers that do not parse, or an
 // X-RSC-Request that is not the URL of this request, are ignored.
-func publicRoot(r *http.Request, configured string) (proto, host, path string) {
+func publicRoot(r *http.Request, configured *publicBase) (proto, host, path string) {
 	own := "http"
 	if r.TLS != nil {
 		own = "https"
 	}
-	if v := r.Header.Get("X-RSC-Request"); v != "" {
+	// Canonical header names: Get would allocate to canonicalise others.
+	if v := r.Header.Get("X-Rsc-Request"); v != "" {
 		if u, err := url.Parse(v); err == nil && (u.Scheme == "http" || u.Scheme == "https") && validHost(u.Host) {
 			// What the proxy kept of the path after its own prefix is this
 			// request's path: what comes before is dais's root.
@@ -122,10 +129,31 @@ func publicRoot(r *http.Request, configured string) (proto, host, path string) {
 			return proto, host, ""
 		}
 	}
-	if u, err := url.Parse(configured); configured != "" && err == nil && u.Host != "" {
-		return u.Scheme, u.Host, strings.TrimSuffix(u.EscapedPath(), "/")
+	if configured.ok {
+		return configured.scheme, configured.host, configured.path
 	}
 	return own, r.Host, ""
+}
+
+// publicBase is PublicURL parsed (ok: it has a host), kept for the
+// requests that follow until PublicURL changes.
+type publicBase struct {
+	raw                string
+	scheme, host, path string
+	ok                 bool
+}
+
+func (px *Proxy) publicBase() *publicBase {
+	raw := px.PublicURL
+	if b := px.public.Load(); b != nil && b.raw == raw {
+		return b
+	}
+	b := &publicBase{raw: raw}
+	if u, err := url.Parse(raw); raw != "" && err == nil && u.Host != "" {
+		b.scheme, b.host, b.path, b.ok = u.Scheme, u.Host, strings.TrimSuffix(u.EscapedPath(), "/"), true
+	}
+	px.public.Store(b)
+	return b
 }
 
 // firstValue is the first of a comma-separated header value (a chain of
@@ -150,6 +178,20 @@ func NewProxy(logger *slog.Logger, publicURL string) *Proxy {
 		logger = slog.Default()
 	}
 	px := &Proxy{PublicURL: publicURL, log: logger, pools: map[string]*Pool{}, retired: map[string][]*Pool{}}
+	px.loop = &loopTransport{
+		full: &http.Transport{
+			Proxy:                 nil,
+			DialContext:           dialTarget,
+			MaxIdleConns:          4096,
+			MaxIdleConnsPerHost:   512,
+			IdleConnTimeout:       90 * time.Second,
+			ExpectContinueTimeout: time.Second,
+			DisableCompression:    true,
+		},
+		maxIdle: 512,
+		idleFor: 90 * time.Second,
+		idle:    map[string][]*loopConn{},
+	}
 	px.rp = &httputil.ReverseProxy{
 		Rewrite:        px.rewrite,
 		ModifyResponse: pinPage,
@@ -164,33 +206,8 @@ func NewProxy(logger *slog.Logger, publicURL string) *Proxy {
 		// keep-alive connections; the rest over http.Transport, which
 		// keeps more idle connections than its default (2 per host, so
 		// concurrent requests would open a new TCP connection each).
-		Transport: &loopTransport{
-			full: &http.Transport{
-				Proxy:                 nil,
-				DialContext:           dialTarget,
-				MaxIdleConns:          4096,
-				MaxIdleConnsPerHost:   512,
-				IdleConnTimeout:       90 * time.Second,
-				ExpectContinueTimeout: time.Second,
-				DisableCompression:    true,
-			},
-			maxIdle: 512,
-			idleFor: 90 * time.Second,
-			idle:    map[string][]*loopConn{},
-		},
-		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
-			if errors.Is(err, context.Canceled) {
-				return // the client went away
-			}
-			var slow interface{ ClientTooSlow() bool }
-			if errors.As(err, &slow) && slow.ClientTooSlow() {
-				// The client's body missed its deadline (server/web): not the app's fault.
-				http.Error(w, err.Error(), http.StatusRequestTimeout)
-				return
-			}
-			px.log.Warn("proxy to content process failed", "path", r.URL.Path, "err", err)
-			http.Error(w, "content process unavailable: "+err.Error(), http.StatusBadGateway)
-		},
+		Transport:    px.loop,
+		ErrorHandler: px.proxyError,
 	}
 	px.forward = &http.Transport{
 		Proxy:                 nil,
@@ -212,12 +229,20 @@ const dialTimeout = 10 * time.Second
 // through its Lease.Dial (inside its network namespace when it has one).
 func dialTarget(ctx context.Context, network, addr string) (net.Conn, error) {
 	t, _ := ctx.Value(targetKey{}).(*target)
-	if t == nil || t.dial == nil {
+	if t == nil {
+		return nil, errors.New("proxy: no content process to dial")
+	}
+	return dialProcess(ctx, t.dial)
+}
+
+// dialProcess connects to a process through its Lease.Dial, within dialTimeout.
+func dialProcess(ctx context.Context, dial DialFunc) (net.Conn, error) {
+	if dial == nil {
 		return nil, errors.New("proxy: no content process to dial")
 	}
 	ctx, cancel := context.WithTimeout(ctx, dialTimeout)
 	defer cancel()
-	c, err := t.dial(ctx)
+	c, err := dial(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -226,6 +251,22 @@ func dialTarget(ctx context.Context, network, addr string) (net.Conn, error) {
 		tc.SetKeepAlivePeriod(30 * time.Second)
 	}
 	return c, nil
+}
+
+// proxyError answers a request the app could not: nothing when the
+// client went away, 408 when the client's body was too slow, else 502.
+func (px *Proxy) proxyError(w http.ResponseWriter, r *http.Request, err error) {
+	if errors.Is(err, context.Canceled) {
+		return // the client went away
+	}
+	var slow interface{ ClientTooSlow() bool }
+	if errors.As(err, &slow) && slow.ClientTooSlow() {
+		// The client's body missed its deadline (server/web): not the app's fault.
+		http.Error(w, err.Error(), http.StatusRequestTimeout)
+		return
+	}
+	px.log.Warn("proxy to content process failed", "path", r.URL.Path, "err", err)
+	http.Error(w, "content process unavailable: "+err.Error(), http.StatusBadGateway)
 }
 
 func (px *Proxy) rewrite(pr *httputil.ProxyRequest) {
@@ -308,7 +349,7 @@ const ForwardedByHeader = "X-Dais-Forwarded-By"
 // request's public URL goes with it (X-RSC-Request). fallback serves the
 // request here when addr cannot be reached and nothing was sent yet.
 func (px *Proxy) Forward(w http.ResponseWriter, r *http.Request, addr, node string, fallback http.HandlerFunc) {
-	proto, host, root := publicRoot(r, px.PublicURL)
+	proto, host, root := publicRoot(r, px.publicBase())
 	public := proto + "://" + host + root + r.URL.RequestURI()
 	rp := &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
@@ -412,7 +453,7 @@ func (px *Proxy) ServeAt(w http.ResponseWriter, r *http.Request, guid, prefix st
 	if r.URL.RawPath != "" {
 		t.raw = strings.TrimPrefix(r.URL.RawPath, prefix)
 	}
-	proto, host, root := publicRoot(r, px.PublicURL)
+	proto, host, root := publicRoot(r, px.publicBase())
 	base := proto + "://" + host + root
 	t.baseURL = base + prefix + "/"
 	t.requestURL = base + r.URL.RequestURI()
@@ -471,6 +512,10 @@ func (px *Proxy) ServeAt(w http.ResponseWriter, r *http.Request, guid, prefix st
 	}
 	defer lease.Release()
 	t.key, t.dial, t.worker = lease.Key(), lease.Dial, lease.Worker()
+	if !t.page && plainRequest(r) {
+		px.serveDirect(w, r, t)
+		return
+	}
 	px.rp.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), targetKey{}, t)))
 }
 
@@ -632,7 +677,11 @@ func (t *loopTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	ctx := req.Context()
 	for {
-		pc, reused, err := t.get(ctx, req.URL.Host)
+		target, _ := ctx.Value(targetKey{}).(*target)
+		if target == nil {
+			return nil, errors.New("proxy: no content process to dial")
+		}
+		pc, reused, err := t.get(ctx, req.URL.Host, target.dial)
 		if err != nil {
 			return nil, err
 		}
@@ -698,7 +747,7 @@ func (t *loopTransport) roundTrip(ctx context.Context, pc *loopConn, req *http.R
 }
 
 // get returns an idle connection to addr (reused true) or a new one.
-func (t *loopTransport) get(ctx context.Context, addr string) (*loopConn, bool, error) {
+func (t *loopTransport) get(ctx context.Context, addr string, dial DialFunc) (*loopConn, bool, error) {
 	t.mu.Lock()
 	if l := t.idle[addr]; len(l) > 0 {
 		pc := l[len(l)-1]
@@ -709,10 +758,10 @@ func (t *loopTransport) get(ctx context.Context, addr string) (*loopConn, bool, 
 			return pc, true, nil
 		}
 		pc.c.Close()
-		return t.get(ctx, addr)
+		return t.get(ctx, addr, dial)
 	}
 	t.mu.Unlock()
-	c, err := dialTarget(ctx, "tcp", addr)
+	c, err := dialProcess(ctx, dial)
 	if err != nil {
 		return nil, false, err
 	}

@@ -517,7 +517,7 @@ func TestProxyLoopTransport(t *testing.T) {
 		if code, body := do(t, "GET", "/chunked", nil); code != 200 || body != "part 0\npart 1\npart 2\n" {
 			t.Errorf("chunked: %d %q", code, body)
 		}
-		lt := px.rp.Transport.(*loopTransport)
+		lt := px.loop
 		idle := func() int {
 			lt.mu.Lock()
 			defer lt.mu.Unlock()

@@ -33,6 +33,7 @@ func Run(t *testing.T, open Opener) {
 		{"Repositories", testRepositories},
 		{"Content", testContent},
 		{"ListContent", testListContent},
+		{"VisibleTotals", testVisibleTotals},
 		{"Environment", testEnvironment},
 		{"Permissions", testPermissions},
 		{"Groups", testGroups},
@@ -1150,4 +1151,83 @@ func testSettings(t *testing.T, s store.Store) {
 	got, err = s.Setting(c, "other")
 	must(t, err)
 	eq(t, "empty value", got, "")
+}
+
+// testVisibleTotals: a page's total of the content a user may see (counted
+// apart from the page, in parts: open to all or logged-in users, and ACL
+// content owned or reached through a permission) is the length of the
+// whole list, however the ways in overlap: an owner with a permission on
+// their own content, a permission of the user and of a group of theirs on
+// one item, a permission on content that is open anyway.
+func testVisibleTotals(t *testing.T, s store.Store) {
+	c := ctx(t)
+	pub := mkUser(t, s, "pub", store.RolePublisher)
+	other := mkUser(t, s, "other", store.RolePublisher)
+	v := mkUser(t, s, "v", store.RoleViewer)
+	outsider := mkUser(t, s, "outsider", store.RoleViewer)
+	g := &store.Group{Name: "readers", OwnerID: pub.ID}
+	must(t, s.CreateGroup(c, g))
+	must(t, s.AddGroupMember(c, g.ID, v.ID))
+	must(t, s.AddGroupMember(c, g.ID, pub.ID))
+	mk := func(owner int64, name, access, title string) int64 {
+		ct := &store.Content{Name: name, Title: title, OwnerID: owner, AccessType: access}
+		must(t, s.CreateContent(c, ct))
+		return ct.ID
+	}
+	open := mk(other.ID, "open", store.AccessAll, "Open report")
+	mk(other.ID, "logged", store.AccessLoggedIn, "Logged-in report")
+	mine := mk(pub.ID, "mine", store.AccessACL, "Own report")
+	mineOpen := mk(pub.ID, "mine-open", store.AccessAll, "Own open report")
+	both := mk(other.ID, "both", store.AccessACL, "Shared report")
+	viaGroup := mk(other.ID, "group", store.AccessACL, "Group dashboard")
+	mk(other.ID, "hidden", store.AccessACL, "Hidden report")
+	for _, p := range []store.Permission{
+		{ContentID: mine, UserID: pub.ID, Role: store.PermOwner},
+		{ContentID: mine, GroupID: g.ID, Role: store.PermViewer},
+		{ContentID: mineOpen, UserID: v.ID, Role: store.PermViewer},
+		{ContentID: open, UserID: v.ID, Role: store.PermViewer},
+		{ContentID: both, UserID: v.ID, Role: store.PermViewer},
+		{ContentID: both, GroupID: g.ID, Role: store.PermViewer},
+		{ContentID: viaGroup, GroupID: g.ID, Role: store.PermViewer},
+	} {
+		must(t, s.SetPermission(c, &p))
+	}
+	for _, u := range []*store.User{pub, other, v, outsider} {
+		for _, f := range []store.ContentFilter{{}, {Words: []string{"report"}}, {AppMode: ""}, {OwnerID: other.ID}, {Name: "both"}} {
+			f.VisibleTo = u.ID
+			all, total, err := s.ListContent(c, f)
+			must(t, err)
+			if total != len(all) {
+				t.Fatalf("%s, %+v: unpaged total %d of %d items", u.Username, f, total, len(all))
+			}
+			for start := range len(all) + 1 {
+				f.Start, f.Count = start, 1
+				page, total, err := s.ListContent(c, f)
+				must(t, err)
+				if total != len(all) {
+					t.Fatalf("%s, %+v: a page's total is %d, the list has %d: %v", u.Username, f, total, len(all), names(all))
+				}
+				if start < len(all) && (len(page) != 1 || page[0].ID != all[start].ID) {
+					t.Fatalf("%s, %+v: page %v, want item %d of %v", u.Username, f, names(page), start, names(all))
+				}
+			}
+		}
+	}
+	// What each sees, for the record: the rule itself is ListContent's test.
+	want := map[*store.User]int{pub: 6, other: 6, v: 6, outsider: 3}
+	for u, n := range want {
+		_, total, err := s.ListContent(c, store.ContentFilter{VisibleTo: u.ID, Count: 2})
+		must(t, err)
+		if total != n {
+			t.Errorf("%s sees %d items, want %d", u.Username, total, n)
+		}
+	}
+}
+
+func names(cs []store.Content) []string {
+	var out []string
+	for _, x := range cs {
+		out = append(out, x.Name)
+	}
+	return out
 }

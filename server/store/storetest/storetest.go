@@ -34,6 +34,7 @@ func Run(t *testing.T, open Opener) {
 		{"Content", testContent},
 		{"ListContent", testListContent},
 		{"VisibleTotals", testVisibleTotals},
+		{"WordSearch", testWordSearch},
 		{"Environment", testEnvironment},
 		{"Permissions", testPermissions},
 		{"Groups", testGroups},
@@ -1230,4 +1231,70 @@ func names(cs []store.Content) []string {
 		out = append(out, x.Name)
 	}
 	return out
+}
+
+// testWordSearch: a search of words finds each in the name or the title,
+// case-insensitive, as a substring, and follows renames and deletes; a
+// page's total is the whole list's length.
+func testWordSearch(t *testing.T, s store.Store) {
+	c := ctx(t)
+	u := mkUser(t, s, "pub", store.RolePublisher)
+	mk := func(name, title string) *store.Content {
+		ct := &store.Content{Name: name, Title: title, OwnerID: u.ID}
+		must(t, s.CreateContent(c, ct))
+		return ct
+	}
+	sales := mk("sales-dash", "Quarterly Sales Dashboard")
+	mk("api", `The "quoted" API`)
+	mk("ecole", "école d'été")
+	gone := mk("old-report", "Report to delete")
+	search := func(words ...string) []string {
+		t.Helper()
+		all, total, err := s.ListContent(c, store.ContentFilter{Words: words})
+		must(t, err)
+		_, paged, err := s.ListContent(c, store.ContentFilter{Words: words, Count: 1})
+		must(t, err)
+		if total != len(all) || paged != len(all) {
+			t.Fatalf("words %q: %d items, totals %d and %d", words, len(all), total, paged)
+		}
+		out := names(all)
+		slices.Sort(out)
+		return out
+	}
+	for _, tc := range []struct {
+		words []string
+		want  []string
+	}{
+		{[]string{"SALES"}, []string{"sales-dash"}},
+		{[]string{"arterl"}, []string{"sales-dash"}},            // inside a word of the title
+		{[]string{"es-d"}, []string{"sales-dash"}},              // inside the name
+		{[]string{"sa"}, []string{"sales-dash"}},                // shorter than a trigram
+		{[]string{"dash", "quarterly"}, []string{"sales-dash"}}, // every word
+		{[]string{"dash", "api"}, nil},
+		{[]string{`"quoted"`}, []string{"api"}},
+		{[]string{"école"}, []string{"ecole"}},
+		{[]string{"report"}, []string{"old-report"}},
+		{[]string{"to delete"}, []string{"old-report"}}, // one term with a space (Search)
+	} {
+		if got := search(tc.words...); !slices.Equal(got, tc.want) {
+			t.Errorf("words %q = %v, want %v", tc.words, got, tc.want)
+		}
+	}
+	sales.Title = "Monthly figures"
+	must(t, s.UpdateContent(c, sales))
+	if got := search("quarterly"); len(got) != 0 {
+		t.Errorf("the old title still found: %v", got)
+	}
+	if got := search("monthly"); !slices.Equal(got, []string{"sales-dash"}) {
+		t.Errorf("the new title: %v", got)
+	}
+	must(t, s.DeleteContent(c, gone.ID))
+	if got := search("report"); len(got) != 0 {
+		t.Errorf("deleted content found: %v", got)
+	}
+	all, _, err := s.ListContent(c, store.ContentFilter{Search: "MONTH"})
+	must(t, err)
+	if !slices.Equal(names(all), []string{"sales-dash"}) {
+		t.Errorf("Search MONTH = %v", names(all))
+	}
 }

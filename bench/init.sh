@@ -58,6 +58,28 @@ declare -A rss_cmd=(
 names=(dais-init tini dumb-init)
 declare -A reap p50 p99 rss wall
 
+# Wall time first, while the machine is as quiet as it gets (reaping
+# 10,000 orphans leaves a load average in the hundreds behind it), and in
+# rounds that take turns: hyperfine runs one command's runs together, so
+# that a load that changes during the run would favour the later ones.
+# Each peer's figure is the median of the rounds' means.
+echo "bench/init.sh: wall time of init -- true, $RUNS runs each in 5 rounds taking turns" >&2
+declare -A cmdline=([dais-init]="$INIT -- true" [tini]="tini -s -- true" [dumb-init]="dumb-init true" [go-floor]="$FLOOR true")
+per=$(((RUNS + 4) / 5))
+for round in 1 2 3 4 5; do
+	for n in "${names[@]}" go-floor; do
+		hyperfine -N --warmup 5 --runs "$per" --export-json "$tmp/wall-$n-$round.json" -n "$n" "${cmdline[$n]}" >/dev/null 2>&1 ||
+			hyperfine --warmup 5 --runs "$per" --export-json "$tmp/wall-$n-$round.json" -n "$n" "${cmdline[$n]}" >/dev/null
+	done
+done
+for n in "${names[@]}" go-floor; do
+	wall[$n]=$(for round in 1 2 3 4 5; do jq -r '.results[0].mean * 1000' "$tmp/wall-$n-$round.json"; done | sort -g | sed -n 3p)
+done
+for n in "${names[@]}" go-floor; do
+	# The median of 5 starts.
+	rss[$n]=$(for i in 1 2 3 4 5; do "$CHILD" rsswith ${rss_cmd[$n]} "$CHILD" sigecho; done | sort -n | sed -n 3p)
+done
+
 for n in "${names[@]}"; do
 	echo "bench/init.sh: $n: reaping $ORPHANS orphans" >&2
 	r=$(timeout 900 unshare --pid --fork --mount-proc ${reap_cmd[$n]} "$CHILD" orphans "$ORPHANS" wait)
@@ -67,19 +89,7 @@ for n in "${names[@]}"; do
 	p50[$n]=$(awk '{print $2}' <<<"$r")
 	p99[$n]=$(awk '{print $4}' <<<"$r")
 done
-for n in "${names[@]}" go-floor; do
-	# The median of 5 starts.
-	rss[$n]=$(for i in 1 2 3 4 5; do "$CHILD" rsswith ${rss_cmd[$n]} "$CHILD" sigecho; done | sort -n | sed -n 3p)
-done
 reap[go-floor]=- p50[go-floor]=- p99[go-floor]=-
-
-echo "bench/init.sh: wall time of init -- true, $RUNS runs each" >&2
-peers=(-n dais-init "$INIT -- true" -n tini "tini -s -- true" -n dumb-init "dumb-init true" -n go-floor "$FLOOR true")
-hyperfine -N --warmup 20 --runs "$RUNS" --export-json "$tmp/wall.json" "${peers[@]}" >/dev/null 2>&1 ||
-	hyperfine --warmup 20 --runs "$RUNS" --export-json "$tmp/wall.json" "${peers[@]}" >/dev/null
-for n in "${names[@]}" go-floor; do
-	wall[$n]=$(jq -r --arg n "$n" '.results[] | select(.command == $n) | .mean * 1000' "$tmp/wall.json")
-done
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
 row() { # metric, then its value for dais-init, tini, dumb-init, go-floor

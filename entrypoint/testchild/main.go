@@ -370,10 +370,16 @@ func rssWith(cmdline []string) {
 	}
 	pid := cmd.Process.Pid
 	fmt.Println(vmHWM(pid))
-	// The init's child may be in a group of its own: kill it first.
-	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", pid, pid))
-	for _, c := range strings.Fields(string(b)) {
-		syscall.Kill(atoi(c), syscall.SIGKILL)
+	// The init's child may be in a group of its own: kill it first. A Go
+	// init may fork from any of its threads, and each thread lists its
+	// own children (reading the main thread's only left a child behind,
+	// holding the benchmark's output pipe open).
+	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", pid))
+	for _, t := range tasks {
+		b, _ := os.ReadFile(t)
+		for _, c := range strings.Fields(string(b)) {
+			syscall.Kill(atoi(c), syscall.SIGKILL)
+		}
 	}
 	syscall.Kill(-pid, syscall.SIGKILL)
 	cmd.Wait()

@@ -105,7 +105,7 @@ func TestLDAPBrowserContainer(t *testing.T) {
 		t.Errorf("bob (not in data-science) reached the acl app: %s", body)
 	}
 	br.Expect("HTTP 403 from")
-	
+
 	// The directory goes down: a clear page; bob's session goes on.
 	slapd.Stop()
 	br.Run("open a second tab's worth of login", chromedp.Navigate(c.URL("/connect/")), chromedp.WaitVisible(chromedp.CSS(`li.who`)))

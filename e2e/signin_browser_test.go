@@ -118,7 +118,6 @@ func logOutChecked(t *testing.T, br *browser.Browser, c *Container) {
 	}
 }
 
-
 // mappingProxy is an HTTP proxy for the browser (browser.ProxyThrough)
 // that sends requests for the addresses in routes (host:port) to others,
 // and the rest where they were going.

@@ -188,7 +188,7 @@ func sessionToken(t *testing.T, s *session, purpose string) string {
 
 // TestBrowserAdminPages: an administrator in chromium at 1280 and 390 px
 // visits every admin page (the automated checks on each), adds a user and
-// locks them; a publisher opening an admin page gets 403.
+// locks them, makes a group and adds that user to it after finding them.
 func TestBrowserAdminPages(t *testing.T) {
 	f := newFixture(t)
 	f.login(t, "administrator")
@@ -213,6 +213,19 @@ func TestBrowserAdminPages(t *testing.T) {
 				chromedp.WaitVisible(chromedp.CSS(`body:not([data-old]) button[aria-label="Unlock `+name+`"]`)))
 			br.Check("admin-users")
 			br.Screenshot("admin-users")
+			group := fmt.Sprintf("team%d", width)
+			br.Run("make a group", chromedp.Navigate(f.ts.URL+"/connect/admin/groups"), chromedp.WaitVisible(chromedp.ID("h-create")), mark,
+				chromedp.SendKeys(chromedp.CSS(`form[action$="/groups/create"] input[name="name"]`), group),
+				chromedp.Click(chromedp.CSS(`form[action$="/groups/create"] button`)),
+				chromedp.WaitVisible(chromedp.CSS(`body:not([data-old]) #find`)))
+			br.Run("find a user", mark, chromedp.SendKeys(chromedp.ID("find"), "dora"),
+				chromedp.Submit(chromedp.ID("find")),
+				chromedp.WaitVisible(chromedp.CSS(`body:not([data-old]) button[aria-label="Add `+name+` to `+group+`"]`)))
+			br.Check("admin-groups-find")
+			br.Run("add them", mark, chromedp.Click(chromedp.CSS(`button[aria-label="Add `+name+` to `+group+`"]`)),
+				chromedp.WaitVisible(chromedp.CSS(`body:not([data-old]) button[aria-label="Remove `+name+` from `+group+`"]`)))
+			br.Check("admin-groups-members")
+			br.Screenshot("admin-groups-members")
 			for _, p := range adminPages[1:] {
 				br.Visit(f.ts.URL+p, "admin-"+strings.TrimPrefix(p, "/connect/admin/"))
 			}

@@ -178,6 +178,7 @@ func (s *Server) handleAdminAction(w http.ResponseWriter, r *http.Request) {
 	}
 	who := f.Get("username")
 	userPath := "/__api__/v1/users/" + url.PathEscape(f.Get("guid"))
+	groupPath := "/__api__/v1/groups/" + url.PathEscape(f.Get("guid"))
 	var status int
 	var msg, done string
 	switch r.PathValue("section") + " " + r.PathValue("action") {
@@ -200,6 +201,30 @@ func (s *Server) handleAdminAction(w http.ResponseWriter, r *http.Request) {
 		lock := r.PathValue("action") == "lock"
 		status, msg = s.callAPI(r, http.MethodPost, userPath+"/lock", map[string]any{"locked": lock}, nil)
 		done = map[bool]string{true: "Locked " + who + ": their sessions and API keys are refused from now on.", false: "Unlocked " + who + "."}[lock]
+	case "groups create":
+		name := strings.TrimSpace(f.Get("name"))
+		var g apiGroup
+		status, msg = s.callAPI(r, http.MethodPost, "/__api__/v1/groups", map[string]any{"name": name}, &g)
+		done = "Made the group " + name + "."
+		if g.GUID != "" {
+			back = "/connect/admin/groups?group=" + url.QueryEscape(g.GUID) + "#members"
+		}
+	case "groups delete":
+		if strings.TrimSpace(f.Get("confirm")) != f.Get("name") {
+			status, msg = http.StatusBadRequest, "type the group's name, "+f.Get("name")+", to delete it"
+			break
+		}
+		status, msg = s.callAPI(r, http.MethodDelete, groupPath, nil, nil)
+		done = "Deleted the group " + f.Get("name") + "."
+		if status < 300 {
+			back = "/connect/admin/groups"
+		}
+	case "groups add":
+		status, msg = s.callAPI(r, http.MethodPost, groupPath+"/members", map[string]any{"user_guid": f.Get("user")}, nil)
+		done = "Added " + who + " to " + f.Get("name") + "."
+	case "groups remove":
+		status, msg = s.callAPI(r, http.MethodDelete, groupPath+"/members/"+url.PathEscape(f.Get("user")), nil, nil)
+		done = "Removed " + who + " from " + f.Get("name") + "."
 	default:
 		http.NotFound(w, r)
 		return
@@ -213,11 +238,15 @@ func (s *Server) handleAdminAction(w http.ResponseWriter, r *http.Request) {
 	} else {
 		flash(r, q, "msg", done)
 	}
+	back, fragment, _ := strings.Cut(back, "#")
 	sep := "?"
 	if strings.Contains(back, "?") {
 		sep = "&"
 	}
-	http.Redirect(w, r, back+sep+q.Encode(), http.StatusSeeOther)
+	if fragment != "" {
+		fragment = "#" + fragment
+	}
+	http.Redirect(w, r, back+sep+q.Encode()+fragment, http.StatusSeeOther)
 }
 
 // ---- groups
@@ -227,27 +256,36 @@ type groupRow struct {
 	Selected         bool
 }
 
+// groupsData is the groups page: the list, and one group shown with its
+// members. Local is false for a group the identity provider brings (no
+// owner): its members change at the provider, so the page offers no form.
 type groupsData struct {
 	adminData
 	Q        string
 	Groups   []groupRow
 	Total    int
 	Shown    string // the group whose members are listed
+	ShownID  string
 	Owner    string
+	Local    bool
 	Members  []userRow
 	NoMember bool
+	Find     string    // the search for a user to add
+	Found    []userRow // its results, members left out
+	Back     string    // this page, where the forms come back to
 }
 
 // handleAdminGroups lists the groups (one API call, however many there
 // are) and the members of one of them (?group=<guid>): a member list per
-// group on one page would cost an API call per group.
+// group on one page would cost an API call per group. ?find= searches
+// the users to add to the group shown.
 func (s *Server) handleAdminGroups(w http.ResponseWriter, r *http.Request) {
 	ad, ok := s.adminPage(w, r, "groups", "Groups")
 	if !ok {
 		return
 	}
 	q := r.URL.Query()
-	d := groupsData{adminData: ad, Q: strings.TrimSpace(q.Get("q"))}
+	d := groupsData{adminData: ad, Q: strings.TrimSpace(q.Get("q")), Find: strings.TrimSpace(q.Get("find")), Back: "/connect/admin/groups"}
 	var res struct {
 		Results []struct {
 			GUID      string  `json:"guid"`
@@ -272,8 +310,10 @@ func (s *Server) handleAdminGroups(w http.ResponseWriter, r *http.Request) {
 		if !row.Selected {
 			continue
 		}
-		d.Shown, d.Owner = g.Name, "none (from the identity provider)"
+		d.Shown, d.ShownID, d.Owner = g.Name, g.GUID, "none: the identity provider manages this group"
+		d.Back = "/connect/admin/groups?" + l.Encode() + "#members"
 		if g.OwnerGUID != nil {
+			d.Local, d.Owner = true, "a user no longer listed"
 			var o apiUser
 			if s.callAPI(r, http.MethodGet, "/__api__/v1/users/"+url.PathEscape(*g.OwnerGUID), nil, &o); o.Username != "" {
 				d.Owner = o.Username
@@ -285,11 +325,28 @@ func (s *Server) handleAdminGroups(w http.ResponseWriter, r *http.Request) {
 		if st, msg := s.callAPI(r, http.MethodGet, "/__api__/v1/groups/"+url.PathEscape(g.GUID)+"/members", nil, &m); st != http.StatusOK {
 			d.Error = "Could not list the members of " + g.Name + ": " + msg
 		}
+		member := map[string]bool{}
 		for _, u := range m.Results {
-			d.Members = append(d.Members, userRow{Username: u.Username, Name: strings.TrimSpace(u.FirstName + " " + u.LastName),
+			member[u.GUID] = true
+			d.Members = append(d.Members, userRow{GUID: u.GUID, Username: u.Username, Name: strings.TrimSpace(u.FirstName + " " + u.LastName),
 				Email: u.Email, Role: u.Role, Locked: u.Locked})
 		}
 		d.NoMember = len(d.Members) == 0
+		if d.Local && d.Find != "" {
+			var found struct {
+				Results []apiUserFull `json:"results"`
+			}
+			fv := url.Values{"prefix": {d.Find}, "page_size": {"20"}}
+			if st, msg := s.callAPI(r, http.MethodGet, "/__api__/v1/users?"+fv.Encode(), nil, &found); st != http.StatusOK {
+				d.Error = "Could not search the users: " + msg
+			}
+			for _, u := range found.Results {
+				if !member[u.GUID] {
+					d.Found = append(d.Found, userRow{GUID: u.GUID, Username: u.Username, Name: strings.TrimSpace(u.FirstName + " " + u.LastName),
+						Email: u.Email, Role: u.Role, Locked: u.Locked})
+				}
+			}
+		}
 	}
 	s.render(w, s.pages.adminGroups, http.StatusOK, d)
 }

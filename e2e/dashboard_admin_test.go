@@ -113,8 +113,7 @@ func TestDashboardAdminJourneys(t *testing.T) {
 	}
 	alice.Run("schedule", mark,
 		chromedp.SendKeys(chromedp.CSS(`#schedule input[name="cron"]`), "0 6 * * 1-5"),
-		chromedp.Evaluate[chromedp.Void](`document.querySelector('#schedule input[name="timezone"]').value = ""`),
-		chromedp.SendKeys(chromedp.CSS(`#schedule input[name="timezone"]`), "Europe/Paris"),
+		chromedp.SetValue(chromedp.CSS(`#schedule select[name="timezone"]`), "Europe/Paris"),
 		chromedp.Click(chromedp.CSS(`form[action$="/schedule"] button`)),
 		chromedp.WaitVisible(chromedp.CSS(`body:not([data-old]) p.banner.ok`)))
 	if dl := browser.Value(alice, "schedule", chromedp.Text(chromedp.CSS(`#schedule dl`))); !strings.Contains(dl, "cron 0 6 * * 1-5") ||

@@ -54,7 +54,8 @@ func TestAppPageSchedule(t *testing.T) {
 	if st != 200 {
 		t.Fatalf("schedule: %d %s", st, body)
 	}
-	contains(t, "after saving", body, "Schedule saved", "cron 0 6 * * *", "Europe/Berlin", `value="0 6 * * *"`)
+	contains(t, "after saving", body, "Schedule saved", "cron 0 6 * * *", "Europe/Berlin", `value="0 6 * * *"`,
+		`<select name="timezone">`, "<option selected>Europe/Berlin</option>", "<option>America/New_York</option>", "<option>UTC</option>")
 	if !regexp.MustCompile(`Next run</dt><dd>\d{4}-\d\d-\d\d 06:00 CES?T`).MatchString(body) {
 		t.Errorf("next run not shown at 06:00 Berlin time: %s", body)
 	}
@@ -147,8 +148,7 @@ func TestBrowserAppPageSchedule(t *testing.T) {
 			br.Run("schedule", mark,
 				chromedp.Evaluate[chromedp.Void](`document.querySelector('#schedule input[name="cron"]').value = ""`),
 				chromedp.SendKeys(chromedp.CSS(`#schedule input[name="cron"]`), "30 7 * * 1-5"),
-				chromedp.Evaluate[chromedp.Void](`document.querySelector('#schedule input[name="timezone"]').value = ""`),
-				chromedp.SendKeys(chromedp.CSS(`#schedule input[name="timezone"]`), "America/New_York"),
+				chromedp.SetValue(chromedp.CSS(`#schedule select[name="timezone"]`), "America/New_York"),
 				chromedp.Click(chromedp.CSS(`form[action$="/schedule"] button`)),
 				chromedp.WaitVisible(chromedp.CSS(`body:not([data-old]) p.banner.ok`)))
 			if txt := db.Value(br, "schedule", chromedp.Text(chromedp.CSS(`#schedule dl`))); !strings.Contains(txt, "cron 30 7 * * 1-5") || !strings.Contains(txt, "America/New_York") {

@@ -1,15 +1,12 @@
 package api
 
 import (
-	"io/fs"
 	"net/http"
 	"os"
-	"path/filepath"
-	"slices"
-	"strings"
 	"time"
 
 	"github.com/dais-dev/dais/server/content/manifest"
+	"github.com/dais-dev/dais/server/schedule"
 	"github.com/dais-dev/dais/server/store"
 	"github.com/dais-dev/dais/server/web"
 )
@@ -175,7 +172,7 @@ func (a *API) timezones(w http.ResponseWriter, r *http.Request) {
 	}
 	now := time.Now()
 	out := []zone{}
-	for _, name := range zoneNames(zoneinfo) {
+	for _, name := range schedule.ZoneNames(zoneinfo) {
 		loc, err := time.LoadLocation(name)
 		if err != nil {
 			continue
@@ -183,32 +180,4 @@ func (a *API) timezones(w http.ResponseWriter, r *http.Request) {
 		out = append(out, zone{Timezone: name, Offset: now.In(loc).Format("-07:00")})
 	}
 	web.WriteJSON(w, http.StatusOK, out)
-}
-
-// zoneNames lists the zones of a zoneinfo directory ("Area/City" and the
-// old single names such as UTC), leaving out its other files.
-func zoneNames(dir string) []string {
-	names := []string{"UTC"}
-	_ = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return nil
-		}
-		rel, _ := filepath.Rel(dir, p)
-		if d.IsDir() {
-			if rel == "posix" || rel == "right" {
-				return filepath.SkipDir
-			}
-			return nil
-		}
-		if strings.ContainsAny(rel, ".") || rel == "Factory" || rel == "posixrules" || rel == "localtime" ||
-			rel == "leapseconds" || rel == "SECURITY" || rel[0] < 'A' || rel[0] > 'Z' {
-			return nil
-		}
-		if !slices.Contains(names, rel) {
-			names = append(names, rel)
-		}
-		return nil
-	})
-	slices.Sort(names)
-	return names
 }

@@ -20,7 +20,11 @@ package schedule
 import (
 	"errors"
 	"fmt"
+	"io/fs"
+	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/robfig/cron/v3"
@@ -116,4 +120,37 @@ func IsDocument(appMode string) bool {
 		return true
 	}
 	return false
+}
+
+// Zones is ZoneNames of /usr/share/zoneinfo, the time zone database the
+// server's Location reads, listed once (the list changes with a package
+// upgrade, which restarts the server).
+var Zones = sync.OnceValue(func() []string { return ZoneNames("/usr/share/zoneinfo") })
+
+// ZoneNames lists the zones of a zoneinfo directory ("Area/City" and the
+// old single names such as UTC), leaving out its other files.
+func ZoneNames(dir string) []string {
+	names := []string{"UTC"}
+	_ = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return nil
+		}
+		rel, _ := filepath.Rel(dir, p)
+		if d.IsDir() {
+			if rel == "posix" || rel == "right" {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if strings.ContainsAny(rel, ".") || rel == "Factory" || rel == "posixrules" || rel == "localtime" ||
+			rel == "leapseconds" || rel == "SECURITY" || rel[0] < 'A' || rel[0] > 'Z' {
+			return nil
+		}
+		if !slices.Contains(names, rel) {
+			names = append(names, rel)
+		}
+		return nil
+	})
+	slices.Sort(names)
+	return names
 }

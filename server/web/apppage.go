@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/dais-dev/dais/server/schedule"
 )
 
 // The page of one content, /connect/apps/{guid} (the link clients print,
@@ -192,6 +194,8 @@ type appData struct {
 	AllTags         []tagOption // the tags an editor may add
 	Document        bool        // renders (rmd-static, jupyter-static, quarto-static): the schedule section
 	Schedule        *appSchedule
+	Zones           []string // the time zones the server knows, for the schedule form
+	Zone            string   // the one selected: the schedule's, or UTC
 	Renders         []appRender
 }
 
@@ -281,6 +285,15 @@ func (s *Server) readSchedule(r *http.Request, d *appData) []string {
 	case http.StatusNotFound:
 	default:
 		problems = append(problems, "schedule: "+msg)
+	}
+	if d.Editor {
+		d.Zone, d.Zones = "UTC", schedule.Zones()
+		if d.Schedule != nil && d.Schedule.Timezone != "" {
+			d.Zone = d.Schedule.Timezone
+		}
+		if !slices.Contains(d.Zones, d.Zone) { // read elsewhere than the list (the API still checks)
+			d.Zones = append([]string{d.Zone}, d.Zones...)
+		}
 	}
 	if d.C.ID == "" {
 		return problems

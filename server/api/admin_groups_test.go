@@ -75,6 +75,12 @@ func TestAdminGroupsPage(t *testing.T) {
 		t.Fatalf("members through the API after the forms: %v", got)
 	}
 
+	// The audit log names the group and the users, linked to their pages.
+	_, body = admin.get(t, "/connect/admin/audit")
+	groupLink := `<a href="/connect/admin/groups?group=` + g + `#members">analysts</a>`
+	contains(t, "audit", body, "Added a member to group "+groupLink,
+		`Removed user <a href="/connect/admin/users?q=publisher1">publisher1</a> from group `+groupLink)
+
 	// A provider's group: said so, no form, and a crafted one refused.
 	pg := &store.Group{Name: "ldap-staff", Provider: "ldap", UniqueID: "cn=staff"}
 	if err := f.st.CreateGroup(context.Background(), pg); err != nil {
@@ -129,4 +135,7 @@ func TestAdminGroupsPage(t *testing.T) {
 	if a := f.do(t, "GET", "/__api__/v1/groups/"+g, "administrator", ""); a.status != http.StatusNotFound {
 		t.Errorf("analysts after the delete: %d, want 404", a.status)
 	}
+	// Deleted, the group keeps its GUID in the audit log, unlinked.
+	_, body = admin.get(t, "/connect/admin/audit")
+	contains(t, "audit after the delete", body, "Removed group "+g+"</td>", "Added a member to group "+g+"</td>")
 }

@@ -128,7 +128,11 @@ def index():
 		t.Errorf("unlocked carol's login: %d, want 303", st)
 	}
 	_, body = admin.get(t, "/connect/admin/audit")
-	contains(t, "audit", body, "add_user", "lock_user", "administrator1")
+	contains(t, "audit", body, "add_user", "lock_user", `<a href="/connect/admin/users?q=administrator1">administrator1</a>`,
+		`Locked or unlocked user <a href="/connect/admin/users?q=carol">carol</a>`, `Changed user <a href="/connect/admin/users?q=carol">carol</a>`)
+	if strings.Contains(body, carol) {
+		t.Errorf("the audit page shows carol's GUID: %s", body)
+	}
 
 	// Viewers and publishers: 403 for every page; their crafted forms
 	// (with their own valid token) are refused by the API.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -441,7 +442,58 @@ func (s *Server) handleAdminServer(w http.ResponseWriter, r *http.Request) {
 
 // ---- audit log
 
-type auditRow struct{ Time, User, Action, Event string }
+type auditRow struct {
+	Time, User, UserLink, Action string
+	Event                        []auditPart
+}
+
+// auditPart is a piece of an entry's description: text, or a user or a
+// group named and linked where the record has their GUID.
+type auditPart struct{ Text, Link string }
+
+// auditGUID is a user or a group named by GUID in a description, as the
+// API's audited routes write them ("user <guid>", "group <guid>").
+var auditGUID = regexp.MustCompile(`\b(user|group) ([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})\b`)
+
+// auditNames turns the GUIDs of users and groups in the descriptions into
+// their names and links to their admin page, one API call per distinct
+// GUID. A user or group deleted since keeps its GUID, unlinked.
+func (s *Server) auditNames(r *http.Request, rows []auditRow, descs []string) {
+	type named struct{ name, link string }
+	seen := map[string]named{}
+	lookup := func(kind, guid string) named {
+		if n, ok := seen[kind+guid]; ok {
+			return n
+		}
+		var n named
+		if kind == "user" {
+			var u apiUser
+			if s.callAPI(r, http.MethodGet, "/__api__/v1/users/"+url.PathEscape(guid), nil, &u); u.Username != "" {
+				n = named{u.Username, "/connect/admin/users?q=" + url.QueryEscape(u.Username)}
+			}
+		} else {
+			var g apiGroup
+			if s.callAPI(r, http.MethodGet, "/__api__/v1/groups/"+url.PathEscape(guid), nil, &g); g.Name != "" {
+				n = named{g.Name, "/connect/admin/groups?group=" + url.QueryEscape(guid) + "#members"}
+			}
+		}
+		seen[kind+guid] = n
+		return n
+	}
+	for i, desc := range descs {
+		last := 0
+		for _, m := range auditGUID.FindAllStringSubmatchIndex(desc, -1) {
+			kind, guid := desc[m[2]:m[3]], desc[m[4]:m[5]]
+			n := lookup(kind, guid)
+			if n.name == "" {
+				continue
+			}
+			rows[i].Event = append(rows[i].Event, auditPart{Text: desc[last:m[4]]}, auditPart{Text: n.name, Link: n.link})
+			last = m[5]
+		}
+		rows[i].Event = append(rows[i].Event, auditPart{Text: desc[last:]})
+	}
+}
 
 type auditData struct {
 	adminData
@@ -466,10 +518,11 @@ func (s *Server) handleAdminAudit(w http.ResponseWriter, r *http.Request) {
 	}
 	var res struct {
 		Results []struct {
-			Time             string `json:"time"`
-			UserDescription  string `json:"user_description"`
-			Action           string `json:"action"`
-			EventDescription string `json:"event_description"`
+			Time             string  `json:"time"`
+			UserGUID         *string `json:"user_guid"`
+			UserDescription  string  `json:"user_description"`
+			Action           string  `json:"action"`
+			EventDescription string  `json:"event_description"`
 		} `json:"results"`
 		Paging struct {
 			Cursors struct {
@@ -483,13 +536,20 @@ func (s *Server) handleAdminAudit(w http.ResponseWriter, r *http.Request) {
 	if st, msg := s.callAPI(r, http.MethodGet, "/__api__/v1/audit_logs?"+v.Encode(), nil, &res); st != http.StatusOK {
 		d.Error = "Could not read the audit log: " + msg
 	}
+	var descs []string
 	for _, e := range res.Results {
 		t := e.Time
 		if pt, err := time.Parse(time.RFC3339, e.Time); err == nil {
 			t = pt.UTC().Format("2006-01-02 15:04:05 UTC")
 		}
-		d.Entries = append(d.Entries, auditRow{Time: t, User: e.UserDescription, Action: e.Action, Event: e.EventDescription})
+		row := auditRow{Time: t, User: e.UserDescription, Action: e.Action}
+		if e.UserGUID != nil && e.UserDescription != "" {
+			row.UserLink = "/connect/admin/users?q=" + url.QueryEscape(e.UserDescription)
+		}
+		d.Entries = append(d.Entries, row)
+		descs = append(descs, e.EventDescription)
 	}
+	s.auditNames(r, d.Entries, descs)
 	if res.Paging.Previous != nil && res.Paging.Cursors.Previous != nil {
 		d.Prev = "/connect/admin/audit?previous=" + url.QueryEscape(*res.Paging.Cursors.Previous)
 	}

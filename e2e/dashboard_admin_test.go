@@ -60,9 +60,10 @@ func login(br *browser.Browser, c *Container, next, user, password, sel string) 
 //   - the administrator (root) searches the users, locks the viewer (bob),
 //     whose open session and API key are then refused and whose login
 //     says the account is locked, unlocks him, and reads the server page
-//     (dais's version, the Connect API level), the audit log (the lock)
-//     the load (alice's running app with its memory) and a group's
-//     members;
+//     (dais's version, the Connect API level), the audit log (the lock,
+//     bob named), the load (alice's running app with its memory) and a
+//     group's members, then makes a group and adds alice to it after
+//     finding her;
 //   - the viewer (bob) gets 403 for the admin pages in the browser and
 //     through the API.
 //
@@ -239,7 +240,8 @@ func TestDashboardAdminJourneys(t *testing.T) {
 		t.Errorf("server page: %q", facts)
 	}
 	root.Visit(c.URL("/connect/admin/audit"), "e2e-admin-audit")
-	if audit := browser.Value(root, "audit", chromedp.Text(chromedp.CSS(`table.audit`))); !strings.Contains(audit, "lock_user") || !strings.Contains(audit, "root") {
+	if audit := browser.Value(root, "audit", chromedp.Text(chromedp.CSS(`table.audit`))); !strings.Contains(audit, "lock_user") || !strings.Contains(audit, "root") ||
+		!strings.Contains(audit, "Locked or unlocked user bob") {
 		t.Errorf("audit log: %q", audit)
 	}
 	root.Visit(c.URL("/connect/admin/load"), "e2e-admin-load")
@@ -252,6 +254,25 @@ func TestDashboardAdminJourneys(t *testing.T) {
 		t.Errorf("members of analysts: %q", members)
 	}
 	shot(root, "e2e-admin-groups")
+	// A group made on the page, alice found by the start of her name and
+	// added: the API lists her.
+	root.Run("make reviewers", mark, chromedp.SendKeys(chromedp.CSS(`form[action$="/groups/create"] input[name="name"]`), "reviewers"),
+		chromedp.Click(chromedp.CSS(`form[action$="/groups/create"] button`)), chromedp.WaitVisible(chromedp.CSS(`body:not([data-old]) #find`)))
+	root.Run("find alice", mark, chromedp.SendKeys(chromedp.ID("find"), "ali"), chromedp.Submit(chromedp.ID("find")),
+		chromedp.WaitVisible(chromedp.CSS(`body:not([data-old]) button[aria-label="Add alice to reviewers"]`)))
+	root.Run("add alice", mark, chromedp.Click(chromedp.CSS(`button[aria-label="Add alice to reviewers"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`body:not([data-old]) button[aria-label="Remove alice from reviewers"]`)))
+	shot(root, "e2e-admin-group-made")
+	var reviewers struct{ Results []struct{ GUID string } }
+	apiJSON(t, c, "GET", "/__api__/v1/groups?prefix=reviewers", rootKey, nil, &reviewers)
+	if len(reviewers.Results) != 1 {
+		t.Fatalf("reviewers through the API: %+v", reviewers)
+	}
+	var members struct{ Results []struct{ Username string } }
+	apiJSON(t, c, "GET", "/__api__/v1/groups/"+reviewers.Results[0].GUID+"/members", rootKey, nil, &members)
+	if len(members.Results) != 1 || members.Results[0].Username != "alice" {
+		t.Errorf("members of reviewers through the API: %+v", members)
+	}
 
 	// The viewer on a phone: his list (what he may open), his profile, and
 	// an admin page refused.

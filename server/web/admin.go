@@ -452,12 +452,16 @@ type auditRow struct {
 type auditPart struct{ Text, Link string }
 
 // auditGUID is a user or a group named by GUID in a description, as the
-// API's audited routes write them ("user <guid>", "group <guid>").
-var auditGUID = regexp.MustCompile(`\b(user|group) ([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})\b`)
+// API's audited routes write them ("user <guid>", "group <guid>"), or
+// content named by its quoted title and GUID (`"Sales" (<guid>)`).
+var auditGUID = regexp.MustCompile(`\b(user|group) ([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})\b` +
+	`|("(?:[^"\\]|\\.)*") \(([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})\)`)
 
 // auditNames turns the GUIDs of users and groups in the descriptions into
 // their names and links to their admin page, one API call per distinct
-// GUID. A user or group deleted since keeps its GUID, unlinked.
+// GUID; a user or group deleted since keeps its GUID, unlinked. Content
+// keeps its title, linked to its page (no call), except in the entry of
+// its deletion, which keeps the GUID.
 func (s *Server) auditNames(r *http.Request, rows []auditRow, descs []string) {
 	type named struct{ name, link string }
 	seen := map[string]named{}
@@ -483,6 +487,15 @@ func (s *Server) auditNames(r *http.Request, rows []auditRow, descs []string) {
 	for i, desc := range descs {
 		last := 0
 		for _, m := range auditGUID.FindAllStringSubmatchIndex(desc, -1) {
+			if m[6] >= 0 { // content
+				if rows[i].Action == "remove_application" {
+					continue
+				}
+				rows[i].Event = append(rows[i].Event, auditPart{Text: desc[last:m[0]]},
+					auditPart{Text: desc[m[6]:m[7]], Link: "/connect/apps/" + desc[m[8]:m[9]]})
+				last = m[1]
+				continue
+			}
 			kind, guid := desc[m[2]:m[3]], desc[m[4]:m[5]]
 			n := lookup(kind, guid)
 			if n.name == "" {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -266,5 +267,71 @@ func TestProxyDirectExtraBytes(t *testing.T) {
 		if code, body := get(t, srv.URL+"/content/x/"); code != 200 || body != "ok" {
 			t.Errorf("request %d: %d %q; want 200 ok", i, code, body)
 		}
+	}
+}
+
+// readSimpleResponse reads what http.ReadResponse reads, or leaves the
+// answer to it (nil, nothing consumed).
+func TestReadSimpleResponse(t *testing.T) {
+	const tail = "NEXT"
+	for _, tt := range []struct {
+		name, method, raw string
+		simple            bool
+	}{
+		{"length", "GET", "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n\r\nhello", true},
+		{"repeated and lower-case keys", "GET", "HTTP/1.1 201 Created\r\nset-cookie: a=1\r\nSet-Cookie: b=2\r\ncontent-length: 2\r\nX-Empty:\r\n\r\nok", true},
+		{"HTTP/1.0 closes", "GET", "HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok", true},
+		{"HTTP/1.0 keep-alive", "GET", "HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 2\r\n\r\nok", true},
+		{"Connection: close", "GET", "HTTP/1.1 200 OK\r\nConnection: X-Foo, close\r\nContent-Length: 2\r\n\r\nok", true},
+		{"same length twice", "GET", "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\nok", true},
+		{"HEAD with a length", "HEAD", "HTTP/1.1 200 OK\r\nContent-Length: 1234\r\n\r\n", true},
+		{"204", "GET", "HTTP/1.1 204 No Content\r\n\r\n", true},
+		{"304 with a length", "GET", "HTTP/1.1 304 Not Modified\r\nETag: \"x\"\r\nContent-Length: 10\r\n\r\n", true},
+		{"no reason", "GET", "HTTP/1.1 404\r\nContent-Length: 0\r\n\r\n", true},
+		{"two lengths", "GET", "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nok", false},
+		{"bad length", "GET", "HTTP/1.1 200 OK\r\nContent-Length: +2\r\n\r\nok", false},
+		{"chunked", "GET", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n", false},
+		{"until close", "GET", "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\n", false},
+		{"folded line", "GET", "HTTP/1.1 200 OK\r\nX-A: a\r\n b\r\nContent-Length: 0\r\n\r\n", false},
+		{"bare LF", "GET", "HTTP/1.1 200 OK\nContent-Length: 0\r\n\r\n", false},
+		{"space in a name", "GET", "HTTP/1.1 200 OK\r\nX A: a\r\nContent-Length: 0\r\n\r\n", false},
+		{"1xx", "GET", "HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", false},
+		{"HTTP/2 status line", "GET", "HTTP/2.0 200 OK\r\nContent-Length: 0\r\n\r\n", false},
+		{"head not all here", "GET", "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n", false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			req := &http.Request{Method: tt.method}
+			br := bufio.NewReader(strings.NewReader(tt.raw + tail))
+			br.Peek(1)
+			got := readSimpleResponse(br, req)
+			if (got != nil) != tt.simple {
+				t.Fatalf("simple = %v, want %v", got != nil, tt.simple)
+			}
+			if got == nil {
+				if br.Buffered() != len(tt.raw)+len(tail) {
+					t.Fatalf("%d bytes left of %d: it read what it left to http.ReadResponse", br.Buffered(), len(tt.raw)+len(tail))
+				}
+				return
+			}
+			want, err := http.ReadResponse(bufio.NewReader(strings.NewReader(tt.raw+tail)), req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// http.ReadResponse drops a Connection header that says close;
+			// the proxy drops every Connection header, after reading it.
+			got.Header.Del("Connection")
+			want.Header.Del("Connection")
+			if got.StatusCode != want.StatusCode || got.Close != want.Close || fmt.Sprint(got.Header) != fmt.Sprint(want.Header) {
+				t.Errorf("got %d close=%v %v; http.ReadResponse %d close=%v %v", got.StatusCode, got.Close, got.Header, want.StatusCode, want.Close, want.Header)
+			}
+			gb, _ := io.ReadAll(got.Body)
+			wb, _ := io.ReadAll(want.Body)
+			if string(gb) != string(wb) {
+				t.Errorf("body %q; http.ReadResponse %q", gb, wb)
+			}
+			if rest, _ := io.ReadAll(br); string(rest) != tail {
+				t.Errorf("after the answer: %q; want %q", rest, tail)
+			}
+		})
 	}
 }

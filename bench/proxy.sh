@@ -120,7 +120,7 @@ wrkrun() {
 # figure, so no ratio.
 row() {
 	if [[ $2 == fail* || $3 == fail* ]]; then
-		printf '%-44s %s %s\n' "$1" "${2#fail}" "${3#fail}"
+		printf '%-44s failed:%s\n' "$1" "$( [[ $2 == fail* ]] && echo "${2#fail}" || echo "${3#fail}")"
 		return
 	fi
 	awk -v a="$1" -v p="$2" -v d="$3" -v k="$4" 'BEGIN {

@@ -208,7 +208,8 @@ func (px *Proxy) serveDirect(w http.ResponseWriter, r *http.Request, t *target) 
 			px.proxyError(w, r, err)
 			return
 		}
-		stop = context.AfterFunc(ctx, func() { pc.c.SetDeadline(time.Unix(1, 0)) })
+		c := pc.c // not pc: the closure outlives this loop, pc need not
+		stop = context.AfterFunc(ctx, func() { c.SetDeadline(time.Unix(1, 0)) })
 		resp, err = px.exchange(w, r, t, pc)
 		if err == nil {
 			break

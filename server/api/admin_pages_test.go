@@ -61,7 +61,7 @@ def index():
 	_, body = admin.get(t, "/connect/admin/groups?group="+g.GUID)
 	contains(t, "a group's members", body, "Members of analysts", "<strong>viewer1</strong>", "Owner: administrator1")
 	_, body = admin.get(t, "/connect/admin/server")
-	contains(t, "server", body, "1.2.3-test", "2024.08.0", "Runtimes found", "Python", "License")
+	contains(t, "server", body, "1.2.3-test", "2024.08.0", "Runtimes found", "Python", "License", "none needed")
 	if strings.Contains(body, "<h2>Nodes</h2>") {
 		t.Error("the server page lists nodes for one server")
 	}

@@ -114,6 +114,9 @@ func TestDashboardList(t *testing.T) {
 	if !strings.Contains(body, "1–40 of 40") || len(titles) != 40 || strings.Contains(body, `rel="next"`) {
 		t.Fatalf("viewer: %d rows, want the 40 logged_in items:\n%s", len(titles), body)
 	}
+	if strings.Count(body, `<td class="wide">logged-in users</td>`) != 40 {
+		t.Errorf("viewer: the access of the 40 items is not said in words:\n%s", body)
+	}
 	if titles, _ = get("?type=api"); len(titles) != 0 {
 		t.Errorf("viewer sees %d acl-only items filtered by type", len(titles))
 	}

@@ -438,8 +438,8 @@ func readSimpleResponse(br *bufio.Reader, r *http.Request) *http.Response {
 		line, rest, _ := strings.Cut(lines, "\n")
 		lines = rest
 		line, ok := strings.CutSuffix(line, "\r")
-		if !ok || line == "" || line[0] == ' ' || line[0] == '\t' {
-			return nil // a bare LF, or a folded line
+		if !ok || line == "" || line[0] == ' ' || line[0] == '\t' || hasControl(line) {
+			return nil // a bare LF, a folded line, a control byte
 		}
 		k, v, ok := strings.Cut(line, ":")
 		if !ok || !validHeaderName(k) {
@@ -488,6 +488,17 @@ func readSimpleResponse(br *bufio.Reader, r *http.Request) *http.Response {
 	}
 	br.Discard(end + 4)
 	return resp
+}
+
+// hasControl tells whether s has a byte no header line may have (a
+// control character other than tab).
+func hasControl(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < ' ' && s[i] != '\t' || s[i] == 0x7f {
+			return true
+		}
+	}
+	return false
 }
 
 // parseLength parses a Content-Length value: digits only.

@@ -193,11 +193,19 @@ func sessionToken(t *testing.T, s *session, purpose string) string {
 
 // TestBrowserAdminPages: an administrator in chromium at 1280 and 390 px
 // visits every admin page (the automated checks on each), adds a user and
-// locks them, makes a group and adds that user to it after finding them.
+// locks them, makes a group and adds that user to it after finding them,
+// and sees a provider's group without a form.
 func TestBrowserAdminPages(t *testing.T) {
 	f := newFixture(t)
 	f.login(t, "administrator")
 	f.login(t, "publisher")
+	staff := &store.Group{Name: "ldap-staff", Provider: "ldap", UniqueID: "cn=staff"}
+	if err := f.st.CreateGroup(context.Background(), staff); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.st.AddGroupMember(context.Background(), staff.ID, f.users["viewer"].ID); err != nil {
+		t.Fatal(err)
+	}
 	for _, width := range []int{1280, 390} {
 		t.Run(fmt.Sprint(width), func(t *testing.T) {
 			br := db.New(t, width)
@@ -231,6 +239,10 @@ func TestBrowserAdminPages(t *testing.T) {
 				chromedp.WaitVisible(chromedp.CSS(`body:not([data-old]) button[aria-label="Remove `+name+` from `+group+`"]`)))
 			br.Check("admin-groups-members")
 			br.Screenshot("admin-groups-members")
+			br.Visit(f.ts.URL+"/connect/admin/groups?group="+staff.GUID+"#members", "admin-groups-provider")
+			if n := db.Value(br, "forms", chromedp.Evaluate[int](`document.querySelectorAll('#members form[method="post"]').length`)); n != 0 {
+				t.Errorf("the provider's group offers %d forms", n)
+			}
 			for _, p := range adminPages[1:] {
 				br.Visit(f.ts.URL+p, "admin-"+strings.TrimPrefix(p, "/connect/admin/"))
 			}

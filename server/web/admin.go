@@ -311,7 +311,7 @@ func (s *Server) handleAdminGroups(w http.ResponseWriter, r *http.Request) {
 		if !row.Selected {
 			continue
 		}
-		d.Shown, d.ShownID, d.Owner = g.Name, g.GUID, "none: the identity provider manages this group"
+		d.Shown, d.ShownID = g.Name, g.GUID
 		d.Back = "/connect/admin/groups?" + l.Encode() + "#members"
 		if g.OwnerGUID != nil {
 			d.Local, d.Owner = true, "a user no longer listed"

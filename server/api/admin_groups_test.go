@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
@@ -138,4 +139,18 @@ func TestAdminGroupsPage(t *testing.T) {
 	// Deleted, the group keeps its GUID in the audit log, unlinked.
 	_, body = admin.get(t, "/connect/admin/audit")
 	contains(t, "audit after the delete", body, "Removed group "+g+"</td>", "Added a member to group "+g+"</td>")
+
+	// 120 groups: 100 a page, the next page linked; a group beyond the
+	// first page (as the audit log links it) is shown with its members.
+	for i := range 120 {
+		f.do(t, "POST", "/__api__/v1/groups", "administrator", fmt.Sprintf(`{"name":"zz-%03d"}`, i)).must(t, nil)
+	}
+	_, body = admin.get(t, "/connect/admin/groups")
+	contains(t, "first page of groups", body, "1–100 of 121", `href="/connect/admin/groups?page=2"`)
+	_, body = admin.get(t, "/connect/admin/groups?page=2")
+	contains(t, "second page of groups", body, "101–121 of 121", ">zz-119</a>", `href="/connect/admin/groups"`)
+	var last struct{ Results []struct{ GUID string } }
+	f.do(t, "GET", "/__api__/v1/groups?prefix=zz-119", "administrator", "").must(t, &last)
+	_, body = admin.get(t, "/connect/admin/groups?group="+last.Results[0].GUID)
+	contains(t, "a group of the second page", body, "Members of zz-119", "No members.")
 }

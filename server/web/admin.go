@@ -262,19 +262,24 @@ type groupRow struct {
 // owner): its members change at the provider, so the page offers no form.
 type groupsData struct {
 	adminData
-	Q        string
-	Groups   []groupRow
-	Total    int
-	Shown    string // the group whose members are listed
-	ShownID  string
-	Owner    string
-	Local    bool
-	Members  []userRow
-	NoMember bool
-	Find     string    // the search for a user to add
-	Found    []userRow // its results, members left out
-	Back     string    // this page, where the forms come back to
+	Q          string
+	Groups     []groupRow
+	Total      int
+	Shown      string // the group whose members are listed
+	ShownID    string
+	Owner      string
+	Local      bool
+	Members    []userRow
+	NoMember   bool
+	Find       string    // the search for a user to add
+	Found      []userRow // its results, members left out
+	Back       string    // this page, where the forms come back to
+	From, To   int
+	Prev, Next string
 }
+
+// groupsPageSize is how many groups the groups page lists at once.
+const groupsPageSize = 100
 
 // handleAdminGroups lists the groups (one API call, however many there
 // are) and the members of one of them (?group=<guid>): a member list per
@@ -295,24 +300,64 @@ func (s *Server) handleAdminGroups(w http.ResponseWriter, r *http.Request) {
 		} `json:"results"`
 		Total int `json:"total"`
 	}
-	v := url.Values{"prefix": {d.Q}, "page_size": {"100"}}
+	page := 1
+	if n, err := strconv.Atoi(q.Get("page")); err == nil && n > 1 && n <= 100_000 {
+		page = n
+	}
+	v := url.Values{"prefix": {d.Q}, "page_number": {strconv.Itoa(page)}, "page_size": {strconv.Itoa(groupsPageSize)}}
 	if st, msg := s.callAPI(r, http.MethodGet, "/__api__/v1/groups?"+v.Encode(), nil, &res); st != http.StatusOK {
 		d.Error = "Could not list groups: " + msg
 	}
 	d.Total = res.Total
-	shown := q.Get("group")
-	for _, g := range res.Results {
-		l := url.Values{"group": {g.GUID}}
+	// link is this page's address with the group shown (or none) and page n.
+	link := func(group string, n int) string {
+		l := url.Values{}
+		if group != "" {
+			l.Set("group", group)
+		}
 		if d.Q != "" {
 			l.Set("q", d.Q)
 		}
-		row := groupRow{GUID: g.GUID, Name: g.Name, Link: "/connect/admin/groups?" + l.Encode() + "#members", Selected: g.GUID == shown}
-		d.Groups = append(d.Groups, row)
-		if !row.Selected {
-			continue
+		if n > 1 {
+			l.Set("page", strconv.Itoa(n))
 		}
+		if group != "" {
+			return "/connect/admin/groups?" + l.Encode() + "#members"
+		}
+		if len(l) == 0 {
+			return "/connect/admin/groups"
+		}
+		return "/connect/admin/groups?" + l.Encode()
+	}
+	shown := q.Get("group")
+	for _, g := range res.Results {
+		d.Groups = append(d.Groups, groupRow{GUID: g.GUID, Name: g.Name, Link: link(g.GUID, page), Selected: g.GUID == shown})
+	}
+	if len(d.Groups) > 0 {
+		d.From = (page-1)*groupsPageSize + 1
+		d.To = d.From + len(d.Groups) - 1
+	}
+	if page > 1 {
+		d.Prev = link(shown, page-1)
+	}
+	if d.To < d.Total && len(d.Groups) > 0 {
+		d.Next = link(shown, page+1)
+	}
+	// The group shown is read by itself: it may be on another page of the
+	// list (a link from the audit log) or outside the search.
+	var g struct {
+		GUID      string  `json:"guid"`
+		Name      string  `json:"name"`
+		OwnerGUID *string `json:"owner_guid"`
+	}
+	if shown != "" {
+		if st, msg := s.callAPI(r, http.MethodGet, "/__api__/v1/groups/"+url.PathEscape(shown), nil, &g); st != http.StatusOK {
+			d.Error = "Could not read the group " + shown + ": " + msg
+		}
+	}
+	if g.GUID != "" {
 		d.Shown, d.ShownID = g.Name, g.GUID
-		d.Back = "/connect/admin/groups?" + l.Encode() + "#members"
+		d.Back = link(g.GUID, page)
 		if g.OwnerGUID != nil {
 			d.Local, d.Owner = true, "a user no longer listed"
 			var o apiUser

@@ -661,9 +661,9 @@ func (p *Pool) reaper() {
 
 // Lease is one request's hold on a process.
 type Lease struct {
-	p    *Pool
-	pr   *proc
-	once sync.Once
+	p        *Pool
+	pr       *proc
+	released atomic.Bool
 }
 
 // Addr is where the process listens: 127.0.0.1:port, in its own network
@@ -682,13 +682,14 @@ func (l *Lease) Key() string { return l.pr.key }
 
 // Release ends the hold; call it when the request (or WebSocket) is done.
 func (l *Lease) Release() {
-	l.once.Do(func() {
-		l.p.mu.Lock()
-		l.pr.active--
-		l.pr.lastUsed = time.Now()
-		l.p.notifyLocked()
-		l.p.mu.Unlock()
-	})
+	if !l.released.CompareAndSwap(false, true) {
+		return
+	}
+	l.p.mu.Lock()
+	l.pr.active--
+	l.pr.lastUsed = time.Now()
+	l.p.notifyLocked()
+	l.p.mu.Unlock()
 }
 
 // Acquire returns the least-loaded ready process, starting one when none

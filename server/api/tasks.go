@@ -62,30 +62,11 @@ func (a *API) pollTask(r *http.Request, first, wait int) (*store.Task, []string,
 	checked := false
 	for {
 		// Taken before the read: a change after it closes changed.
-		changed := a.dep.TaskChanged()
-		t, err := a.st.Task(ctx, id)
-		if errors.Is(err, store.ErrNotFound) {
-			return nil, nil, errStatus(http.StatusNotFound, "no task "+id)
-		}
-		if err != nil {
-			return nil, nil, err
-		}
-		if !checked {
-			if err := a.checkTaskAccess(ctx, u, t); err != nil {
-				return nil, nil, err
-			}
-			checked = true
-		}
-		out, err := a.st.TaskOutput(ctx, id, first)
-		if err != nil {
-			return nil, nil, err
-		}
-		if len(out) > 0 || t.Finished || !time.Now().Before(deadline) {
-			lines := make([]string, len(out))
-			for i, l := range out {
-				lines[i] = l.Line
-			}
-			return t, lines, nil
+		changed, release := a.dep.TaskChanged(id)
+		t, lines, done, err := a.readTask(r, u, id, first, deadline, &checked)
+		if done || err != nil {
+			release()
+			return t, lines, err
 		}
 		// This node's tasks wake the poll as they change (deploy's
 		// TaskChanged); it reads them again each second in case one was
@@ -96,13 +77,47 @@ func (a *API) pollTask(r *http.Request, first, wait int) (*store.Task, []string,
 		}
 		select {
 		case <-ctx.Done():
+			release()
 			return nil, nil, ctx.Err()
 		case <-a.dep.Stopping().Done():
 			deadline = time.Now()
 		case <-changed:
 		case <-time.After(every):
 		}
+		release()
 	}
+}
+
+// readTask reads task id and its lines from first on; done says there is
+// something to answer (lines, the end, or the deadline passed). checked
+// says the user's access was checked already.
+func (a *API) readTask(r *http.Request, u *store.User, id string, first int, deadline time.Time, checked *bool) (*store.Task, []string, bool, error) {
+	ctx := r.Context()
+	t, err := a.st.Task(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil, true, errStatus(http.StatusNotFound, "no task "+id)
+	}
+	if err != nil {
+		return nil, nil, true, err
+	}
+	if !*checked {
+		if err := a.checkTaskAccess(ctx, u, t); err != nil {
+			return nil, nil, true, err
+		}
+		*checked = true
+	}
+	out, err := a.st.TaskOutput(ctx, id, first)
+	if err != nil {
+		return nil, nil, true, err
+	}
+	if len(out) > 0 || t.Finished || !time.Now().Before(deadline) {
+		lines := make([]string, len(out))
+		for i, l := range out {
+			lines[i] = l.Line
+		}
+		return t, lines, true, nil
+	}
+	return t, nil, false, nil
 }
 
 // checkTaskAccess lets the task's starter, administrators and the

@@ -36,41 +36,64 @@ type DeployOptions struct {
 // taskWake wakes the long polls of task output (GET /v1/tasks/{id}?wait=)
 // when a task of this node writes lines or ends: without it a poll read
 // the task every 200 ms, and a deploy of a static bundle that is done in
-// 5 ms took 200 ms to report done (bench/scale.sh). A poll of a task run
-// by another node still reads it every 200 ms.
+// 5 ms took 200 ms to report done (bench/scale.sh). Each task has its own
+// channel, so a task's lines wake only its own polls. A poll of a task
+// run by another node still reads it every 200 ms.
 type taskWake struct {
-	mu sync.Mutex
-	ch chan struct{}
+	mu    sync.Mutex
+	waits map[string]*taskWait // task id -> the polls waiting for it
 }
 
-// changed is closed at the next change of any task of this node.
-func (w *taskWake) changed() <-chan struct{} {
+type taskWait struct {
+	ch      chan struct{} // closed at the task's next change
+	waiting int
+}
+
+// changed is closed at the next change of task id; release, once the
+// poll no longer waits on it.
+func (w *taskWake) changed(id string) (<-chan struct{}, func()) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.ch == nil {
-		w.ch = make(chan struct{})
+	if w.waits == nil {
+		w.waits = map[string]*taskWait{}
 	}
-	return w.ch
+	tw := w.waits[id]
+	if tw == nil {
+		tw = &taskWait{ch: make(chan struct{})}
+		w.waits[id] = tw
+	}
+	tw.waiting++
+	return tw.ch, func() {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		tw.waiting--
+		if tw.waiting == 0 && w.waits[id] == tw {
+			delete(w.waits, id)
+		}
+	}
 }
 
-func (w *taskWake) wake() {
+func (w *taskWake) wake(id string) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.ch != nil {
-		close(w.ch)
-		w.ch = nil
+	if tw := w.waits[id]; tw != nil {
+		close(tw.ch)
+		delete(w.waits, id)
 	}
 }
 
 // TaskChanged is closed at the next change (lines written, or the end) of
-// a task this node runs; take it before reading the task, so that no
-// change between the read and the wait is missed.
-func (s *Service) TaskChanged() <-chan struct{} { return s.tasks.changed() }
+// task id if this node runs it; take it before reading the task, so that
+// no change between the read and the wait is missed, and call release
+// when no longer waiting.
+func (s *Service) TaskChanged(id string) (changed <-chan struct{}, release func()) {
+	return s.tasks.changed(id)
+}
 
 // finishTask records the end of task id and wakes its long polls.
 func (s *Service) finishTask(ctx context.Context, id string, code int, msg string, result json.RawMessage, at time.Time) error {
 	err := s.st.FinishTask(ctx, id, code, msg, result, at)
-	s.tasks.wake()
+	s.tasks.wake(id)
 	return err
 }
 
@@ -136,7 +159,7 @@ func (l *taskLog) append(lines ...string) {
 	if err := l.s.st.AppendTaskOutput(ctx, l.id, lines...); err != nil {
 		l.s.log.Warn("write task output", logKeyTask, l.id, logKeyErr, err)
 	}
-	l.s.tasks.wake()
+	l.s.tasks.wake(l.id)
 }
 
 func (l *taskLog) Printf(format string, args ...any) {

@@ -342,7 +342,7 @@ func (s *Service) Stop(ctx context.Context) error {
 // Reload takes the new running configuration: new runtimes are found on
 // the next deploy; pools keep their settings until they are rebuilt.
 func (s *Service) Reload(ctx context.Context, cfg *config.Config) error {
-	s.proxy.PublicURL = cfg.Server.Address
+	s.proxy.SetPublicURL(cfg.Server.Address)
 	return nil
 }
 

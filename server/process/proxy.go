@@ -67,10 +67,6 @@ const BaseURLHeader = "RStudio-Connect-App-Base-URL"
 // and so does every later request naming it (Pool.Remap). Pools a
 // redeploy replaced serve their workers' requests until they stop.
 type Proxy struct {
-	// PublicURL is the server's public URL (Server.Address), used for the
-	// base URL header; "" means scheme and Host of each request.
-	PublicURL string
-
 	log     *slog.Logger
 	rp      *httputil.ReverseProxy // requests serveDirect does not take
 	loop    *loopTransport         // keep-alive connections to the processes
@@ -135,26 +131,26 @@ func publicRoot(r *http.Request, configured *publicBase) (proto, host, path stri
 	return own, r.Host, ""
 }
 
-// publicBase is PublicURL parsed (ok: it has a host), kept for the
-// requests that follow until PublicURL changes.
+// publicBase is the server's public URL (Server.Address) parsed (ok: it
+// has a host), used for the base URL header; without one, the scheme and
+// Host of each request are.
 type publicBase struct {
 	raw                string
 	scheme, host, path string
 	ok                 bool
 }
 
-func (px *Proxy) publicBase() *publicBase {
-	raw := px.PublicURL
-	if b := px.public.Load(); b != nil && b.raw == raw {
-		return b
-	}
+// SetPublicURL sets the server's public URL (Server.Address; "" for none).
+// Safe while requests are served (a reload sets it).
+func (px *Proxy) SetPublicURL(raw string) {
 	b := &publicBase{raw: raw}
 	if u, err := url.Parse(raw); raw != "" && err == nil && u.Host != "" {
 		b.scheme, b.host, b.path, b.ok = u.Scheme, u.Host, strings.TrimSuffix(u.EscapedPath(), "/"), true
 	}
 	px.public.Store(b)
-	return b
 }
+
+func (px *Proxy) publicBase() *publicBase { return px.public.Load() }
 
 // firstValue is the first of a comma-separated header value (a chain of
 // proxies appends theirs: the first is the one the client reached).
@@ -177,7 +173,8 @@ func NewProxy(logger *slog.Logger, publicURL string) *Proxy {
 	if logger == nil {
 		logger = slog.Default()
 	}
-	px := &Proxy{PublicURL: publicURL, log: logger, pools: map[string]*Pool{}, retired: map[string][]*Pool{}}
+	px := &Proxy{log: logger, pools: map[string]*Pool{}, retired: map[string][]*Pool{}}
+	px.SetPublicURL(publicURL)
 	px.loop = &loopTransport{
 		full: &http.Transport{
 			Proxy:                 nil,

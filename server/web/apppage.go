@@ -473,17 +473,7 @@ func (s *Server) handleAppAction(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, "/__login__?next="+url.QueryEscape(AppPath(guid)), http.StatusSeeOther)
 		return
 	}
-	if err := r.ParseForm(); err != nil {
-		if status, msg, ok := BodyError(err); ok {
-			http.Error(w, msg, status)
-			return
-		}
-		http.Error(w, "malformed form", http.StatusBadRequest)
-		return
-	}
-	want := csrfToken(r, "app "+guid)
-	if want == "" || !hmac.Equal([]byte(r.PostForm.Get("csrf")), []byte(want)) {
-		http.Error(w, "this form has expired or did not come from this page; reload the page and try again", http.StatusForbidden)
+	if !readForm(w, r, "app "+guid) {
 		return
 	}
 	f := r.PostForm

@@ -66,17 +66,7 @@ func (s *Server) handleKeyAction(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, "/__login__?next=/connect/keys", http.StatusSeeOther)
 		return
 	}
-	if err := r.ParseForm(); err != nil {
-		if status, msg, ok := BodyError(err); ok {
-			http.Error(w, msg, status)
-			return
-		}
-		http.Error(w, "malformed form", http.StatusBadRequest)
-		return
-	}
-	want := csrfToken(r, "keys")
-	if want == "" || !hmac.Equal([]byte(r.PostForm.Get("csrf")), []byte(want)) {
-		http.Error(w, "this form has expired or did not come from this page; reload the page and try again", http.StatusForbidden)
+	if !readForm(w, r, "keys") {
 		return
 	}
 	q := url.Values{}
@@ -103,4 +93,24 @@ func (s *Server) handleKeyAction(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	http.Redirect(w, r, "/connect/keys?"+q.Encode(), http.StatusSeeOther)
+}
+
+// readForm parses a dashboard form's POST and checks its CSRF token, made
+// for form (csrfToken); on failure it answers (the body's error, 400, or
+// 403 for a token that is missing or not this form's) and says false.
+func readForm(w http.ResponseWriter, r *http.Request, form string) bool {
+	if err := r.ParseForm(); err != nil {
+		if status, msg, ok := BodyError(err); ok {
+			http.Error(w, msg, status)
+			return false
+		}
+		http.Error(w, "malformed form", http.StatusBadRequest)
+		return false
+	}
+	want := csrfToken(r, form)
+	if want == "" || !hmac.Equal([]byte(r.PostForm.Get("csrf")), []byte(want)) {
+		http.Error(w, "this form has expired or did not come from this page; reload the page and try again", http.StatusForbidden)
+		return false
+	}
+	return true
 }

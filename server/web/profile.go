@@ -1,7 +1,6 @@
 package web
 
 import (
-	"crypto/hmac"
 	"net/http"
 	"net/url"
 	"strings"
@@ -38,17 +37,7 @@ func (s *Server) handleProfileSave(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, "/__login__?next=/connect/profile", http.StatusSeeOther)
 		return
 	}
-	if err := r.ParseForm(); err != nil {
-		if status, msg, ok := BodyError(err); ok {
-			http.Error(w, msg, status)
-			return
-		}
-		http.Error(w, "malformed form", http.StatusBadRequest)
-		return
-	}
-	want := csrfToken(r, "profile")
-	if want == "" || !hmac.Equal([]byte(r.PostForm.Get("csrf")), []byte(want)) {
-		http.Error(w, "this form has expired or did not come from this page; reload the page and try again", http.StatusForbidden)
+	if !readForm(w, r, "profile") {
 		return
 	}
 	body := map[string]string{}

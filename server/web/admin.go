@@ -219,24 +219,7 @@ func (s *Server) handleAdminAction(w http.ResponseWriter, r *http.Request) {
 		http.NotFound(w, r)
 		return
 	}
-	q := url.Values{}
-	if status >= 300 || status == 0 {
-		if msg == "" {
-			msg = "failed"
-		}
-		flash(r, q, "err", msg)
-	} else {
-		flash(r, q, "msg", done)
-	}
-	back, fragment, _ := strings.Cut(back, "#")
-	sep := "?"
-	if strings.Contains(back, "?") {
-		sep = "&"
-	}
-	if fragment != "" {
-		fragment = "#" + fragment
-	}
-	http.Redirect(w, r, back+sep+q.Encode()+fragment, http.StatusSeeOther)
+	redirectFlash(w, r, back, status, msg, done)
 }
 
 // ---- groups

@@ -653,6 +653,14 @@ func (s *Server) handleAppAction(w http.ResponseWriter, r *http.Request) {
 		http.NotFound(w, r)
 		return
 	}
+	redirectFlash(w, r, back+anchor, status, msg, done)
+}
+
+// redirectFlash sends a form's poster back to back (a path, with a query
+// and a #fragment or not) with the API's answer to the form as a flash:
+// msg when status says it failed ("failed" when the API said nothing),
+// else done.
+func redirectFlash(w http.ResponseWriter, r *http.Request, back string, status int, msg, done string) {
 	q := url.Values{}
 	if status >= 300 || status == 0 {
 		if msg == "" {
@@ -662,7 +670,15 @@ func (s *Server) handleAppAction(w http.ResponseWriter, r *http.Request) {
 	} else {
 		flash(r, q, "msg", done)
 	}
-	http.Redirect(w, r, back+"?"+q.Encode()+anchor, http.StatusSeeOther)
+	back, fragment, _ := strings.Cut(back, "#")
+	sep := "?"
+	if strings.Contains(back, "?") {
+		sep = "&"
+	}
+	if fragment != "" {
+		fragment = "#" + fragment
+	}
+	http.Redirect(w, r, back+sep+q.Encode()+fragment, http.StatusSeeOther)
 }
 
 // flash adds a message for the next page to q, signed with the session

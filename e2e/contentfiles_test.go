@@ -164,8 +164,10 @@ func testPlantedFiles(t *testing.T, r *row, env []string) {
 		t.Errorf("%d GETs of a FIFO did not answer 404 (first: %v)", other.Load(), firstErr.Load())
 	}
 	// Blocked opens cost a thread each: 300 at once took the old server
-	// from 10 to 309. Go may start some threads of its own under load.
-	if after > before+100 {
+	// from 10 to 309. Go starts threads of its own for short blocking
+	// system calls under load: 11 to 115 in a CI run whose 300 GETs all
+	// answered 404 within 161 ms. Half of the GETs stuck is the line.
+	if after > before+n/2 {
 		t.Errorf("dais serve grew from %d to %d threads over %d GETs of a FIFO: requests are stuck in open(2)", before, after, n)
 	}
 	if pingFails.Load() > 0 {

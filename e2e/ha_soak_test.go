@@ -265,6 +265,20 @@ func haSoak(t *testing.T, h *haStack) {
 		t.Errorf("%s: %s", e.at.Format("15:04:05.000"), e.what)
 	}
 	t.Logf("%d failures, %d of them Shiny sessions on a stopping node", len(log.failures), allowed)
+	if allowed < len(log.failures) {
+		// What each node said at Warn and above: why a request failed is
+		// in the server's log, not in the answer.
+		for _, node := range []string{"dais1", "dais2"} {
+			out, _ := exec.Command("docker", "logs", h.id(node)).CombinedOutput()
+			var lines []string
+			for _, l := range strings.Split(string(out), "\n") {
+				if strings.Contains(l, "level=WARN") || strings.Contains(l, "level=ERROR") {
+					lines = append(lines, l)
+				}
+			}
+			t.Logf("%s at Warn and above (last 60 lines):\n%s", node, tail(strings.Join(lines, "\n"), 60))
+		}
+	}
 	if log.counts["node stopped and started"] < 2 || log.counts["deploy"] == 0 || log.counts["shiny"] == 0 {
 		t.Errorf("the soak did too little to mean anything: %v", log.counts)
 	}

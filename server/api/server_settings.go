@@ -3,6 +3,7 @@ package api
 import (
 	"net/http"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/dais-dev/dais/server/content/manifest"
@@ -160,8 +161,18 @@ func (a *API) tensorflowSettings(w http.ResponseWriter, r *http.Request) {
 	web.WriteJSON(w, http.StatusOK, map[string]any{"installations": []installation{}})
 }
 
-// zoneinfo is where the time zone database is read for /v1/timezones.
-var zoneinfo = "/usr/share/zoneinfo"
+// zoneLocations are the time zones of schedule.Zones, loaded once: the
+// list and the rules change with a package upgrade, which restarts the
+// server (before, each request listed the directory and read 597 files).
+var zoneLocations = sync.OnceValue(func() []*time.Location {
+	var out []*time.Location
+	for _, name := range schedule.Zones() {
+		if loc, err := time.LoadLocation(name); err == nil {
+			out = append(out, loc)
+		}
+	}
+	return out
+})
 
 // timezones is GET /__api__/v1/timezones (and /__api__/timezones): the
 // IANA time zones schedules may use, with their offset now.
@@ -172,12 +183,8 @@ func (a *API) timezones(w http.ResponseWriter, r *http.Request) {
 	}
 	now := time.Now()
 	out := []zone{}
-	for _, name := range schedule.ZoneNames(zoneinfo) {
-		loc, err := time.LoadLocation(name)
-		if err != nil {
-			continue
-		}
-		out = append(out, zone{Timezone: name, Offset: now.In(loc).Format("-07:00")})
+	for _, loc := range zoneLocations() {
+		out = append(out, zone{Timezone: loc.String(), Offset: now.In(loc).Format("-07:00")})
 	}
 	web.WriteJSON(w, http.StatusOK, out)
 }

@@ -103,19 +103,23 @@ func readSpec() (*specs.Spec, error) {
 	return s, nil
 }
 
-func readMemfd() ([]byte, error) {
+func readMemfd() ([]byte, error) { return readMemfdAt(fdSpec) }
+
+// readMemfdAt reads the whole memfd fd (a spec in its wire form, at most
+// maxSpec bytes) and closes it.
+func readMemfdAt(fd int) ([]byte, error) {
+	defer unix.Close(fd)
 	var st unix.Stat_t
-	if err := unix.Fstat(fdSpec, &st); err != nil {
+	if err := unix.Fstat(fd, &st); err != nil {
 		return nil, fmt.Errorf("stat: %w", err)
 	}
 	if st.Size > maxSpec {
 		return nil, fmt.Errorf("spec of %d bytes is too large", st.Size)
 	}
 	b := make([]byte, st.Size)
-	if n, err := unix.Pread(fdSpec, b, 0); err != nil || n != len(b) {
+	if n, err := unix.Pread(fd, b, 0); err != nil || n != len(b) {
 		return nil, fmt.Errorf("read: %d of %d bytes: %v", n, len(b), err)
 	}
-	unix.Close(fdSpec)
 	return b, nil
 }
 

@@ -259,13 +259,8 @@ func prebuild() *prebuilt {
 	if l, err := os.Readlink("/proc/self/fd/" + strconv.Itoa(fdShared)); err != nil || !strings.HasPrefix(l, "/memfd:dais-sandbox-shared") {
 		return nil
 	}
-	defer unix.Close(fdShared)
-	var st unix.Stat_t
-	if unix.Fstat(fdShared, &st) != nil || st.Size > maxSpec {
-		return nil
-	}
-	b := make([]byte, st.Size)
-	if n, err := unix.Pread(fdShared, b, 0); err != nil || n != len(b) {
+	b, err := readMemfdAt(fdShared)
+	if err != nil {
 		return nil
 	}
 	shared, err := decodeSpec(b)

@@ -30,6 +30,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -120,7 +123,7 @@ overlay memberof
 	if out, err := exec.Command("/usr/sbin/slapadd", "-f", confFile, "-l", seed).CombinedOutput(); err != nil {
 		t.Fatalf("slapadd: %v\n%s", err, out)
 	}
-	s.args = []string{"-f", confFile, "-h", "ldap://" + s.Addr + "/ ldaps://" + s.TLSAddr + "/", "-d", "0"}
+	s.args = []string{"-f", confFile, "-h", "ldap://" + s.Addr + "/ ldaps://" + s.TLSAddr + "/", "-d", "256"} // 256: stats, read by Operations
 	s.Restart()
 	t.Cleanup(s.Stop)
 	s.addGroups()
@@ -179,6 +182,107 @@ func (s *Server) Restart() {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// LogMark is the length of slapd's log now: Operations(mark) reads the
+// connections opened after it.
+func (s *Server) LogMark() int64 {
+	s.t.Helper()
+	fi, err := os.Stat(filepath.Join(s.Dir, "slapd.log"))
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return fi.Size()
+}
+
+var (
+	logConn   = regexp.MustCompile(`conn=(\d+) fd=\d+ (ACCEPT|closed)`)
+	logOp     = regexp.MustCompile(`conn=(\d+) op=(\d+) (BIND|UNBIND|SRCH|CMP|ADD|DEL|MOD|MODRDN|EXT|ABANDON) `)
+	logResult = regexp.MustCompile(`conn=(\d+) op=(\d+) (?:SEARCH )?RESULT tag=\d+ err=(\d+)`)
+)
+
+// Operations is what the connections opened after mark asked of the
+// directory, from slapd's stats log ("-d 256"), once each of them has
+// closed and each answer is logged: one entry an operation, by
+// connection and operation number, its kind and result code ("BIND
+// err=0", "SRCH err=32", "UNBIND"). Tests compare the directory work of
+// two logins with it.
+func (s *Server) Operations(t testing.TB, mark int64) []string {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		b, err := os.ReadFile(filepath.Join(s.Dir, "slapd.log"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ops, done := parseOperations(string(b[mark:]))
+		if done {
+			return ops
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("slapd's log after the mark has a connection not closed or an operation without a result:\n%s", b[mark:])
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// parseOperations reads slapd's stats lines (several threads write them,
+// so a connection's ACCEPT may follow its first operation): the
+// operations in order, and whether every connection has closed and every
+// operation that is answered has its result.
+func parseOperations(log string) (list []string, done bool) {
+	type op struct {
+		conn, n int
+		kind    string
+		result  string
+	}
+	ops := map[[2]int]*op{}
+	results := map[[2]int]string{}
+	key := func(conn, n string) [2]int {
+		c, _ := strconv.Atoi(conn)
+		i, _ := strconv.Atoi(n)
+		return [2]int{c, i}
+	}
+	// Results and closings of operations begun before the mark are
+	// ignored: a connection counts from its ACCEPT or a request.
+	open := map[string]bool{}
+	closed := map[string]bool{}
+	for _, line := range strings.Split(log, "\n") {
+		if m := logConn.FindStringSubmatch(line); m != nil {
+			if m[2] == "closed" {
+				closed[m[1]] = true
+			} else {
+				open[m[1]] = true
+			}
+		} else if m := logOp.FindStringSubmatch(line); m != nil {
+			k := key(m[1], m[2])
+			if ops[k] == nil {
+				ops[k] = &op{conn: k[0], n: k[1], kind: m[3]}
+				open[m[1]] = true
+			}
+		} else if m := logResult.FindStringSubmatch(line); m != nil {
+			results[key(m[1], m[2])] = " err=" + m[3]
+		}
+	}
+	done = true
+	for c := range open {
+		done = done && closed[c]
+	}
+	all := make([]*op, 0, len(ops))
+	for k, o := range ops {
+		o.result = results[k]
+		all = append(all, o)
+		if o.result == "" && o.kind != "UNBIND" && o.kind != "ABANDON" {
+			done = false
+		}
+	}
+	sort.Slice(all, func(i, j int) bool {
+		return all[i].conn < all[j].conn || all[i].conn == all[j].conn && all[i].n < all[j].n
+	})
+	for _, o := range all {
+		list = append(list, o.kind+o.result)
+	}
+	return list, done
 }
 
 // Admin returns a connection bound as the directory's root, to change it.

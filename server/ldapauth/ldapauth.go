@@ -8,6 +8,7 @@ package ldapauth
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/hex"
@@ -102,6 +103,17 @@ func Authenticate(ctx context.Context, cfg *config.LDAP, log *slog.Logger, usern
 	}
 
 	entry, err := findUser(conn, cfg, log, username)
+	if errors.Is(err, ErrBadCredentials) && !single {
+		// A known name with a wrong password costs a search and a bind:
+		// an unknown name costs the same, or the answer's time tells
+		// which names exist. The DN exists nowhere, so no real account
+		// counts a failed login (or gets locked) for it.
+		log.Info("LDAP bind as no user, as long as a user's bind", "dn", absentDN(cfg))
+		if err := conn.Bind(absentDN(cfg), password); err != nil && !errors.Is(bindError(err), ErrBadCredentials) {
+			return nil, bindError(err)
+		}
+		return nil, ErrBadCredentials
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -148,6 +160,22 @@ func Authenticate(ctx context.Context, cfg *config.LDAP, log *slog.Logger, usern
 	}
 	log.Info("LDAP login", "dn", entry.DN, "groups", len(u.Groups))
 	return u, nil
+}
+
+// absentRDN names the entry an unknown user's password is bound to: a
+// random value made once per process, which no directory holds.
+var absentRDN = func() string {
+	b := make([]byte, 16)
+	_, _ = rand.Read(b)
+	return "cn=dais-absent-" + hex.EncodeToString(b)
+}()
+
+// absentDN is a DN below UserSearchBaseDN that no entry has.
+func absentDN(cfg *config.LDAP) string {
+	if cfg.UserSearchBaseDN == "" {
+		return absentRDN
+	}
+	return absentRDN + "," + cfg.UserSearchBaseDN
 }
 
 // dial connects with ldap:// or ldaps://, then StartTLS when asked.

@@ -241,6 +241,47 @@ func TestAuthenticateDown(t *testing.T) {
 	}
 }
 
+// TestAuthenticateSameWork: an unknown name and a known name with a wrong
+// password ask the same of the directory (kind, order and result of each
+// operation, read from slapd's log), so the time of the answer does not
+// tell which names exist; for each way of searching.
+func TestAuthenticateSameWork(t *testing.T) {
+	s := slapdtest.Start(t, "")
+	ctx := context.Background()
+	ops := func(t *testing.T, cfg *config.LDAP, user, pw string) []string {
+		t.Helper()
+		mark := s.LogMark()
+		if _, err := Authenticate(ctx, cfg, nil, user, pw); !errors.Is(err, ErrBadCredentials) {
+			t.Fatalf("Authenticate(%q): %v, want ErrBadCredentials", user, err)
+		}
+		return s.Operations(t, mark)
+	}
+	anon := directory(s)
+	anon.BindDN, anon.BindPassword, anon.AnonymousBind = "", "", true
+	single := directory(s)
+	single.BindDN, single.BindPassword = "uid={username},"+slapdtest.PeopleDN, ""
+	for name, cfg := range map[string]*config.LDAP{"service account": directory(s), "anonymous search": anon, "single bind": single} {
+		t.Run(name, func(t *testing.T) {
+			known := ops(t, cfg, "alice", "wrong-pw")
+			unknown := ops(t, cfg, "zed", "wrong-pw")
+			if !slices.Equal(known, unknown) {
+				t.Errorf("directory operations differ:\nalice, a wrong password: %v\nzed, unknown:            %v", known, unknown)
+			}
+			if !slices.Contains(known, "BIND err=49") {
+				t.Errorf("operations %v: want the refused bind (err=49) of the password", known)
+			}
+		})
+	}
+	// The bind that stands in for an unknown user's is to a DN no entry
+	// has, so no real account counts a failed login for it.
+	c := s.Admin()
+	defer c.Close()
+	_, err := c.Search(ldap.NewSearchRequest(absentDN(directory(s)), ldap.ScopeBaseObject, ldap.NeverDerefAliases, 0, 0, false, "(objectClass=*)", nil, nil))
+	if !ldap.IsErrorWithCode(err, ldap.LDAPResultNoSuchObject) {
+		t.Errorf("search of absentDN %s: %v, want no such object", absentDN(directory(s)), err)
+	}
+}
+
 func TestEscapeDNValue(t *testing.T) {
 	for in, want := range map[string]string{
 		"carol":           "carol",

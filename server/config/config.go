@@ -352,6 +352,15 @@ type Scheduler struct {
 	IdleTimeout Duration
 	// InitTimeout for a new process to accept connections. Default 60s.
 	InitTimeout Duration
+	// ConnectionTimeout is how long a proxied request or WebSocket may go
+	// without data sent or received across it before the proxy ends it
+	// (504, or the WebSocket closed); 0: never. Default 1h, as Connect.
+	// Read at each request.
+	ConnectionTimeout Duration
+	// ReadTimeout is how long a WebSocket (or a request body still
+	// arriving) may go without data received from the client before the
+	// proxy ends it; 0: never. Default 1h, as Connect. Read at each request.
+	ReadTimeout Duration
 	// MemoryLimit is the memory, in bytes, each content process may use
 	// when its content sets no memory_limit; 0 (default): no limit.
 	MemoryLimit int64
@@ -468,6 +477,9 @@ func Defaults() *Config {
 			MaxProcesses: 3,
 			IdleTimeout:  Duration(120 * time.Second),
 			InitTimeout:  Duration(60 * time.Second),
+			// Connect's defaults.
+			ConnectionTimeout: Duration(time.Hour),
+			ReadTimeout:       Duration(time.Hour),
 		},
 		Sandbox: Sandbox{Mode: "auto", LandlockConnectPorts: DefaultLandlockConnectPorts, ProcessLimit: DefaultProcessLimit, TmpSize: DefaultTmpSize, WorkDirLimit: DefaultWorkDirLimit},
 		Git:     Git{Executable: "git", PollingFrequency: Duration(15 * time.Minute), CommandTimeout: Duration(5 * time.Minute), MaxConcurrentChecks: 2},

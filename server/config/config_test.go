@@ -229,6 +229,8 @@ func TestEnvRules(t *testing.T) {
 		{"bool", []string{"CONNECT_R_ENABLED=no"}, func(c *Config) any { return c.R.Enabled }, false},
 		{"int64", []string{"CONNECT_APPLICATIONS_BUNDLEMAXSIZE=10737418240"}, func(c *Config) any { return c.Applications.BundleMaxSize }, int64(10 << 30)},
 		{"duration", []string{"CONNECT_SCHEDULER_IDLETIMEOUT=1h"}, func(c *Config) any { return c.Scheduler.IdleTimeout.Std() }, time.Hour},
+		{"connection timeout", []string{"CONNECT_SCHEDULER_CONNECTIONTIMEOUT=30s"}, func(c *Config) any { return c.Scheduler.ConnectionTimeout.Std() }, 30 * time.Second},
+		{"read timeout 0", []string{"CONNECT_SCHEDULER_READTIMEOUT=0"}, func(c *Config) any { return c.Scheduler.ReadTimeout.Std() }, time.Duration(0)},
 		{"named subsection", []string{"CONNECT_RPACKAGEREPOSITORY_My_Repo_URL=https://x.example"},
 			func(c *Config) any { return c.RPackageRepository["My_Repo"].URL }, "https://x.example"},
 		{"RSC_LICENSE_SERVER", []string{"RSC_LICENSE_SERVER=lic:1"}, func(c *Config) any { return c.Licensing.LicenseServer }, "lic:1"},
@@ -309,7 +311,7 @@ func TestDiff(t *testing.T) {
 func TestReloadable(t *testing.T) {
 	for key, want := range map[string]bool{
 		"Server.PublicWarning": true, "server.loggedinwarning": true, "Server.StopTimeout": true,
-		"Logging.ServiceLogLevel": true, "Logging.AccessLog": true, "Scheduler.IdleTimeout": true,
+		"Logging.ServiceLogLevel": true, "Logging.AccessLog": true, "Scheduler.IdleTimeout": true, "Scheduler.ConnectionTimeout": true, "Scheduler.ReadTimeout": true,
 		"Scheduler.MinProcesses": true, "Server.DataDir": false, "HTTP.Listen": false,
 		"Postgres.URL": false, "RPackageRepository.CRAN.URL": false, "Nope.Key": false, "Server": false,
 	} {
@@ -409,6 +411,35 @@ func TestWriteFileAtomic(t *testing.T) {
 	}
 	if err := WriteFileAtomic(filepath.Join(dir, "missing", "x"), nil, 0o600); err == nil {
 		t.Error("write into a missing directory succeeded")
+	}
+}
+
+// TestProxyTimeouts: Connect's defaults (1h), 0 (never) allowed, a bare
+// number (nanoseconds) or more than a week refused naming the key.
+func TestProxyTimeouts(t *testing.T) {
+	d := Defaults().Scheduler
+	if d.ConnectionTimeout.Std() != time.Hour || d.ReadTimeout.Std() != time.Hour {
+		t.Errorf("defaults = %v, %v; want Connect's 1h, 1h", d.ConnectionTimeout, d.ReadTimeout)
+	}
+	for _, tc := range []struct {
+		conn, read time.Duration
+		bad        string
+	}{
+		{0, 0, ""},
+		{time.Second, 7 * 24 * time.Hour, ""},
+		{30, time.Hour, "Scheduler.ConnectionTimeout"},
+		{time.Hour, 8 * 24 * time.Hour, "Scheduler.ReadTimeout"},
+	} {
+		c := Defaults()
+		c.Server.DataDir = "/data"
+		c.Scheduler.ConnectionTimeout, c.Scheduler.ReadTimeout = Duration(tc.conn), Duration(tc.read)
+		err := c.Validate()
+		if tc.bad == "" && err != nil {
+			t.Errorf("%v, %v: %v", tc.conn, tc.read, err)
+		}
+		if tc.bad != "" && (err == nil || !strings.Contains(err.Error(), tc.bad)) {
+			t.Errorf("%v, %v: Validate = %v, want %s refused", tc.conn, tc.read, err, tc.bad)
+		}
 	}
 }
 

@@ -284,6 +284,15 @@ var Keys = []Key{
 		Doc: "How long an idle process above `MinProcesses` lives before it is stopped."},
 	{Section: "Scheduler", Name: "InitTimeout", Type: TypeDuration, Reloadable: true,
 		Doc: "How long a new process has to accept connections before it counts as failed."},
+	{Section: "Scheduler", Name: "ConnectionTimeout", Type: TypeDuration, Reloadable: true,
+		Doc: "How long a request or WebSocket to an app or API may go without data sent or received across it before the proxy ends it: " +
+			"a request still waiting for the app's answer gets 504 and the server log names the content; a WebSocket is closed. `0`: never " +
+			"(not recommended; a request then lasts as long as its client stays connected). A content's `connection_timeout` overrides it. " +
+			"Applies to requests that start after a reload."},
+	{Section: "Scheduler", Name: "ReadTimeout", Type: TypeDuration, Reloadable: true,
+		Doc: "How long a WebSocket to an app (or a request body still arriving) may go without data received from the client before the " +
+			"proxy closes it; `0`: never, so that a dashboard that only pushes updates stays open without any interaction. " +
+			"A content's `read_timeout` overrides it. Applies to requests that start after a reload."},
 	{Section: "Scheduler", Name: "MemoryLimit", Type: TypeInt, Reloadable: true,
 		Doc: "Memory, in bytes, each process of a content may use when the content sets no `memory_limit`; `0`: no limit. " +
 			"A process over it is killed, and its log and the server's say so (`killed: over its 256 MB memory limit`). " +

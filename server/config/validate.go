@@ -31,6 +31,11 @@ func (c *Config) Validate() error {
 // a duration is nanoseconds, as in Posit Connect.
 const minTimeout = time.Second
 
+// MaxProxyTimeout is the longest Scheduler.ConnectionTimeout or ReadTimeout
+// (and content connection_timeout or read_timeout) that is not a mistake
+// (milliseconds written for seconds): a week. 0, never, is allowed.
+const MaxProxyTimeout = 7 * 24 * time.Hour
+
 var headerName = regexp.MustCompile(`^[A-Za-z0-9!#$%&'*+.^_|~-]+$`)
 
 // LoopbackHost says whether host (no port) is a loopback name or address.
@@ -286,6 +291,14 @@ func validate(c *Config, origins map[string]string) (problems, warnings []string
 	}
 	if s.InitTimeout.Std() < minTimeout {
 		bad("Scheduler.InitTimeout", s.InitTimeout, "must be at least 1s; write a unit, like 60s (a bare number is nanoseconds)")
+	}
+	for _, t := range []struct {
+		key string
+		d   Duration
+	}{{"Scheduler.ConnectionTimeout", s.ConnectionTimeout}, {"Scheduler.ReadTimeout", s.ReadTimeout}} {
+		if t.d != 0 && (t.d.Std() < minTimeout || t.d.Std() > MaxProxyTimeout) {
+			bad(t.key, t.d, "must be 0 (never) or from 1s to %s; write a unit, like 1h (a bare number is nanoseconds)", MaxProxyTimeout)
+		}
 	}
 	if s.MemoryLimit < 0 || (s.MemoryLimit > 0 && s.MemoryLimit < MinMemoryLimit) {
 		bad("Scheduler.MemoryLimit", s.MemoryLimit, "must be 0 (no limit) or at least %d bytes (16 MiB), like 1073741824 for 1 GiB", MinMemoryLimit)

@@ -297,6 +297,9 @@ func (px *Proxy) serveDirect(w http.ResponseWriter, r *http.Request, t *target) 
 	buf := *bp
 	for {
 		n, err := resp.Body.Read(buf)
+		if n > 0 {
+			t.idle.touch()
+		}
 		if err == io.EOF {
 			finish(true)
 		}
@@ -315,9 +318,12 @@ func (px *Proxy) serveDirect(w http.ResponseWriter, r *http.Request, t *target) 
 			break
 		}
 		if err != nil {
-			// The app's answer ended before its end (the process died):
-			// the client must not take what it got for the whole.
-			px.log.Warn("proxy: answer of content process cut short", "path", r.URL.Path, "err", err)
+			// The app's answer ended before its end (the process died, or
+			// it timed out: the watch logged that): the client must not
+			// take what it got for the whole.
+			if context.Cause(ctx) == ctx.Err() {
+				px.log.Warn("proxy: answer of content process cut short", "path", r.URL.Path, "err", err)
+			}
 			panic(http.ErrAbortHandler)
 		}
 	}

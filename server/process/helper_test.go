@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -35,6 +36,21 @@ func helperApp(mode, port string) int {
 		time.Sleep(time.Hour)
 	case "ignore-term":
 		signal.Ignore(syscall.SIGTERM)
+	case "mute":
+		// Accepts connections and never reads or answers: a hung app.
+		l, err := net.Listen("tcp", "127.0.0.1:"+port)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		var held []net.Conn
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return 1
+			}
+			held = append(held, c)
+		}
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
@@ -61,6 +77,49 @@ func helperApp(mode, port string) int {
 		w.(http.Flusher).Flush()
 		time.Sleep(2 * time.Second)
 		fmt.Fprint(w, "second\n")
+	})
+	mux.HandleFunc("/stall", func(w http.ResponseWriter, r *http.Request) {
+		// Starts its answer, then goes silent for good.
+		fmt.Fprint(w, "first\n")
+		w.(http.Flusher).Flush()
+		time.Sleep(time.Hour)
+	})
+	mux.HandleFunc("/drip", func(w http.ResponseWriter, r *http.Request) {
+		// A byte every 300 ms for 2.4 s: never idle for a second.
+		for range 8 {
+			fmt.Fprint(w, ".")
+			w.(http.Flusher).Flush()
+			time.Sleep(300 * time.Millisecond)
+		}
+		fmt.Fprint(w, "done")
+	})
+	mux.HandleFunc("/ws-silent", func(w http.ResponseWriter, r *http.Request) {
+		// A WebSocket that never sends (and ignores what it gets).
+		c, err := websocket.Accept(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer c.CloseNow()
+		for {
+			if _, _, err := c.Read(context.Background()); err != nil {
+				return
+			}
+		}
+	})
+	mux.HandleFunc("/ws-push", func(w http.ResponseWriter, r *http.Request) {
+		// A dashboard: pushes an update every 200 ms, needs nothing back.
+		c, err := websocket.Accept(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer c.CloseNow()
+		ctx := c.CloseRead(context.Background())
+		for i := 0; ; i++ {
+			if c.Write(ctx, websocket.MessageText, []byte(strconv.Itoa(i))) != nil {
+				return
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
 	})
 	mux.HandleFunc("/crash", func(w http.ResponseWriter, r *http.Request) {
 		os.Exit(4)

@@ -72,9 +72,11 @@ type Proxy struct {
 	loop    *loopTransport         // keep-alive connections to the processes
 	forward *http.Transport        // to other nodes (Forward)
 	public  atomic.Pointer[publicBase]
-	mu      sync.RWMutex
-	pools   map[string]*Pool
-	retired map[string][]*Pool // replaced by Set, serving their sessions until stopped
+	// timeouts of requests whose context names none (WithTimeouts).
+	timeouts atomic.Pointer[Timeouts]
+	mu       sync.RWMutex
+	pools    map[string]*Pool
+	retired  map[string][]*Pool // replaced by Set, serving their sessions until stopped
 }
 
 type targetKey struct{}
@@ -91,6 +93,7 @@ type target struct {
 	// path had a worker segment).
 	page       bool
 	up, worker string
+	idle       *idleWatch // nil: no timeout applies
 }
 
 // publicRoot is dais's root URL as the client of r sees it: scheme, host
@@ -190,8 +193,11 @@ func NewProxy(logger *slog.Logger, publicURL string) *Proxy {
 		idle:    map[string][]*loopConn{},
 	}
 	px.rp = &httputil.ReverseProxy{
-		Rewrite:        px.rewrite,
-		ModifyResponse: pinPage,
+		Rewrite: px.rewrite,
+		ModifyResponse: func(resp *http.Response) error {
+			watchResponse(resp)
+			return pinPage(resp)
+		},
 		// Streams (no Content-Length, or text/event-stream) are flushed
 		// after every write whatever this says. A response of known length
 		// is flushed at least this often: -1 (flush every write) cost a
@@ -250,9 +256,15 @@ func dialProcess(ctx context.Context, dial DialFunc) (net.Conn, error) {
 	return c, nil
 }
 
-// proxyError answers a request the app could not: nothing when the
-// client went away, 408 when the client's body was too slow, else 502.
+// proxyError answers a request the app could not: 504 when it timed out
+// (Timeouts; the watch logged it), nothing when the client went away, 408
+// when the client's body was too slow, else 502.
 func (px *Proxy) proxyError(w http.ResponseWriter, r *http.Request, err error) {
+	var idle *IdleTimeoutError
+	if errors.As(context.Cause(r.Context()), &idle) {
+		http.Error(w, idle.Error()+": the app did not answer in time", http.StatusGatewayTimeout)
+		return
+	}
 	if errors.Is(err, context.Canceled) {
 		return // the client went away
 	}
@@ -509,6 +521,25 @@ func (px *Proxy) ServeAt(w http.ResponseWriter, r *http.Request, guid, prefix st
 	}
 	defer lease.Release()
 	t.key, t.dial, t.worker = lease.Key(), lease.Dial, lease.Worker()
+	// From here on the request may not go idle longer than its Timeouts
+	// (the wait for a process above has InitTimeout for a bound).
+	if idle, ctx := watchIdle(r.Context(), px.timeoutsFor(r.Context()), guid, r.URL.Path, px.log, func() {
+		// A client that does not read must not hold the goroutine either.
+		_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(writeGrace))
+	}); idle != nil {
+		t.idle = idle
+		r = r.WithContext(ctx)
+		if r.Body != nil && r.Body != http.NoBody {
+			r.Body = &watchedBody{ReadCloser: r.Body, w: idle}
+			idle.readApplies(true)
+		}
+		defer func() {
+			if idle.stop() {
+				// Kept alive after the 504: the next request has no deadline.
+				_ = http.NewResponseController(w).SetWriteDeadline(time.Time{})
+			}
+		}()
+	}
 	if !t.page && plainRequest(r) {
 		px.serveDirect(w, r, t)
 		return

@@ -49,6 +49,10 @@ type contentJSON struct {
 	// OutboundNetwork (dais only): whether the content's processes may
 	// reach the outside; null is the server's Applications.OutboundNetwork.
 	OutboundNetwork *bool `json:"outbound_network"`
+	// Connect's idle timeouts of the content's requests and WebSockets,
+	// in seconds (0: never); null is the server's [Scheduler] value.
+	ConnectionTimeout *int `json:"connection_timeout"`
+	ReadTimeout       *int `json:"read_timeout"`
 	// Connect's resource fields: bytes and CPUs, null for the server's
 	// [Scheduler] defaults. The limits are enforced (docs/sandbox.md);
 	// the requests are kept for clients and not used.
@@ -160,6 +164,7 @@ func (a *API) contentJSONIn(r *http.Request, c *store.Content, u *store.User, v 
 		ID: strconv.FormatInt(c.ID, 10), GUID: c.GUID, Name: c.Name, Title: c.Title, Description: c.Description,
 		AccessType: c.AccessType, AppMode: c.AppMode, MinProcesses: c.MinProcesses, MaxProcesses: c.MaxProcesses,
 		MaxConnsPerProcess: c.MaxConnsPerProcess, IdleTimeout: c.IdleTimeout, InitTimeout: c.InitTimeout,
+		ConnectionTimeout: c.ConnectionTimeout, ReadTimeout: c.ReadTimeout,
 		RVersion: strPtr(c.RVersion), PyVersion: strPtr(c.PyVersion), QuartoVersion: strPtr(c.QuartoVersion),
 		RunAs: strPtr(c.RunAs), OwnerGUID: o.GUID, ContentURL: a.contentURL(r, c), DashboardURL: a.dashboardURL(r, c),
 		CreatedTime: c.CreatedAt.UTC(), LastDeployedTime: a.lastDeployed(c), Locked: c.Locked, LockedMessage: c.LockedMessage,
@@ -218,8 +223,6 @@ var readOnlyFields = []string{
 // implement: null, false, 0 or "" (the server default) is accepted, any
 // other value refused with a 400 naming the field, never ignored.
 var unsupportedFields = map[string]string{
-	"connection_timeout":   "dais's proxy has no connection timeout per content",
-	"read_timeout":         "dais's proxy has no read timeout per content",
 	"load_factor":          "dais starts a new process when the others are full (max_conns_per_process)",
 	"amd_gpu_limit":        "dais runs no GPU content",
 	"nvidia_gpu_limit":     "dais runs no GPU content",
@@ -240,6 +243,7 @@ var alwaysOnFields = map[string]string{
 var knownFields = []string{
 	"name", "title", "description", "access_type", "r_version", "py_version", "quarto_version",
 	"min_processes", "max_processes", "max_conns_per_process", "idle_timeout", "init_timeout",
+	"connection_timeout", "read_timeout",
 	"run_as", "locked", "locked_message", "owner_guid", "outbound_network",
 	"memory_request", "memory_limit", "cpu_request", "cpu_limit",
 }
@@ -267,6 +271,10 @@ func (st settings) check() error {
 	}
 	return nil
 }
+
+// maxProxyTimeout is the most connection_timeout and read_timeout may be,
+// in seconds (config.MaxProxyTimeout, a week).
+const maxProxyTimeout = int(config.MaxProxyTimeout / time.Second)
 
 // apply checks the request's fields and copies them onto c; u is who
 // asks (run_as and owner_guid are for administrators).
@@ -330,6 +338,10 @@ func (a *API) apply(ctx context.Context, st settings, c *store.Content, u *store
 		func() error { return num("max_conns_per_process", &c.MaxConnsPerProcess, 1, 100000) },
 		func() error { return num("idle_timeout", &c.IdleTimeout, 0, 86400*30) },
 		func() error { return num("init_timeout", &c.InitTimeout, 1, 86400) },
+		// 0 is never, as in Connect; more than a week is a mistake
+		// (milliseconds for seconds).
+		func() error { return num("connection_timeout", &c.ConnectionTimeout, 0, maxProxyTimeout) },
+		func() error { return num("read_timeout", &c.ReadTimeout, 0, maxProxyTimeout) },
 		func() error { return boolean("locked", &c.Locked) },
 		func() error { return str("locked_message", &c.LockedMessage) },
 	} {

@@ -24,6 +24,8 @@ func TestServerSettingsForClients(t *testing.T) {
 		{name: "applications need a key", method: "GET", path: "/__api__/server_settings/applications", want: 401},
 		{name: "scheduler", method: "GET", path: "/__api__/server_settings/scheduler", role: "viewer", want: 200, wantIn: `"max_processes":3`},
 		{name: "scheduler of a mode", method: "GET", path: "/__api__/server_settings/scheduler/python-api", role: "viewer", want: 200, wantIn: `"idle_timeout":120`},
+		{name: "scheduler proxy timeouts", method: "GET", path: "/__api__/server_settings/scheduler", role: "viewer", want: 200, wantIn: `"connection_timeout":3600`},
+		{name: "scheduler read timeout", method: "GET", path: "/__api__/server_settings/scheduler", role: "viewer", want: 200, wantIn: `"read_timeout":3600`},
 		{name: "scheduler of an unknown mode", method: "GET", path: "/__api__/server_settings/scheduler/cobol", role: "viewer", want: 404, wantIn: "unknown app mode"},
 		{name: "python", method: "GET", path: "/__api__/v1/server_settings/python", role: "viewer", want: 200, wantIn: `"installations":[`},
 		{name: "r", method: "GET", path: "/__api__/v1/server_settings/r", role: "viewer", want: 200, wantIn: `"installations":[`},

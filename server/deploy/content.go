@@ -9,9 +9,11 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/dais-dev/dais/server/authz"
 	"github.com/dais-dev/dais/server/content/manifest"
+	"github.com/dais-dev/dais/server/process"
 	"github.com/dais-dev/dais/server/store"
 	"github.com/dais-dev/dais/server/web"
 )
@@ -106,6 +108,7 @@ func (s *Service) Serve(w http.ResponseWriter, r *http.Request, c *store.Content
 			}
 		}
 		web.SetContentCredentials(r, u, groups, interactive[manifest.AppMode(c.AppMode)])
+		r = r.WithContext(process.WithTimeouts(ctx, s.proxyTimeouts(c)))
 		if interactive[manifest.AppMode(c.AppMode)] && r.Header.Get("Upgrade") != "" {
 			// A session of an interactive app is its WebSocket: from the
 			// upgrade until the proxy's copy ends (ServeAt returns).
@@ -126,6 +129,21 @@ func (s *Service) Serve(w http.ResponseWriter, r *http.Request, c *store.Content
 		return
 	}
 	http.Error(w, "this content is not running: its last deploy failed or the server could not start it; see the deploy log", http.StatusServiceUnavailable)
+}
+
+// proxyTimeouts are c's connection_timeout and read_timeout over the
+// [Scheduler] defaults, read at each request: a PATCH or a reload applies
+// to the next request, without a restart of the processes.
+func (s *Service) proxyTimeouts(c *store.Content) process.Timeouts {
+	sc := s.o.Config().Scheduler
+	t := process.Timeouts{Connection: sc.ConnectionTimeout.Std(), Read: sc.ReadTimeout.Std()}
+	if c.ConnectionTimeout != nil {
+		t.Connection = time.Duration(*c.ConnectionTimeout) * time.Second
+	}
+	if c.ReadTimeout != nil {
+		t.Read = time.Duration(*c.ReadTimeout) * time.Second
+	}
+	return t
 }
 
 // revisionPath is a document's earlier rendering below the content, as

@@ -501,7 +501,8 @@ func (s *sqlDB) DeleteExpiredSessions(ctx context.Context, at time.Time) (int64,
 const contentCols = `id, guid, name, title, description, owner_id, access_type, app_mode, min_processes, max_processes,
 	max_conns_per_process, idle_timeout, init_timeout, bundle_id, r_version, py_version, quarto_version,
 	r_version_wanted, py_version_wanted, quarto_version_wanted, run_as, locked, locked_message,
-	outbound_network, memory_request, memory_limit, cpu_request, cpu_limit, created_at, updated_at`
+	outbound_network, memory_request, memory_limit, cpu_request, cpu_limit, connection_timeout, read_timeout,
+	created_at, updated_at`
 
 func scanContent(r scanner) (*Content, error) {
 	var c Content
@@ -509,7 +510,7 @@ func scanContent(r scanner) (*Content, error) {
 		&c.MinProcesses, &c.MaxProcesses, &c.MaxConnsPerProcess, &c.IdleTimeout, &c.InitTimeout, &c.BundleID,
 		&c.RVersion, &c.PyVersion, &c.QuartoVersion, &c.RVersionWanted, &c.PyVersionWanted, &c.QuartoVersionWanted,
 		&c.RunAs, &c.Locked, &c.LockedMessage, &c.OutboundNetwork, &c.MemoryRequest, &c.MemoryLimit, &c.CPURequest, &c.CPULimit,
-		ts{&c.CreatedAt}, ts{&c.UpdatedAt})
+		&c.ConnectionTimeout, &c.ReadTimeout, ts{&c.CreatedAt}, ts{&c.UpdatedAt})
 	if err != nil {
 		return nil, mapErr(err)
 	}
@@ -530,12 +531,14 @@ func (s *sqlDB) CreateContent(ctx context.Context, c *Content) error {
 	err := s.queryRow(ctx, `INSERT INTO content (guid, name, title, description, owner_id, access_type, app_mode, min_processes,
 		max_processes, max_conns_per_process, idle_timeout, init_timeout, bundle_id, r_version, py_version, quarto_version,
 		r_version_wanted, py_version_wanted, quarto_version_wanted, run_as, locked, locked_message,
-		outbound_network, memory_request, memory_limit, cpu_request, cpu_limit, created_at, updated_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
+		outbound_network, memory_request, memory_limit, cpu_request, cpu_limit, connection_timeout, read_timeout,
+		created_at, updated_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
 		c.GUID, c.Name, c.Title, c.Description, c.OwnerID, c.AccessType, c.AppMode, c.MinProcesses, c.MaxProcesses,
 		c.MaxConnsPerProcess, c.IdleTimeout, c.InitTimeout, c.BundleID, c.RVersion, c.PyVersion, c.QuartoVersion,
 		c.RVersionWanted, c.PyVersionWanted, c.QuartoVersionWanted, c.RunAs, c.Locked, c.LockedMessage,
-		c.OutboundNetwork, c.MemoryRequest, c.MemoryLimit, c.CPURequest, c.CPULimit, tv(c.CreatedAt), tv(c.UpdatedAt)).Scan(&c.ID)
+		c.OutboundNetwork, c.MemoryRequest, c.MemoryLimit, c.CPURequest, c.CPULimit, c.ConnectionTimeout, c.ReadTimeout,
+		tv(c.CreatedAt), tv(c.UpdatedAt)).Scan(&c.ID)
 	if err != nil {
 		return fmt.Errorf("create content %q: %w", c.Name, mapErr(err))
 	}
@@ -680,11 +683,12 @@ func (s *sqlDB) UpdateContent(ctx context.Context, c *Content) error {
 		app_mode = ?, min_processes = ?, max_processes = ?, max_conns_per_process = ?, idle_timeout = ?, init_timeout = ?,
 		bundle_id = ?, r_version = ?, py_version = ?, quarto_version = ?, r_version_wanted = ?, py_version_wanted = ?,
 		quarto_version_wanted = ?, run_as = ?, locked = ?, locked_message = ?, outbound_network = ?, memory_request = ?,
-		memory_limit = ?, cpu_request = ?, cpu_limit = ?, updated_at = ? WHERE id = ?`,
+		memory_limit = ?, cpu_request = ?, cpu_limit = ?, connection_timeout = ?, read_timeout = ?, updated_at = ? WHERE id = ?`,
 		c.Name, c.Title, c.Description, c.OwnerID, c.AccessType, c.AppMode, c.MinProcesses, c.MaxProcesses,
 		c.MaxConnsPerProcess, c.IdleTimeout, c.InitTimeout, c.BundleID, c.RVersion, c.PyVersion, c.QuartoVersion,
 		c.RVersionWanted, c.PyVersionWanted, c.QuartoVersionWanted, c.RunAs, c.Locked, c.LockedMessage,
-		c.OutboundNetwork, c.MemoryRequest, c.MemoryLimit, c.CPURequest, c.CPULimit, tv(c.UpdatedAt), c.ID))
+		c.OutboundNetwork, c.MemoryRequest, c.MemoryLimit, c.CPURequest, c.CPULimit, c.ConnectionTimeout, c.ReadTimeout,
+		tv(c.UpdatedAt), c.ID))
 	if err != nil {
 		return fmt.Errorf("update content %d: %w", c.ID, err)
 	}

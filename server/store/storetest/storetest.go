@@ -310,7 +310,8 @@ func testContent(t *testing.T, s store.Store) {
 	if !contentEqual(*got, want) {
 		t.Fatalf("Content = %+v, want %+v", *got, want)
 	}
-	if got.MinProcesses != nil || got.BundleID != nil || got.OutboundNetwork != nil || got.MemoryLimit != nil || got.CPULimit != nil {
+	if got.MinProcesses != nil || got.BundleID != nil || got.OutboundNetwork != nil || got.MemoryLimit != nil || got.CPULimit != nil ||
+		got.ConnectionTimeout != nil || got.ReadTimeout != nil {
 		t.Fatalf("unset pointers read back non-nil: %+v", got)
 	}
 	got, err = s.ContentByGUID(c, ct.GUID)
@@ -325,6 +326,7 @@ func testContent(t *testing.T, s store.Store) {
 	upd.Title, upd.AccessType, upd.AppMode = "New", store.AccessLoggedIn, "shiny"
 	upd.MinProcesses, upd.MaxProcesses, upd.MaxConnsPerProcess = intp(1), intp(4), intp(20)
 	upd.IdleTimeout, upd.InitTimeout = intp(300), intp(0)
+	upd.ConnectionTimeout, upd.ReadTimeout = intp(45), intp(0) // 0: never, not nil
 	upd.RVersion, upd.PyVersion, upd.QuartoVersion, upd.RunAs = "4.3.1", "3.11.4", "1.4.5", "runner"
 	upd.RVersionWanted, upd.PyVersionWanted, upd.QuartoVersionWanted = "4.4.0", "", "1.5"
 	upd.Locked, upd.LockedMessage = true, "Moved to **reports**"
@@ -336,6 +338,9 @@ func testContent(t *testing.T, s store.Store) {
 	upd.UpdatedAt = got.UpdatedAt
 	if !contentEqual(*got, upd) {
 		t.Fatalf("after UpdateContent = %+v, want %+v", *got, upd)
+	}
+	if got.ReadTimeout == nil || *got.ReadTimeout != 0 {
+		t.Fatalf("ReadTimeout 0 read back as %v", got.ReadTimeout)
 	}
 	if *got.InitTimeout != 0 {
 		t.Fatalf("InitTimeout 0 read back as %d", *got.InitTimeout)
@@ -399,10 +404,12 @@ func contentEqual(a, b store.Content) bool {
 		pi(a.MaxConnsPerProcess, b.MaxConnsPerProcess) && pi(a.IdleTimeout, b.IdleTimeout) &&
 		pi(a.InitTimeout, b.InitTimeout) && pb(a.BundleID, b.BundleID) &&
 		pt(a.OutboundNetwork, b.OutboundNetwork) && pb(a.MemoryRequest, b.MemoryRequest) && pb(a.MemoryLimit, b.MemoryLimit) &&
-		pf(a.CPURequest, b.CPURequest) && pf(a.CPULimit, b.CPULimit)
+		pf(a.CPURequest, b.CPURequest) && pf(a.CPULimit, b.CPULimit) &&
+		pi(a.ConnectionTimeout, b.ConnectionTimeout) && pi(a.ReadTimeout, b.ReadTimeout)
 	for _, x := range []*store.Content{&a, &b} {
 		x.MinProcesses, x.MaxProcesses, x.MaxConnsPerProcess, x.IdleTimeout, x.InitTimeout, x.BundleID = nil, nil, nil, nil, nil, nil
 		x.OutboundNetwork, x.MemoryRequest, x.MemoryLimit, x.CPURequest, x.CPULimit = nil, nil, nil, nil, nil
+		x.ConnectionTimeout, x.ReadTimeout = nil, nil
 	}
 	return ok && a == b
 }

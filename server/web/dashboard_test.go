@@ -8,6 +8,7 @@ import (
 	"net/http/cookiejar"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -71,6 +72,34 @@ func TestDashboardList(t *testing.T) {
 	titles, body := get("")
 	if len(titles) != dashboardLimit || !strings.Contains(body, "1–50 of 120") || !strings.Contains(body, `href="/connect/?page=2"`) {
 		t.Fatalf("first page: %d rows, want %d, count and a next link:\n%s", len(titles), dashboardLimit, body)
+	}
+	// The most recently changed first (all made at once: the newest id
+	// breaks the tie); a change moves an item to the top; the other
+	// orders when asked for, kept in the paging links.
+	if titles[0] != "Sales 119" || !strings.Contains(body, `<option value="updated" selected>`) {
+		t.Errorf("default order starts %v, want Sales 119 (the last changed) and the select saying so", titles[:3])
+	}
+	old, _, err := f.st.ListContent(ctx, store.ContentFilter{Name: "item-004"})
+	if err != nil || len(old) != 1 {
+		t.Fatalf("item-004: %v %d", err, len(old))
+	}
+	old[0].Title = "Report 4, revised"
+	if err := f.st.UpdateContent(ctx, &old[0]); err != nil {
+		t.Fatal(err)
+	}
+	for query, first := range map[string][]string{
+		"":              {"Report 4, revised", "Sales 119", "Report 118"},
+		"?sort=junk":    {"Report 4, revised", "Sales 119", "Report 118"},
+		"?sort=oldest":  {"Report 0", "Sales 1", "Report 2"},
+		"?sort=created": {"Sales 119", "Report 118", "Sales 117"},
+		"?sort=title":   {"Report 0", "Report 10", "Report 100"},
+	} {
+		if titles, _ := get(query); !slices.Equal(titles[:3], first) {
+			t.Errorf("GET /connect/%s starts %v, want %v", query, titles[:3], first)
+		}
+	}
+	if _, body := get("?sort=oldest"); !strings.Contains(body, `href="/connect/?page=2&amp;sort=oldest"`) {
+		t.Errorf("sort=oldest: the next page's link loses the order:\n%s", body)
 	}
 	titles, body = get("?page=3")
 	if len(titles) != 20 || !strings.Contains(body, "101–120 of 120") || !strings.Contains(body, `rel="prev" href="/connect/?page=2"`) || strings.Contains(body, `rel="next"`) {

@@ -297,9 +297,15 @@ type dashboardQuery struct {
 	Page                      int    // from 1
 }
 
-// dashboardSorts are the content list's orders (store.ContentFilter.Sort).
-var dashboardSorts = []struct{ Value, Label string }{
-	{"", "oldest first"}, {"updated", "last changed or deployed"}, {"created", "newest first"}, {"name", "name"}, {"title", "title"},
+// dashboardSort is one of the content list's orders: Value in the URL,
+// Order the store's (store.ContentFilter.Sort).
+type dashboardSort struct{ Value, Label, Order string }
+
+// dashboardSorts are the content list's orders, the default first: the
+// most recently changed or deployed, as Posit Connect's content list.
+var dashboardSorts = []dashboardSort{
+	{"updated", "last changed or deployed", "updated"}, {"created", "newest first", "created"},
+	{"oldest", "oldest first", "id"}, {"name", "name", "name"}, {"title", "title", "title"},
 }
 
 // tagOption is a tag in the filter: its id and its path in the tree.
@@ -313,7 +319,7 @@ type dashboardData struct {
 	Query           dashboardQuery
 	Types           []string
 	Tags            []tagOption
-	Sorts           []struct{ Value, Label string }
+	Sorts           []dashboardSort
 	Content         []dashboardItem
 	Total           int
 	From, To        int    // 1-based positions of this page's first and last item
@@ -336,12 +342,8 @@ func (s *Server) handleDashboard(w http.ResponseWriter, r *http.Request) {
 	if _, err := strconv.ParseInt(q.Tag, 10, 64); err != nil {
 		q.Tag = ""
 	}
-	known := false
-	for _, o := range dashboardSorts {
-		known = known || o.Value == q.Sort
-	}
-	if !known {
-		q.Sort = ""
+	if !slices.ContainsFunc(dashboardSorts, func(o dashboardSort) bool { return o.Value == q.Sort }) {
+		q.Sort = dashboardSorts[0].Value
 	}
 	if n, err := strconv.Atoi(qv.Get("page")); err == nil && n > 1 && n <= 1_000_000 {
 		q.Page = n
@@ -376,7 +378,7 @@ func (s *Server) handleDashboard(w http.ResponseWriter, r *http.Request) {
 	page := func(n int) string {
 		v := url.Values{}
 		for k, x := range map[string]string{"q": q.Q, "type": q.Type, "owner": q.Owner, "tag": q.Tag, "sort": q.Sort} {
-			if x != "" {
+			if x != "" && !(k == "sort" && x == dashboardSorts[0].Value) {
 				v.Set(k, x)
 			}
 		}
@@ -403,8 +405,13 @@ func (s *Server) handleDashboard(w http.ResponseWriter, r *http.Request) {
 // the API's content list uses), so a page reads only its own rows.
 func (s *Server) visibleContent(r *http.Request, u *store.User, q dashboardQuery) ([]dashboardItem, int, error) {
 	ctx := r.Context()
-	f := store.ContentFilter{Words: strings.Fields(strings.ToLower(q.Q)), AppMode: q.Type, Sort: q.Sort,
+	f := store.ContentFilter{Words: strings.Fields(strings.ToLower(q.Q)), AppMode: q.Type,
 		Start: (q.Page - 1) * dashboardLimit, Count: dashboardLimit}
+	for _, o := range dashboardSorts {
+		if o.Value == q.Sort {
+			f.Sort = o.Order
+		}
+	}
 	f.TagID, _ = strconv.ParseInt(q.Tag, 10, 64)
 	if len(f.Words) > 8 {
 		f.Words = f.Words[:8]

@@ -182,9 +182,16 @@ func TestAppPage(t *testing.T) {
 	if st != 200 || !strings.Contains(body, "max_processes must be a whole number") {
 		t.Fatalf("bad runtime: %d %s", st, body)
 	}
-	st, body = pub.post(t, page+"/runtime", url.Values{"csrf": {csrf}, "max_processes": {"3"}, "idle_timeout": {"120"}})
-	if st != 200 || !strings.Contains(body, "Runtime settings saved") || !strings.Contains(body, `name="max_processes" type="number" min="0" value="3"`) {
+	st, body = pub.post(t, page+"/runtime", url.Values{"csrf": {csrf}, "max_processes": {"3"}, "idle_timeout": {"120"},
+		"connection_timeout": {"45"}, "read_timeout": {"0"}})
+	if st != 200 || !strings.Contains(body, "Runtime settings saved") || !strings.Contains(body, `name="max_processes" type="number" min="0" value="3"`) ||
+		!strings.Contains(body, `name="connection_timeout" type="number" min="0" value="45"`) || !strings.Contains(body, `name="read_timeout" type="number" min="0" value="0"`) {
 		t.Fatalf("runtime: %d %s", st, body)
+	}
+	// Over the API's bound: its 400 is said on the page, nothing saved.
+	st, body = pub.post(t, page+"/runtime", url.Values{"csrf": {csrf}, "connection_timeout": {"9999999"}})
+	if st != 200 || !strings.Contains(body, "connection_timeout must be an integer from 0 to 604800") {
+		t.Fatalf("runtime, absurd connection_timeout: %d %s", st, body)
 	}
 
 	// Title, access and a viewer.

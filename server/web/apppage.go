@@ -120,6 +120,8 @@ type apiContent struct {
 	MaxConnsPerProcess *int       `json:"max_conns_per_process"`
 	IdleTimeout        *int       `json:"idle_timeout"`
 	InitTimeout        *int       `json:"init_timeout"`
+	ConnectionTimeout  *int       `json:"connection_timeout"`
+	ReadTimeout        *int       `json:"read_timeout"`
 	BundleID           *string    `json:"bundle_id"`
 	RVersion           *string    `json:"r_version"`
 	PyVersion          *string    `json:"py_version"`
@@ -518,7 +520,8 @@ func (s *Server) handleAppAction(w http.ResponseWriter, r *http.Request) {
 		anchor = "#runtime"
 		body := map[string]any{}
 		ok := true
-		for _, k := range []string{"min_processes", "max_processes", "max_conns_per_process", "idle_timeout", "init_timeout"} {
+		for _, k := range []string{"min_processes", "max_processes", "max_conns_per_process", "idle_timeout", "init_timeout",
+			"connection_timeout", "read_timeout"} {
 			v, good := intOrNil(k)
 			if !good {
 				ok = false

@@ -9,6 +9,7 @@ import (
 	"os"
 	"strconv"
 	"testing"
+	"time"
 )
 
 // inProcess is a Launcher serving a trivial handler in this process: the
@@ -56,6 +57,13 @@ func BenchmarkProxyOverhead(b *testing.B) {
 	px.Set("b", p)
 	srv := httptest.NewServer(px)
 	defer srv.Close()
+	// The same proxy with Connect's default idle timeouts (1 h) watched
+	// on every request, as dais serves content.
+	pxT := NewProxy(quietLogger(), "")
+	pxT.Set("b", p)
+	pxT.SetTimeouts(Timeouts{Connection: time.Hour, Read: time.Hour})
+	srvT := httptest.NewServer(pxT)
+	defer srvT.Close()
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256}}
 	get := func(b *testing.B, url string) {
 		resp, err := client.Get(url)
@@ -71,6 +79,7 @@ func BenchmarkProxyOverhead(b *testing.B) {
 	targets := []struct{ name, url string }{
 		{"direct", "http://" + p.Stats().Processes[0].Addr + "/hello"},
 		{"proxy", srv.URL + "/content/b/hello"},
+		{"proxy-timeouts", srvT.URL + "/content/b/hello"},
 	}
 	for _, target := range targets {
 		b.Run(target.name, func(b *testing.B) {

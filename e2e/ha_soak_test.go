@@ -137,7 +137,10 @@ func haSoak(t *testing.T, h *haStack) {
 	sessions := 0
 	every(time.Second, func() {
 		sessions++
-		sctx, scancel := context.WithTimeout(ctx, 30*time.Second)
+		// Not below ctx: a session still open when the soak's time is up
+		// runs to its end and is judged as the others are (under ctx, the
+		// soak's end cut it and it counted as a failure).
+		sctx, scancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer scancel()
 		b, err := haVisit(sctx, h, shiny, "", 30*time.Second)
 		if err != nil {

@@ -77,7 +77,11 @@ func (s *Service) Serve(w http.ResponseWriter, r *http.Request, c *store.Content
 		return
 	}
 	if s.stale(ctx, c) {
-		s.refresh(ctx, c) // served.go: deployed or rendered on another node
+		// served.go: deployed or rendered on another node, or not
+		// activated here yet (its activation at start failed).
+		if wait := s.refresh(ctx, c); wait != nil && !s.servesAny(guid) {
+			awaitRefresh(ctx, wait)
+		}
 	}
 	s.mu.Lock()
 	f := s.files[guid]

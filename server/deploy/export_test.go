@@ -26,3 +26,14 @@ func (s *Service) WriteTask(id string, lines ...string) { (&taskLog{s: s, id: id
 func (s *Service) FinishTask(ctx context.Context, id string, code int) error {
 	return s.finishTask(ctx, id, code, "", nil, time.Now())
 }
+
+// Forget stops serving guid on this node, as a failed activation at start
+// leaves it: its next request activates it again.
+func (s *Service) Forget(guid string) { s.deactivate(guid) }
+
+// HoldActivations keeps every refresh from activating until release is
+// called, as a slow activation of another content does.
+func (s *Service) HoldActivations() (release func()) {
+	s.refreshMu.Lock()
+	return s.refreshMu.Unlock
+}

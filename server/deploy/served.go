@@ -62,9 +62,53 @@ func (s *Service) stale(ctx context.Context, c *store.Content) bool {
 	return err == nil && r.OutputDir != cur.output
 }
 
+// refreshWait bounds how long a request for a content this node serves
+// nothing of waits for the content's activation under way.
+const refreshWait = 30 * time.Second
+
 // refresh activates c again when it is stale, once however many requests
-// find it so.
-func (s *Service) refresh(ctx context.Context, c *store.Content) {
+// find it so. When another request's refresh of c is under way, it
+// returns at once with a channel closed when that one ends: a request that
+// has nothing of c to serve yet waits for it (awaitRefresh) rather than
+// failing; one that has an older version serves that meanwhile.
+func (s *Service) refresh(ctx context.Context, c *store.Content) <-chan struct{} {
+	s.mu.Lock()
+	if ch := s.refreshing[c.GUID]; ch != nil {
+		s.mu.Unlock()
+		return ch
+	}
+	if s.refreshing == nil {
+		s.refreshing = map[string]chan struct{}{}
+	}
+	ch := make(chan struct{})
+	s.refreshing[c.GUID] = ch
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.refreshing, c.GUID)
+		s.mu.Unlock()
+		close(ch)
+	}()
+	s.activateStale(ctx, c)
+	return nil
+}
+
+// awaitRefresh waits, within refreshWait and the request's ctx, for the
+// refresh under way that refresh returned (nil: none).
+func awaitRefresh(ctx context.Context, ch <-chan struct{}) {
+	if ch == nil {
+		return
+	}
+	t := time.NewTimer(refreshWait)
+	defer t.Stop()
+	select {
+	case <-ch:
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}
+
+func (s *Service) activateStale(ctx context.Context, c *store.Content) {
 	// A deploy of this content on this node holds its lock: its row is
 	// about to change to what the deploy already serves. Leave it be.
 	l := s.contentLock(c.ID)
@@ -95,4 +139,13 @@ func (s *Service) refresh(ctx context.Context, c *store.Content) {
 	}
 	delete(s.refreshFailed, c.GUID)
 	s.log.Info("serving the content's newest version, deployed or rendered on another node", logKeyContent, c.GUID, logKeyBundle, *c.BundleID)
+}
+
+// servesAny tells whether this node has something of guid to serve: its
+// files or its processes, of whichever version.
+func (s *Service) servesAny(guid string) bool {
+	s.mu.Lock()
+	f := s.files[guid]
+	s.mu.Unlock()
+	return f != nil || s.proxy.Pool(guid) != nil
 }

@@ -105,6 +105,9 @@ type Service struct {
 	mu     sync.Mutex
 	files  map[string]*fileSite // guid -> static or rendered files
 	served map[string]*served   // guid -> what this node serves (served.go)
+	// refreshing: guid -> closed when the refresh of that content under
+	// way ends (served.go); under mu.
+	refreshing map[string]chan struct{}
 	// refreshMu: one activation at a time of content another node
 	// changed; it guards refreshFailed (guid -> last failed activation).
 	refreshMu     sync.Mutex

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -83,6 +84,10 @@ func helperApp(mode, port string) int {
 		fmt.Fprint(w, "first\n")
 		w.(http.Flusher).Flush()
 		time.Sleep(time.Hour)
+	})
+	mux.HandleFunc("/upload", func(w http.ResponseWriter, r *http.Request) {
+		b, err := io.ReadAll(r.Body)
+		fmt.Fprintf(w, "got %d bytes, %v", len(b), err)
 	})
 	mux.HandleFunc("/drip", func(w http.ResponseWriter, r *http.Request) {
 		// A byte every 300 ms for 2.4 s: never idle for a second.

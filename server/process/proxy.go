@@ -257,11 +257,16 @@ func dialProcess(ctx context.Context, dial DialFunc) (net.Conn, error) {
 }
 
 // proxyError answers a request the app could not: 504 when it timed out
-// (Timeouts; the watch logged it), nothing when the client went away, 408
-// when the client's body was too slow, else 502.
+// waiting for the app (Timeouts; the watch logged it), 408 when the
+// client's body stalled (read_timeout) or was too slow, nothing when the
+// client went away, else 502.
 func (px *Proxy) proxyError(w http.ResponseWriter, r *http.Request, err error) {
 	var idle *IdleTimeoutError
 	if errors.As(context.Cause(r.Context()), &idle) {
+		if idle.Setting == "read_timeout" || idle.BodyStalled {
+			http.Error(w, idle.Error()+": the request body stopped arriving", http.StatusRequestTimeout)
+			return
+		}
 		http.Error(w, idle.Error()+": the app did not answer in time", http.StatusGatewayTimeout)
 		return
 	}
@@ -523,14 +528,21 @@ func (px *Proxy) ServeAt(w http.ResponseWriter, r *http.Request, guid, prefix st
 	t.key, t.dial, t.worker = lease.Key(), lease.Dial, lease.Worker()
 	// From here on the request may not go idle longer than its Timeouts
 	// (the wait for a process above has InitTimeout for a bound).
-	if idle, ctx := watchIdle(r.Context(), px.timeoutsFor(r.Context()), guid, r.URL.Path, px.log, func() {
-		// A client that does not read must not hold the goroutine either.
-		_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(writeGrace))
+	if idle, ctx := watchIdle(r.Context(), px.timeoutsFor(r.Context()), guid, r.URL.Path, px.log, func(idle *idleWatch) {
+		// A client that does not read must not hold the goroutine either,
+		// nor one whose body stalled (http.Transport waits for the
+		// goroutine that copies it).
+		rc := http.NewResponseController(w)
+		_ = rc.SetWriteDeadline(time.Now().Add(writeGrace))
+		if idle.bodyPending.Load() {
+			_ = rc.SetReadDeadline(time.Now())
+		}
 	}); idle != nil {
 		t.idle = idle
 		r = r.WithContext(ctx)
 		if r.Body != nil && r.Body != http.NoBody {
 			r.Body = &watchedBody{ReadCloser: r.Body, w: idle}
+			idle.bodyPending.Store(true)
 			idle.readApplies(true)
 		}
 		defer func() {

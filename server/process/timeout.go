@@ -60,6 +60,9 @@ type IdleTimeoutError struct {
 	Content string        // the content's GUID
 	Setting string        // "connection_timeout" or "read_timeout"
 	After   time.Duration // the timeout
+	// BodyStalled: the request's body had not all arrived (the client's
+	// fault: 408, not 504).
+	BodyStalled bool
 }
 
 func (e *IdleTimeoutError) Error() string {
@@ -84,11 +87,15 @@ type idleWatch struct {
 	path   string
 	log    *slog.Logger
 	cancel context.CancelCauseFunc
-	onFire func()
+	onFire func(*idleWatch)
 
 	lastAny atomic.Int64 // unix nanoseconds of the last byte either way
 	lastIn  atomic.Int64 // of the last byte from the client
 	readOn  atomic.Bool  // Read applies: a body arriving, or a WebSocket
+	// bodyPending: the request's body has not all arrived. When the watch
+	// fires then, the client's connection gets a read deadline: the
+	// transport waits for its body writer, blocked reading that body.
+	bodyPending atomic.Bool
 
 	mu    sync.Mutex
 	timer *time.Timer
@@ -99,7 +106,7 @@ type idleWatch struct {
 // watchIdle starts the watch of a request: ctx is cancelled with an
 // IdleTimeoutError when it times out; stop it with stop. nil when
 // neither timeout applies (both 0).
-func watchIdle(ctx context.Context, t Timeouts, guid, path string, log *slog.Logger, onFire func()) (*idleWatch, context.Context) {
+func watchIdle(ctx context.Context, t Timeouts, guid, path string, log *slog.Logger, onFire func(*idleWatch)) (*idleWatch, context.Context) {
 	if t.Connection <= 0 && t.Read <= 0 {
 		return nil, ctx
 	}
@@ -188,10 +195,11 @@ func (w *idleWatch) check() {
 		return
 	}
 	w.done, w.fired = true, true
+	err.BodyStalled = w.bodyPending.Load()
 	w.log.Warn("proxied request to content timed out; ending it", "content", w.guid, "path", w.path,
 		"setting", err.Setting, "timeout", err.After)
 	if w.onFire != nil {
-		w.onFire()
+		w.onFire(w)
 	}
 	w.cancel(err)
 }
@@ -225,6 +233,7 @@ func (b *watchedBody) Read(p []byte) (int, error) {
 		b.w.touchIn()
 	}
 	if err != nil {
+		b.w.bodyPending.Store(false)
 		b.w.readApplies(false)
 	}
 	return n, err

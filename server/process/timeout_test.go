@@ -1,10 +1,13 @@
 package process
 
 import (
+	"bufio"
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -123,6 +126,44 @@ func TestProxyConnectionTimeoutIsIdle(t *testing.T) {
 	resp.Body.Close()
 	if err == nil || string(b) != "first\n" || time.Since(start) > 5*time.Second {
 		t.Errorf("answer stalled after its first line: %q, %v after %v; want it cut after about 1s", b, err, time.Since(start))
+	}
+}
+
+// A request body that stops arriving is ended after read_timeout with
+// 408 (the client's fault), not the app's 504.
+func TestProxyReadTimeoutStalledBody(t *testing.T) {
+	for _, tc := range []struct {
+		to      Timeouts
+		setting string
+	}{
+		{Timeouts{Connection: 30 * time.Second, Read: time.Second}, "read_timeout"},
+		{Timeouts{Connection: time.Second}, "connection_timeout"},
+	} {
+		t.Run(tc.setting, func(t *testing.T) { testStalledBody(t, tc.to, tc.setting) })
+	}
+}
+
+func testStalledBody(t *testing.T, to Timeouts, setting string) {
+	_, srv, logs := timeoutProxy(t, to)
+	conn, err := net.Dial("tcp", strings.TrimPrefix(srv, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	// 100 bytes announced, 10 sent, then nothing.
+	fmt.Fprintf(conn, "POST /content/ok/upload HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n0123456789")
+	conn.SetReadDeadline(time.Now().Add(15 * time.Second))
+	start := time.Now()
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("stalled body: no answer after %v: %v", time.Since(start), err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusRequestTimeout || !strings.Contains(string(body), setting) || time.Since(start) > 5*time.Second {
+		t.Errorf("stalled body: %d %q after %v; want 408 naming %s after about 1s", resp.StatusCode, body, time.Since(start), setting)
+	}
+	if !strings.Contains(logs.String(), "setting="+setting) {
+		t.Errorf("no log line for the read timeout:\n%s", logs.String())
 	}
 }
 

@@ -65,9 +65,9 @@ func (a *API) groupOf(r *http.Request) (*store.Group, error) {
 	return g, err
 }
 
-// manageGroup returns the request's group when u may change it: an
-// administrator or the group's owner, and only a local group (a
-// provider's groups change at the provider).
+// manageGroup returns the request's group when u may change it
+// (authz.Group: an administrator or the group's owner, and only a local
+// group, as a provider's groups change at the provider).
 func (a *API) manageGroup(r *http.Request) (*store.Group, *store.User, error) {
 	u, err := needUser(r)
 	if err != nil {
@@ -77,11 +77,13 @@ func (a *API) manageGroup(r *http.Request) (*store.Group, *store.User, error) {
 	if err != nil {
 		return nil, u, err
 	}
-	if !authz.HasRole(u, store.RoleAdministrator) && g.OwnerID != u.ID {
+	switch err := authz.Group(u, g); {
+	case errors.Is(err, authz.ErrGroupNotOwned):
 		return nil, u, errStatus(http.StatusForbidden, "user "+u.Username+" may not change group "+g.Name+": only its owner and administrators may")
-	}
-	if g.Provider != store.GroupProviderLocal {
+	case errors.Is(err, authz.ErrGroupFromProvider):
 		return nil, u, errStatus(http.StatusConflict, "group "+g.Name+" comes from the "+g.Provider+" authentication provider: change it there")
+	case err != nil:
+		return nil, u, err
 	}
 	return g, u, nil
 }
@@ -94,19 +96,32 @@ func checkGroupName(name string) error {
 	return nil
 }
 
-// listGroups is GET /__api__/v1/groups?prefix=&page_number=&page_size=.
+// listGroups is GET /__api__/v1/groups?prefix=&page_number=&page_size=,
+// and dais's owner_guid= (the groups a user owns, as the publishers'
+// groups page lists them).
 func (a *API) listGroups(w http.ResponseWriter, r *http.Request) error {
 	page, size, err := pageParams(r, 20)
 	if err != nil {
 		return err
 	}
-	gs, total, err := a.st.ListGroups(r.Context(), store.GroupFilter{
-		Prefix: r.URL.Query().Get("prefix"), Start: (page - 1) * size, Count: size,
-	})
+	f := store.GroupFilter{Prefix: r.URL.Query().Get("prefix"), Start: (page - 1) * size, Count: size}
+	out := groupsPage{Results: []groupJSON{}, CurrentPage: page}
+	if guid := r.URL.Query().Get("owner_guid"); guid != "" {
+		o, err := a.st.UserByGUID(r.Context(), guid)
+		if errors.Is(err, store.ErrNotFound) {
+			web.WriteJSON(w, http.StatusOK, out) // nobody's: no group
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		f.OwnerID = o.ID
+	}
+	gs, total, err := a.st.ListGroups(r.Context(), f)
 	if err != nil {
 		return err
 	}
-	out := groupsPage{Results: make([]groupJSON, 0, len(gs)), CurrentPage: page, Total: total}
+	out.Total = total
 	for i := range gs {
 		out.Results = append(out.Results, a.groupJSON(r, &gs[i]))
 	}

@@ -227,3 +227,35 @@ func TestListMatchesContent(t *testing.T) {
 		}
 	}
 }
+
+// TestGroup: who may change a group: its owner (any role, as the API
+// always allowed) and administrators; a provider's group nobody here;
+// a local group without an owner administrators.
+func TestGroup(t *testing.T) {
+	admin := &store.User{ID: 1, Role: store.RoleAdministrator}
+	pub := &store.User{ID: 2, Role: store.RolePublisher}
+	other := &store.User{ID: 3, Role: store.RolePublisher}
+	local := func(owner int64) *store.Group {
+		return &store.Group{ID: 9, OwnerID: owner, Provider: store.GroupProviderLocal}
+	}
+	ldap := &store.Group{ID: 10, Provider: "ldap"}
+	for _, c := range []struct {
+		name string
+		u    *store.User
+		g    *store.Group
+		want error
+	}{
+		{"owner", pub, local(2), nil},
+		{"administrator, another's group", admin, local(2), nil},
+		{"administrator, a group without an owner", admin, local(0), nil},
+		{"another publisher", other, local(2), ErrGroupNotOwned},
+		{"a publisher, a group without an owner", pub, local(0), ErrGroupNotOwned},
+		{"anonymous", nil, local(0), ErrGroupNotOwned},
+		{"administrator, a provider's group", admin, ldap, ErrGroupFromProvider},
+		{"publisher, a provider's group", pub, ldap, ErrGroupNotOwned},
+	} {
+		if err := Group(c.u, c.g); !errors.Is(err, c.want) || (err == nil) != (c.want == nil) {
+			t.Errorf("%s: %v, want %v", c.name, err, c.want)
+		}
+	}
+}

@@ -31,9 +31,10 @@ type Group struct {
 
 // GroupFilter selects groups for ListGroups. Zero values select everything.
 type GroupFilter struct {
-	Prefix string // name starting with it (case-insensitive)
-	Start  int    // offset, for paging
-	Count  int    // page size; 0 = no limit
+	Prefix  string // name starting with it (case-insensitive)
+	OwnerID int64  // owned by this user
+	Start   int    // offset, for paging
+	Count   int    // page size; 0 = no limit
 }
 
 // GroupStore is the part of Store that keeps groups and their members.
@@ -122,6 +123,10 @@ func (s *sqlDB) ListGroups(ctx context.Context, f GroupFilter) ([]Group, int, er
 	if f.Prefix != "" {
 		where = append(where, `LOWER(name) LIKE ? ESCAPE '\'`)
 		args = append(args, prefixArg(f.Prefix))
+	}
+	if f.OwnerID != 0 {
+		where = append(where, `owner_id = ?`)
+		args = append(args, f.OwnerID)
 	}
 	w := strings.Join(where, " AND ")
 	var total int

@@ -74,6 +74,9 @@ func testGroups(t *testing.T, s store.Store) {
 		{store.GroupFilter{Prefix: "DATA"}, []string{"Data Science", "data_engineering"}, 2},
 		{store.GroupFilter{Prefix: "data_"}, []string{"data_engineering"}, 1}, // _ is literal
 		{store.GroupFilter{Start: 1, Count: 2}, []string{"data_engineering", "Engineering"}, 4},
+		{store.GroupFilter{OwnerID: owner.ID}, []string{"Data Science"}, 1},
+		{store.GroupFilter{OwnerID: owner.ID, Prefix: "eng"}, nil, 0},
+		{store.GroupFilter{OwnerID: b.ID}, nil, 0},
 	} {
 		gs, total, err := s.ListGroups(c, tc.f)
 		must(t, err)

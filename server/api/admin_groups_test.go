@@ -63,15 +63,7 @@ func TestAdminGroupsPage(t *testing.T) {
 	contains(t, "add viewer1 again", body, "is a member of group analysts already")
 	_, body = admin.post(t, "/connect/admin/groups/remove", url.Values{"csrf": {csrf}, "guid": {g}, "name": {"analysts"}, "user": {publisher}, "username": {"publisher1"}, "back": {page + "#members"}})
 	contains(t, "remove publisher1", body, "Removed publisher1 from analysts.")
-	members := func() []string {
-		var m struct{ Results []struct{ Username string } }
-		f.do(t, "GET", "/__api__/v1/groups/"+g+"/members", "administrator", "").must(t, &m)
-		var names []string
-		for _, u := range m.Results {
-			names = append(names, u.Username)
-		}
-		return names
-	}
+	members := func() []string { return groupMembers(t, f, g) }
 	if got := members(); len(got) != 1 || got[0] != "viewer1" {
 		t.Fatalf("members through the API after the forms: %v", got)
 	}
@@ -99,6 +91,24 @@ func TestAdminGroupsPage(t *testing.T) {
 	}
 	_, body = admin.post(t, "/connect/admin/groups/add", url.Values{"csrf": {csrf}, "guid": {pg.GUID}, "name": {"ldap-staff"}, "user": {publisher}, "username": {"publisher1"}})
 	contains(t, "crafted add to the provider's group", body, "comes from the ldap authentication provider")
+
+	// A local group without an owner (its owner's account was deleted) is
+	// not a provider's: the administrator manages it on the page, as the
+	// API lets them.
+	orphan := &store.Group{Name: "orphans"}
+	if err := f.st.CreateGroup(context.Background(), orphan); err != nil {
+		t.Fatal(err)
+	}
+	_, body = admin.get(t, "/connect/admin/groups?group="+orphan.GUID+"&find=vie")
+	contains(t, "a local group without an owner", body, "Members of orphans", "Owner: none", `aria-label="Add viewer1 to orphans"`, `action="/connect/admin/groups/delete"`)
+	if strings.Contains(body, "The identity provider manages this group") {
+		t.Error("a local group without an owner is said to be the identity provider's")
+	}
+	_, body = admin.post(t, "/connect/admin/groups/add", url.Values{"csrf": {csrf}, "guid": {orphan.GUID}, "name": {"orphans"}, "user": {viewer}, "username": {"viewer1"},
+		"back": {"/connect/admin/groups?group=" + orphan.GUID + "#members"}})
+	contains(t, "add to orphans", body, "Added viewer1 to orphans.", `aria-label="Remove viewer1 from orphans"`)
+	_, body = admin.post(t, "/connect/admin/groups/delete", url.Values{"csrf": {csrf}, "guid": {orphan.GUID}, "name": {"orphans"}, "confirm": {"orphans"}})
+	contains(t, "delete orphans", body, "Deleted the group orphans.")
 
 	// Publishers and viewers: 403 for the page; their crafted forms on
 	// the administrator's group are refused by the API's rule.

@@ -210,11 +210,7 @@ func TestBrowserAdminPages(t *testing.T) {
 		t.Run(fmt.Sprint(width), func(t *testing.T) {
 			br := db.New(t, width)
 			mark := chromedp.Evaluate[chromedp.Void](`document.body.dataset.old = "1"`)
-			br.Run("log in", chromedp.Navigate(f.ts.URL+"/__login__?next=/connect/admin/users"),
-				chromedp.SendKeys(chromedp.CSS(`input[name="username"]`), "administrator1"),
-				chromedp.SendKeys(chromedp.CSS(`input[name="password"]`), "pw-administrator"),
-				chromedp.Submit(chromedp.CSS(`input[name="password"]`)),
-				chromedp.WaitVisible(chromedp.ID("h-add")))
+			browserLogin(br, f, "administrator", "/connect/admin/users", chromedp.WaitVisible(chromedp.ID("h-add")))
 			name := fmt.Sprintf("dora%d", width)
 			br.Run("add a user", mark,
 				chromedp.SendKeys(chromedp.CSS(`form[action$="/create"] input[name="username"]`), name),
@@ -227,18 +223,8 @@ func TestBrowserAdminPages(t *testing.T) {
 			br.Check("admin-users")
 			br.Screenshot("admin-users")
 			group := fmt.Sprintf("team%d", width)
-			br.Run("make a group", chromedp.Navigate(f.ts.URL+"/connect/admin/groups"), chromedp.WaitVisible(chromedp.ID("h-create")), mark,
-				chromedp.SendKeys(chromedp.CSS(`form[action$="/groups/create"] input[name="name"]`), group),
-				chromedp.Click(chromedp.CSS(`form[action$="/groups/create"] button`)),
-				chromedp.WaitVisible(chromedp.CSS(`body:not([data-old]) #find`)))
-			br.Run("find a user", mark, chromedp.SendKeys(chromedp.ID("find"), "dora"),
-				chromedp.Submit(chromedp.ID("find")),
-				chromedp.WaitVisible(chromedp.CSS(`body:not([data-old]) button[aria-label="Add `+name+` to `+group+`"]`)))
-			br.Check("admin-groups-find")
-			br.Run("add them", mark, chromedp.Click(chromedp.CSS(`button[aria-label="Add `+name+` to `+group+`"]`)),
-				chromedp.WaitVisible(chromedp.CSS(`body:not([data-old]) button[aria-label="Remove `+name+` from `+group+`"]`)))
-			br.Check("admin-groups-members")
-			br.Screenshot("admin-groups-members")
+			br.Run("open groups", chromedp.Navigate(f.ts.URL+"/connect/admin/groups"), chromedp.WaitVisible(chromedp.ID("h-create")))
+			browserNewGroup(br, group, "dora", name, "admin-groups")
 			br.Visit(f.ts.URL+"/connect/admin/groups?group="+staff.GUID+"#members", "admin-groups-provider")
 			if n := db.Value(br, "forms", chromedp.Evaluate[int](`document.querySelectorAll('#members form[method="post"]').length`)); n != 0 {
 				t.Errorf("the provider's group offers %d forms", n)

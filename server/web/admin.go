@@ -2,6 +2,7 @@ package web
 
 import (
 	"fmt"
+	"html/template"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -162,13 +163,13 @@ func (s *Server) handleAdminAction(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	f := r.PostForm
-	back := "/connect/admin/users"
-	if b := f.Get("back"); strings.HasPrefix(b, "/connect/admin/") && !strings.ContainsAny(b, "\\\r\n") {
-		back = b
+	if r.PathValue("section") == "groups" {
+		s.groupAction(w, r, adminGroupsPath, formBack(f, "/connect/admin/", "/connect/admin/users"))
+		return
 	}
+	back := formBack(f, "/connect/admin/", "/connect/admin/users")
 	who := f.Get("username")
 	userPath := "/__api__/v1/users/" + url.PathEscape(f.Get("guid"))
-	groupPath := "/__api__/v1/groups/" + url.PathEscape(f.Get("guid"))
 	var status int
 	var msg, done string
 	switch r.PathValue("section") + " " + r.PathValue("action") {
@@ -191,30 +192,6 @@ func (s *Server) handleAdminAction(w http.ResponseWriter, r *http.Request) {
 		lock := r.PathValue("action") == "lock"
 		status, msg = s.callAPI(r, http.MethodPost, userPath+"/lock", map[string]any{"locked": lock}, nil)
 		done = map[bool]string{true: "Locked " + who + ": their sessions and API keys are refused from now on.", false: "Unlocked " + who + "."}[lock]
-	case "groups create":
-		name := strings.TrimSpace(f.Get("name"))
-		var g apiGroup
-		status, msg = s.callAPI(r, http.MethodPost, "/__api__/v1/groups", map[string]any{"name": name}, &g)
-		done = "Made the group " + name + "."
-		if g.GUID != "" {
-			back = "/connect/admin/groups?group=" + url.QueryEscape(g.GUID) + "#members"
-		}
-	case "groups delete":
-		if strings.TrimSpace(f.Get("confirm")) != f.Get("name") {
-			status, msg = http.StatusBadRequest, "type the group's name, "+f.Get("name")+", to delete it"
-			break
-		}
-		status, msg = s.callAPI(r, http.MethodDelete, groupPath, nil, nil)
-		done = "Deleted the group " + f.Get("name") + "."
-		if status < 300 {
-			back = "/connect/admin/groups"
-		}
-	case "groups add":
-		status, msg = s.callAPI(r, http.MethodPost, groupPath+"/members", map[string]any{"user_guid": f.Get("user")}, nil)
-		done = "Added " + who + " to " + f.Get("name") + "."
-	case "groups remove":
-		status, msg = s.callAPI(r, http.MethodDelete, groupPath+"/members/"+url.PathEscape(f.Get("user")), nil, nil)
-		done = "Removed " + who + " from " + f.Get("name") + "."
 	default:
 		http.NotFound(w, r)
 		return
@@ -224,23 +201,35 @@ func (s *Server) handleAdminAction(w http.ResponseWriter, r *http.Request) {
 
 // ---- groups
 
+// The groups pages: an administrator's, every group, and a publisher's
+// own (/connect/groups), the groups they own. Both show a group's
+// members to anyone (as the API does) and offer its forms only where
+// authz.Group, the API's rule for changing a group, allows them.
+const (
+	adminGroupsPath = "/connect/admin/groups"
+	ownGroupsPath   = "/connect/groups"
+)
+
 type groupRow struct {
 	GUID, Name, Link string
 	Selected         bool
 }
 
-// groupsData is the groups page: the list, and one group shown with its
-// members. Local is false for a group the identity provider brings (no
-// owner): its members change at the provider, so the page offers no form.
+// groupsData is a groups page: the list, and one group shown with its
+// members. Local is false for a group the identity provider brings: its
+// members change at the provider. CanManage is authz.Group's answer for
+// the user and the group shown: the page offers its forms then.
 type groupsData struct {
 	adminData
+	Base       string // the page's path, adminGroupsPath or ownGroupsPath
 	Q          string
 	Groups     []groupRow
 	Total      int
 	Shown      string // the group whose members are listed
 	ShownID    string
-	Owner      string
+	Owner      string // "" for a local group without an owner
 	Local      bool
+	CanManage  bool
 	Members    []userRow
 	NoMember   bool
 	Find       string    // the search for a user to add
@@ -253,36 +242,63 @@ type groupsData struct {
 // groupsPageSize is how many groups the groups page lists at once.
 const groupsPageSize = 100
 
-// handleAdminGroups lists the groups (one API call, however many there
-// are) and the members of one of them (?group=<guid>): a member list per
-// group on one page would cost an API call per group. ?find= searches
-// the users to add to the group shown.
+// handleAdminGroups is the administrators' groups page: every group.
 func (s *Server) handleAdminGroups(w http.ResponseWriter, r *http.Request) {
 	ad, ok := s.adminPage(w, r, "groups", "Groups")
 	if !ok {
 		return
 	}
+	s.groupsPage(w, r, groupsData{adminData: ad, Base: adminGroupsPath}, "", s.pages.adminGroups)
+}
+
+// handleGroups is a publisher's groups page: the groups they own, made
+// and changed through the same API calls as the administrators' page
+// (which is where an administrator manages every group). A viewer, who
+// may not make a group, gets 403.
+func (s *Server) handleGroups(w http.ResponseWriter, r *http.Request) {
+	u, ok := UserFrom(r.Context())
+	if !ok {
+		http.Redirect(w, r, "/__login__?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusFound)
+		return
+	}
+	ad := adminData{PageData: s.pageData(r, "Your groups"), CSRF: csrfToken(r, "groups"),
+		Message: flashed(r, "msg"), Error: flashed(r, "err")}
+	if !authz.HasRole(u, store.RolePublisher) {
+		ad.Error = "Groups are made and changed by publishers; you are " + u.Username + ", " + u.Role + "."
+		ad.Title = "Not allowed"
+		s.render(w, s.pages.forbidden, http.StatusForbidden, ad)
+		return
+	}
+	s.groupsPage(w, r, groupsData{adminData: ad, Base: ownGroupsPath}, u.GUID, s.pages.groups)
+}
+
+// groupsPage lists the groups (one API call, however many there are;
+// with owner, a user's GUID, those they own) and the members of one of
+// them (?group=<guid>): a member list per group on one page would cost
+// an API call per group. ?find= searches the users to add to the group
+// shown.
+func (s *Server) groupsPage(w http.ResponseWriter, r *http.Request, d groupsData, owner string, page *template.Template) {
+	me, _ := UserFrom(r.Context())
 	q := r.URL.Query()
-	d := groupsData{adminData: ad, Q: strings.TrimSpace(q.Get("q")), Find: strings.TrimSpace(q.Get("find")), Back: "/connect/admin/groups"}
+	d.Q, d.Find, d.Back = strings.TrimSpace(q.Get("q")), strings.TrimSpace(q.Get("find")), d.Base
 	var res struct {
-		Results []struct {
-			GUID      string  `json:"guid"`
-			Name      string  `json:"name"`
-			OwnerGUID *string `json:"owner_guid"`
-		} `json:"results"`
-		Total int `json:"total"`
+		Results []apiGroup `json:"results"`
+		Total   int        `json:"total"`
 	}
-	page := 1
-	if n, err := strconv.Atoi(q.Get("page")); err == nil && n > 1 && n <= 100_000 {
-		page = n
+	n := 1
+	if i, err := strconv.Atoi(q.Get("page")); err == nil && i > 1 && i <= 100_000 {
+		n = i
 	}
-	v := url.Values{"prefix": {d.Q}, "page_number": {strconv.Itoa(page)}, "page_size": {strconv.Itoa(groupsPageSize)}}
+	v := url.Values{"prefix": {d.Q}, "page_number": {strconv.Itoa(n)}, "page_size": {strconv.Itoa(groupsPageSize)}}
+	if owner != "" {
+		v.Set("owner_guid", owner)
+	}
 	if st, msg := s.callAPI(r, http.MethodGet, "/__api__/v1/groups?"+v.Encode(), nil, &res); st != http.StatusOK {
 		d.Error = "Could not list groups: " + msg
 	}
 	d.Total = res.Total
-	// link is this page's address with the group shown (or none) and page n.
-	link := func(group string, n int) string {
+	// link is this page's address with the group shown (or none) and page i.
+	link := func(group string, i int) string {
 		l := url.Values{}
 		if group != "" {
 			l.Set("group", group)
@@ -290,38 +306,34 @@ func (s *Server) handleAdminGroups(w http.ResponseWriter, r *http.Request) {
 		if d.Q != "" {
 			l.Set("q", d.Q)
 		}
-		if n > 1 {
-			l.Set("page", strconv.Itoa(n))
+		if i > 1 {
+			l.Set("page", strconv.Itoa(i))
 		}
 		if group != "" {
-			return "/connect/admin/groups?" + l.Encode() + "#members"
+			return d.Base + "?" + l.Encode() + "#members"
 		}
 		if len(l) == 0 {
-			return "/connect/admin/groups"
+			return d.Base
 		}
-		return "/connect/admin/groups?" + l.Encode()
+		return d.Base + "?" + l.Encode()
 	}
 	shown := q.Get("group")
 	for _, g := range res.Results {
-		d.Groups = append(d.Groups, groupRow{GUID: g.GUID, Name: g.Name, Link: link(g.GUID, page), Selected: g.GUID == shown})
+		d.Groups = append(d.Groups, groupRow{GUID: g.GUID, Name: g.Name, Link: link(g.GUID, n), Selected: g.GUID == shown})
 	}
 	if len(d.Groups) > 0 {
-		d.From = (page-1)*groupsPageSize + 1
+		d.From = (n-1)*groupsPageSize + 1
 		d.To = d.From + len(d.Groups) - 1
 	}
-	if page > 1 {
-		d.Prev = link(shown, page-1)
+	if n > 1 {
+		d.Prev = link(shown, n-1)
 	}
 	if d.To < d.Total && len(d.Groups) > 0 {
-		d.Next = link(shown, page+1)
+		d.Next = link(shown, n+1)
 	}
 	// The group shown is read by itself: it may be on another page of the
 	// list (a link from the audit log) or outside the search.
-	var g struct {
-		GUID      string  `json:"guid"`
-		Name      string  `json:"name"`
-		OwnerGUID *string `json:"owner_guid"`
-	}
+	var g apiGroup
 	if shown != "" {
 		if st, msg := s.callAPI(r, http.MethodGet, "/__api__/v1/groups/"+url.PathEscape(shown), nil, &g); st != http.StatusOK {
 			d.Error = "Could not read the group " + shown + ": " + msg
@@ -329,9 +341,18 @@ func (s *Server) handleAdminGroups(w http.ResponseWriter, r *http.Request) {
 	}
 	if g.GUID != "" {
 		d.Shown, d.ShownID = g.Name, g.GUID
-		d.Back = link(g.GUID, page)
+		d.Back = link(g.GUID, n)
+		// Where it comes from, and whether the user may change it: the
+		// API's rule, on the stored group (a local group may have no
+		// owner, when its owner's account was deleted).
+		if sg, err := s.store.GroupByGUID(r.Context(), g.GUID); err == nil {
+			d.Local = sg.Provider == store.GroupProviderLocal
+			d.CanManage = authz.Group(me, sg) == nil
+		} else {
+			d.Error = "Could not read the group " + g.Name + ": " + err.Error()
+		}
 		if g.OwnerGUID != nil {
-			d.Local, d.Owner = true, "a user no longer listed"
+			d.Owner = "a user no longer listed"
 			var o apiUser
 			if s.callAPI(r, http.MethodGet, "/__api__/v1/users/"+url.PathEscape(*g.OwnerGUID), nil, &o); o.Username != "" {
 				d.Owner = o.Username
@@ -350,7 +371,7 @@ func (s *Server) handleAdminGroups(w http.ResponseWriter, r *http.Request) {
 				Email: u.Email, Role: u.Role, Locked: u.Locked})
 		}
 		d.NoMember = len(d.Members) == 0
-		if d.Local && d.Find != "" {
+		if d.CanManage && d.Find != "" {
 			var found struct {
 				Results []apiUserFull `json:"results"`
 			}
@@ -366,7 +387,75 @@ func (s *Server) handleAdminGroups(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
-	s.render(w, s.pages.adminGroups, http.StatusOK, d)
+	s.render(w, page, http.StatusOK, d)
+}
+
+// handleGroupsAction is POST /connect/groups/{action}: a form of a
+// publisher's groups page.
+func (s *Server) handleGroupsAction(w http.ResponseWriter, r *http.Request) {
+	if _, ok := UserFrom(r.Context()); !ok {
+		http.Redirect(w, r, "/__login__?next="+ownGroupsPath, http.StatusSeeOther)
+		return
+	}
+	if !readForm(w, r, "groups") {
+		return
+	}
+	s.groupAction(w, r, ownGroupsPath, formBack(r.PostForm, ownGroupsPath, ownGroupsPath))
+}
+
+// groupAction turns a groups page's form (create, delete, add, remove)
+// into its API call, with the user's own session: the API decides
+// (authz.Group). A refusal is a 403 page; anything else comes back to
+// back with the API's answer. base is the page's path.
+func (s *Server) groupAction(w http.ResponseWriter, r *http.Request, base, back string) {
+	f := r.PostForm
+	who := f.Get("username")
+	groupPath := "/__api__/v1/groups/" + url.PathEscape(f.Get("guid"))
+	var status int
+	var msg, done string
+	switch r.PathValue("action") {
+	case "create":
+		name := strings.TrimSpace(f.Get("name"))
+		var g apiGroup
+		status, msg = s.callAPI(r, http.MethodPost, "/__api__/v1/groups", map[string]any{"name": name}, &g)
+		done = "Made the group " + name + "."
+		if g.GUID != "" {
+			back = base + "?group=" + url.QueryEscape(g.GUID) + "#members"
+		}
+	case "delete":
+		if strings.TrimSpace(f.Get("confirm")) != f.Get("name") {
+			status, msg = http.StatusBadRequest, "type the group's name, "+f.Get("name")+", to delete it"
+			break
+		}
+		status, msg = s.callAPI(r, http.MethodDelete, groupPath, nil, nil)
+		done = "Deleted the group " + f.Get("name") + "."
+		if status < 300 {
+			back = base
+		}
+	case "add":
+		status, msg = s.callAPI(r, http.MethodPost, groupPath+"/members", map[string]any{"user_guid": f.Get("user")}, nil)
+		done = "Added " + who + " to " + f.Get("name") + "."
+	case "remove":
+		status, msg = s.callAPI(r, http.MethodDelete, groupPath+"/members/"+url.PathEscape(f.Get("user")), nil, nil)
+		done = "Removed " + who + " from " + f.Get("name") + "."
+	default:
+		http.NotFound(w, r)
+		return
+	}
+	if status == http.StatusForbidden {
+		d := adminData{PageData: s.pageData(r, "Not allowed"), Error: msg}
+		s.render(w, s.pages.forbidden, http.StatusForbidden, d)
+		return
+	}
+	redirectFlash(w, r, back, status, msg, done)
+}
+
+// formBack is the form's back field when it is a path below prefix, else def.
+func formBack(f url.Values, prefix, def string) string {
+	if b := f.Get("back"); strings.HasPrefix(b, prefix) && !strings.ContainsAny(b, "\\\r\n") {
+		return b
+	}
+	return def
 }
 
 // ---- server

@@ -165,8 +165,9 @@ type apiUser struct {
 }
 
 type apiGroup struct {
-	GUID string `json:"guid"`
-	Name string `json:"name"`
+	GUID      string  `json:"guid"`
+	Name      string  `json:"name"`
+	OwnerGUID *string `json:"owner_guid"` // nil: no owner
 }
 
 type appBundle struct {

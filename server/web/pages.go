@@ -27,7 +27,7 @@ type pages struct {
 	welcome, login, dashboard, token, tokens, app, logs, keys *template.Template
 	forbidden, profile, signin                                *template.Template
 	adminUsers, adminGroups, adminServer, adminAudit          *template.Template
-	adminLoad                                                 *template.Template
+	adminLoad, groups                                         *template.Template
 	css                                                       []byte
 }
 
@@ -38,9 +38,9 @@ func newPages() (*pages, error) {
 		"tokens.html": &p.tokens, "app.html": &p.app, "logs.html": &p.logs, "keys.html": &p.keys,
 		"forbidden.html": &p.forbidden, "profile.html": &p.profile, "signin.html": &p.signin,
 		"admin_users.html": &p.adminUsers, "admin_groups.html": &p.adminGroups, "admin_server.html": &p.adminServer,
-		"admin_audit.html": &p.adminAudit, "admin_load.html": &p.adminLoad,
+		"admin_audit.html": &p.adminAudit, "admin_load.html": &p.adminLoad, "groups.html": &p.groups,
 	} {
-		parsed, err := template.ParseFS(templateFS, "templates/layout.html", "templates/"+name)
+		parsed, err := template.ParseFS(templateFS, "templates/layout.html", "templates/groups_body.html", "templates/"+name)
 		if err != nil {
 			return nil, err
 		}

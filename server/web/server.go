@@ -225,6 +225,8 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("GET /connect/admin/audit", s.handleAdminAudit)
 	s.mux.HandleFunc("GET /connect/admin/load", s.handleAdminLoad)
 	s.mux.Handle("POST /connect/admin/{section}/{action}", smallBody(MaxLoginBody, "admin form", http.HandlerFunc(s.handleAdminAction)))
+	s.mux.HandleFunc("GET /connect/groups", s.handleGroups) // admin.go: a publisher's own groups
+	s.mux.Handle("POST /connect/groups/{action}", smallBody(MaxLoginBody, "groups form", http.HandlerFunc(s.handleGroupsAction)))
 	s.mux.HandleFunc("GET /__static__/dais.css", s.handleCSS)
 	s.mux.HandleFunc("/content/", s.handleContentGate)
 

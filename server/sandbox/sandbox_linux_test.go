@@ -779,7 +779,18 @@ func TestPrestart(t *testing.T) {
 		t.Fatalf("%d idle, want 1", len(l))
 	}
 	l[0].proc.Kill()
-	time.Sleep(50 * time.Millisecond)
+	// Until it is a zombie (nobody reaps it yet): a SIGKILLed process dies
+	// when it next runs, which on a loaded host took more than the 50 ms
+	// this waited before (its socket then still took the spec).
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		b, err := os.ReadFile("/proc/" + strconv.Itoa(l[0].proc.Pid) + "/stat")
+		if _, rest, _ := strings.Cut(string(b), ") "); err != nil || strings.HasPrefix(rest, "Z") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("SIGKILLed sandbox-exec %d still running after 5 s", l[0].proc.Pid)
+		}
+	}
 	if cmd := run(); cmd.warm {
 		t.Error("a dead pre-started sandbox-exec was used")
 	}

@@ -863,8 +863,10 @@ func processLimitHolds(ctx context.Context, dais string, o Options) error {
 	// The shell says "Cannot fork"; in rlimit mode, where RLIMIT_NPROC
 	// counts every process and thread of the user, the refusal may come
 	// first to the sandbox's own init ("pthread_create failed: Resource
-	// temporarily unavailable").
-	if !strings.Contains(string(out), "fork") && !strings.Contains(string(out), "Resource temporarily unavailable") {
+	// temporarily unavailable") or to its start of the content ("exec
+	// /bin/sh: resource temporarily unavailable": the user's other
+	// processes, the server's own without root, reached the limit).
+	if !strings.Contains(string(out), "fork") && !strings.Contains(strings.ToLower(string(out)), "resource temporarily unavailable") {
 		return fmt.Errorf("200 children started under a process limit of 60: %.300s", out)
 	}
 	return nil

@@ -58,8 +58,12 @@ type Cmd struct {
 	tmpDir    string
 	key       warmKey
 	attr      *syscall.SysProcAttr
-	errR      *os.File
-	started   bool
+	// warmAttr is what a pre-started sandbox-exec for this Cmd starts
+	// with: attr, and in Landlock mode under a server with root, the
+	// content's user (asContentUser).
+	warmAttr *syscall.SysProcAttr
+	errR     *os.File
+	started  bool
 
 	// ready is closed when sandbox-exec closes the error pipe: it exec'd
 	// the content, or (with a PID namespace) its init forwards signals
@@ -166,7 +170,7 @@ func Command(ctx context.Context, daisPath string, spec *specs.Spec) (*Cmd, erro
 			return nil, fmt.Errorf("sandbox: namespace %q is not supported", ns.Type)
 		}
 	}
-	c := &Cmd{ctx: ctx, wire: b, attr: attr, ready: make(chan struct{}), lim: specLimits(spec)}
+	c := &Cmd{ctx: ctx, wire: b, attr: attr, warmAttr: attr, ready: make(chan struct{}), lim: specLimits(spec)}
 	if specMode(spec) == ModeLandlock {
 		if attr.Cloneflags != 0 {
 			return nil, errors.New("sandbox: a Landlock spec has no namespace")
@@ -181,6 +185,7 @@ func Command(ctx context.Context, daisPath string, spec *specs.Spec) (*Cmd, erro
 			return nil, err
 		}
 		c.landlock, c.tmpDir = true, spec.Annotations[AnnotationTmpDir]
+		c.warmAttr = asContentUser(attr, spec.Process.User)
 	} else if attr.Cloneflags&unix.CLONE_NEWNS == 0 {
 		return nil, errors.New("sandbox: the spec needs a mount namespace")
 	}
@@ -205,7 +210,7 @@ func Command(ctx context.Context, daisPath string, spec *specs.Spec) (*Cmd, erro
 	}
 	cmd.WaitDelay = 5 * time.Second
 	c.Cmd = cmd
-	c.key = keyOf(daisPath, attr, spec.Annotations[AnnotationConnectTCP], c.sharedKey)
+	c.key = keyOf(daisPath, c.warmAttr, spec.Annotations[AnnotationConnectTCP], c.sharedKey)
 	return c, nil
 }
 
@@ -239,11 +244,18 @@ func (c *Cmd) kill(pid int) error {
 }
 
 // makeTmpBase makes the directory of the Landlock sandboxes' private
-// TMPDIRs: the server's own, not a link, 0711 (content reaches its own
-// directory inside and nothing else; Landlock hides the rest anyway).
+// TMPDIRs: the server's own, not a link. Under a server with root it is
+// 1733: a pre-started sandbox-exec runs as the content's user already
+// (asContentUser) and makes its TMPDIR there itself; no one but the
+// server may list it, and the sticky bit keeps each user from removing or
+// renaming another's (Landlock hides it from content anyway). Without
+// root, content runs as the server's user: 0711.
 func makeTmpBase() error {
-	base := tmpBase()
-	err := os.Mkdir(base, 0o711)
+	base, mode := tmpBase(), uint32(0o711)
+	if os.Geteuid() == 0 {
+		mode = 0o1733
+	}
+	err := os.Mkdir(base, 0o700)
 	if err != nil && !errors.Is(err, os.ErrExist) {
 		return fmt.Errorf("sandbox: make %s: %w", base, err)
 	}
@@ -254,10 +266,31 @@ func makeTmpBase() error {
 	if st.Mode&unix.S_IFMT != unix.S_IFDIR || int(st.Uid) != os.Geteuid() {
 		return fmt.Errorf("sandbox: %s is not a directory of this server's user (uid %d): remove it", base, os.Geteuid())
 	}
-	if st.Mode&0o7777 != 0o711 {
-		return os.Chmod(base, 0o711)
+	if st.Mode&0o7777 != mode {
+		// unix.Chmod: os.Chmod spells the sticky bit os.ModeSticky.
+		if err := unix.Chmod(base, mode); err != nil {
+			return fmt.Errorf("sandbox: %s: %w", base, err)
+		}
 	}
 	return nil
+}
+
+// asContentUser is attr for a pre-started Landlock sandbox-exec. Under a
+// server with root, it starts as the content's user (Credential) from a
+// thread without a bounding set (onUserSpawnerThread), so that it never
+// holds a capability and nothing on the start's path changes user: the
+// content's thread took the user after the spec came, the init's other
+// threads after the content ran (0.3-0.6 ms of a start, p50, the last
+// difference from namespaces mode's). A cold sandbox-exec still starts as
+// the server's user: it joins the sandbox's cgroups first thing, which
+// needs it.
+func asContentUser(attr *syscall.SysProcAttr, u specs.User) *syscall.SysProcAttr {
+	if os.Geteuid() != 0 || u.UID == 0 {
+		return attr
+	}
+	a := *attr
+	a.Credential = &syscall.Credential{Uid: u.UID, Gid: u.GID, Groups: slices.Clone(u.AdditionalGids)}
+	return &a
 }
 
 // OnCommand, when set, is called with every spec Command is given: the
@@ -305,7 +338,7 @@ func (c *Cmd) start() error {
 		c.cg = cg
 	}
 	if !c.Cold && len(c.wire) <= maxWarmSpec {
-		defer refill(c.key, c.attr, c.extraFiles())
+		defer refill(c.key, c.warmAttr, c.extraFiles())
 		for w := takeWarm(c.key); w != nil; w = takeWarm(c.key) {
 			// Into the cgroup before the spec is sent: the content and all
 			// it starts are born inside.
@@ -758,8 +791,6 @@ var (
 	aliveOnce sync.Once
 	aliveR    *os.File
 	aliveErr  error
-	spawnOnce sync.Once
-	spawnCh   chan func()
 )
 
 // alivePipe returns the read end of a pipe whose write end this process
@@ -781,24 +812,58 @@ func alivePipe() (*os.File, error) {
 // aliveW is never written or closed: kept reachable so it is not finalized.
 var aliveW *os.File
 
-// onSpawnerThread runs f on one OS thread that is locked for the life of the
-// process. The parent-death signal of a child is tied to the thread that
-// forked it, and Go ends a locked thread whose goroutine exits; starting
-// every sandbox here makes the signal mean "the server died".
-func onSpawnerThread(f func()) {
-	spawnOnce.Do(func() {
-		spawnCh = make(chan func())
+// spawnerThread is an OS thread locked for the life of the process that
+// starts sandbox-execs. The parent-death signal of a child is tied to the
+// thread that forked it, and Go ends a locked thread whose goroutine exits;
+// starting every sandbox from one makes the signal mean "the server died".
+type spawnerThread struct {
+	once sync.Once
+	ch   chan func()
+	err  error // setup's: the thread is gone
+}
+
+// run runs f on the thread, made on the first call and given setup first.
+func (s *spawnerThread) run(setup func() error, f func()) error {
+	s.once.Do(func() {
+		s.ch = make(chan func())
+		ready := make(chan struct{})
 		go func() {
 			runtime.LockOSThread() // never unlocked: the thread lives as long as the process
-			for g := range spawnCh {
+			if setup != nil {
+				s.err = setup()
+			}
+			close(ready)
+			if s.err != nil {
+				return // and the thread with it, as it is
+			}
+			for g := range s.ch {
 				g()
 			}
 		}()
+		<-ready
 	})
+	if s.err != nil {
+		return s.err
+	}
 	done := make(chan struct{})
-	spawnCh <- func() { f(); close(done) }
+	s.ch <- func() { f(); close(done) }
 	<-done
+	return nil
 }
+
+var spawner, userSpawner spawnerThread
+
+// onSpawnerThread runs f on the spawner thread.
+func onSpawnerThread(f func()) { spawner.run(nil, f) }
+
+// onUserSpawnerThread runs f on a second spawner thread, one with an empty
+// bounding set (a thread's own: the server's other threads keep theirs),
+// which its children inherit: a sandbox-exec started from it as the
+// content's user (asContentUser) never gains a capability, and the content
+// it starts has none in its bounding set, as when sandbox-exec, started
+// with root, emptied it itself. An error: no such thread here (the server
+// lacks CAP_SETPCAP).
+func onUserSpawnerThread(f func()) error { return userSpawner.run(dropBounding, f) }
 
 // HelperName is the small program that does what `dais sandbox-exec` does,
 // built from this package alone (cmd/dais-sandbox-exec). dais runs it in

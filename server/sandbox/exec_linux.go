@@ -524,13 +524,25 @@ var rlimitNames = map[string]int{
 	"RLIMIT_STACK": unix.RLIMIT_STACK,
 }
 
+// setRlimits sets the spec's limits. A sandbox-exec without root (a
+// server without it, or one pre-started as the content's user) cannot
+// raise a hard limit: a limit above the server's is held to the server's.
 func setRlimits(rl []specs.POSIXRlimit) error {
 	for _, r := range rl {
 		res, ok := rlimitNames[r.Type]
 		if !ok {
 			return fail("set rlimit "+r.Type, errors.New("unknown limit"))
 		}
-		if err := unix.Prlimit(0, res, &unix.Rlimit{Cur: r.Soft, Max: r.Hard}, nil); err != nil {
+		lim := unix.Rlimit{Cur: r.Soft, Max: r.Hard}
+		err := unix.Prlimit(0, res, &lim, nil)
+		if err == unix.EPERM {
+			var cur unix.Rlimit
+			if unix.Prlimit(0, res, nil, &cur) == nil {
+				lim.Cur, lim.Max = min(lim.Cur, cur.Max), min(lim.Max, cur.Max)
+				err = unix.Prlimit(0, res, &lim, nil)
+			}
+		}
+		if err != nil {
 			return fail("set rlimit "+r.Type, err)
 		}
 	}

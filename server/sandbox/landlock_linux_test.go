@@ -3,9 +3,10 @@
 package sandbox
 
 import (
+	"bufio"
 	"context"
-	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -13,6 +14,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 )
 
 // needLandlock skips when the kernel has no Landlock of LandlockMinABI,
@@ -57,9 +61,8 @@ func TestLandlockShell(t *testing.T) {
 	}
 }
 
-// The self-test in Landlock mode, as root (content as RunAs) and, when
-// DAIS_TEST_LANDLOCK_NONROOT is unset, again as uid 999 through setpriv
-// (content as the server's own uid).
+// The self-test in Landlock mode, as root (content as RunAs); as uid 999
+// (content as the server's own uid), TestSelfTestInDocker.
 func TestSelfTestLandlock(t *testing.T) {
 	needRoot(t)
 	needLandlock(t)
@@ -70,7 +73,7 @@ func TestSelfTestLandlock(t *testing.T) {
 	os.WriteFile(secret, []byte("SQLite format 3"), 0o644)
 	var out strings.Builder
 	err := SelfTest(context.Background(), SelfTestOptions{
-		DaisPath: os.Args[0], DataDir: dd, Masks: []string{"/home", "/var/tmp"}, Secrets: []string{secret},
+		DaisPath: testExec, ExecPath: testExec, DataDir: dd, Masks: []string{"/home", "/var/tmp"}, Secrets: []string{secret},
 		RunAs: testUser(t), Mode: ModeLandlock,
 	}, &out)
 	lines := strings.Split(out.String(), "\n")
@@ -205,7 +208,7 @@ func TestLandlockCancelAtOnce(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		cmd, err := Command(ctx, os.Args[0], s)
+		cmd, err := Command(ctx, testExec, s)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -293,4 +296,187 @@ func TestPrebuiltWithin(t *testing.T) {
 			t.Errorf("within(%v) = %v, want %v", tc.ms, got, tc.want)
 		}
 	}
+}
+
+// TestLandlockPrestartedAsUser: under a server with root, a pre-started
+// Landlock sandbox-exec runs as the content's user from its exec on, with
+// no capability (it could not change user if it tried): nothing on the
+// start's path changes user. It makes the content's TMPDIR itself in the
+// 1733 base, which that user cannot list; another user cannot read the
+// TMPDIR. A program the user cannot run is pre-started as root instead.
+func TestLandlockPrestartedAsUser(t *testing.T) {
+	needRoot(t)
+	needLandlock(t)
+	dd := dataDir(t)
+	code, work := filepath.Join(dd, "apps/1/code"), filepath.Join(dd, "apps/1/work")
+	os.MkdirAll(code, 0o755)
+	os.MkdirAll(work, 0o755)
+	u, err := lookupUser(testUser(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := func(n uint32) string { s := strconv.Itoa(int(n)); return s + "\t" + s + "\t" + s + "\t" + s }
+	var groups []string
+	for _, g := range u.AdditionalGids {
+		groups = append(groups, strconv.Itoa(int(g)))
+	}
+	// status is what /proc/<pid>/status says of the lines named.
+	status := func(pid int) map[string]string {
+		t.Helper()
+		b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := map[string]string{}
+		for _, l := range strings.Split(string(b), "\n") {
+			if k, v, ok := strings.Cut(l, ":"); ok {
+				m[k] = strings.TrimSpace(v)
+			}
+		}
+		return m
+	}
+	idle := func(cmd *Cmd) int {
+		t.Helper()
+		waitIdle(t, cmd)
+		warm.Lock()
+		defer warm.Unlock()
+		l := warm.idle[cmd.key]
+		return l[len(l)-1].proc.Pid // the one takeWarm hands out
+	}
+	asUser := func(uid, gid uint32, args ...string) (string, error) {
+		c := exec.Command(args[0], args[1:]...)
+		c.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uid, Gid: gid}}
+		out, err := c.CombinedOutput()
+		return string(out), err
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	s, err := Spec(Options{Mode: ModeLandlock, CodeDir: code, WorkDir: work, Masks: []string{dd}, RunAs: testUser(t),
+		Args: []string{"/bin/sh", "-c", "id -u; echo $TMPDIR; read p; kill -0 $p 2>/dev/null && echo signalled || echo no-signal; " +
+			"cat /proc/$p/environ >/dev/null 2>&1 && echo environ-read || echo no-environ; exec sleep 300"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd, err := Command(ctx, testExec, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid := idle(cmd)
+	st := status(pid)
+	if st["Uid"] != ids(u.UID) || st["Gid"] != ids(u.GID) || st["Groups"] != strings.Join(groups, " ") {
+		t.Errorf("pre-started sandbox-exec %d: Uid %q, Gid %q, Groups %q; want the content's user %d:%d %v from its start",
+			pid, st["Uid"], st["Gid"], st["Groups"], u.UID, u.GID, groups)
+	}
+	for _, k := range []string{"CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"} {
+		if strings.Trim(st[k], "0") != "" {
+			t.Errorf("pre-started sandbox-exec %d: %s is %s, want 0", pid, k, st[k])
+		}
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if cmd.Process.Pid != pid || !cmd.warm {
+		t.Errorf("started on %d (pre-started %v), want the idle %d", cmd.Process.Pid, cmd.warm, pid)
+	}
+	sc := bufio.NewScanner(out)
+	var lines []string
+	for len(lines) < 2 && sc.Scan() {
+		lines = append(lines, sc.Text())
+	}
+	if len(lines) < 2 || lines[0] != strconv.Itoa(int(u.UID)) {
+		t.Fatalf("content said %q, want its uid %d and its TMPDIR", lines, u.UID)
+	}
+	tmp := lines[1]
+	// The next pre-started sandbox-exec, of the content's user too: the
+	// content can neither signal it nor read its /proc entries (Landlock:
+	// it is outside the content's domain).
+	next := idle(cmd)
+	if st := status(next); st["Uid"] != ids(u.UID) {
+		t.Errorf("the next pre-started sandbox-exec %d: Uid %q", next, st["Uid"])
+	}
+	if o, err := asUser(u.UID, u.GID, "/bin/sh", "-c", `kill -0 "$0"`, strconv.Itoa(next)); err != nil {
+		t.Errorf("outside any sandbox, the content's user cannot signal %d (%v %s): the check below proves nothing", next, err, o)
+	}
+	in.Write([]byte(strconv.Itoa(next) + "\n"))
+	for len(lines) < 4 && sc.Scan() {
+		lines = append(lines, sc.Text())
+	}
+	if !slices.Equal(lines[2:], []string{"no-signal", "no-environ"}) {
+		t.Errorf("content against the pre-started sandbox-exec %d of its user: %q, want no-signal, no-environ", next, lines[2:])
+	}
+	if st := status(pid); st["Uid"] != ids(u.UID) {
+		t.Errorf("the sandbox's init: Uid %q", st["Uid"])
+	}
+	var base, dir unix.Stat_t
+	if err := unix.Lstat(tmpBase(), &base); err != nil || base.Mode&0o7777 != 0o1733 || base.Uid != 0 {
+		t.Errorf("%s: mode %o, uid %d (%v); want 1733, root's", tmpBase(), base.Mode&0o7777, base.Uid, err)
+	}
+	if err := unix.Lstat(tmp, &dir); err != nil || dir.Mode&0o777 != 0o700 || dir.Uid != u.UID || filepath.Dir(tmp) != tmpBase() {
+		t.Errorf("TMPDIR %s: mode %o, uid %d (%v); want 0700 in %s, the content's user's", tmp, dir.Mode&0o777, dir.Uid, err, tmpBase())
+	}
+	// Outside any sandbox, by the users' own permissions alone.
+	if o, err := asUser(u.UID, u.GID, "/bin/ls", tmpBase()); err == nil || !strings.Contains(o, "Permission denied") {
+		t.Errorf("the content's user listed %s: %v %s", tmpBase(), err, o)
+	}
+	other := u.UID + 1
+	if o, err := asUser(other, other, "/bin/ls", tmp); err == nil || !strings.Contains(o, "Permission denied") {
+		t.Errorf("uid %d listed another user's TMPDIR %s: %v %s", other, tmp, err, o)
+	}
+	cancel()
+	cmd.Wait()
+
+	// A program the content's user cannot run (the go command's 0700
+	// build directory): pre-started as root, it changes user at the start.
+	if _, err := asUser(u.UID, u.GID, "/bin/sh", "-c", `test -x "$0"`, os.Args[0]); err == nil {
+		t.Logf("%s: the content's user may run it: nothing to check", os.Args[0])
+		return
+	}
+	ctx2, cancel2 := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel2()
+	s.Process.Args = []string{"/bin/sh", "-c", "id -u"}
+	if s, err = withNewTmpDirSpec(s); err != nil {
+		t.Fatal(err)
+	}
+	cmd, err = Command(ctx2, os.Args[0], s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := status(idle(cmd)); st["Uid"] != ids(0) {
+		t.Errorf("pre-started sandbox-exec of a program the user cannot run: Uid %q, want root's", st["Uid"])
+	}
+	b, err := cmd.Output()
+	if err != nil || strings.TrimSpace(string(b)) != strconv.Itoa(int(u.UID)) || !cmd.warm {
+		t.Errorf("content said %q (%v, pre-started %v), want uid %d", b, err, cmd.warm, u.UID)
+	}
+}
+
+// withNewTmpDirSpec is s with a new private TMPDIR name, as a new Spec
+// would have.
+func withNewTmpDirSpec(s *specs.Spec) (*specs.Spec, error) {
+	tmp, err := tmpName()
+	if err != nil {
+		return nil, err
+	}
+	old := s.Annotations[AnnotationTmpDir]
+	for i := range s.Mounts {
+		if s.Mounts[i].Source == old {
+			s.Mounts[i].Source, s.Mounts[i].Destination = tmp, tmp
+		}
+	}
+	for i, kv := range s.Process.Env {
+		if kv == "TMPDIR="+old {
+			s.Process.Env[i] = "TMPDIR=" + tmp
+		}
+	}
+	s.Annotations[AnnotationTmpDir] = tmp
+	return s, nil
 }

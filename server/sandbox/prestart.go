@@ -3,6 +3,7 @@
 package sandbox
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"sync"
@@ -17,13 +18,16 @@ import (
 // machine. So Cmd.Start hands its spec to a sandbox-exec started before
 // it was needed, waiting in its namespaces on a socket (fd 3) for the spec
 // and the content's standard descriptors, and starts the next one at once.
-// One is kept idle per program and set of namespaces (SetPrestart).
+// One is kept idle per program and set of namespaces (SetPrestart); in
+// Landlock mode per connect list, set of shared rules and content user.
 //
 // What a pre-started sandbox-exec has before its spec: new, empty
 // namespaces, /dev/null for 0, 1 and 2, the same environment (none of the
 // server's), the error pipe and the alive pipe; it has read nothing and
-// mounted nothing. It dies with the server (parent-death signal, started
-// from the spawner thread) and exits when the server closes its socket.
+// mounted nothing. A Landlock one under a server with root runs as the
+// content's user, with no capability (asContentUser). It dies with the
+// server (parent-death signal, started from a spawner thread) and exits
+// when the server closes its socket.
 
 type warmKey struct {
 	path  string
@@ -35,10 +39,17 @@ type warmKey struct {
 	// shared identifies the Landlock rules every content shares (see
 	// sharedRules), built by a pre-started sandbox-exec while it waits.
 	shared string
+	// user is the user a pre-started Landlock sandbox-exec runs as
+	// (asContentUser), "" for the server's.
+	user string
 }
 
 func keyOf(path string, attr *syscall.SysProcAttr, connect, shared string) warmKey {
-	return warmKey{path, attr.Cloneflags, fmt.Sprint(attr.UidMappings, attr.GidMappings), connect, shared}
+	k := warmKey{path, attr.Cloneflags, fmt.Sprint(attr.UidMappings, attr.GidMappings), connect, shared, ""}
+	if c := attr.Credential; c != nil {
+		k.user = fmt.Sprint(c.Uid, c.Gid, c.Groups)
+	}
+	return k
 }
 
 type warmProc struct {
@@ -59,7 +70,10 @@ var warm = struct {
 	keep     int
 	idle     map[warmKey][]*warmProc
 	starting map[warmKey]int
-}{keep: 1, idle: map[warmKey][]*warmProc{}, starting: map[warmKey]int{}}
+	// asServer are the keys whose sandbox-exec could not start as the
+	// content's user (see prestartKey).
+	asServer map[warmKey]bool
+}{keep: 1, idle: map[warmKey][]*warmProc{}, starting: map[warmKey]int{}, asServer: map[warmKey]bool{}}
 
 // SetPrestart sets how many sandbox-exec processes are kept started and
 // idle for each program and set of namespaces (default 1); 0 starts every
@@ -103,7 +117,7 @@ func refill(key warmKey, attr *syscall.SysProcAttr, extra []*os.File) {
 	warm.Unlock()
 	for range n {
 		go func() {
-			w, err := prestart(key.path, attr, extra)
+			w, err := prestartKey(key, attr, extra)
 			warm.Lock()
 			warm.starting[key]--
 			if err == nil && len(warm.idle[key]) < warm.keep {
@@ -118,12 +132,44 @@ func refill(key warmKey, attr *syscall.SysProcAttr, extra []*os.File) {
 	}
 }
 
+// errNoUserSpawner: no thread without a bounding set to start a
+// sandbox-exec as the content's user from (onUserSpawnerThread).
+var errNoUserSpawner = errors.New("sandbox: no spawner thread without a bounding set")
+
 // prestartEnv is a pre-started sandbox-exec's environment: one P is enough,
 // as its init registers its signals while it waits for the spec (a second
 // P, for that to run beside the sandbox's construction, only costs CPU
 // here: 0.80x bwrap's starts per second with two, 0.92x with one, same
 // latency).
 var prestartEnv = []string{"GOMAXPROCS=1", "GOGC=off"}
+
+// prestartKey starts a sandbox-exec for key. One that should start as
+// the content's user (attr.Credential) and cannot (the program is not
+// executable by that user, or the server cannot empty a thread's bounding
+// set) starts as the server's user instead, and so do key's next ones:
+// that sandbox-exec changes user at the start, as a cold one does.
+func prestartKey(key warmKey, attr *syscall.SysProcAttr, extra []*os.File) (*warmProc, error) {
+	if attr.Credential == nil {
+		return prestart(key.path, attr, extra)
+	}
+	warm.Lock()
+	asServer := warm.asServer[key]
+	warm.Unlock()
+	if !asServer {
+		w, err := prestart(key.path, attr, extra)
+		if err == nil {
+			return w, nil
+		}
+		if errors.Is(err, syscall.EACCES) || errors.Is(err, syscall.EPERM) || errors.Is(err, errNoUserSpawner) {
+			warm.Lock()
+			warm.asServer[key] = true
+			warm.Unlock()
+		}
+	}
+	a := *attr
+	a.Credential = nil
+	return prestart(key.path, &a, extra)
+}
 
 // prestart starts a sandbox-exec that waits for its spec on a socket.
 func prestart(path string, attr *syscall.SysProcAttr, extra []*os.File) (*warmProc, error) {
@@ -151,13 +197,18 @@ func prestart(path string, attr *syscall.SysProcAttr, extra []*os.File) (*warmPr
 	}
 	defer null.Close()
 	var p *os.Process
-	onSpawnerThread(func() {
+	start := func() {
 		p, err = os.StartProcess(path, []string{path, "sandbox-exec"}, &os.ProcAttr{
 			Env:   prestartEnv,
 			Files: append([]*os.File{null, null, null, theirs, errW, alive}, extra...),
 			Sys:   attr,
 		})
-	})
+	}
+	if attr.Credential == nil {
+		onSpawnerThread(start)
+	} else if serr := onUserSpawnerThread(start); serr != nil {
+		err = fmt.Errorf("%w: %v", errNoUserSpawner, serr)
+	}
 	if err != nil {
 		ours.Close()
 		errR.Close()

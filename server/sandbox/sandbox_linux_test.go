@@ -32,8 +32,29 @@ func TestMain(m *testing.M) {
 			os.Exit(CLI(context.Background(), os.Args[2:], os.Stdout, os.Stderr))
 		}
 	}
-	os.Exit(m.Run())
+	os.Exit(func() int {
+		testExec = os.Args[0]
+		if os.Geteuid() == 0 {
+			d, err := os.MkdirTemp("/var/lib", "dais-sandbox-testbin-")
+			if err != nil {
+				panic(err)
+			}
+			defer os.RemoveAll(d)
+			os.Chmod(d, 0o755)
+			if err := copyFile(os.Args[0], filepath.Join(d, "sandbox.test"), 0o755); err != nil {
+				panic(err)
+			}
+			testExec = filepath.Join(d, "sandbox.test")
+		}
+		return m.Run()
+	}())
 }
+
+// testExec is this test binary where every user may run it (as root: the
+// go command's build directory is 0700): a pre-started Landlock
+// sandbox-exec starts as the content's user (asContentUser), and one that
+// user cannot run starts as root instead (prestartKey).
+var testExec string
 
 // needRoot skips when not root, unless CI=true, where it fails.
 func needRoot(t *testing.T) {
@@ -303,7 +324,7 @@ func runSandbox(t *testing.T, ctx context.Context, o Options) (string, error) {
 // namespaces is idle, so that cmd.Start uses it.
 func waitIdle(t *testing.T, cmd *Cmd) {
 	t.Helper()
-	refill(cmd.key, cmd.attr, cmd.extraFiles())
+	refill(cmd.key, cmd.warmAttr, cmd.extraFiles())
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		warm.Lock()
@@ -319,11 +340,11 @@ func waitIdle(t *testing.T, cmd *Cmd) {
 	}
 }
 
-// modeCommand is Command(ctx, os.Args[0], s) set to start cold, or on a
+// modeCommand is Command(ctx, testExec, s) set to start cold, or on a
 // pre-started sandbox-exec made sure to be idle.
 func modeCommand(t *testing.T, ctx context.Context, s *specs.Spec, cold bool) *Cmd {
 	t.Helper()
-	cmd, err := Command(ctx, os.Args[0], s)
+	cmd, err := Command(ctx, testExec, s)
 	if err != nil {
 		t.Fatal(err)
 	}

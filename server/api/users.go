@@ -95,15 +95,25 @@ func (a *API) listUsers(w http.ResponseWriter, r *http.Request) {
 	web.WriteJSON(w, http.StatusOK, out)
 }
 
-func (a *API) getUser(w http.ResponseWriter, r *http.Request) {
+// userOf is the user of the request's {guid}; when there is none, or it
+// cannot be read, it answers the request (404, 500) and says false.
+func (a *API) userOf(w http.ResponseWriter, r *http.Request) (*store.User, bool) {
 	u, err := a.st.UserByGUID(r.Context(), r.PathValue("guid"))
 	if errors.Is(err, store.ErrNotFound) {
 		web.WriteError(w, http.StatusNotFound, "no user with guid "+r.PathValue("guid"))
-		return
+		return nil, false
 	}
 	if err != nil {
 		a.log.Error("get user", logKeyErr, err)
 		web.WriteError(w, http.StatusInternalServerError, "cannot read the user now")
+		return nil, false
+	}
+	return u, true
+}
+
+func (a *API) getUser(w http.ResponseWriter, r *http.Request) {
+	u, ok := a.userOf(w, r)
+	if !ok {
 		return
 	}
 	web.WriteJSON(w, http.StatusOK, newUserJSON(u))
@@ -179,20 +189,27 @@ func (a *API) createUser(w http.ResponseWriter, r *http.Request) {
 		web.WriteRequestError(w, err)
 		return
 	}
-	if err := a.st.CreateUser(r.Context(), u); err != nil {
-		if errors.Is(err, store.ErrConflict) {
-			web.WriteError(w, http.StatusConflict, "user "+u.Username+" already exists")
-			return
-		}
-		if fe := a.web.Disk().Failed(err); fe != nil {
-			web.WriteError(w, fe.Status(), fe.Error())
-			return
-		}
-		a.log.Error("create user", logKeyUser, u.Username, logKeyErr, err)
-		web.WriteError(w, http.StatusInternalServerError, "cannot create the user now")
+	a.writeSavedUser(w, u, "create", a.st.CreateUser(r.Context(), u))
+}
+
+// writeSavedUser answers a create or update of u: the user, or why it
+// was not saved (409 for a taken username, the data volume's state when
+// it is full, else a 500 that the log explains).
+func (a *API) writeSavedUser(w http.ResponseWriter, u *store.User, action string, err error) {
+	if err == nil {
+		web.WriteJSON(w, http.StatusOK, newUserJSON(u))
 		return
 	}
-	web.WriteJSON(w, http.StatusOK, newUserJSON(u))
+	if errors.Is(err, store.ErrConflict) {
+		web.WriteError(w, http.StatusConflict, "user "+u.Username+" already exists")
+		return
+	}
+	if fe := a.web.Disk().Failed(err); fe != nil {
+		web.WriteError(w, fe.Status(), fe.Error())
+		return
+	}
+	a.log.Error(action+" user", logKeyUser, u.Username, logKeyErr, err)
+	web.WriteError(w, http.StatusInternalServerError, "cannot "+action+" the user now")
 }
 
 // updateUser is PATCH /__api__/v1/users/{guid}: administrators change
@@ -204,14 +221,8 @@ func (a *API) updateUser(w http.ResponseWriter, r *http.Request) {
 		web.WriteRequestError(w, err)
 		return
 	}
-	u, err := a.st.UserByGUID(r.Context(), r.PathValue("guid"))
-	if errors.Is(err, store.ErrNotFound) {
-		web.WriteError(w, http.StatusNotFound, "no user with guid "+r.PathValue("guid"))
-		return
-	}
-	if err != nil {
-		a.log.Error("get user", logKeyErr, err)
-		web.WriteError(w, http.StatusInternalServerError, "cannot read the user now")
+	u, ok := a.userOf(w, r)
+	if !ok {
 		return
 	}
 	if !authz.HasRole(me, store.RoleAdministrator) {
@@ -232,20 +243,7 @@ func (a *API) updateUser(w http.ResponseWriter, r *http.Request) {
 		web.WriteRequestError(w, err)
 		return
 	}
-	if err := a.st.UpdateUser(r.Context(), u); err != nil {
-		if errors.Is(err, store.ErrConflict) {
-			web.WriteError(w, http.StatusConflict, "user "+u.Username+" already exists")
-			return
-		}
-		if fe := a.web.Disk().Failed(err); fe != nil {
-			web.WriteError(w, fe.Status(), fe.Error())
-			return
-		}
-		a.log.Error("update user", logKeyUser, u.Username, logKeyErr, err)
-		web.WriteError(w, http.StatusInternalServerError, "cannot update the user now")
-		return
-	}
-	web.WriteJSON(w, http.StatusOK, newUserJSON(u))
+	a.writeSavedUser(w, u, "update", a.st.UpdateUser(r.Context(), u))
 }
 
 // lockUser is POST /__api__/v1/users/{guid}/lock {locked} (administrators):
@@ -263,14 +261,8 @@ func (a *API) lockUser(w http.ResponseWriter, r *http.Request) {
 		web.WriteError(w, http.StatusBadRequest, "locked is required: send {\"locked\": true} to lock, false to unlock")
 		return
 	}
-	u, err := a.st.UserByGUID(r.Context(), r.PathValue("guid"))
-	if errors.Is(err, store.ErrNotFound) {
-		web.WriteError(w, http.StatusNotFound, "no user with guid "+r.PathValue("guid"))
-		return
-	}
-	if err != nil {
-		a.log.Error("get user", logKeyErr, err)
-		web.WriteError(w, http.StatusInternalServerError, "cannot read the user now")
+	u, ok := a.userOf(w, r)
+	if !ok {
 		return
 	}
 	if u.ID == me.ID && *req.Locked {
@@ -278,15 +270,9 @@ func (a *API) lockUser(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	u.Locked = *req.Locked
-	if err := a.st.UpdateUser(r.Context(), u); err != nil {
-		if fe := a.web.Disk().Failed(err); fe != nil {
-			web.WriteError(w, fe.Status(), fe.Error())
-			return
-		}
-		a.log.Error("lock user", logKeyUser, u.Username, logKeyErr, err)
-		web.WriteError(w, http.StatusInternalServerError, "cannot update the user now")
-		return
+	err := a.st.UpdateUser(r.Context(), u)
+	if err == nil {
+		a.log.Info("user lock changed", logKeyUser, u.Username, "locked", u.Locked, "by", me.Username)
 	}
-	a.log.Info("user lock changed", logKeyUser, u.Username, "locked", u.Locked, "by", me.Username)
-	web.WriteJSON(w, http.StatusOK, newUserJSON(u))
+	a.writeSavedUser(w, u, "lock", err)
 }

@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/dais-dev/dais/server/config"
 )
@@ -237,6 +238,7 @@ func cliParent(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	fs.SetOutput(stderr)
 	var c contentFlags
 	c.register(fs)
+	prestarted := fs.Bool("prestarted", false, "start the sandbox on a pre-started sandbox-exec")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -246,7 +248,7 @@ func cliParent(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	}
 	o, _, err := c.options(fs.Args())
 	if err == nil {
-		err = runParent(ctx, o, stdout, stderr)
+		err = runParent(ctx, o, *prestarted, stdout, stderr)
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "dais sandbox selftest-parent: %v\n", err)
@@ -255,7 +257,7 @@ func cliParent(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	return 0
 }
 
-func runParent(ctx context.Context, o Options, stdout, stderr io.Writer) error {
+func runParent(ctx context.Context, o Options, prestarted bool, stdout, stderr io.Writer) error {
 	s, err := Spec(o)
 	if err != nil {
 		return err
@@ -264,6 +266,22 @@ func runParent(ctx context.Context, o Options, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if prestarted {
+		// The server's way once it has started one: a pre-started
+		// sandbox-exec (in Landlock mode under root, of the content's user).
+		refill(cmd.key, cmd.warmAttr, cmd.extraFiles())
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+			warm.Lock()
+			n := len(warm.idle[cmd.key])
+			warm.Unlock()
+			if n > 0 {
+				break
+			}
+			if time.Now().After(deadline) {
+				return errors.New("no pre-started sandbox-exec idle after 10 s")
+			}
+		}
+	}
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		return err
@@ -271,6 +289,11 @@ func runParent(ctx context.Context, o Options, stdout, stderr io.Writer) error {
 	cmd.Stderr = stderr
 	if err := cmd.Start(); err != nil {
 		return err
+	}
+	if prestarted && !cmd.warm {
+		cmd.kill(cmd.Process.Pid)
+		cmd.Wait()
+		return errors.New("the sandbox did not start on the pre-started sandbox-exec")
 	}
 	fmt.Fprintf(stdout, "sandbox %d\n", cmd.Process.Pid)
 	sc := bufio.NewScanner(out)

@@ -107,7 +107,7 @@ func landlockRequired(secret string) []string {
 		"bind its own port", "bind a second port", "bind a second port over Multipath TCP", "connect over Multipath TCP", "symlink to " + secret, "hard link to " + secret,
 		"hidden " + secret, "content A's private TMPDIR",
 		"host: the work dir write is visible outside", "setup error names the step", "a fork bomb stops at the process limit",
-		"server SIGKILLed: content and its children die",
+		"server SIGKILLed: content and its children die", "(pre-started sandbox-exec)",
 	}
 }
 

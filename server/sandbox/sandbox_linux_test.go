@@ -284,7 +284,7 @@ func TestSelfTest(t *testing.T) {
 			}
 			want := required
 			if m.wantParentKill {
-				want = append(want, "server SIGKILLed: content and its children die")
+				want = append(want, "server SIGKILLed: content and its children die", "(pre-started sandbox-exec)")
 			}
 			if !m.noUser {
 				// Its own network namespace: nothing of A's, of the

@@ -375,7 +375,10 @@ func SelfTest(ctx context.Context, o SelfTestOptions, w io.Writer) error {
 				what = "server SIGKILLed: content and its children die, and its outbound helper"
 			}
 		}
-		report(what, parentDeath(ctx, o.DaisPath, pd, probe))
+		report(what, parentDeath(ctx, o.DaisPath, pd, probe, false))
+		// Started on a pre-started sandbox-exec (in Landlock mode under
+		// root, one that runs as the content's user from its start).
+		report(what+" (pre-started sandbox-exec)", parentDeath(ctx, o.DaisPath, pd, probe, true))
 	}
 
 	// A fork bomb stops at the process limit.
@@ -484,9 +487,10 @@ func absentOnHost(p string) error {
 }
 
 // parentDeath starts `dais sandbox selftest-parent` (a stand-in for the
-// server) which starts a sandbox whose content starts a child; then SIGKILLs
-// the stand-in and checks that every process of the sandbox is gone.
-func parentDeath(ctx context.Context, dais string, o Options, probe string) error {
+// server) which starts a sandbox whose content starts a child (prestarted:
+// on a pre-started sandbox-exec, else on a new one); then SIGKILLs the
+// stand-in and checks that every process of the sandbox is gone.
+func parentDeath(ctx context.Context, dais string, o Options, probe string, prestarted bool) error {
 	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
 	args := []string{"sandbox", "selftest-parent", "--code", o.CodeDir, "--work", o.WorkDir, "--run-as", o.RunAs,
@@ -507,6 +511,9 @@ func parentDeath(ctx context.Context, dais string, o Options, probe string) erro
 		mode = ModeLandlock
 	}
 	args = append([]string{args[0], args[1], "--mode", string(mode)}, args[2:]...)
+	if prestarted {
+		args = append([]string{args[0], args[1], "--prestarted"}, args[2:]...)
+	}
 	parent := exec.CommandContext(ctx, dais, args...)
 	parent.WaitDelay = 5 * time.Second // the sandbox holds stderr too
 	stdout, err := parent.StdoutPipe()

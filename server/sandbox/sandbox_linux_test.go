@@ -19,6 +19,7 @@ import (
 
 	"github.com/dais-dev/dais/server/config"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 )
 
 // TestMain lets the test binary stand in for dais: it is re-executed as
@@ -766,7 +767,7 @@ func TestPrestart(t *testing.T) {
 		out, err := cmd.Output()
 		// Not 1: the content runs under the sandbox's init, in its PID namespace.
 		if pid, _ := strconv.Atoi(strings.TrimSpace(string(out))); err != nil || pid < 2 || pid > 100 {
-			t.Fatalf("output %q, %v; want the content's pid in its own PID namespace", out, err)
+			t.Fatalf("output %q, %v (sandbox-exec %d, pre-started %v); want the content's pid in its own PID namespace", out, err, cmd.Process.Pid, cmd.warm)
 		}
 		return cmd
 	}
@@ -800,17 +801,21 @@ func TestPrestart(t *testing.T) {
 		t.Fatalf("%d idle, want 1", len(l))
 	}
 	l[0].proc.Kill()
-	// Until it is a zombie (nobody reaps it yet): a SIGKILLed process dies
-	// when it next runs, which on a loaded host took more than the 50 ms
-	// this waited before (its socket then still took the spec).
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
-		b, err := os.ReadFile("/proc/" + strconv.Itoa(l[0].proc.Pid) + "/stat")
-		if _, rest, _ := strings.Cut(string(b), ") "); err != nil || strings.HasPrefix(rest, "Z") {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("SIGKILLed sandbox-exec %d still running after 5 s", l[0].proc.Pid)
-		}
+	// Until its end of the socket is closed (the last of its threads
+	// gone): a SIGKILLed process dies when it next runs, which on a loaded
+	// host took more than the 50 ms this waited before, and its leader
+	// shows as a zombie before its other threads are gone. Until then the
+	// socket still takes the spec.
+	var pfd []unix.PollFd
+	var n int
+	if sc, err := l[0].sock.SyscallConn(); err == nil {
+		sc.Control(func(fd uintptr) {
+			pfd = []unix.PollFd{{Fd: int32(fd), Events: unix.POLLRDHUP}}
+			n, err = unix.Poll(pfd, 5000)
+		})
+	}
+	if n == 0 || pfd[0].Revents&(unix.POLLHUP|unix.POLLRDHUP) == 0 {
+		t.Fatalf("SIGKILLed sandbox-exec %d: its socket still open after 5 s", l[0].proc.Pid)
 	}
 	if cmd := run(); cmd.warm {
 		t.Error("a dead pre-started sandbox-exec was used")

@@ -62,9 +62,21 @@ func rsconnectDeploy(t *testing.T, rscript, home, url, key string, dirs ...strin
 	return string(out)
 }
 
-// copyExample copies an example into dir/name (deployApp writes its
-// records beside the app).
+// copyExample copies an example's files, without its manifest.json, into
+// dir/name (deployApp writes its records beside the app, and its own
+// manifest).
 func copyExample(t *testing.T, dir, name string) string {
+	t.Helper()
+	return copyExampleFiles(t, dir, name, false)
+}
+
+// copyDir copies an example's files, manifest.json included, into dir/name.
+func copyDir(t *testing.T, dir, name string) string {
+	t.Helper()
+	return copyExampleFiles(t, dir, name, true)
+}
+
+func copyExampleFiles(t *testing.T, dir, name string, manifest bool) string {
 	t.Helper()
 	dst := filepath.Join(dir, name)
 	if err := os.MkdirAll(dst, 0o755); err != nil {
@@ -75,7 +87,7 @@ func copyExample(t *testing.T, dir, name string) string {
 		t.Fatal(err)
 	}
 	for _, e := range ents {
-		if e.IsDir() || e.Name() == "manifest.json" { // deployApp writes its own
+		if e.IsDir() || e.Name() == "manifest.json" && !manifest {
 			continue
 		}
 		b, err := os.ReadFile(filepath.Join(exampleDir(name), e.Name()))

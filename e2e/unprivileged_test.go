@@ -11,29 +11,6 @@ import (
 	"time"
 )
 
-// copyDir copies an example's files, manifest.json included, into dir/name.
-func copyDir(t *testing.T, dir, name string) string {
-	t.Helper()
-	dst := filepath.Join(dir, name)
-	if err := os.MkdirAll(dst, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	ents, err := os.ReadDir(exampleDir(name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, e := range ents {
-		b, err := os.ReadFile(filepath.Join(exampleDir(name), e.Name()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(dst, e.Name()), b, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return dst
-}
-
 // TestContentTypesUnprivileged deploys every content type with the real
 // rsconnect-python 1.29.0 into containers started with no privilege: the
 // quick start (root, no capability added: content as uid 999) and a

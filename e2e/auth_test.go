@@ -68,6 +68,28 @@ func firstGUID(t *testing.T, c *Container, path, key string) string {
 	return l.Results[0].GUID
 }
 
+// deployProbeForGroup makes an API key for user, deploys the probe app
+// as name through via (dais itself, or a proxy in front) with it, and
+// shares it (access acl) with group, which user's login brought; it
+// returns the key and the content's GUID.
+func deployProbeForGroup(t *testing.T, c, via *Container, user, name, group string) (key, guid string) {
+	t.Helper()
+	r := c.Exec("dais", "keys", "create", "--user", user)
+	key = strings.TrimSpace(r.Stdout)
+	if r.Code != 0 || len(key) < 16 {
+		t.Fatalf("dais keys create --user %s: %d %q %s", user, r.Code, r.Stdout, r.Stderr)
+	}
+	guid, tk, out := deployV1(t, via, key, name, bundle(t, flaskDir(t, probeApp)))
+	if tk.Code != 0 {
+		t.Fatalf("deploy with %s's API key failed: %s\n%s", user, tk.Error, out)
+	}
+	g := firstGUID(t, c, "/__api__/v1/groups?prefix="+group, key)
+	apiJSON(t, via, "PATCH", "/__api__/v1/content/"+guid, key, strings.NewReader(`{"access_type":"acl"}`), nil)
+	apiJSON(t, via, "POST", "/__api__/v1/content/"+guid+"/permissions", key,
+		strings.NewReader(`{"principal_guid":"`+g+`","principal_type":"group","role":"viewer"}`), nil)
+	return key, guid
+}
+
 // viewerBobInAnalysts adds viewer bob (password bob-password-e2e) as a
 // member of a new local group analysts, and returns both guids.
 func viewerBobInAnalysts(t *testing.T, c *Container, key string) (bob, analysts string) {
@@ -238,19 +260,7 @@ func TestProxyAuthHAProxy(t *testing.T) {
 		t.Errorf("bob with a wrong password at haproxy = %d, want 401", code)
 	}
 	// API keys keep working, through the proxy (haproxy lets "Key" through).
-	r := c.Exec("dais", "keys", "create", "--user", "carol")
-	key := strings.TrimSpace(r.Stdout)
-	if r.Code != 0 || len(key) < 16 {
-		t.Fatalf("dais keys create --user carol: %d %q %s", r.Code, r.Stdout, r.Stderr)
-	}
-	guid, tk, out := deployV1(t, lb, key, "who", bundle(t, flaskDir(t, probeApp)))
-	if tk.Code != 0 {
-		t.Fatalf("deploy through haproxy with an API key failed: %s\n%s", tk.Error, out)
-	}
-	analysts := firstGUID(t, c, "/__api__/v1/groups?prefix=analysts", key)
-	apiJSON(t, lb, "PATCH", "/__api__/v1/content/"+guid, key, strings.NewReader(`{"access_type":"acl"}`), nil)
-	apiJSON(t, lb, "POST", "/__api__/v1/content/"+guid+"/permissions", key,
-		strings.NewReader(`{"principal_guid":"`+analysts+`","principal_type":"group","role":"viewer"}`), nil)
+	_, guid := deployProbeForGroup(t, c, lb, "carol", "who", "analysts")
 
 	path := "/content/" + guid + "/headers"
 	spoof := map[string]string{"RStudio-Connect-Credentials": `{"user":"carol","groups":["admins"]}`, "X-Auth-Username": "carol"}

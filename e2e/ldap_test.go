@@ -76,19 +76,7 @@ func TestLDAPBrowserContainer(t *testing.T) {
 	// An acl app shared with data-science, deployed with alice's key
 	// once her first login has made her account.
 	login("alice", "alice-pw")
-	r := c.Exec("dais", "keys", "create", "--user", "alice")
-	key := strings.TrimSpace(r.Stdout)
-	if r.Code != 0 || len(key) < 16 {
-		t.Fatalf("dais keys create --user alice: %d %q %s", r.Code, r.Stdout, r.Stderr)
-	}
-	guid, tk, out := deployV1(t, c, key, "ldap-who", bundle(t, flaskDir(t, probeApp)))
-	if tk.Code != 0 {
-		t.Fatalf("deploy with alice's API key: %s\n%s", tk.Error, out)
-	}
-	dataScience := firstGUID(t, c, "/__api__/v1/groups?prefix=data-science", key)
-	apiJSON(t, c, "PATCH", "/__api__/v1/content/"+guid, key, strings.NewReader(`{"access_type":"acl"}`), nil)
-	apiJSON(t, c, "POST", "/__api__/v1/content/"+guid+"/permissions", key,
-		strings.NewReader(`{"principal_guid":"`+dataScience+`","principal_type":"group","role":"viewer"}`), nil)
+	key, guid := deployProbeForGroup(t, c, c, "alice", "ldap-who", "data-science")
 	waitApp(t, c, "/content/"+guid+"/headers", key, 3*time.Minute)
 	logOut(br)
 	login("alice", "alice-pw") // again: the dashboard now lists the app

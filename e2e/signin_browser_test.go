@@ -265,19 +265,7 @@ func TestProxyAuthBrowserContainer(t *testing.T) {
 	if code := basic("bob", "bob-pw", "/__api__/v1/user"); code != 200 {
 		t.Fatalf("bob through haproxy: %d", code)
 	}
-	r := c.Exec("dais", "keys", "create", "--user", "carol")
-	key := strings.TrimSpace(r.Stdout)
-	if r.Code != 0 || len(key) < 16 {
-		t.Fatalf("dais keys create --user carol: %d %q %s", r.Code, r.Stdout, r.Stderr)
-	}
-	guid, tk, out := deployV1(t, lb, key, "proxy-who", bundle(t, flaskDir(t, probeApp)))
-	if tk.Code != 0 {
-		t.Fatalf("deploy through haproxy: %s\n%s", tk.Error, out)
-	}
-	analysts := firstGUID(t, c, "/__api__/v1/groups?prefix=analysts", key)
-	apiJSON(t, lb, "PATCH", "/__api__/v1/content/"+guid, key, strings.NewReader(`{"access_type":"acl"}`), nil)
-	apiJSON(t, lb, "POST", "/__api__/v1/content/"+guid+"/permissions", key,
-		strings.NewReader(`{"principal_guid":"`+analysts+`","principal_type":"group","role":"viewer"}`), nil)
+	key, guid := deployProbeForGroup(t, c, lb, "carol", "proxy-who", "analysts")
 	waitApp(t, lb, "/content/"+guid+"/headers", key, 3*time.Minute)
 
 	// Without credentials haproxy asks for them (a browser shows its

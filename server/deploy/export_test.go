@@ -37,3 +37,11 @@ func (s *Service) HoldActivations() (release func()) {
 	s.refreshMu.Lock()
 	return s.refreshMu.Unlock
 }
+
+// HoldDeploy takes content id's deploy lock, as a deploy of it under way
+// on this node does, until release is called.
+func (s *Service) HoldDeploy(id int64) (release func()) {
+	l := s.contentLock(id)
+	l.Lock()
+	return l.Unlock
+}

@@ -70,17 +70,9 @@ func (f *fileSite) close() {
 // serveStatic makes dir the files of guid; m (nil for rendered output)
 // names the primary document.
 func (s *Service) serveStatic(guid, dir string, m *manifest.Manifest) error {
-	root, err := os.OpenRoot(dir)
+	f, err := openSite(dir, m)
 	if err != nil {
 		return err
-	}
-	f := &fileSite{root: root, index: "index.html"}
-	if fi, err := root.Lstat("index.html"); (err != nil || !fi.Mode().IsRegular()) && m != nil {
-		if doc := m.PrimaryDocument(".html"); doc != "" {
-			f.index = doc
-		} else if doc := m.PrimaryDocument(".htm"); doc != "" {
-			f.index = doc
-		}
 	}
 	s.mu.Lock()
 	old := s.files[guid]
@@ -90,6 +82,24 @@ func (s *Service) serveStatic(guid, dir string, m *manifest.Manifest) error {
 		old.close()
 	}
 	return nil
+}
+
+// openSite opens dir to be served as a content's files; m, when given,
+// names the index page a directory without index.html has.
+func openSite(dir string, m *manifest.Manifest) (*fileSite, error) {
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return nil, err
+	}
+	f := &fileSite{root: root, index: "index.html"}
+	if fi, err := root.Lstat("index.html"); (err != nil || !fi.Mode().IsRegular()) && m != nil {
+		if doc := m.PrimaryDocument(".html"); doc != "" {
+			f.index = doc
+		} else if doc := m.PrimaryDocument(".htm"); doc != "" {
+			f.index = doc
+		}
+	}
+	return f, nil
 }
 
 // serve answers a GET or HEAD of rest, the path below /content/<guid>

@@ -257,48 +257,107 @@ func (j *jobProcess) Wait() error {
 	return err
 }
 
-// activate brings back the serving of a content's active bundle (at start).
+// activate brings back the serving of a content's active bundle (at
+// start, or when another node changed it), replacing what this node served.
 func (s *Service) activate(ctx context.Context, c *store.Content) error {
+	_, err := s.activateIf(ctx, c, false)
+	return err
+}
+
+// activateMeanwhile serves c's active bundle only if this node serves
+// nothing of c when it is ready: a deploy of c under way on this node
+// replaces it when done, and one that got there first keeps its own. It
+// tells whether it did.
+func (s *Service) activateMeanwhile(ctx context.Context, c *store.Content) (bool, error) {
+	return s.activateIf(ctx, c, true)
+}
+
+func (s *Service) activateIf(ctx context.Context, c *store.Content, onlyIfNothing bool) (bool, error) {
 	b, err := s.st.Bundle(ctx, *c.BundleID)
 	if err != nil {
-		return fmt.Errorf("read bundle %d: %w", *c.BundleID, err)
+		return false, fmt.Errorf("read bundle %d: %w", *c.BundleID, err)
 	}
 	code := filepath.Join(s.bundleDir(c.ID, b.ID), "code")
 	m, err := manifest.Read(code)
 	if err != nil {
-		return err
+		return false, err
 	}
+	var site *fileSite
+	var pool *process.Pool
+	output := ""
 	switch m.Metadata.AppMode.Kind() {
 	case manifest.KindStatic:
-		if err := s.serveStatic(c.GUID, code, m); err != nil {
-			return err
+		if site, err = openSite(code, m); err != nil {
+			return false, err
 		}
-		s.markServed(c.GUID, b.ID, "")
-		return nil
 	case manifest.KindDocument:
 		r, err := s.st.LatestRender(ctx, c.ID, store.RenderSucceeded)
 		if err != nil {
-			return fmt.Errorf("no finished render: %w", err)
+			return false, fmt.Errorf("no finished render: %w", err)
 		}
-		if err := s.serveStatic(c.GUID, r.OutputDir, nil); err != nil {
-			return err
+		if site, err = openSite(r.OutputDir, nil); err != nil {
+			return false, err
 		}
-		s.markServed(c.GUID, b.ID, r.OutputDir)
-		return nil
+		output = r.OutputDir
 	default:
 		p, err := s.prepare(ctx, c, b.ID, m, nil)
 		if err != nil {
-			return err
+			return false, err
 		}
-		pool, err := s.newPool(c, b.ID, p)
-		if err != nil {
-			return err
+		if pool, err = s.newPool(c, b.ID, p); err != nil {
+			return false, err
 		}
-		if old := s.proxy.Set(c.GUID, pool); old != nil {
-			go old.Stop(context.Background())
+	}
+	// What serves c and what this node says it serves change together
+	// (under mu), so that a deploy's later markServed is not undone.
+	s.mu.Lock()
+	// Nothing: no files, no processes, and no deploy's markServed yet (a
+	// deploy sets its pool, then marks, then closes the files).
+	if onlyIfNothing && (s.files[c.GUID] != nil || s.served[c.GUID] != nil || s.proxy.Pool(c.GUID) != nil) {
+		s.mu.Unlock()
+		discard(site, pool)
+		return false, nil
+	}
+	var oldSite *fileSite
+	var oldPool *process.Pool
+	if site != nil {
+		oldSite = s.files[c.GUID]
+		s.files[c.GUID] = site
+		if !onlyIfNothing {
+			// A content that changed from an app to files on another
+			// node: its processes here go.
+			oldPool = s.proxy.Remove(c.GUID)
 		}
-		s.markServed(c.GUID, b.ID, "")
-		return nil
+	} else if onlyIfNothing {
+		if !s.proxy.SetIfAbsent(c.GUID, pool) {
+			s.mu.Unlock()
+			discard(nil, pool)
+			return false, nil
+		}
+	} else {
+		oldPool = s.proxy.Set(c.GUID, pool)
+	}
+	if s.served == nil {
+		s.served = map[string]*served{}
+	}
+	s.served[c.GUID] = &served{bundle: b.ID, output: output, checked: time.Now()}
+	s.mu.Unlock()
+	if oldSite != nil {
+		oldSite.close()
+	}
+	if oldPool != nil && oldPool != pool {
+		go oldPool.Stop(context.Background())
+	}
+	return true, nil
+}
+
+// discard closes what an activation made and did not use.
+func discard(site *fileSite, pool *process.Pool) {
+	if site != nil {
+		site.close()
+	}
+	if pool != nil {
+		go pool.Stop(context.Background())
 	}
 }
 

@@ -109,35 +109,42 @@ func awaitRefresh(ctx context.Context, ch <-chan struct{}) {
 }
 
 func (s *Service) activateStale(ctx context.Context, c *store.Content) {
-	// A deploy of this content on this node holds its lock: its row is
-	// about to change to what the deploy already serves. Leave it be.
 	l := s.contentLock(c.ID)
 	if !l.TryLock() {
+		// A deploy of this content on this node holds its lock: its row
+		// is about to change to what the deploy serves. If this node
+		// serves nothing of the content yet (it never had a request for
+		// it, or its activation at start failed), serve the active
+		// bundle meanwhile; the deploy replaces it when done.
+		if s.servesAny(c.GUID) {
+			return
+		}
+		s.refreshMu.Lock()
+		defer s.refreshMu.Unlock()
+		if !s.mayActivate(c.GUID) {
+			return
+		}
+		did, err := s.activateMeanwhile(ctx, c)
+		s.activated(c.GUID, err)
+		if err != nil {
+			s.log.Warn("serve the content's active version while a deploy of it runs here", logKeyContent, c.GUID, logKeyErr, err)
+		} else if did {
+			s.log.Info("serving the content's active version while a deploy of it runs here", logKeyContent, c.GUID, logKeyBundle, *c.BundleID)
+		}
 		return
 	}
 	defer l.Unlock()
 	s.refreshMu.Lock()
 	defer s.refreshMu.Unlock()
-	s.mu.Lock()
-	stopped := s.stopped
-	s.mu.Unlock()
-	if stopped || !s.stale(ctx, c) {
+	if !s.mayActivate(c.GUID) || !s.stale(ctx, c) {
 		return
 	}
-	// A content that fails to start is tried again at most every 10 s, not
-	// on each of its requests.
-	if t, ok := s.refreshFailed[c.GUID]; ok && time.Since(t) < 10*time.Second {
-		return
-	}
-	if err := s.activate(ctx, c); err != nil {
-		if s.refreshFailed == nil {
-			s.refreshFailed = map[string]time.Time{}
-		}
-		s.refreshFailed[c.GUID] = time.Now()
+	err := s.activate(ctx, c)
+	s.activated(c.GUID, err)
+	if err != nil {
 		s.log.Warn("serve the content's newest version, deployed or rendered on another node", logKeyContent, c.GUID, logKeyErr, err)
 		return
 	}
-	delete(s.refreshFailed, c.GUID)
 	s.log.Info("serving the content's newest version, deployed or rendered on another node", logKeyContent, c.GUID, logKeyBundle, *c.BundleID)
 }
 
@@ -148,4 +155,30 @@ func (s *Service) servesAny(guid string) bool {
 	f := s.files[guid]
 	s.mu.Unlock()
 	return f != nil || s.proxy.Pool(guid) != nil
+}
+
+// mayActivate tells whether a refresh may activate guid now: not once the
+// service stops, and a content that failed to start is tried again at most
+// every 10 s, not on each of its requests. Under refreshMu.
+func (s *Service) mayActivate(guid string) bool {
+	s.mu.Lock()
+	stopped := s.stopped
+	s.mu.Unlock()
+	if stopped {
+		return false
+	}
+	t, failed := s.refreshFailed[guid]
+	return !failed || time.Since(t) >= 10*time.Second
+}
+
+// activated records how a refresh's activation of guid ended. Under refreshMu.
+func (s *Service) activated(guid string, err error) {
+	if err == nil {
+		delete(s.refreshFailed, guid)
+		return
+	}
+	if s.refreshFailed == nil {
+		s.refreshFailed = map[string]time.Time{}
+	}
+	s.refreshFailed[guid] = time.Now()
 }

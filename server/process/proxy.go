@@ -321,6 +321,17 @@ func (px *Proxy) Set(guid string, pool *Pool) *Pool {
 	return old
 }
 
+// SetIfAbsent registers pool for guid if no pool is, and tells whether it did.
+func (px *Proxy) SetIfAbsent(guid string, pool *Pool) bool {
+	px.mu.Lock()
+	defer px.mu.Unlock()
+	if px.pools[guid] != nil {
+		return false
+	}
+	px.pools[guid] = pool
+	return true
+}
+
 // Remove unregisters guid and returns its pool (nil if none); the caller stops it.
 func (px *Proxy) Remove(guid string) *Pool {
 	px.mu.Lock()

@@ -268,18 +268,32 @@ func haSoak(t *testing.T, h *haStack) {
 		t.Errorf("%s: %s", e.at.Format("15:04:05.000"), e.what)
 	}
 	t.Logf("%d failures, %d of them Shiny sessions on a stopping node", len(log.failures), allowed)
-	if allowed < len(log.failures) {
-		// What each node said at Warn and above: why a request failed is
-		// in the server's log, not in the answer.
+	var first time.Time
+	for _, e := range log.failures {
+		if !log.allowed(e) {
+			first = e.at
+			break
+		}
+	}
+	if !first.IsZero() {
+		// What each node said: why a request failed is in the server's
+		// log, not in the answer. At Warn and above, and every line of
+		// the server's from 10 s before the first failure to 5 s after.
 		for _, node := range []string{"dais1", "dais2"} {
 			out, _ := exec.Command("docker", "logs", h.id(node)).CombinedOutput()
-			var lines []string
+			var warn, near []string
 			for _, l := range strings.Split(string(out), "\n") {
 				if strings.Contains(l, "level=WARN") || strings.Contains(l, "level=ERROR") {
-					lines = append(lines, l)
+					warn = append(warn, l)
+				}
+				ts, _, ok := strings.Cut(strings.TrimPrefix(l, "time="), " ")
+				at, err := time.Parse(time.RFC3339Nano, ts)
+				if ok && err == nil && strings.HasPrefix(l, "time=") && at.After(first.Add(-10*time.Second)) && at.Before(first.Add(5*time.Second)) {
+					near = append(near, l)
 				}
 			}
-			t.Logf("%s at Warn and above (last 60 lines):\n%s", node, tail(strings.Join(lines, "\n"), 60))
+			t.Logf("%s at Warn and above (last 60 lines):\n%s", node, tail(strings.Join(warn, "\n"), 60))
+			t.Logf("%s around the first failure (%s):\n%s", node, first.Format("15:04:05.000"), tail(strings.Join(near, "\n"), 80))
 		}
 	}
 	if log.counts["node stopped and started"] < 2 || log.counts["deploy"] == 0 || log.counts["shiny"] == 0 {

@@ -61,11 +61,7 @@ func (a *API) listBundles(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (a *API) getBundle(w http.ResponseWriter, r *http.Request) error {
-	c, _, err := a.contentFor(r, authz.Editor)
-	if err != nil {
-		return err
-	}
-	b, err := a.dep.BundleOf(r.Context(), c, r.PathValue("bid"))
+	c, b, err := a.bundleFor(r)
 	if err != nil {
 		return err
 	}
@@ -73,16 +69,21 @@ func (a *API) getBundle(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// bundleOf finds a bundle of c by its id; "" means the newest.
+// bundleFor is the request's content and its bundle {bid}, for an
+// editor of the content.
+func (a *API) bundleFor(r *http.Request) (*store.Content, *store.Bundle, error) {
+	c, _, err := a.contentFor(r, authz.Editor)
+	if err != nil {
+		return nil, nil, err
+	}
+	b, err := a.dep.BundleOf(r.Context(), c, r.PathValue("bid"))
+	return c, b, err
+}
 
 // downloadBundle is GET .../bundles/{bid}/download: the archive as it was
 // uploaded, byte for byte.
 func (a *API) downloadBundle(w http.ResponseWriter, r *http.Request) error {
-	c, _, err := a.contentFor(r, authz.Editor)
-	if err != nil {
-		return err
-	}
-	b, err := a.dep.BundleOf(r.Context(), c, r.PathValue("bid"))
+	_, b, err := a.bundleFor(r)
 	if err != nil {
 		return err
 	}
@@ -99,11 +100,7 @@ func (a *API) downloadBundle(w http.ResponseWriter, r *http.Request) error {
 
 // deleteBundle is DELETE .../bundles/{bid}: not the active bundle.
 func (a *API) deleteBundle(w http.ResponseWriter, r *http.Request) error {
-	c, _, err := a.contentFor(r, authz.Editor)
-	if err != nil {
-		return err
-	}
-	b, err := a.dep.BundleOf(r.Context(), c, r.PathValue("bid"))
+	c, b, err := a.bundleFor(r)
 	if err != nil {
 		return err
 	}

@@ -140,13 +140,13 @@ type Content struct {
 	MinProcesses       *int
 	MaxProcesses       *int
 	MaxConnsPerProcess *int
-	IdleTimeout        *int   // seconds
-	InitTimeout        *int   // seconds
+	IdleTimeout        *int // seconds
+	InitTimeout        *int // seconds
 	// ConnectionTimeout and ReadTimeout are Connect's connection_timeout
 	// and read_timeout, in seconds; 0: never; nil: [Scheduler]'s.
 	ConnectionTimeout *int
 	ReadTimeout       *int
-	BundleID           *int64 // the active bundle; nil before the first deploy
+	BundleID          *int64 // the active bundle; nil before the first deploy
 	// RVersion, PyVersion and QuartoVersion are the versions the last
 	// deploy used ("" for a runtime it did not use).
 	RVersion      string

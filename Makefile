@@ -76,7 +76,9 @@ test: ## run the whole test suite (installs and starts what it needs when root)
 test-go: build ## run the Go tests only, against what is already installed and running
 	source .tmp/test.env 2>/dev/null; $(GO) test -count=1 ./...
 
-ci: ## what .ci/run runs: vet, then the whole suite
+ci: ## what .ci/run runs: gofmt and vet, then the whole suite
+	@unformatted="$$(gofmt -l entrypoint server internal e2e bench)"; \
+	  if [ -n "$$unformatted" ]; then echo "not gofmt-formatted (make fmt):"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet ./...
 	$(MAKE) test
 
@@ -97,7 +99,7 @@ down: ## docker compose down
 	$(COMPOSE) --profile postgres --profile license --profile ha down
 
 fmt: ## gofmt the tree
-	gofmt -w entrypoint server
+	gofmt -w entrypoint server internal e2e bench
 
 screenshots: ## the dashboard's pages in headless chromium at 1280 and 390 px, as .tmp/screenshots/*.png
 	rm -rf .tmp/screenshots

@@ -295,6 +295,10 @@ func runParent(ctx context.Context, o Options, prestarted bool, stdout, stderr i
 		cmd.Wait()
 		return errors.New("the sandbox did not start on the pre-started sandbox-exec")
 	}
+	if d := s.Annotations[AnnotationTmpDir]; d != "" {
+		// The server's Wait would remove it; this stand-in is SIGKILLed.
+		fmt.Fprintf(stdout, "tmpdir %s\n", d)
+	}
 	fmt.Fprintf(stdout, "sandbox %d\n", cmd.Process.Pid)
 	sc := bufio.NewScanner(out)
 	for sc.Scan() {

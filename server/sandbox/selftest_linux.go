@@ -538,6 +538,11 @@ func parentDeath(ctx context.Context, dais string, o Options, probe string, pres
 		if v, ok := strings.CutPrefix(sc.Text(), "sandbox "); ok {
 			initPid, _ = strconv.Atoi(v)
 		}
+		if v, ok := strings.CutPrefix(sc.Text(), "tmpdir "); ok && filepath.Dir(v) == tmpBase() {
+			// Landlock mode: the SIGKILLed stand-in leaves its
+			// sandbox's private TMPDIR behind.
+			defer os.RemoveAll(v)
+		}
 		if sc.Text() == "sleeping" {
 			break
 		}

@@ -6,7 +6,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"fmt"
 	"io"
 	"os"
@@ -14,10 +13,11 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/dais-dev/dais/internal/syncbuf"
 )
 
 var (
@@ -102,7 +102,7 @@ type initProc struct {
 	cmd    *exec.Cmd
 	stdin  io.WriteCloser
 	out    *bufio.Reader
-	stderr *syncBuffer
+	stderr *syncbuf.Buffer
 	pid    int // dais-init's pid as we see it
 	lines  chan string
 }
@@ -119,7 +119,7 @@ func startInitIn(t *testing.T, dir string, env []string, args ...string) *initPr
 	cmd := exec.Command("unshare", append([]string{"--pid", "--fork", "--mount-proc", initBin}, args...)...)
 	cmd.Dir = dir
 	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH")}, env...)
-	p := &initProc{t: t, cmd: cmd, stderr: &syncBuffer{}, lines: make(chan string, 4096)}
+	p := &initProc{t: t, cmd: cmd, stderr: &syncbuf.Buffer{}, lines: make(chan string, 4096)}
 	cmd.Stderr = p.stderr
 	var err error
 	if p.stdin, err = cmd.StdinPipe(); err != nil {
@@ -172,25 +172,6 @@ func exited(pid int) bool {
 	// pid (comm) S ...: the state follows the last ')'.
 	i := strings.LastIndexByte(string(b), ')')
 	return i > 0 && i+2 < len(b) && b[i+2] == 'Z'
-}
-
-// syncBuffer is dais-init's stderr as written so far: the copying goroutine
-// of exec.Cmd writes while the test reads.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }
 
 // waitStderr waits up to 5 s for s in dais-init's stderr: what it logged
@@ -395,7 +376,7 @@ func TestOwnSIGPIPENotForwarded(t *testing.T) {
 		}
 		close(lines)
 	}()
-	p := &initProc{t: t, cmd: cmd, stdin: stdin, stderr: &syncBuffer{}, lines: lines}
+	p := &initProc{t: t, cmd: cmd, stdin: stdin, stderr: &syncbuf.Buffer{}, lines: lines}
 	p.expect("ready")
 	p.pid = childPid(t, cmd.Process.Pid)
 	// TERM makes dais-init log "stopping: ...", to the closed pipe.

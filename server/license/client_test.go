@@ -8,12 +8,14 @@ import (
 	"time"
 
 	"github.com/dais-dev/dais/server/config"
+
+	"github.com/dais-dev/dais/internal/syncbuf"
 )
 
 // newTestClient is a client of s with short retries, logging to its own buffer.
-func newTestClient(t *testing.T, s *testServer, node string) (*Client, *syncBuffer) {
+func newTestClient(t *testing.T, s *testServer, node string) (*Client, *syncbuf.Buffer) {
 	t.Helper()
-	buf := &syncBuffer{}
+	buf := &syncbuf.Buffer{}
 	c, err := NewClient(ClientOptions{
 		Server: s.addr, Node: node,
 		Logger:   slog.New(slog.NewTextHandler(buf, &slog.HandlerOptions{Level: slog.LevelDebug})),

@@ -10,28 +10,11 @@ import (
 	"net/http"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/dais-dev/dais/internal/syncbuf"
 )
-
-// syncBuffer is a log destination safe for concurrent writers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // testServer is a real lease server on 127.0.0.1 with a real SQLite file,
 // which can be stopped and started again on the same address and database.
@@ -41,7 +24,7 @@ type testServer struct {
 	addr   string
 	seats  int
 	ttl    time.Duration
-	log    *syncBuffer
+	log    *syncbuf.Buffer
 	cancel context.CancelFunc
 	done   chan error
 	store  *Store
@@ -49,7 +32,7 @@ type testServer struct {
 
 func newTestServer(t *testing.T, seats int, ttl time.Duration) *testServer {
 	t.Helper()
-	s := &testServer{t: t, db: filepath.Join(t.TempDir(), "sub", "leases.db"), addr: "127.0.0.1:0", seats: seats, ttl: ttl, log: &syncBuffer{}}
+	s := &testServer{t: t, db: filepath.Join(t.TempDir(), "sub", "leases.db"), addr: "127.0.0.1:0", seats: seats, ttl: ttl, log: &syncbuf.Buffer{}}
 	s.start()
 	t.Cleanup(s.stop)
 	return s

@@ -2,7 +2,6 @@ package process
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -11,37 +10,20 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/coder/websocket"
+
+	"github.com/dais-dev/dais/internal/syncbuf"
 )
-
-// syncBuffer is a log the proxy's goroutines write while the test reads.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // timeoutProxy is a proxy whose log the test reads, with content "mute"
 // (a process that accepts connections and never answers) and "ok" (the
 // helper app) behind it.
-func timeoutProxy(t *testing.T, to Timeouts) (*Proxy, string, *syncBuffer) {
+func timeoutProxy(t *testing.T, to Timeouts) (*Proxy, string, *syncbuf.Buffer) {
 	t.Helper()
-	logs := &syncBuffer{}
+	logs := &syncbuf.Buffer{}
 	px := NewProxy(slog.New(slog.NewTextHandler(logs, nil)), "")
 	px.SetTimeouts(to)
 	srv := newServer(t, px)

@@ -7,7 +7,6 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
-	"github.com/dais-dev/dais/server/sandbox"
 	"io"
 	"net"
 	"net/http"
@@ -20,6 +19,10 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/dais-dev/dais/server/sandbox"
+
+	"github.com/dais-dev/dais/internal/syncbuf"
 )
 
 var daisBin string
@@ -47,30 +50,12 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// syncBuffer collects a process's output while it runs.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // daisProc is one running `dais serve`.
 type daisProc struct {
 	t       *testing.T
 	cmd     *exec.Cmd
-	stdout  *syncBuffer
-	stderr  *syncBuffer
+	stdout  *syncbuf.Buffer
+	stderr  *syncbuf.Buffer
 	addr    string // host:port once ready
 	done    chan struct{}
 	waitErr error
@@ -110,7 +95,7 @@ func startDais(t *testing.T, path string, env ...string) *daisProc {
 
 func startDaisNoWait(t *testing.T, path string, env ...string) *daisProc {
 	t.Helper()
-	p := &daisProc{t: t, stdout: &syncBuffer{}, stderr: &syncBuffer{}, done: make(chan struct{})}
+	p := &daisProc{t: t, stdout: &syncbuf.Buffer{}, stderr: &syncbuf.Buffer{}, done: make(chan struct{})}
 	p.cmd = exec.Command(daisBin, "serve", "--config", path)
 	p.cmd.Env = append(os.Environ(), env...)
 	p.cmd.Stdout, p.cmd.Stderr = p.stdout, p.stderr

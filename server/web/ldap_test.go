@@ -14,16 +14,18 @@ import (
 	"github.com/dais-dev/dais/internal/slapdtest"
 	"github.com/dais-dev/dais/server/config"
 	"github.com/dais-dev/dais/server/store"
+
+	"github.com/dais-dev/dais/internal/syncbuf"
 )
 
 // ldapFixture is a server with Authentication.Provider = ldap against a
 // private slapd, publishers mapped from the directory's group
 // "publishers"; logs has the server's log.
-func ldapFixture(t *testing.T) (*fixture, *slapdtest.Server, *syncBuffer) {
+func ldapFixture(t *testing.T) (*fixture, *slapdtest.Server, *syncbuf.Buffer) {
 	t.Helper()
 	s := slapdtest.Start(t, "")
 	f := newFixture(t)
-	logs := &syncBuffer{}
+	logs := &syncbuf.Buffer{}
 	f.srv.log = slog.New(slog.NewTextHandler(logs, nil))
 	cfg := *f.srv.Config()
 	cfg.Authentication.Provider = ProviderLDAP

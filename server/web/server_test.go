@@ -1,7 +1,6 @@
 package web
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -11,30 +10,13 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/dais-dev/dais/server/config"
 	"github.com/dais-dev/dais/server/store"
+
+	"github.com/dais-dev/dais/internal/syncbuf"
 )
-
-// syncBuffer is a bytes.Buffer safe for the server's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // fixture is a web server over a real SQLite store in a temp dir, with
 // one user of each role and an API key for each.
@@ -44,7 +26,7 @@ type fixture struct {
 	st     store.Store
 	keys   map[string]string // role -> key
 	users  map[string]*store.User
-	access *syncBuffer
+	access *syncbuf.Buffer
 }
 
 func newFixture(t *testing.T) *fixture {
@@ -59,7 +41,7 @@ func newFixture(t *testing.T) *fixture {
 		t.Fatalf("open store: %v", err)
 	}
 	t.Cleanup(func() { st.Close() })
-	f := &fixture{st: st, keys: map[string]string{}, users: map[string]*store.User{}, access: &syncBuffer{}}
+	f := &fixture{st: st, keys: map[string]string{}, users: map[string]*store.User{}, access: &syncbuf.Buffer{}}
 	for _, role := range []string{store.RoleViewer, store.RolePublisher, store.RoleAdministrator} {
 		hash, err := HashPassword("pw-" + role)
 		if err != nil {

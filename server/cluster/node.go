@@ -133,6 +133,7 @@ type Node struct {
 	superseded     chan struct{} // closed when a newer, incompatible schema arrived
 	supersededBy   string        // the line saying so
 	newerNoted     bool          // an additive newer schema was logged
+	newerSeen      time.Time     // when a newer schema that is not additive was first seen
 }
 
 // New makes the node; Register puts it in the database.
@@ -349,6 +350,19 @@ func (n *Node) checkSchema(ctx context.Context) {
 				by = fmt.Sprintf(" (node %s runs it, dais %s)", x.Name, x.Version)
 				break
 			}
+		}
+	}
+	if by == "" {
+		// The newer node migrates before it registers: give it a few
+		// checks to appear, so that the line can name it.
+		n.mu.Lock()
+		if n.newerSeen.IsZero() {
+			n.newerSeen = time.Now()
+		}
+		wait := time.Since(n.newerSeen) < 5*time.Second
+		n.mu.Unlock()
+		if wait {
+			return
 		}
 	}
 	line := fmt.Sprintf("a newer dais migrated the database to schema version %d, which this dais (%s, schema version %d) cannot serve: "+

@@ -400,20 +400,15 @@ func (n *Node) Reap(ctx context.Context) error {
 		if x.Name == n.me.Name || x.Age <= n.dead {
 			continue
 		}
-		var errs []error
 		lost := fmt.Sprintf("node %s was lost (no heartbeat for %v, more than Cluster.DeadAfter = %v)",
 			x.Name, x.Age.Round(time.Second), n.dead)
-		now := time.Now()
-		deploys, err := n.o.Store.FailUnfinishedTasks(ctx, x.Name, store.TaskDeploy, "the deploy failed: "+lost+"; deploy again", now)
-		errs = append(errs, err)
-		_, err = n.o.Store.FailRunningRenders(ctx, x.Name, "the render failed: "+lost+"; render again (a schedule runs at its next time)", now)
-		errs = append(errs, err)
-		others, err := n.o.Store.FailUnfinishedTasks(ctx, x.Name, "", "the task failed: "+lost+"; start it again", now)
-		errs = append(errs, err)
-		jobs, err := n.o.Store.FinishNodeJobs(ctx, x.Name, now)
-		errs = append(errs, err)
-		if err := errors.Join(errs...); err != nil {
-			return fmt.Errorf("fail the work of dead node %s: %w", x.Name, err)
+		failed, err := n.o.Store.FailNodeWork(ctx, x.Name, store.NodeLoss{
+			Deploy: "the deploy failed: " + lost + "; deploy again",
+			Render: "the render failed: " + lost + "; render again (a schedule runs at its next time)",
+			Task:   "the task failed: " + lost + "; start it again",
+		}, time.Now())
+		if err != nil {
+			return err
 		}
 		// Only that instance, and only while it is still dead: a node that
 		// came back meanwhile keeps its row.
@@ -423,7 +418,8 @@ func (n *Node) Reap(ctx context.Context) error {
 		}
 		n.log.Warn("node declared dead: its work failed and its processes forgotten", logKeyNode, x.Name,
 			logKeyAddress, x.Address, "heartbeat_age", x.Age.Round(time.Second).String(),
-			"deploys_failed", deploys, "other_tasks_failed", others, "processes_forgotten", jobs, "removed", removed)
+			"deploys_failed", failed.Deploys, "renders_failed", failed.Renders, "other_tasks_failed", failed.Tasks,
+			"processes_forgotten", failed.Jobs, "removed", removed)
 	}
 	return nil
 }

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"fmt"
 	"time"
@@ -51,6 +52,11 @@ type NodeStore interface {
 	// running ended at at, with no exit code: the node is gone, and so are
 	// they. It returns how many it changed.
 	FinishNodeJobs(ctx context.Context, node string, at time.Time) (int64, error)
+	// FailNodeWork fails, in one transaction, everything a lost node was
+	// doing: its unfinished deploy tasks with loss.Deploy, its queued and
+	// running renders with loss.Render, its other unfinished tasks with
+	// loss.Task, and ends its running jobs. No reader sees part of it done.
+	FailNodeWork(ctx context.Context, node string, loss NodeLoss, at time.Time) (NodeWorkFailed, error)
 	// WithClusterLock runs fn while holding the cluster-wide lock name (a
 	// PostgreSQL advisory lock, freed when fn returns or the connection
 	// dies) and returns true; when another node holds it, it returns false
@@ -174,6 +180,48 @@ func (s *sqlDB) DeleteNode(ctx context.Context, name, instanceID string, olderTh
 		return false, fmt.Errorf("delete node %s: %w", name, err)
 	}
 	return k > 0, nil
+}
+
+// NodeLoss is the error each kind of a lost node's work fails with.
+type NodeLoss struct{ Deploy, Render, Task string }
+
+// NodeWorkFailed counts what FailNodeWork changed.
+type NodeWorkFailed struct{ Deploys, Renders, Tasks, Jobs int64 }
+
+func (s *sqlDB) FailNodeWork(ctx context.Context, node string, loss NodeLoss, at time.Time) (NodeWorkFailed, error) {
+	var got NodeWorkFailed
+	if node == "" {
+		return got, fmt.Errorf("fail the work of a node: no node named")
+	}
+	deployQ, deployArgs := failTasks(node, TaskDeploy, loss.Deploy, at)
+	renderQ, renderArgs := failRenders(node, loss.Render, at)
+	taskQ, taskArgs := failTasks(node, "", loss.Task, at)
+	steps := []struct {
+		query string
+		args  []any
+		n     *int64
+	}{
+		{deployQ, deployArgs, &got.Deploys},
+		{renderQ, renderArgs, &got.Renders},
+		{taskQ, taskArgs, &got.Tasks},
+		{`UPDATE jobs SET ended_at = ? WHERE node = ? AND ended_at IS NULL`, []any{tv(at), node}, &got.Jobs},
+	}
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		for _, st := range steps {
+			res, err := tx.ExecContext(ctx, s.q(st.query), st.args...)
+			if err != nil {
+				return err
+			}
+			if *st.n, err = res.RowsAffected(); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return NodeWorkFailed{}, fmt.Errorf("fail the work of node %s: %w", node, err)
+	}
+	return got, nil
 }
 
 func (s *sqlDB) FinishNodeJobs(ctx context.Context, node string, at time.Time) (int64, error) {

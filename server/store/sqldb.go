@@ -1053,7 +1053,8 @@ func (s *sqlDB) FinishTask(ctx context.Context, id string, code int, errMsg stri
 	return nil
 }
 
-func (s *sqlDB) FailUnfinishedTasks(ctx context.Context, node, kind, errMsg string, at time.Time) (int64, error) {
+// failTasks is FailUnfinishedTasks' statement and its arguments.
+func failTasks(node, kind, errMsg string, at time.Time) (string, []any) {
 	query := `UPDATE tasks SET finished = TRUE, code = 1, error = ?, finished_at = ? WHERE NOT finished`
 	args := []any{errMsg, tv(at)}
 	if node != "" {
@@ -1064,6 +1065,11 @@ func (s *sqlDB) FailUnfinishedTasks(ctx context.Context, node, kind, errMsg stri
 		query += " AND kind = ?"
 		args = append(args, kind)
 	}
+	return query, args
+}
+
+func (s *sqlDB) FailUnfinishedTasks(ctx context.Context, node, kind, errMsg string, at time.Time) (int64, error) {
+	query, args := failTasks(node, kind, errMsg, at)
 	res, err := s.exec(ctx, query, args...)
 	if err != nil {
 		return 0, fmt.Errorf("fail unfinished tasks: %w", err)
@@ -1135,13 +1141,19 @@ func (s *sqlDB) LatestRender(ctx context.Context, contentID int64, status string
 	return r, nil
 }
 
-func (s *sqlDB) FailRunningRenders(ctx context.Context, node, errMsg string, at time.Time) (int64, error) {
+// failRenders is FailRunningRenders' statement and its arguments.
+func failRenders(node, errMsg string, at time.Time) (string, []any) {
 	query := `UPDATE renders SET status = 'failed', error = ?, finished_at = ? WHERE status IN ('queued', 'running')`
 	args := []any{errMsg, tv(at)}
 	if node != "" {
 		query += " AND node = ?"
 		args = append(args, node)
 	}
+	return query, args
+}
+
+func (s *sqlDB) FailRunningRenders(ctx context.Context, node, errMsg string, at time.Time) (int64, error) {
+	query, args := failRenders(node, errMsg, at)
 	res, err := s.exec(ctx, query, args...)
 	if err != nil {
 		return 0, fmt.Errorf("fail running renders: %w", err)

@@ -90,6 +90,50 @@ func testNodes(t *testing.T, s store.Store) {
 		t.Fatal("another node's job was ended")
 	}
 
+	// FailNodeWork fails that node's deploys, renders, other tasks and
+	// jobs, each with its own message, and nothing of another node's.
+	lostDeploy := &store.Task{ContentID: ct.ID, Kind: store.TaskDeploy, Node: "lost", CreatedAt: T0}
+	lostRenderTask := &store.Task{ContentID: ct.ID, Kind: store.TaskRender, Node: "lost", CreatedAt: T0}
+	liveDeploy := &store.Task{ContentID: ct.ID, Kind: store.TaskDeploy, Node: "alive", CreatedAt: T0}
+	for _, tk := range []*store.Task{lostDeploy, lostRenderTask, liveDeploy} {
+		must(t, s.CreateTask(c, tk))
+	}
+	lostRender := &store.Render{ContentID: ct.ID, TaskID: lostRenderTask.ID, Status: store.RenderRunning, Node: "lost", CreatedAt: T0, StartedAt: T0}
+	liveRender := &store.Render{ContentID: ct.ID, Status: store.RenderQueued, Node: "alive", CreatedAt: T0}
+	for _, r := range []*store.Render{lostRender, liveRender} {
+		must(t, s.CreateRender(c, r))
+	}
+	lostJob := &store.Job{ContentID: ct.ID, Tag: "run_app", Node: "lost", StartedAt: T0}
+	must(t, s.CreateJob(c, lostJob))
+	failed, err := s.FailNodeWork(c, "lost", store.NodeLoss{Deploy: "deploy lost", Render: "render lost", Task: "task lost"}, T0.Add(2*time.Minute))
+	must(t, err)
+	eq(t, "work failed", failed, store.NodeWorkFailed{Deploys: 1, Renders: 1, Tasks: 1, Jobs: 1})
+	for _, want := range []struct {
+		id  string
+		msg string
+	}{{lostDeploy.ID, "deploy lost"}, {lostRenderTask.ID, "task lost"}} {
+		tk, err := s.Task(c, want.id)
+		must(t, err)
+		if !tk.Finished || tk.Code == 0 || tk.Error != want.msg {
+			t.Fatalf("lost node's task %s: finished %v code %d error %q, want %q", tk.Kind, tk.Finished, tk.Code, tk.Error, want.msg)
+		}
+	}
+	r, err := s.Render(c, lostRender.ID)
+	must(t, err)
+	eq(t, "lost render", [2]string{r.Status, r.Error}, [2]string{store.RenderFailed, "render lost"})
+	j, err := s.Job(c, lostJob.Key)
+	must(t, err)
+	eq(t, "lost job ended", j.EndedAt, us(T0.Add(2*time.Minute)))
+	tk, err := s.Task(c, liveDeploy.ID)
+	must(t, err)
+	eq(t, "live node's deploy finished", tk.Finished, false)
+	r, err = s.Render(c, liveRender.ID)
+	must(t, err)
+	eq(t, "live node's render", r.Status, store.RenderQueued)
+	if _, err := s.FailNodeWork(c, "", store.NodeLoss{}, T0); err == nil {
+		t.Fatal("FailNodeWork with no node failed every node's work")
+	}
+
 	// The cluster lock runs fn, and frees the lock after it.
 	for range 2 {
 		ran := false

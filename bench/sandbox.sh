@@ -3,7 +3,8 @@
 # sandbox (dais-sandbox-exec pre-started as the server does, cold, and a
 # cold re-exec of dais) against bubblewrap doing
 # the same namespaces, masks and binds, in the same run. Needs root and bwrap
-# (Debian: bubblewrap). Bounded: about 200 spawns + 3 s per peer.
+# (Debian: bubblewrap). Bounded: about 200 spawns, each after a 50 ms settle
+# (-settle), + 3 s per peer.
 # Env: SANDBOX_BENCH_N (default 200), SANDBOX_BENCH_RUN_AS (default nobody).
 # Arguments go to the benchmark: e.g. -only 'pre-started' -outbound=false.
 set -euo pipefail

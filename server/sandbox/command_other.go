@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
@@ -47,6 +48,9 @@ func ExecPath() (string, error) { return "", ErrUnsupported }
 
 // SetPrestart does nothing off Linux.
 func SetPrestart(n int) {}
+
+// WaitPrestarts has nothing to wait for off Linux.
+func WaitPrestarts(d time.Duration) bool { return true }
 
 // Signal fails off Linux.
 func (c *Cmd) Signal(sig os.Signal) error { return ErrUnsupported }

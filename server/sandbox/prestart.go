@@ -8,6 +8,7 @@ import (
 	"os"
 	"sync"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -91,6 +92,30 @@ func SetPrestart(n int) {
 	warm.Unlock()
 	for _, w := range drop {
 		w.release()
+	}
+}
+
+// WaitPrestarts waits, for d at most, until no pre-started sandbox-exec is
+// being started (the refill after a start), and tells whether none is. A
+// benchmark measures a start after the previous start's refill is done:
+// a Go program's start, overlapping the next measured start, is its
+// largest cost on a small machine.
+func WaitPrestarts(d time.Duration) bool {
+	deadline := time.Now().Add(d)
+	for {
+		warm.Lock()
+		busy := 0
+		for _, n := range warm.starting {
+			busy += n
+		}
+		warm.Unlock()
+		if busy == 0 {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(time.Millisecond)
 	}
 }
 

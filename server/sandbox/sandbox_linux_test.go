@@ -773,19 +773,15 @@ func TestPrestart(t *testing.T) {
 	}
 	idle := func() []*warmProc {
 		cmd, _ := Command(context.Background(), os.Args[0], s)
-		deadline := time.Now().Add(5 * time.Second)
-		for time.Now().Before(deadline) {
-			warm.Lock()
-			l := slices.Clone(warm.idle[cmd.key])
-			n := warm.starting[cmd.key]
-			warm.Unlock()
-			if n == 0 {
-				return l
-			}
-			time.Sleep(10 * time.Millisecond)
+		if !WaitPrestarts(5 * time.Second) {
+			t.Fatal("pre-started sandbox-exec still starting after 5 s")
 		}
-		t.Fatal("pre-started sandbox-exec still starting after 5 s")
-		return nil
+		warm.Lock()
+		defer warm.Unlock()
+		if n := warm.starting[cmd.key]; n != 0 {
+			t.Fatalf("WaitPrestarts returned with %d pre-starts under way", n)
+		}
+		return slices.Clone(warm.idle[cmd.key])
 	}
 	SetPrestart(1)
 	run()

@@ -457,3 +457,30 @@ func testNonRootRestoreAndRender(t *testing.T, r *row) {
 	r.Figure(t, "%d Python processes of the restore, the render and the kernel probed, each denied the database, DataDir, the rendered configuration, signal 0 and environ of the server, a bind: %s",
 		len(lines), strings.Join(lines, "; "))
 }
+
+// TestLandlockDataOutOfReach: `docker run` with no privilege (Landlock
+// mode, content as uid 999) on a host directory of root's with mode 0700 as
+// /data. Content cannot run there: it needs search permission on every
+// directory above its own. The server says so when it starts, and the
+// self-test names the directory, its mode and the fix, instead of "exec
+// /bin/true: permission denied" and a hint about CAP_SYS_ADMIN.
+func TestLandlockDataOutOfReach(t *testing.T) {
+	data := tempDir(t)
+	if err := os.Chmod(data, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	c := Run(t, Options{NoSysAdmin: true, DataDir: data})
+	c.WaitHTTP("/__ping__", http.StatusOK, startBound)
+	waitLandlock(t, c)
+	want := "content cannot start: the content's user (uid 999, gid 999) may not search /data (mode 0700, owner uid 0, group gid 0)"
+	if logs := c.Logs(); !strings.Contains(logs, want) || !strings.Contains(logs, "chmod o+x /data") {
+		t.Errorf("the server's log does not say why content cannot start (want %q and the fix); log:\n%s", want, tail(logs, 30))
+	}
+	r := c.Exec("dais", "sandbox", "selftest")
+	t.Logf("dais sandbox selftest (exit %d):\n%s%s", r.Code, r.Stdout, r.Stderr)
+	out := r.Stdout + r.Stderr
+	if r.Code == 0 || !strings.Contains(out, "enter the work directory") || !strings.Contains(out, "may not search /data (mode 0700") ||
+		strings.Contains(out, "CAP_SYS_ADMIN") {
+		t.Errorf("selftest exit %d does not name /data, its mode and the fix (or still blames CAP_SYS_ADMIN):\n%s", r.Code, out)
+	}
+}

@@ -194,6 +194,9 @@ func New(o Options) (*Service, error) {
 		s.mode = mode
 		s.log.Info("content processes start in "+string(mode)+" sandboxes built by "+path+" ("+why+")",
 			"sandbox_exec", path, "sandbox_mode", string(mode), "reason", why)
+		if mode == sandbox.ModeLandlock {
+			s.checkReach(filepath.Join(cfg.Server.DataDir, "apps"))
+		}
 		s.logNetwork(cfg.Applications.OutboundNetwork)
 		s.log.Info("content process limits: "+sandbox.LimitsInForce(), "process_limit", cfg.Sandbox.ProcessLimit,
 			"memory_limit", cfg.Scheduler.MemoryLimit, "cpu_limit", cfg.Scheduler.CPULimit)
@@ -388,6 +391,36 @@ func (s *Service) runAs(c *store.Content) string {
 		return r
 	}
 	return "rstudio-connect"
+}
+
+// checkReach logs an error when the content's default user could not
+// reach dir (DataDir/apps), under which every content's directories lie:
+// in Landlock mode, under a server with root, content runs as that user
+// and needs search permission on each directory above its own (a --tmpfs
+// /data or a host directory of mode 0700, say). Every start would fail.
+func (s *Service) checkReach(dir string) {
+	if os.Geteuid() != 0 {
+		return // content runs as the server's user, which made dir
+	}
+	name := s.runAs(&store.Content{})
+	u, err := user.Lookup(name)
+	if err != nil {
+		return // said at the first start, with the fix
+	}
+	var su specs.User
+	uid, _ := strconv.ParseUint(u.Uid, 10, 32)
+	gid, _ := strconv.ParseUint(u.Gid, 10, 32)
+	su.UID, su.GID = uint32(uid), uint32(gid)
+	if gs, err := u.GroupIds(); err == nil {
+		for _, g := range gs {
+			if n, err := strconv.ParseUint(g, 10, 32); err == nil {
+				su.AdditionalGids = append(su.AdditionalGids, uint32(n))
+			}
+		}
+	}
+	if d, why := sandbox.Unsearchable(dir, su); d != "" {
+		s.log.Error("content cannot start: "+why, "run_as", name, "directory", d)
+	}
 }
 
 // giveTo makes dir owned by the content's user, so a sandboxed process

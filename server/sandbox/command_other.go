@@ -79,3 +79,6 @@ func HaveLimitCgroups() bool { return false }
 
 // ExitReason is empty off Linux.
 func (c *Cmd) ExitReason() string { return "" }
+
+// Unsearchable has nothing to say off Linux (no Landlock mode).
+func Unsearchable(path string, u specs.User) (dir, why string) { return "", "" }

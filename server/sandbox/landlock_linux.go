@@ -430,6 +430,18 @@ func startLandlock(s *specs.Spec, pre *prebuilt) (int, error) {
 		Files: []uintptr{0, 1, 2},
 	})
 	if err != nil {
+		if errors.Is(err, unix.EACCES) {
+			// ForkExec says EACCES for the chdir into the work directory too.
+			u := specs.User{UID: uint32(os.Getuid()), GID: uint32(os.Getgid())}
+			if gs, gerr := os.Getgroups(); gerr == nil {
+				for _, g := range gs {
+					u.AdditionalGids = append(u.AdditionalGids, uint32(g))
+				}
+			}
+			if d, why := Unsearchable(s.Process.Cwd, u); d != "" {
+				return 0, fail("landlock: enter the work directory", errors.New(why))
+			}
+		}
 		return 0, fail("exec "+prog, err)
 	}
 	return pid, nil

@@ -5,6 +5,7 @@ package sandbox
 import (
 	"bufio"
 	"context"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -479,4 +480,81 @@ func withNewTmpDirSpec(s *specs.Spec) (*specs.Spec, error) {
 	}
 	s.Annotations[AnnotationTmpDir] = tmp
 	return s, nil
+}
+
+// Unsearchable names the first directory a user may not search, by its
+// owner, group and mode, and nothing once it may.
+func TestUnsearchable(t *testing.T) {
+	d, err := os.MkdirTemp("", "dais-unsearchable-") // t.TempDir's parent is 0700
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(d) })
+	locked := filepath.Join(d, "locked")
+	work := filepath.Join(locked, "apps", "1", "work")
+	if err := os.MkdirAll(work, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(d, 0o755)
+	os.Chmod(locked, 0o750)
+	var st unix.Stat_t
+	if err := unix.Stat(locked, &st); err != nil {
+		t.Fatal(err)
+	}
+	other := specs.User{UID: st.Uid + 1, GID: st.Gid + 1}
+	if dir, why := Unsearchable(work, other); dir != locked || !strings.Contains(why, "chmod o+x "+locked) || !strings.Contains(why, "mode 0750") {
+		t.Fatalf("Unsearchable = %q, %q; want %s named, with its mode and the fix", dir, why, locked)
+	}
+	inGroup := other
+	inGroup.AdditionalGids = []uint32{st.Gid}
+	if dir, why := Unsearchable(work, inGroup); dir != "" {
+		t.Fatalf("a member of the group may search %s (0750), got %q, %q", locked, dir, why)
+	}
+	owner := specs.User{UID: st.Uid, GID: st.Gid + 1}
+	os.Chmod(locked, 0o700)
+	if dir, _ := Unsearchable(work, owner); dir != "" {
+		t.Fatalf("the owner may search %s (0700), got %q", locked, dir)
+	}
+	os.Chmod(locked, 0o711)
+	if dir, why := Unsearchable(work, other); dir != "" {
+		t.Fatalf("%s is 0711, got %q, %q", locked, dir, why)
+	}
+	if dir, _ := Unsearchable(work, specs.User{}); dir != "" {
+		t.Fatal("root was refused")
+	}
+}
+
+// A Landlock sandbox whose work directory lies under a directory the
+// content's user may not search (a --tmpfs /data of mode 0770, a host
+// directory of mode 0700) fails with that directory named and the fix, not
+// "exec: permission denied" and a hint about CAP_SYS_ADMIN.
+func TestLandlockUnsearchableWorkDir(t *testing.T) {
+	needRoot(t)
+	needLandlock(t)
+	dd := dataDir(t)
+	code, work := filepath.Join(dd, "apps/1/code"), filepath.Join(dd, "apps/1/work")
+	os.MkdirAll(code, 0o755)
+	os.MkdirAll(work, 0o777)
+	os.Chmod(work, 0o777)
+	os.Chmod(dd, 0o770)
+	for _, sm := range startModes {
+		t.Run(sm.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			s, err := Spec(Options{Mode: ModeLandlock, CodeDir: code, WorkDir: work, Masks: []string{dd}, RunAs: testUser(t), Args: []string{"/bin/true"}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			cmd := modeCommand(t, ctx, s, sm.cold)
+			err = cmd.Run()
+			var se *SetupError
+			if !errors.As(err, &se) {
+				t.Fatalf("got %v, want a SetupError", err)
+			}
+			if se.Step != "landlock: enter the work directory" || !strings.Contains(se.Err, "may not search "+dd+" (mode 0770") ||
+				!strings.Contains(se.Err, "chmod o+x "+dd) || strings.Contains(se.Err, "CAP_SYS_ADMIN") {
+				t.Fatalf("setup error %q: %q; want the directory, its mode and the fix", se.Step, se.Err)
+			}
+		})
+	}
 }

@@ -34,13 +34,24 @@ func needLandlock(t *testing.T) {
 	t.Skipf("Landlock ABI %d (%v), need %d", abi, err, LandlockMinABI)
 }
 
+// appDirs is a data directory (see dataDir) with one content's code and
+// work directories in it (0755), as the server lays them out.
+func appDirs(t *testing.T) (dd, code, work string) {
+	t.Helper()
+	dd = dataDir(t)
+	code, work = filepath.Join(dd, "apps/1/code"), filepath.Join(dd, "apps/1/work")
+	for _, d := range []string{code, work} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dd, code, work
+}
+
 func TestLandlockShell(t *testing.T) {
 	needRoot(t)
 	needLandlock(t)
-	dd := dataDir(t)
-	code, work := filepath.Join(dd, "apps/1/code"), filepath.Join(dd, "apps/1/work")
-	os.MkdirAll(code, 0o755)
-	os.MkdirAll(work, 0o755)
+	dd, code, work := appDirs(t)
 	os.Chmod(work, 0o777)
 	os.WriteFile(filepath.Join(dd, "secret"), []byte("s"), 0o644)
 	for _, sm := range startModes {
@@ -116,10 +127,7 @@ func landlockRequired(secret string) []string {
 // not a directory is marked optFile (sandbox-exec then applies file rights
 // without a stat per rule), and no directory is.
 func TestLandlockRuleKinds(t *testing.T) {
-	dd := dataDir(t)
-	code, work := filepath.Join(dd, "apps/1/code"), filepath.Join(dd, "apps/1/work")
-	os.MkdirAll(code, 0o755)
-	os.MkdirAll(work, 0o755)
+	dd, code, work := appDirs(t)
 	s, err := Spec(Options{Mode: ModeLandlock, CodeDir: code, WorkDir: work, Masks: []string{dd, "/etc/rstudio-connect", "/home", "/var/tmp"},
 		RunAs: testUser(t), Args: []string{"/bin/true"}})
 	if err != nil {
@@ -156,10 +164,7 @@ func TestLandlockRuleKinds(t *testing.T) {
 func TestLandlockLeftBehind(t *testing.T) {
 	needRoot(t)
 	needLandlock(t)
-	dd := dataDir(t)
-	code, work := filepath.Join(dd, "apps/1/code"), filepath.Join(dd, "apps/1/work")
-	os.MkdirAll(code, 0o755)
-	os.MkdirAll(work, 0o755)
+	dd, code, work := appDirs(t)
 	for _, sm := range startModes {
 		t.Run(sm.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -245,9 +250,8 @@ func TestLandlockCancelAtOnce(t *testing.T) {
 func TestLandlockSharedRulesFollowMasks(t *testing.T) {
 	needRoot(t)
 	needLandlock(t)
-	dd := dataDir(t)
-	code, work := filepath.Join(dd, "apps/1/code"), filepath.Join(dd, "apps/1/work")
-	for _, d := range []string{code, work, filepath.Join(dd, "a"), filepath.Join(dd, "b")} {
+	dd, code, work := appDirs(t)
+	for _, d := range []string{filepath.Join(dd, "a"), filepath.Join(dd, "b")} {
 		os.MkdirAll(d, 0o755)
 	}
 	os.Chmod(work, 0o777)
@@ -308,10 +312,7 @@ func TestPrebuiltWithin(t *testing.T) {
 func TestLandlockPrestartedAsUser(t *testing.T) {
 	needRoot(t)
 	needLandlock(t)
-	dd := dataDir(t)
-	code, work := filepath.Join(dd, "apps/1/code"), filepath.Join(dd, "apps/1/work")
-	os.MkdirAll(code, 0o755)
-	os.MkdirAll(work, 0o755)
+	dd, code, work := appDirs(t)
 	u, err := lookupUser(testUser(t))
 	if err != nil {
 		t.Fatal(err)
@@ -531,10 +532,7 @@ func TestUnsearchable(t *testing.T) {
 func TestLandlockUnsearchableWorkDir(t *testing.T) {
 	needRoot(t)
 	needLandlock(t)
-	dd := dataDir(t)
-	code, work := filepath.Join(dd, "apps/1/code"), filepath.Join(dd, "apps/1/work")
-	os.MkdirAll(code, 0o755)
-	os.MkdirAll(work, 0o777)
+	dd, code, work := appDirs(t)
 	os.Chmod(work, 0o777)
 	os.Chmod(dd, 0o770)
 	for _, sm := range startModes {

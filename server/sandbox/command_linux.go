@@ -243,36 +243,105 @@ func (c *Cmd) kill(pid int) error {
 	return nil
 }
 
-// makeTmpBase makes the directory of the Landlock sandboxes' private
-// TMPDIRs: the server's own, not a link. Under a server with root it is
-// 1733: a pre-started sandbox-exec runs as the content's user already
-// (asContentUser) and makes its TMPDIR there itself; no one but the
-// server may list it, and the sticky bit keeps each user from removing or
+// makeTmpBase makes the directories of the Landlock sandboxes' private
+// TMPDIRs: tmpBase, 0711, and in it tmpRoot, this server's. Both are the
+// server's own, not links. Under a server with root tmpRoot is 1733: a
+// pre-started sandbox-exec runs as the content's user already
+// (asContentUser) and makes its TMPDIR there itself; no one but the server
+// may list it, and the sticky bit keeps each user from removing or
 // renaming another's (Landlock hides it from content anyway). Without
 // root, content runs as the server's user: 0711.
+//
+// The first call locks tmpRoot for as long as the server runs and removes
+// every other server's directory that no running server holds: what a
+// server killed before its sandboxes' Wait left behind. A tmpRoot removed
+// meanwhile (a clean-up of /tmp) is made and locked again.
 func makeTmpBase() error {
-	base, mode := tmpBase(), uint32(0o711)
+	if _, err := ownDir(tmpBase(), 0o711); err != nil {
+		return err
+	}
+	mode := uint32(0o711)
 	if os.Geteuid() == 0 {
 		mode = 0o1733
 	}
-	err := os.Mkdir(base, 0o700)
-	if err != nil && !errors.Is(err, os.ErrExist) {
-		return fmt.Errorf("sandbox: make %s: %w", base, err)
+	root := tmpRoot()
+	st, err := ownDir(root, mode)
+	if err != nil {
+		return err
 	}
+	tmpLock.Lock()
+	defer tmpLock.Unlock()
+	if tmpLock.fd < 0 || tmpLock.dev != st.Dev || tmpLock.ino != st.Ino {
+		fd, err := unix.Open(root, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return fmt.Errorf("sandbox: %s: %w", root, err)
+		}
+		if err := unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB); err != nil {
+			unix.Close(fd)
+			return fmt.Errorf("sandbox: lock %s: %w", root, err)
+		}
+		if tmpLock.fd >= 0 {
+			unix.Close(tmpLock.fd)
+		}
+		tmpLock.fd, tmpLock.dev, tmpLock.ino = fd, st.Dev, st.Ino
+	}
+	if !tmpLock.swept {
+		tmpLock.swept = true
+		sweepTmp()
+	}
+	return nil
+}
+
+// tmpLock is the lock on tmpRoot (its open descriptor), and whether the
+// other servers' directories were swept.
+var tmpLock = struct {
+	sync.Mutex
+	fd       int
+	dev, ino uint64
+	swept    bool
+}{fd: -1}
+
+// sweepTmp removes the directories in tmpBase of servers that are gone:
+// those whose lock it can take.
+func sweepTmp() {
+	entries, _ := os.ReadDir(tmpBase())
+	for _, e := range entries {
+		if !strings.HasPrefix(e.Name(), "s-") || e.Name() == serverTmpName() || !e.IsDir() {
+			continue
+		}
+		p := filepath.Join(tmpBase(), e.Name())
+		fd, err := unix.Open(p, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		if err != nil {
+			continue
+		}
+		if unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB) == nil {
+			os.RemoveAll(p)
+		}
+		unix.Close(fd)
+	}
+}
+
+// ownDir makes dir (0700) unless it is there, checks it is a directory of
+// this server's user, not a link, and gives it mode.
+func ownDir(dir string, mode uint32) (unix.Stat_t, error) {
 	var st unix.Stat_t
-	if err := unix.Lstat(base, &st); err != nil {
-		return fmt.Errorf("sandbox: %s: %w", base, err)
+	err := os.Mkdir(dir, 0o700)
+	if err != nil && !errors.Is(err, os.ErrExist) {
+		return st, fmt.Errorf("sandbox: make %s: %w", dir, err)
+	}
+	if err := unix.Lstat(dir, &st); err != nil {
+		return st, fmt.Errorf("sandbox: %s: %w", dir, err)
 	}
 	if st.Mode&unix.S_IFMT != unix.S_IFDIR || int(st.Uid) != os.Geteuid() {
-		return fmt.Errorf("sandbox: %s is not a directory of this server's user (uid %d): remove it", base, os.Geteuid())
+		return st, fmt.Errorf("sandbox: %s is not a directory of this server's user (uid %d): remove it", dir, os.Geteuid())
 	}
 	if st.Mode&0o7777 != mode {
 		// unix.Chmod: os.Chmod spells the sticky bit os.ModeSticky.
-		if err := unix.Chmod(base, mode); err != nil {
-			return fmt.Errorf("sandbox: %s: %w", base, err)
+		if err := unix.Chmod(dir, mode); err != nil {
+			return st, fmt.Errorf("sandbox: %s: %w", dir, err)
 		}
 	}
-	return nil
+	return st, nil
 }
 
 // asContentUser is attr for a pre-started Landlock sandbox-exec. Under a

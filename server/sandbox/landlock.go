@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
@@ -128,9 +129,25 @@ func Overlaps(rs []PortRange, first, last int) bool {
 	return false
 }
 
-// tmpBase is where each Landlock sandbox gets its private temporary
-// directory (TMPDIR): made by sandbox-exec, removed by Cmd.Wait.
+// tmpBase holds the Landlock sandboxes' private temporary directories
+// (TMPDIR), in a directory per server (tmpRoot): each made by
+// sandbox-exec, removed by Cmd.Wait.
 func tmpBase() string { return filepath.Join(os.TempDir(), "dais-sandbox") }
+
+// serverTmpName names this server's directory in tmpBase: its pid and a
+// random part, so that no two servers' collide.
+var serverTmpName = sync.OnceValue(func() string {
+	var b [6]byte
+	rand.Read(b[:])
+	return "s-" + strconv.Itoa(os.Getpid()) + "-" + hex.EncodeToString(b[:])
+})
+
+// tmpRoot is this server's directory of TMPDIRs. The server holds it
+// locked (flock) while it runs, so that the next server to start removes
+// what one that died left behind (see makeTmpBase): a TMPDIR lives on disk
+// in Landlock mode, and Cmd.Wait removes it only when the server is there
+// to wait.
+func tmpRoot() string { return filepath.Join(tmpBase(), serverTmpName()) }
 
 // alwaysHidden are hidden from Landlock-confined content besides the
 // masks: the shared temporary directories (namespaces mode gives each
@@ -258,7 +275,7 @@ func tmpName() (string, error) {
 	if _, err := rand.Read(b[:]); err != nil {
 		return "", fmt.Errorf("sandbox: name a temporary directory: %w", err)
 	}
-	return filepath.Join(tmpBase(), hex.EncodeToString(b[:])), nil
+	return filepath.Join(tmpRoot(), hex.EncodeToString(b[:])), nil
 }
 
 // treeEntry is a path of visibleTree and whether it is a directory.

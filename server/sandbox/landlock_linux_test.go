@@ -307,7 +307,7 @@ func TestPrebuiltWithin(t *testing.T) {
 // Landlock sandbox-exec runs as the content's user from its exec on, with
 // no capability (it could not change user if it tried): nothing on the
 // start's path changes user. It makes the content's TMPDIR itself in the
-// 1733 base, which that user cannot list; another user cannot read the
+// 1733 directory of this server's TMPDIRs, which that user cannot list; another user cannot read the
 // TMPDIR. A program the user cannot run is pre-started as root instead.
 func TestLandlockPrestartedAsUser(t *testing.T) {
 	needRoot(t)
@@ -419,15 +419,21 @@ func TestLandlockPrestartedAsUser(t *testing.T) {
 		t.Errorf("the sandbox's init: Uid %q", st["Uid"])
 	}
 	var base, dir unix.Stat_t
-	if err := unix.Lstat(tmpBase(), &base); err != nil || base.Mode&0o7777 != 0o1733 || base.Uid != 0 {
-		t.Errorf("%s: mode %o, uid %d (%v); want 1733, root's", tmpBase(), base.Mode&0o7777, base.Uid, err)
+	if err := unix.Lstat(tmpRoot(), &base); err != nil || base.Mode&0o7777 != 0o1733 || base.Uid != 0 {
+		t.Errorf("%s: mode %o, uid %d (%v); want 1733, root's", tmpRoot(), base.Mode&0o7777, base.Uid, err)
 	}
-	if err := unix.Lstat(tmp, &dir); err != nil || dir.Mode&0o777 != 0o700 || dir.Uid != u.UID || filepath.Dir(tmp) != tmpBase() {
-		t.Errorf("TMPDIR %s: mode %o, uid %d (%v); want 0700 in %s, the content's user's", tmp, dir.Mode&0o777, dir.Uid, err, tmpBase())
+	var top unix.Stat_t
+	if err := unix.Lstat(tmpBase(), &top); err != nil || top.Mode&0o7777 != 0o711 || top.Uid != 0 || filepath.Dir(tmpRoot()) != tmpBase() {
+		t.Errorf("%s: mode %o, uid %d (%v); want 0711, root's, holding %s", tmpBase(), top.Mode&0o7777, top.Uid, err, tmpRoot())
+	}
+	if err := unix.Lstat(tmp, &dir); err != nil || dir.Mode&0o777 != 0o700 || dir.Uid != u.UID || filepath.Dir(tmp) != tmpRoot() {
+		t.Errorf("TMPDIR %s: mode %o, uid %d (%v); want 0700 in %s, the content's user's", tmp, dir.Mode&0o777, dir.Uid, err, tmpRoot())
 	}
 	// Outside any sandbox, by the users' own permissions alone.
-	if o, err := asUser(u.UID, u.GID, "/bin/ls", tmpBase()); err == nil || !strings.Contains(o, "Permission denied") {
-		t.Errorf("the content's user listed %s: %v %s", tmpBase(), err, o)
+	for _, d := range []string{tmpBase(), tmpRoot()} {
+		if o, err := asUser(u.UID, u.GID, "/bin/ls", d); err == nil || !strings.Contains(o, "Permission denied") {
+			t.Errorf("the content's user listed %s: %v %s", d, err, o)
+		}
 	}
 	other := u.UID + 1
 	if o, err := asUser(other, other, "/bin/ls", tmp); err == nil || !strings.Contains(o, "Permission denied") {
@@ -554,5 +560,78 @@ func TestLandlockUnsearchableWorkDir(t *testing.T) {
 				t.Fatalf("setup error %q: %q; want the directory, its mode and the fix", se.Step, se.Err)
 			}
 		})
+	}
+}
+
+// The first Landlock Command of a server locks its directory of TMPDIRs
+// and removes those of servers that are gone (killed before their
+// sandboxes' Wait removed each TMPDIR), not those of running ones.
+func TestTmpSweep(t *testing.T) {
+	needRoot(t)
+	if err := os.MkdirAll(tmpBase(), 0o711); err != nil {
+		t.Fatal(err)
+	}
+	dead := filepath.Join(tmpBase(), "s-1-deadbeef")
+	live := filepath.Join(tmpBase(), "s-2-feedface")
+	old := filepath.Join(tmpBase(), "0123456789abcdef") // a TMPDIR of the layout before: left alone
+	for _, d := range []string{filepath.Join(dead, "0011223344556677"), live, old} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		os.WriteFile(filepath.Join(d, "f"), []byte("x"), 0o600)
+	}
+	t.Cleanup(func() {
+		for _, d := range []string{dead, live, old} {
+			os.RemoveAll(d)
+		}
+	})
+	// Another server holds live: a descriptor of its own (flock locks
+	// belong to the open file, so this one conflicts with the sweep's).
+	fd, err := unix.Open(live, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd)
+	if err := unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		t.Fatal(err)
+	}
+	tmpLock.Lock()
+	tmpLock.swept = false
+	tmpLock.Unlock()
+	if err := makeTmpBase(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(dead); !os.IsNotExist(err) {
+		t.Errorf("%s, of a server that is gone, not removed (%v)", dead, err)
+	}
+	for _, d := range []string{live, old, tmpRoot()} {
+		if _, err := os.Stat(d); err != nil {
+			t.Errorf("%s removed: %v", d, err)
+		}
+	}
+	// This server's own directory is held: another server's sweep leaves it.
+	other, err := unix.Open(tmpRoot(), unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(other)
+	if err := unix.Flock(other, unix.LOCK_EX|unix.LOCK_NB); err != unix.EWOULDBLOCK {
+		t.Errorf("this server's %s is not locked: flock = %v", tmpRoot(), err)
+	}
+	// Removed under a running server (a clean-up of /tmp), it is made and
+	// locked again.
+	if err := os.RemoveAll(tmpRoot()); err != nil {
+		t.Fatal(err)
+	}
+	if err := makeTmpBase(); err != nil {
+		t.Fatal(err)
+	}
+	again, err := unix.Open(tmpRoot(), unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.Fatalf("%s not made again: %v", tmpRoot(), err)
+	}
+	defer unix.Close(again)
+	if err := unix.Flock(again, unix.LOCK_EX|unix.LOCK_NB); err != unix.EWOULDBLOCK {
+		t.Errorf("%s, made again, is not locked: flock = %v", tmpRoot(), err)
 	}
 }

@@ -538,10 +538,11 @@ func parentDeath(ctx context.Context, dais string, o Options, probe string, pres
 		if v, ok := strings.CutPrefix(sc.Text(), "sandbox "); ok {
 			initPid, _ = strconv.Atoi(v)
 		}
-		if v, ok := strings.CutPrefix(sc.Text(), "tmpdir "); ok && filepath.Dir(v) == tmpBase() {
+		if v, ok := strings.CutPrefix(sc.Text(), "tmpdir "); ok && filepath.Dir(filepath.Dir(v)) == tmpBase() && filepath.Dir(v) != tmpRoot() {
 			// Landlock mode: the SIGKILLed stand-in leaves its
-			// sandbox's private TMPDIR behind.
-			defer os.RemoveAll(v)
+			// directory of TMPDIRs behind (the next server to start
+			// would remove it).
+			defer os.RemoveAll(filepath.Dir(v))
 		}
 		if sc.Text() == "sleeping" {
 			break

@@ -24,8 +24,10 @@ args <- commandArgs(trailingOnly = TRUE)
 step <- function(name, expr) {
   r <- tryCatch({ force(expr); "OK" },
                 error = function(e) paste("FAIL:", gsub("[\r\n]+", " ", conditionMessage(e))))
-  # On stderr, with R's warnings (warn = 1: at once): one stream, whole lines.
-  message("STEP ", name, " ", r)
+  # On stderr, with R's warnings (warn = 1: at once), in one write: whole
+  # lines. The newline first ends a line another call left unfinished on
+  # stdout (print() of a tag tree did: "└── DepartmentSTEP ..." was missed).
+  message("\nSTEP ", name, " ", r)
 }
 client <- connect(server = Sys.getenv("DAIS_SERVER"), api_key = args[1])
 `
@@ -97,7 +99,9 @@ var connectapiClientLimits = map[string]string{
 	"get_usage": "connectapi needs Connect 2025.04.0 for get_usage(); dais reports 2024.08.0",
 }
 
-var stepLine = regexp.MustCompile(`(?m)^STEP (.+?) (OK|FAIL: .*?)\s*$`)
+// stepLine finds a step's line, also where another stream's output came
+// first on the same line.
+var stepLine = regexp.MustCompile(`(?m)STEP (.+?) (OK|FAIL: .*?)\s*$`)
 
 func TestConnectapi(t *testing.T) {
 	img := rClientImage(t)

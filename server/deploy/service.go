@@ -403,22 +403,7 @@ func (s *Service) checkReach(dir string) {
 		return // content runs as the server's user, which made dir
 	}
 	name := s.runAs(&store.Content{})
-	u, err := user.Lookup(name)
-	if err != nil {
-		return // said at the first start, with the fix
-	}
-	var su specs.User
-	uid, _ := strconv.ParseUint(u.Uid, 10, 32)
-	gid, _ := strconv.ParseUint(u.Gid, 10, 32)
-	su.UID, su.GID = uint32(uid), uint32(gid)
-	if gs, err := u.GroupIds(); err == nil {
-		for _, g := range gs {
-			if n, err := strconv.ParseUint(g, 10, 32); err == nil {
-				su.AdditionalGids = append(su.AdditionalGids, uint32(n))
-			}
-		}
-	}
-	if d, why := sandbox.Unsearchable(dir, su); d != "" {
+	if d, why := sandbox.UnsearchableBy(dir, name); d != "" {
 		s.log.Error("content cannot start: "+why, "run_as", name, "directory", d)
 	}
 }

@@ -257,20 +257,26 @@ func (c *Cmd) kill(pid int) error {
 // server killed before its sandboxes' Wait left behind. A tmpRoot removed
 // meanwhile (a clean-up of /tmp) is made and locked again.
 func makeTmpBase() error {
-	if _, err := ownDir(tmpBase(), 0o711); err != nil {
-		return err
-	}
 	mode := uint32(0o711)
 	if os.Geteuid() == 0 {
 		mode = 0o1733
 	}
 	root := tmpRoot()
+	tmpLock.Lock()
+	defer tmpLock.Unlock()
+	// Every Landlock start comes here: one lstat(2) when all is in place.
+	var st unix.Stat_t
+	if tmpLock.swept && tmpLock.fd >= 0 && unix.Lstat(root, &st) == nil && st.Dev == tmpLock.dev && st.Ino == tmpLock.ino &&
+		st.Mode&unix.S_IFMT == unix.S_IFDIR && st.Mode&0o7777 == mode {
+		return nil
+	}
+	if _, err := ownDir(tmpBase(), 0o711); err != nil {
+		return err
+	}
 	st, err := ownDir(root, mode)
 	if err != nil {
 		return err
 	}
-	tmpLock.Lock()
-	defer tmpLock.Unlock()
 	if tmpLock.fd < 0 || tmpLock.dev != st.Dev || tmpLock.ino != st.Ino {
 		fd, err := unix.Open(root, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 		if err != nil {

@@ -82,3 +82,6 @@ func (c *Cmd) ExitReason() string { return "" }
 
 // Unsearchable has nothing to say off Linux (no Landlock mode).
 func Unsearchable(path string, u specs.User) (dir, why string) { return "", "" }
+
+// UnsearchableBy has nothing to say off Linux.
+func UnsearchableBy(path, runAs string) (dir, why string) { return "", "" }

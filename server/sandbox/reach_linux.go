@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"path/filepath"
 	"slices"
-	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
@@ -27,15 +26,14 @@ func Unsearchable(path string, u specs.User) (dir, why string) {
 	if !filepath.IsAbs(path) {
 		return "", ""
 	}
-	parts := strings.Split(strings.TrimPrefix(path, "/"), "/")
-	d := "/"
-	for i := 0; i <= len(parts); i++ {
-		if i > 0 {
-			if parts[i-1] == "" {
-				continue
-			}
-			d = filepath.Join(d, parts[i-1])
-		}
+	// path and its ancestors, from / down.
+	dirs := []string{path}
+	for d := path; d != "/"; {
+		d = filepath.Dir(d)
+		dirs = append(dirs, d)
+	}
+	slices.Reverse(dirs)
+	for _, d := range dirs {
 		var st unix.Stat_t
 		if err := unix.Stat(d, &st); err != nil {
 			return "", "" // gone or out of reach of the caller: not for this check to say
@@ -61,4 +59,14 @@ func Unsearchable(path string, u specs.User) (dir, why string) {
 		return d, why
 	}
 	return "", ""
+}
+
+// UnsearchableBy is Unsearchable for the run-as user name (see Options.RunAs);
+// "" when the user does not exist (its first start says so, with the fix).
+func UnsearchableBy(path, runAs string) (dir, why string) {
+	u, err := lookupUser(runAs)
+	if err != nil {
+		return "", ""
+	}
+	return Unsearchable(path, u)
 }

@@ -204,7 +204,7 @@ func (s *sqlDB) FailNodeWork(ctx context.Context, node string, loss NodeLoss, at
 		{deployQ, deployArgs, &got.Deploys},
 		{renderQ, renderArgs, &got.Renders},
 		{taskQ, taskArgs, &got.Tasks},
-		{`UPDATE jobs SET ended_at = ? WHERE node = ? AND ended_at IS NULL`, []any{tv(at), node}, &got.Jobs},
+		{finishJobs, []any{tv(at), node}, &got.Jobs},
 	}
 	err := s.tx(ctx, func(tx *sql.Tx) error {
 		for _, st := range steps {
@@ -224,8 +224,11 @@ func (s *sqlDB) FailNodeWork(ctx context.Context, node string, loss NodeLoss, at
 	return got, nil
 }
 
+// finishJobs ends a node's running jobs (FinishNodeJobs): ended_at, node.
+const finishJobs = `UPDATE jobs SET ended_at = ? WHERE node = ? AND ended_at IS NULL`
+
 func (s *sqlDB) FinishNodeJobs(ctx context.Context, node string, at time.Time) (int64, error) {
-	res, err := s.exec(ctx, `UPDATE jobs SET ended_at = ? WHERE node = ? AND ended_at IS NULL`, tv(at), node)
+	res, err := s.exec(ctx, finishJobs, tv(at), node)
 	if err != nil {
 		return 0, fmt.Errorf("finish the jobs of node %s: %w", node, err)
 	}

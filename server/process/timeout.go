@@ -198,10 +198,13 @@ func (w *idleWatch) check() {
 	err.BodyStalled = w.bodyPending.Load()
 	w.log.Warn("proxied request to content timed out; ending it", "content", w.guid, "path", w.path,
 		"setting", err.Setting, "timeout", err.After)
+	// The cause first: onFire's read deadline fails the body's read at
+	// once, and proxyError must then find this error as the cause, not
+	// take the read's i/o timeout for the app's failure (502).
+	w.cancel(err)
 	if w.onFire != nil {
 		w.onFire(w)
 	}
-	w.cancel(err)
 }
 
 // stop ends the watch and tells whether it had fired.

@@ -298,6 +298,26 @@ func makeTmpBase() error {
 	return nil
 }
 
+// RemoveTmp removes this server's directory of Landlock TMPDIRs and its
+// lock, once no sandbox of this server runs any more: at the end of `dais
+// serve` and of `dais sandbox selftest`, so that a clean stop leaves
+// nothing in /tmp for the next server's sweep. A later Landlock start
+// makes it again.
+func RemoveTmp() error {
+	tmpLock.Lock()
+	defer tmpLock.Unlock()
+	if tmpLock.fd < 0 {
+		return nil // no Landlock start made it
+	}
+	err := os.RemoveAll(tmpRoot())
+	unix.Close(tmpLock.fd)
+	tmpLock.fd, tmpLock.dev, tmpLock.ino = -1, 0, 0
+	if err != nil {
+		return fmt.Errorf("sandbox: remove %s: %w", tmpRoot(), err)
+	}
+	return nil
+}
+
 // tmpLock is the lock on tmpRoot (its open descriptor), and whether the
 // other servers' directories were swept.
 var tmpLock = struct {

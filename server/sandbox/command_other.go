@@ -85,3 +85,6 @@ func Unsearchable(path string, u specs.User) (dir, why string) { return "", "" }
 
 // UnsearchableBy has nothing to say off Linux.
 func UnsearchableBy(path, runAs string) (dir, why string) { return "", "" }
+
+// RemoveTmp has nothing to remove off Linux.
+func RemoveTmp() error { return nil }

@@ -634,4 +634,21 @@ func TestTmpSweep(t *testing.T) {
 	if err := unix.Flock(again, unix.LOCK_EX|unix.LOCK_NB); err != unix.EWOULDBLOCK {
 		t.Errorf("%s, made again, is not locked: flock = %v", tmpRoot(), err)
 	}
+	// A clean stop (RemoveTmp) leaves nothing behind and lets go of the
+	// lock; the next Landlock start makes both again.
+	if err := RemoveTmp(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(tmpRoot()); !os.IsNotExist(err) {
+		t.Errorf("%s left after RemoveTmp (%v)", tmpRoot(), err)
+	}
+	if err := unix.Flock(again, unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		t.Errorf("the lock is still held after RemoveTmp: flock = %v", err)
+	}
+	if err := makeTmpBase(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(tmpRoot()); err != nil {
+		t.Errorf("%s not made after RemoveTmp: %v", tmpRoot(), err)
+	}
 }

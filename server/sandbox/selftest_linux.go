@@ -86,6 +86,7 @@ func SelfTest(ctx context.Context, o SelfTestOptions, w io.Writer) error {
 		return fmt.Errorf("selftest: %w", err)
 	}
 	defer os.RemoveAll(base)
+	defer RemoveTmp() // its sandboxes' TMPDIRs' directory (Landlock mode)
 	os.Chmod(base, 0o755)
 	failures := 0
 	report := func(name string, err error) {

@@ -23,6 +23,7 @@ import (
 	"github.com/dais-dev/dais/server/cluster"
 	"github.com/dais-dev/dais/server/config"
 	"github.com/dais-dev/dais/server/datalock"
+	"github.com/dais-dev/dais/server/sandbox"
 	"github.com/dais-dev/dais/server/store"
 	"github.com/dais-dev/dais/server/web"
 )
@@ -295,6 +296,9 @@ func (s *server) shutdown(srv *http.Server, markStopping context.CancelFunc) err
 	}
 	s.log.Info("HTTP server stopped", logKeyElapsed, time.Since(begin).Round(time.Millisecond).String())
 	s.stopComponents(deadline)
+	if err := sandbox.RemoveTmp(); err != nil {
+		s.log.Warn("remove the content's temporary directories", logKeyErr, err)
+	}
 	s.log.Info("dais stopped", logKeyElapsed, time.Since(begin).Round(time.Millisecond).String())
 	return nil
 }

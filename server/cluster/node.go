@@ -402,7 +402,10 @@ func (n *Node) Reap(ctx context.Context) error {
 		}
 		lost := fmt.Sprintf("node %s was lost (no heartbeat for %v, more than Cluster.DeadAfter = %v)",
 			x.Name, x.Age.Round(time.Second), n.dead)
-		failed, err := n.o.Store.FailNodeWork(ctx, x.Name, store.NodeLoss{
+		// Its row goes in the same transaction, only that instance's and
+		// only while it is still dead (a node that came back meanwhile
+		// keeps it): no reader sees its work failed and it still listed.
+		failed, err := n.o.Store.FailNodeWork(ctx, x.Name, x.InstanceID, n.dead, store.NodeLoss{
 			Deploy: "the deploy failed: " + lost + "; deploy again",
 			Render: "the render failed: " + lost + "; render again (a schedule runs at its next time)",
 			Task:   "the task failed: " + lost + "; start it again",
@@ -410,16 +413,10 @@ func (n *Node) Reap(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		// Only that instance, and only while it is still dead: a node that
-		// came back meanwhile keeps its row.
-		removed, err := n.o.Store.DeleteNode(ctx, x.Name, x.InstanceID, n.dead)
-		if err != nil {
-			return err
-		}
 		n.log.Warn("node declared dead: its work failed and its processes forgotten", logKeyNode, x.Name,
 			logKeyAddress, x.Address, "heartbeat_age", x.Age.Round(time.Second).String(),
 			"deploys_failed", failed.Deploys, "renders_failed", failed.Renders, "other_tasks_failed", failed.Tasks,
-			"processes_forgotten", failed.Jobs, "removed", removed)
+			"processes_forgotten", failed.Jobs, "removed", failed.Removed)
 	}
 	return nil
 }

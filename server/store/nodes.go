@@ -55,8 +55,10 @@ type NodeStore interface {
 	// FailNodeWork fails, in one transaction, everything a lost node was
 	// doing: its unfinished deploy tasks with loss.Deploy, its queued and
 	// running renders with loss.Render, its other unfinished tasks with
-	// loss.Task, and ends its running jobs. No reader sees part of it done.
-	FailNodeWork(ctx context.Context, node string, loss NodeLoss, at time.Time) (NodeWorkFailed, error)
+	// loss.Task, and ends its running jobs; and it removes the node's row
+	// as DeleteNode(node, instanceID, olderThan) would (Removed). No reader
+	// sees part of it done, nor the work failed and the node still listed.
+	FailNodeWork(ctx context.Context, node, instanceID string, olderThan time.Duration, loss NodeLoss, at time.Time) (NodeWorkFailed, error)
 	// WithClusterLock runs fn while holding the cluster-wide lock name (a
 	// PostgreSQL advisory lock, freed when fn returns or the connection
 	// dies) and returns true; when another node holds it, it returns false
@@ -169,9 +171,14 @@ func (s *sqlDB) ListNodes(ctx context.Context) ([]Node, error) {
 	return out, nil
 }
 
+// deleteNode is DeleteNode's statement: name, instance id, olderThan in
+// microseconds.
+func (s *sqlDB) deleteNode() string {
+	return `DELETE FROM nodes WHERE name = ? AND instance_id = ? AND heartbeat_at <= ` + s.dbNowMicros() + ` - ?`
+}
+
 func (s *sqlDB) DeleteNode(ctx context.Context, name, instanceID string, olderThan time.Duration) (bool, error) {
-	res, err := s.exec(ctx, `DELETE FROM nodes WHERE name = ? AND instance_id = ? AND heartbeat_at <= `+s.dbNowMicros()+` - ?`,
-		name, instanceID, olderThan.Microseconds())
+	res, err := s.exec(ctx, s.deleteNode(), name, instanceID, olderThan.Microseconds())
 	if err != nil {
 		return false, fmt.Errorf("delete node %s: %w", name, err)
 	}
@@ -185,11 +192,16 @@ func (s *sqlDB) DeleteNode(ctx context.Context, name, instanceID string, olderTh
 // NodeLoss is the error each kind of a lost node's work fails with.
 type NodeLoss struct{ Deploy, Render, Task string }
 
-// NodeWorkFailed counts what FailNodeWork changed.
-type NodeWorkFailed struct{ Deploys, Renders, Tasks, Jobs int64 }
+// NodeWorkFailed counts what FailNodeWork changed; Removed: it removed
+// the node's row.
+type NodeWorkFailed struct {
+	Deploys, Renders, Tasks, Jobs int64
+	Removed                       bool
+}
 
-func (s *sqlDB) FailNodeWork(ctx context.Context, node string, loss NodeLoss, at time.Time) (NodeWorkFailed, error) {
+func (s *sqlDB) FailNodeWork(ctx context.Context, node, instanceID string, olderThan time.Duration, loss NodeLoss, at time.Time) (NodeWorkFailed, error) {
 	var got NodeWorkFailed
+	var removed int64
 	if node == "" {
 		return got, fmt.Errorf("fail the work of a node: no node named")
 	}
@@ -205,6 +217,7 @@ func (s *sqlDB) FailNodeWork(ctx context.Context, node string, loss NodeLoss, at
 		{renderQ, renderArgs, &got.Renders},
 		{taskQ, taskArgs, &got.Tasks},
 		{finishJobs, []any{tv(at), node}, &got.Jobs},
+		{s.deleteNode(), []any{node, instanceID, olderThan.Microseconds()}, &removed},
 	}
 	err := s.tx(ctx, func(tx *sql.Tx) error {
 		for _, st := range steps {
@@ -221,6 +234,7 @@ func (s *sqlDB) FailNodeWork(ctx context.Context, node string, loss NodeLoss, at
 	if err != nil {
 		return NodeWorkFailed{}, fmt.Errorf("fail the work of node %s: %w", node, err)
 	}
+	got.Removed = removed > 0
 	return got, nil
 }
 

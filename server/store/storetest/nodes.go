@@ -105,9 +105,27 @@ func testNodes(t *testing.T, s store.Store) {
 	}
 	lostJob := &store.Job{ContentID: ct.ID, Tag: "run_app", Node: "lost", StartedAt: T0}
 	must(t, s.CreateJob(c, lostJob))
-	failed, err := s.FailNodeWork(c, "lost", store.NodeLoss{Deploy: "deploy lost", Render: "render lost", Task: "task lost"}, T0.Add(2*time.Minute))
+	// The lost node's row goes in the same transaction (as DeleteNode:
+	// that instance, only when old enough); a live one's stays.
+	_, err = s.RegisterNode(c, &store.Node{Name: "lost", InstanceID: "l1"}, "", time.Minute)
 	must(t, err)
-	eq(t, "work failed", failed, store.NodeWorkFailed{Deploys: 1, Renders: 1, Tasks: 1, Jobs: 1})
+	_, err = s.RegisterNode(c, &store.Node{Name: "fresh", InstanceID: "f1"}, "", time.Minute)
+	must(t, err)
+	failed, err := s.FailNodeWork(c, "fresh", "f1", time.Hour, store.NodeLoss{}, T0)
+	must(t, err)
+	eq(t, "a node younger than olderThan removed", failed.Removed, false)
+	failed, err = s.FailNodeWork(c, "lost", "l1", 0, store.NodeLoss{Deploy: "deploy lost", Render: "render lost", Task: "task lost"}, T0.Add(2*time.Minute))
+	must(t, err)
+	eq(t, "work failed", failed, store.NodeWorkFailed{Deploys: 1, Renders: 1, Tasks: 1, Jobs: 1, Removed: true})
+	nodes, err = s.ListNodes(c)
+	must(t, err)
+	listed := map[string]bool{}
+	for _, x := range nodes {
+		listed[x.Name] = true
+	}
+	if listed["lost"] || !listed["fresh"] {
+		t.Fatalf("nodes after FailNodeWork: %v, want fresh listed, lost not", listed)
+	}
 	for _, want := range []struct {
 		id  string
 		msg string
@@ -130,7 +148,7 @@ func testNodes(t *testing.T, s store.Store) {
 	r, err = s.Render(c, liveRender.ID)
 	must(t, err)
 	eq(t, "live node's render", r.Status, store.RenderQueued)
-	if _, err := s.FailNodeWork(c, "", store.NodeLoss{}, T0); err == nil {
+	if _, err := s.FailNodeWork(c, "", "", 0, store.NodeLoss{}, T0); err == nil {
 		t.Fatal("FailNodeWork with no node failed every node's work")
 	}
 

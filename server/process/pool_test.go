@@ -341,13 +341,15 @@ func TestPoolDrainWaitsForInFlight(t *testing.T) {
 	var code int
 	var body string
 	wg.Add(1)
+	// From before the request: on a loaded machine the sleep below may
+	// last longer than the request takes to start.
+	start := time.Now()
 	go func() {
 		defer wg.Done()
 		code, body = get(t, "http://"+l.Addr()+"/slow?ms=800")
 		l.Release()
 	}()
 	time.Sleep(100 * time.Millisecond)
-	start := time.Now()
 	if err := p.Drain(context.Background()); err != nil {
 		t.Fatal(err)
 	}

@@ -190,12 +190,15 @@ func TestProxyWebSocketTimeouts(t *testing.T) {
 		t.Cleanup(func() { c.CloseNow() })
 		return c
 	}
-	// readUntilClosed reads until the WebSocket ends or d passes; it
-	// returns how long it stayed open (d when it did not end).
-	readUntilClosed := func(c *websocket.Conn, d time.Duration) time.Duration {
+	// readUntilClosed dials, then reads until the WebSocket ends or d
+	// passes; it returns how long it stayed open (d when it did not end),
+	// counted from before the dial: the proxy's watch starts once the app
+	// has answered, before the client has the connection.
+	readUntilClosed := func(dial func() *websocket.Conn, d time.Duration) time.Duration {
+		start := time.Now()
+		c := dial()
 		ctx, cancel := context.WithTimeout(context.Background(), d)
 		defer cancel()
-		start := time.Now()
 		for {
 			if _, _, err := c.Read(ctx); err != nil {
 				if ctx.Err() != nil {
@@ -208,21 +211,21 @@ func TestProxyWebSocketTimeouts(t *testing.T) {
 
 	t.Run("silent", func(t *testing.T) {
 		_, srv, logs := timeoutProxy(t, Timeouts{Connection: time.Second})
-		if open := readUntilClosed(ws(srv, "/ws-silent"), 10*time.Second); open > 5*time.Second {
+		if open := readUntilClosed(func() *websocket.Conn { return ws(srv, "/ws-silent") }, 10*time.Second); open > 5*time.Second {
 			t.Errorf("silent WebSocket open after %v; want closed after about the 1s connection_timeout", open)
 		}
 		eventually(t, 5*time.Second, "log line", func() bool { return strings.Contains(logs.String(), "setting=connection_timeout") })
 	})
 	t.Run("push, read_timeout 1s", func(t *testing.T) {
 		_, srv, logs := timeoutProxy(t, Timeouts{Connection: 30 * time.Second, Read: time.Second})
-		if open := readUntilClosed(ws(srv, "/ws-push"), 10*time.Second); open > 5*time.Second || open < 900*time.Millisecond {
+		if open := readUntilClosed(func() *websocket.Conn { return ws(srv, "/ws-push") }, 10*time.Second); open > 5*time.Second || open < 900*time.Millisecond {
 			t.Errorf("WebSocket without client data open for %v; want closed after about the 1s read_timeout", open)
 		}
 		eventually(t, 5*time.Second, "log line", func() bool { return strings.Contains(logs.String(), "setting=read_timeout") })
 	})
 	t.Run("push, read_timeout 0", func(t *testing.T) {
 		_, srv, _ := timeoutProxy(t, Timeouts{Connection: time.Second})
-		if open := readUntilClosed(ws(srv, "/ws-push"), 3*time.Second); open < 3*time.Second {
+		if open := readUntilClosed(func() *websocket.Conn { return ws(srv, "/ws-push") }, 3*time.Second); open < 3*time.Second {
 			t.Errorf("pushing WebSocket closed after %v with read_timeout 0 and data flowing", open)
 		}
 	})

@@ -35,6 +35,7 @@
 //	WaitExit(timeout) int             wait for the container to exit; its exit code
 //	Exec(cmd...) ExecResult           docker exec: Stdout, Stderr, Code
 //	Logs() string                     stdout+stderr so far
+//	LogsWith(s, timeout) string       Logs once they hold s (Docker copies them a moment late), or at the timeout
 //	Kill(signal)                      docker kill -s
 //	Stop(timeout) (code, took)        docker stop -t: exit code and how long it took
 //	ExitedAfter(t0) time.Duration     when, after t0, the main process exited (State.FinishedAt)
@@ -546,6 +547,20 @@ func (c *Container) Logs() string {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	return c.logs(ctx)
+}
+
+// LogsWith returns the container's logs once they contain s, or as they
+// are after timeout: Docker copies a line to its log a moment after the
+// server wrote it, so a line the server wrote before it answered may not
+// be there yet when the answer has come.
+func (c *Container) LogsWith(s string, timeout time.Duration) string {
+	c.t.Helper()
+	logs := c.Logs()
+	for deadline := time.Now().Add(timeout); !strings.Contains(logs, s) && time.Now().Before(deadline); {
+		time.Sleep(200 * time.Millisecond)
+		logs = c.Logs()
+	}
+	return logs
 }
 
 func (c *Container) logs(ctx context.Context) string {

@@ -321,7 +321,7 @@ func testWorkDirLimit(t *testing.T, r *row) {
 		}
 		time.Sleep(250 * time.Millisecond)
 	}
-	if !strings.Contains(c.Logs(), said) {
+	if !strings.Contains(c.LogsWith(said, 10*time.Second), said) {
 		t.Errorf("the server log does not say %q:\n%s", said, tail(c.Logs(), 20))
 	}
 	if code, body := getWithKey(t, c, "/content/"+other+"/secret", bob); code != 200 || body != "bob-s3cret-payload" {

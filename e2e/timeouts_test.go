@@ -133,7 +133,7 @@ func testHungApp(t *testing.T, r *row) {
 		t.Errorf("while the app hung: %d of %d checks of /__ping__ and bob's app failed", failed.Load(), checks.Load())
 	}
 	logged := false
-	for _, line := range strings.Split(c.Logs(), "\n") {
+	for _, line := range strings.Split(c.LogsWith("proxied request to content timed out", 10*time.Second), "\n") {
 		if strings.Contains(line, "proxied request to content timed out") && strings.Contains(line, hung) && strings.Contains(line, "connection_timeout") {
 			logged = true
 		}

@@ -280,6 +280,7 @@ func TestProxySwitchKeepsRequestsInFlight(t *testing.T) {
 		return e.Pid
 	}
 	oldPid := pidOf()
+	served := oldPool.Stats().Served
 
 	// A slow request in flight on the old pool, and a steady stream of
 	// requests during the switch: none may fail.
@@ -291,6 +292,8 @@ func TestProxySwitchKeepsRequestsInFlight(t *testing.T) {
 		defer wg.Done()
 		slowCode, slowBody = get(t, srv.URL+"/content/app/slow?ms=1500")
 	}()
+	// It has its process before the switch, however loaded the machine.
+	eventually(t, 10*time.Second, "the slow request has a process of the old pool", func() bool { return oldPool.Stats().Served > served })
 	stop := make(chan struct{})
 	failures := make(chan string, 1000)
 	for range 4 {

@@ -359,10 +359,6 @@ func (s *server) reload(ctx context.Context) {
 		s.log.Error("reload: the running configuration stays in force", logKeyErr, err)
 		return
 	}
-	if len(restart) > 0 {
-		s.log.Warn("reload: restart required for these changed settings; they keep their running values until then",
-			logKeyKeys, strings.Join(restart, ", "))
-	}
 	if err := s.logCtl.apply(next.Logging); err != nil {
 		s.log.Error("reload: logging settings not applied", logKeyErr, err)
 		next.Logging = s.cfg.Logging
@@ -375,6 +371,12 @@ func (s *server) reload(ctx context.Context) {
 				s.log.Error("reload component", logKeyComponent, c.Name(), logKeyErr, err)
 			}
 		}
+	}
+	// Logged once the reloadable keys apply: whoever reads this line
+	// finds them in force.
+	if len(restart) > 0 {
+		s.log.Warn("reload: restart required for these changed settings; they keep their running values until then",
+			logKeyKeys, strings.Join(restart, ", "))
 	}
 	s.log.Info("configuration reloaded", logKeyKeys, strings.Join(changed, ", "))
 }

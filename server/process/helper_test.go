@@ -73,12 +73,6 @@ func helperApp(mode, port string) int {
 		time.Sleep(time.Duration(ms) * time.Millisecond)
 		fmt.Fprintf(w, "slept %d pid %d", ms, os.Getpid())
 	})
-	mux.HandleFunc("/stream", func(w http.ResponseWriter, r *http.Request) {
-		fmt.Fprint(w, "first\n")
-		w.(http.Flusher).Flush()
-		time.Sleep(2 * time.Second)
-		fmt.Fprint(w, "second\n")
-	})
 	mux.HandleFunc("/stall", func(w http.ResponseWriter, r *http.Request) {
 		// Starts its answer, then goes silent for good.
 		fmt.Fprint(w, "first\n")

@@ -197,9 +197,11 @@ func TestClusterNodes(t *testing.T) {
 				t.Errorf("/__ready__ while draining: %d", code)
 			}
 			// The node answers 503 first and then writes its row: give
-			// the write a moment.
+			// the write its time (one attempt of a heartbeat, 1 s here,
+			// and the next heartbeat's should it fail), within the 2 s
+			// DrainDelay the row stays for.
 			marked := false
-			for until := time.Now().Add(time.Second); time.Now().Before(until) && !marked; time.Sleep(20 * time.Millisecond) {
+			for until := time.Now().Add(2 * time.Second); time.Now().Before(until) && !marked; time.Sleep(20 * time.Millisecond) {
 				marked = nodesByName(t, st)["node-b"].Draining
 			}
 			if !marked {

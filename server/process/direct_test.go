@@ -129,20 +129,9 @@ func TestProxyDirectFraming(t *testing.T) {
 		w.Header().Set("X-Sum", "42")
 	})
 	mux.HandleFunc("/query", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, r.URL.RawQuery) })
-	// The body comes once the client has the headers (or after 10 s): a
-	// proxy holding the headers until the body shows as a 10 s wait, and
-	// no loaded machine's delay passes for one.
-	bodyNow := make(chan struct{})
-	mux.HandleFunc("/slowbody", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Length", "5")
-		w.WriteHeader(http.StatusOK)
-		w.(http.Flusher).Flush()
-		select {
-		case <-bodyNow:
-		case <-time.After(10 * time.Second):
-		}
-		io.WriteString(w, "later")
-	})
+	// The body comes once the client has the headers.
+	slowBody, bodyNow := twoParts(5, "", "later")
+	mux.HandleFunc("/slowbody", slowBody)
 	mux.HandleFunc("/dies", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Length", "1000")
 		io.WriteString(w, "only a part")

@@ -243,21 +243,32 @@ func TestProxyWebSocket(t *testing.T) {
 	})
 }
 
+// twoParts is an app that answers first, flushes it, and sends rest once
+// the test closes next (or after 10 s): a proxy holding the first part
+// until the end shows as a 10 s wait, and no loaded machine's delay passes
+// for one. length, when not 0, is its Content-Length.
+func twoParts(length int, first, rest string) (http.HandlerFunc, chan struct{}) {
+	next := make(chan struct{})
+	return func(w http.ResponseWriter, r *http.Request) {
+		if length > 0 {
+			w.Header().Set("Content-Length", strconv.Itoa(length))
+		}
+		w.WriteHeader(http.StatusOK)
+		io.WriteString(w, first)
+		w.(http.Flusher).Flush()
+		select {
+		case <-next:
+		case <-time.After(10 * time.Second):
+		}
+		io.WriteString(w, rest)
+	}, next
+}
+
 func TestProxyStreams(t *testing.T) {
 	px, srv := proxyServer(t, "")
 	// A stream (no Content-Length) whose second line comes once the
-	// client has the first (or after 10 s): a proxy buffering the stream
-	// shows as a 10 s wait, and no loaded machine's delay passes for one.
-	secondNow := make(chan struct{})
-	app := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		fmt.Fprint(w, "first\n")
-		w.(http.Flusher).Flush()
-		select {
-		case <-secondNow:
-		case <-time.After(10 * time.Second):
-		}
-		fmt.Fprint(w, "second\n")
-	})
+	// client has the first.
+	app, secondNow := twoParts(0, "first\n", "second\n")
 	px.Set("s", readyPool(t, Options{Launch: handlerLauncher(app), Min: 1}))
 	start := time.Now()
 	resp, err := http.Get(srv.URL + "/content/s/stream")
@@ -389,20 +400,8 @@ func handlerLauncher(h http.Handler) Launcher {
 // parts, within the proxy's FlushInterval of each write.
 func TestProxyFlushesSlowResponseOfKnownLength(t *testing.T) {
 	px, srv := proxyServer(t, "")
-	// The rest comes once the client has the first part (or after 10 s):
-	// a proxy holding the first part until the end shows as a 10 s wait,
-	// and no loaded machine's delay passes for one.
-	restNow := make(chan struct{})
-	app := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Length", "12")
-		io.WriteString(w, "first\n")
-		w.(http.Flusher).Flush()
-		select {
-		case <-restNow:
-		case <-time.After(10 * time.Second):
-		}
-		io.WriteString(w, "later\n")
-	})
+	// The rest comes once the client has the first part.
+	app, restNow := twoParts(12, "first\n", "later\n")
 	px.Set("cl", readyPool(t, Options{Launch: handlerLauncher(app), Min: 1}))
 	start := time.Now()
 	resp, err := http.Get(srv.URL + "/content/cl/")

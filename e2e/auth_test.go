@@ -301,12 +301,7 @@ func TestProxyAuthHAProxy(t *testing.T) {
 	if code, body := via(c, "POST", "/__login__", "", "", map[string]string{"Content-Type": "application/x-www-form-urlencoded"}, "username=carol&password=x"); code != 403 {
 		t.Errorf("password login under proxy = %d %s, want 403", code, body)
 	}
-	// The server's log reaches docker's a moment later: wait for the line.
-	logs := c.Logs()
-	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(logs, "ProxyAuth.TrustedProxies removed") && time.Now().Before(deadline); {
-		time.Sleep(200 * time.Millisecond)
-		logs = c.Logs()
-	}
+	logs := c.LogsWith("ProxyAuth.TrustedProxies removed", 10*time.Second)
 	// Every account is the proxy's: a restart is not refused.
 	c.Stop(10)
 	c.Start()
